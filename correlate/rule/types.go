@@ -1,0 +1,403 @@
+// Package rule is the compiled form of ecscorr rule files: what the loader
+// (load.go, check.go) produces from YAML and what the engine
+// (correlate/engine) evaluates. The YAML language itself is documented in
+// docs/rules.md.
+package rule
+
+import (
+	"fmt"
+	"text/template"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// Pos is a position in a rule or test file, printed as file:line:col.
+type Pos struct {
+	File      string
+	Line, Col int
+}
+
+func (p Pos) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col) }
+
+// Set is a loaded, checked and compiled set of rule files.
+type Set struct {
+	Signals       []*Signal // Signal.Index is the position in this slice
+	SignalsByName map[string]*Signal
+	Rules         []*Rule
+	Lists         map[string][]any
+	Files         []string
+
+	// dispatch[source] indexes signals by event type so that an event only
+	// meets the signals that can match it. Built by BuildIndex.
+	dispatch map[pipeline.Source]*sourceIndex
+}
+
+type sourceIndex struct {
+	byType  map[string][]*Signal
+	anyType []*Signal
+}
+
+// BuildIndex (re)builds the dispatch index from Signals. The loader calls
+// it once after compiling.
+func (s *Set) BuildIndex() {
+	s.dispatch = make(map[pipeline.Source]*sourceIndex)
+	get := func(src pipeline.Source) *sourceIndex {
+		ix := s.dispatch[src]
+		if ix == nil {
+			ix = &sourceIndex{byType: make(map[string][]*Signal)}
+			s.dispatch[src] = ix
+		}
+		return ix
+	}
+	for _, sig := range s.Signals {
+		srcs := []pipeline.Source{sig.Source}
+		if sig.Source == "" {
+			srcs = pipeline.Sources
+		}
+		for _, src := range srcs {
+			ix := get(src)
+			if len(sig.Types) == 0 {
+				ix.anyType = append(ix.anyType, sig)
+				continue
+			}
+			for _, t := range sig.Types {
+				ix.byType[t] = append(ix.byType[t], sig)
+			}
+		}
+	}
+}
+
+// Candidates returns the signals that can match an event of this source and
+// type, in Index order within each group: first the type-specific ones,
+// then those that accept any type. The slices are shared; do not modify.
+func (s *Set) Candidates(src pipeline.Source, typ string) (byType, anyType []*Signal) {
+	ix := s.dispatch[src]
+	if ix == nil {
+		return nil, nil
+	}
+	return ix.byType[typ], ix.anyType
+}
+
+// Signal is a stateless single-event match.
+type Signal struct {
+	Index int
+	Name  string
+	// Source restricts the signal to one source ("" = any source).
+	Source pipeline.Source
+	// Types are the exact event types the signal can match; empty means any
+	// type of Source. The loader takes them from the signal's `types:` key
+	// and, when absent, derives them from top-level `event.type == "x"` /
+	// `event.type in [...]` conjuncts of `where`. Dispatch relies on them.
+	Types []string
+	Where *vm.Program // compiled against Env, returns bool
+	// NeedsRaw is true when Where or Fields read `raw`; the engine decodes
+	// the raw record only for such signals.
+	NeedsRaw bool
+	Fields   []NamedExpr // extracted values, compiled against Env
+	// Sample lets the signal match GuardDuty sample findings; by default
+	// the engine never offers sample findings to signals.
+	Sample bool
+	Pos    Pos
+}
+
+// NamedExpr is a compiled expression with a name (signal fields, output
+// fields).
+type NamedExpr struct {
+	Name string
+	Prog *vm.Program
+	Src  string
+}
+
+// Env is what signal `where` and `fields`, `by` expressions and exception
+// fields are evaluated against. The loader compiles with expr.Env(Env{}).
+type Env struct {
+	Event  EventEnv         `expr:"event"`
+	Entity EntityEnv        `expr:"entity"`
+	Raw    map[string]any   `expr:"raw"`
+	Lists  map[string][]any `expr:"lists"`
+	// Fields holds the signal's extracted fields (empty while evaluating
+	// the fields themselves); threshold `field:` expressions read it.
+	Fields map[string]any `expr:"fields"`
+}
+
+// EventEnv exposes the normalised event to expressions as `event.*`.
+type EventEnv struct {
+	ID       string    `expr:"id"`
+	Source   string    `expr:"source"`
+	Type     string    `expr:"type"`
+	Time     time.Time `expr:"time"`
+	Severity string    `expr:"severity"`
+	Sample   bool      `expr:"sample"`
+}
+
+// EntityEnv exposes pipeline.Entity as `entity.*`.
+type EntityEnv struct {
+	Account           string `expr:"account"`
+	Region            string `expr:"region"`
+	Cluster           string `expr:"cluster"`
+	Service           string `expr:"service"`
+	TaskARN           string `expr:"task_arn"`
+	TaskDefinitionARN string `expr:"task_definition_arn"`
+	// TaskDefinitionFamily is derived from TaskDefinitionARN.
+	TaskDefinitionFamily string `expr:"task_definition_family"`
+	ContainerID          string `expr:"container_id"`
+	Principal            string `expr:"principal"`
+}
+
+// Kind is the detection kind of a rule: exactly one per rule.
+type Kind int
+
+const (
+	KindMatch Kind = iota + 1
+	KindThreshold
+	KindSequence
+	KindTemporal
+	KindMetric
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindMatch:
+		return "match"
+	case KindThreshold:
+		return "threshold"
+	case KindSequence:
+		return "sequence"
+	case KindTemporal:
+		return "temporal"
+	case KindMetric:
+		return "metric"
+	}
+	return "unknown"
+}
+
+// KeyField is one part of a rule's `by:` grouping key. Either Entity names
+// an entity field (task_arn, account, region, cluster, service, principal,
+// task_definition_arn, task_definition_family, container_id) or Expr is an
+// expression over Env (e.g. raw.userIdentity.arn). Name is the key's name
+// in Incident.Key.
+type KeyField struct {
+	Name   string
+	Entity string
+	Expr   *vm.Program
+}
+
+// Step is one signal reference: a match, a threshold input, a sequence
+// step, a metric join.
+type Step struct {
+	As      string    // alias for templates (.steps.<as>) and evidence
+	Signals []*Signal // `signal:` or `any_of:`; an event matching any of them matches the step
+	// Within bounds the gap from the previous step (sequence) or the
+	// distance from the metric breach (metric join); 0 = unbounded.
+	Within time.Duration
+	// MinCount repeats the step (EQL `with runs`); 0 and 1 mean once.
+	MinCount int
+	// Absent makes this a negative step: it matches when no such event
+	// occurs between its neighbours, or, for a last step, during For after
+	// the previous step (decided when the watermark passes the deadline).
+	Absent bool
+	For    time.Duration
+	// Where optionally narrows the step with an expression over the step
+	// event (Env) plus `steps` (earlier steps as in OutputEnv); nil = none.
+	Where *vm.Program
+}
+
+// AggKind is a threshold aggregate.
+type AggKind int
+
+const (
+	AggCount AggKind = iota + 1
+	AggDistinct
+	AggSum
+	AggAvg
+)
+
+// Cmp is a numeric condition; several ops may be combined (a range).
+type Cmp struct {
+	GT, GTE, LT, LTE, EQ *float64
+}
+
+// Holds reports whether v satisfies every op that is set.
+func (c Cmp) Holds(v float64) bool {
+	if c.GT != nil && !(v > *c.GT) {
+		return false
+	}
+	if c.GTE != nil && !(v >= *c.GTE) {
+		return false
+	}
+	if c.LT != nil && !(v < *c.LT) {
+		return false
+	}
+	if c.LTE != nil && !(v <= *c.LTE) {
+		return false
+	}
+	if c.EQ != nil && v != *c.EQ {
+		return false
+	}
+	return true
+}
+
+// Threshold fires when the aggregate over the sliding window of Step's
+// events satisfies Cmp.
+type Threshold struct {
+	Step   Step
+	Window time.Duration
+	Agg    AggKind
+	// Field is the value aggregated by distinct/sum/avg, over Env (with
+	// Fields set); nil for count.
+	Field *vm.Program
+	Cmp   Cmp
+	// ResetAfterFire clears the window when the rule fires (default true).
+	ResetAfterFire bool
+}
+
+// Sequence fires when Steps occur in order on the same key within MaxSpan.
+type Sequence struct {
+	MaxSpan time.Duration
+	Steps   []Step
+	// Until cancels a partial match when one of these occurs between steps.
+	Until []*Signal
+	// KeepEarliest keeps the earliest partial match per step instead of the
+	// latest (EQL keeps the latest).
+	KeepEarliest bool
+}
+
+// Temporal fires when Condition over which aliases fired holds within Window.
+type Temporal struct {
+	Window  time.Duration
+	Signals []Step // Step.As is the alias used in Condition
+	// Condition is compiled against map[string]any{alias: bool, ...,
+	// "count_fired": int}; nil means all aliases must fire.
+	Condition *vm.Program
+}
+
+// BaselineStat is how a metric baseline is summarised.
+type BaselineStat int
+
+const (
+	BaselineP95 BaselineStat = iota + 1
+	BaselineMean
+	BaselineMax
+)
+
+// Metric fires when Expr holds for every sample of Series during For.
+type Metric struct {
+	Series     *Signal // its field named ValueField (default "value") is the sample value
+	ValueField string
+	// Expr is compiled against MetricEnv and returns bool.
+	Expr *vm.Program
+	For  time.Duration
+	// Baseline is learned per key from samples for which Expr is false.
+	Baseline struct {
+		Stat       BaselineStat
+		Over       time.Duration
+		MinSamples int
+	}
+	// ResetOnGap: a gap longer than Gap between samples restarts the `for`
+	// clock (default gap: 3 × the usual sample interval, 3m when unknown).
+	ResetOnGap bool
+	Gap        time.Duration
+	// Join, when set, requires an event of Join.Signals on the same key
+	// within Join.Within before or after the breach.
+	Join *Step
+}
+
+// MetricEnv is what Metric.Expr sees.
+type MetricEnv struct {
+	Value    float64 `expr:"value"`
+	Baseline float64 `expr:"baseline"` // 0 until MinSamples samples are seen
+	Samples  int     `expr:"samples"`  // baseline sample count
+}
+
+// Resolve closes open incidents of the rule on the same key.
+type Resolve struct {
+	Signals      []*Signal
+	MetricClears bool
+	// Closes filters which open incidents a resolving event closes;
+	// compiled against OutputEnv plus `event` (the resolving event as a
+	// step map); nil = all.
+	Closes        *vm.Program
+	KeepFiringFor time.Duration
+}
+
+// Exception suppresses a hit when, for one row of Values, every field
+// compares true. Expired exceptions no longer apply (and `rules check`
+// warns about them).
+type Exception struct {
+	Name    string
+	Fields  []*vm.Program // over Env of the matching event (for sequences: the last step's event)
+	Comps   []string      // "==", "!=", "in", "startsWith", "endsWith", "contains"
+	Values  [][]any
+	Reason  string
+	Expires time.Time
+	Pos     Pos
+}
+
+// SeverityOverride raises (or lowers) the severity when When holds.
+type SeverityOverride struct {
+	When     *vm.Program // over OutputEnv
+	Severity pipeline.Severity
+}
+
+// Rule is a compiled correlation rule.
+type Rule struct {
+	ID          string
+	Description string
+	Status      string
+	Severity    pipeline.Severity
+	Overrides   []SeverityOverride
+	Tags        []string
+	Mitre       []string
+	By          []KeyField
+
+	Kind      Kind
+	Match     *Step
+	Threshold *Threshold
+	Sequence  *Sequence
+	Temporal  *Temporal
+	Metric    *Metric
+
+	Resolve    *Resolve
+	Exceptions []Exception
+
+	// Templates are executed with OutputEnv converted to a map (see
+	// OutputData) so that authors write {{ .steps.exec.raw.eventName }}.
+	Title, Summary, Remediation *template.Template
+	Runbook                     string
+	Fields                      []NamedExpr // over OutputEnv
+	MaxEvents                   int         // evidence cap per incident (default 50)
+
+	// DedupKey renders the dedup key (nil: rule id + by-key values);
+	// DedupWindow is how long repeats update the open incident (0: each
+	// hit opens a new incident).
+	DedupKey    *template.Template
+	DedupWindow time.Duration
+	Route       []string
+
+	// MaxKeys caps the number of keys holding state for this rule
+	// (default 100,000); overflow is counted, never silent.
+	MaxKeys int
+	// Retention is how long state for a key may be needed: the longest
+	// window/maxspan/for of the rule (state TTL adds the lateness).
+	Retention time.Duration
+	// Hash identifies the detect section; state survives a reload only if
+	// it is unchanged.
+	Hash string
+	Pos  Pos
+}
+
+// OutputEnv is what severity overrides, output fields, resolve filters and
+// templates see. Expressions compile against expr.Env(map[string]any) of
+// OutputData's shape.
+//
+//	rule:   {id, description}
+//	key:    {<by name>: value}
+//	entity: EntityEnv fields of the last evidence event (snake_case)
+//	steps:  {<as>: {signal, source, type, id, time, raw, fields, entity}}
+//	agg:    {count, distinct, sum, avg, value, baseline, for}
+//	signals: {<signal or alias>: bool} (which fired: temporal, any_of)
+//	count:  number of hits folded into the incident
+type OutputEnv = map[string]any

@@ -1,0 +1,45 @@
+package pipeline
+
+import (
+	"time"
+)
+
+// IncidentStatus is open until a resolve rule, a metric recovery or an
+// expiry closes it.
+type IncidentStatus string
+
+const (
+	IncidentOpen     IncidentStatus = "open"
+	IncidentResolved IncidentStatus = "resolved"
+)
+
+// Incident is what rules produce and sinks deliver. Its JSON form is the
+// `replay --format jsonl` output and the outbox record.
+type Incident struct {
+	// ID is deterministic: a hash of rule id, dedup key and first event id,
+	// so a restart or a replay yields the same ID.
+	ID          string            `json:"id"`
+	Rule        string            `json:"rule"`
+	Title       string            `json:"title"`
+	Severity    Severity          `json:"severity"`
+	Tags        []string          `json:"tags"`
+	Mitre       []string          `json:"mitre"`
+	Key         map[string]string `json:"key"`
+	FirstSeen   time.Time         `json:"first_seen"`
+	LastSeen    time.Time         `json:"last_seen"`
+	Summary     string            `json:"summary"`
+	Remediation string            `json:"remediation"`
+	Runbook     string            `json:"runbook,omitempty"`
+	// Count is how many times the rule hit for this dedup key (1 for a
+	// fresh incident; repeats within the dedup window add to it).
+	Count  int            `json:"count"`
+	Status IncidentStatus `json:"status"`
+	// ResolvedAt and ResolvedBy are set when Status is resolved.
+	ResolvedAt *time.Time     `json:"resolved_at,omitempty"`
+	ResolvedBy *EventRef      `json:"resolved_by,omitempty"`
+	Fields     map[string]any `json:"fields,omitempty"`
+	Route      []string       `json:"route,omitempty"`
+	Events     []EventRef     `json:"events"`
+	// EventsDropped counts evidence not kept because of the evidence cap.
+	EventsDropped int `json:"events_dropped,omitempty"`
+}

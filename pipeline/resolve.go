@@ -1,0 +1,133 @@
+package pipeline
+
+import (
+	"context"
+	"sync"
+)
+
+// ContainerMap persists container id → task ARN links so that a restart
+// keeps resolving Falco alerts. The Badger state store implements it.
+type ContainerMap interface {
+	PutContainer(ctx context.Context, containerID, taskARN string) error
+	GetContainer(ctx context.Context, containerID string) (string, bool, error)
+}
+
+// Resolver links events to their ECS task. It learns container id → task
+// ARN from events that carry both (ECS Task State Change, Falco alerts with
+// the com.amazonaws.ecs.task-arn label) and fills the task ARN of events
+// that only carry a container id. It also completes entities from the task
+// ARN (cluster, account, region).
+//
+// Containers are keyed by the 12-character short id that Falco reports; ECS
+// reports the full 64-character runtime id.
+type Resolver struct {
+	mu      sync.Mutex
+	byShort map[string]string
+	store   ContainerMap
+	max     int
+	// Learned and Resolved count links learned and events resolved through them.
+	Learned, Resolved uint64
+}
+
+// NewResolver returns a resolver holding at most max links in memory (0
+// means 1,000,000); store may be nil.
+func NewResolver(store ContainerMap, max int) *Resolver {
+	if max <= 0 {
+		max = 1_000_000
+	}
+	return &Resolver{byShort: make(map[string]string), store: store, max: max}
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// Learn records that the given container ids belong to taskARN.
+func (r *Resolver) Learn(ctx context.Context, taskARN string, containerIDs ...string) error {
+	if taskARN == "" {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range containerIDs {
+		if len(c) < 12 || c == "host" {
+			continue
+		}
+		s := shortID(c)
+		if r.byShort[s] == taskARN {
+			continue
+		}
+		if len(r.byShort) >= r.max {
+			// Drop an arbitrary link rather than grow without bound; the
+			// store still has it.
+			for k := range r.byShort {
+				delete(r.byShort, k)
+				break
+			}
+		}
+		r.byShort[s] = taskARN
+		r.Learned++
+		if r.store != nil {
+			if err := r.store.PutContainer(ctx, s, taskARN); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Resolve fills ev.Entity from what the resolver knows and learns from ev.
+// extraContainers are further container ids that belong to ev's task (the
+// containers of an ECS Task State Change).
+func (r *Resolver) Resolve(ctx context.Context, ev *Event, extraContainers ...string) error {
+	e := &ev.Entity
+	if e.TaskARN != "" {
+		if err := r.Learn(ctx, e.TaskARN, append(extraContainers, e.ContainerID)...); err != nil {
+			return err
+		}
+	} else if e.ContainerID != "" && e.ContainerID != "host" {
+		s := shortID(e.ContainerID)
+		r.mu.Lock()
+		arn, ok := r.byShort[s]
+		r.mu.Unlock()
+		if !ok && r.store != nil {
+			var err error
+			arn, ok, err = r.store.GetContainer(ctx, s)
+			if err != nil {
+				return err
+			}
+		}
+		if ok {
+			e.TaskARN = arn
+			r.mu.Lock()
+			r.Resolved++
+			r.mu.Unlock()
+		}
+	}
+	CompleteEntity(e)
+	return nil
+}
+
+// CompleteEntity fills account, region and cluster from the task ARN where
+// they are missing.
+func CompleteEntity(e *Entity) {
+	if e.TaskARN == "" {
+		return
+	}
+	t, ok := ParseTaskARN(e.TaskARN)
+	if !ok {
+		return
+	}
+	if e.Account == "" {
+		e.Account = t.Account
+	}
+	if e.Region == "" {
+		e.Region = t.Region
+	}
+	if e.Cluster == "" {
+		e.Cluster = t.Cluster
+	}
+}
