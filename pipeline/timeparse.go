@@ -1,0 +1,157 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Epoch magnitude bounds used to pick the unit of a number. Seconds below
+// 1e11 reach year 5138; ms below 1e14 reach year 5138; µs below 1e17 too;
+// anything larger is taken as nanoseconds.
+const (
+	epochMsFrom = 1e11
+	epochUsFrom = 1e14
+	epochNsFrom = 1e17
+)
+
+// ParseTime turns a decoded JSON value into a UTC time: a string (RFC 3339
+// or numeric), a number (float64, json.Number, integers) or a time.Time.
+// Numbers are epoch seconds, ms, µs or ns chosen by magnitude.
+func ParseTime(v any) (time.Time, error) {
+	switch t := v.(type) {
+	case string:
+		return ParseTimeString(t)
+	case json.Number:
+		return ParseTimeString(string(t))
+	case float64:
+		return epochFloat(t)
+	case float32:
+		return epochFloat(float64(t))
+	case int:
+		return epochInt(int64(t)), nil
+	case int64:
+		return epochInt(t), nil
+	case int32:
+		return epochInt(int64(t)), nil
+	case uint64:
+		if t > math.MaxInt64 {
+			return time.Time{}, fmt.Errorf("time %d out of range", t)
+		}
+		return epochInt(int64(t)), nil
+	case time.Time:
+		if t.IsZero() {
+			return time.Time{}, errors.New("zero time")
+		}
+		return t.UTC(), nil
+	case nil:
+		return time.Time{}, errors.New("time is null")
+	}
+	return time.Time{}, fmt.Errorf("time has unsupported type %T", v)
+}
+
+// layouts are tried in order after the fast RFC 3339 path.
+var layouts = []string{
+	"2006-01-02T15:04:05.999999999Z07:00",
+	"2006-01-02T15:04:05.999999999Z0700",
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04:05.999999999Z07:00",
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02T15:04Z07:00",
+	"2006-01-02",
+}
+
+// ParseTimeString parses an ISO 8601 / RFC 3339 time (with or without
+// fractional seconds, Z or an offset, T or a space) or a numeric epoch
+// string. The result is always UTC.
+func ParseTimeString(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, errors.New("empty time")
+	}
+	if c := s[0]; (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' {
+		if isNumeric(s) {
+			if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return epochInt(i), nil
+			}
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return time.Time{}, fmt.Errorf("time %q: %w", s, err)
+			}
+			return epochFloat(f)
+		}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	for _, l := range layouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("unrecognised time %q", s)
+}
+
+// isNumeric reports whether s looks like a JSON number (no date separators
+// after the first character, no colons).
+func isNumeric(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9', c == '.', c == 'e', c == 'E', c == '+':
+		case c == '-':
+			// A minus is only part of a number at the start or in an exponent.
+			if i != 0 && s[i-1] != 'e' && s[i-1] != 'E' {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func epochInt(n int64) time.Time {
+	a := n
+	if a < 0 {
+		a = -a
+	}
+	switch {
+	case a >= epochNsFrom:
+		return time.Unix(0, n).UTC()
+	case a >= epochUsFrom:
+		return time.UnixMicro(n).UTC()
+	case a >= epochMsFrom:
+		return time.UnixMilli(n).UTC()
+	}
+	return time.Unix(n, 0).UTC()
+}
+
+func epochFloat(f float64) (time.Time, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return time.Time{}, fmt.Errorf("time %v is not a number", f)
+	}
+	a := math.Abs(f)
+	if a >= 9.2e18 {
+		return time.Time{}, fmt.Errorf("time %v out of range", f)
+	}
+	var ns float64
+	switch {
+	case a >= epochNsFrom:
+		ns = f
+	case a >= epochUsFrom:
+		ns = f * 1e3
+	case a >= epochMsFrom:
+		ns = f * 1e6
+	default:
+		// Seconds: keep the integral part exact and round the fraction to µs,
+		// which is all a float64 epoch carries.
+		sec, frac := math.Modf(f)
+		return time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3).UTC(), nil
+	}
+	return time.Unix(0, int64(ns)).UTC(), nil
+}
