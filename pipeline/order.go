@@ -1,0 +1,131 @@
+package pipeline
+
+import (
+	"container/heap"
+	"time"
+)
+
+// Watermarks tracks event-time progress per source. The watermark is the
+// minimum, over sources that are not idle, of the latest event time seen
+// minus that source's allowed lateness: every event at or before it is
+// assumed to have arrived. A source that has sent nothing for IdleAfter of
+// processing time stops holding the watermark back.
+type Watermarks struct {
+	// Lateness is the allowed lateness per source; Default applies to
+	// sources not listed.
+	Lateness  map[Source]time.Duration
+	Default   time.Duration
+	IdleAfter time.Duration // 0 = sources never go idle (replay)
+
+	maxSeen map[Source]time.Time
+	lastArr map[Source]time.Time
+	last    time.Time // never moves backwards
+}
+
+// NewWatermarks returns a tracker with the given default lateness.
+func NewWatermarks(def time.Duration, lateness map[Source]time.Duration, idleAfter time.Duration) *Watermarks {
+	return &Watermarks{
+		Lateness: lateness, Default: def, IdleAfter: idleAfter,
+		maxSeen: make(map[Source]time.Time), lastArr: make(map[Source]time.Time),
+	}
+}
+
+func (w *Watermarks) lateness(s Source) time.Duration {
+	if d, ok := w.Lateness[s]; ok {
+		return d
+	}
+	return w.Default
+}
+
+// Observe records an event of source s at event time t, arriving at
+// processing time now.
+func (w *Watermarks) Observe(s Source, t, now time.Time) {
+	if t.After(w.maxSeen[s]) {
+		w.maxSeen[s] = t
+	}
+	w.lastArr[s] = now
+}
+
+// Current returns the watermark at processing time now. It never moves
+// backwards; it is the zero time until some source has been seen.
+func (w *Watermarks) Current(now time.Time) time.Time {
+	var wm time.Time
+	first := true
+	for s, t := range w.maxSeen {
+		if w.IdleAfter > 0 && now.Sub(w.lastArr[s]) > w.IdleAfter {
+			continue
+		}
+		c := t.Add(-w.lateness(s))
+		if first || c.Before(wm) {
+			wm, first = c, false
+		}
+	}
+	if first {
+		// Every source is idle: let the watermark reach the newest event.
+		for s, t := range w.maxSeen {
+			c := t.Add(-w.lateness(s))
+			if c.After(wm) {
+				wm = c
+			}
+		}
+	}
+	if wm.Before(w.last) {
+		return w.last
+	}
+	w.last = wm
+	return wm
+}
+
+// ReorderBuffer holds events until the watermark passes them and releases
+// them in event-time order, so that arrival order within the allowed
+// lateness does not change what the engine sees.
+type ReorderBuffer struct {
+	h        eventHeap
+	released time.Time
+	// Late counts events that arrived after the watermark had passed them.
+	Late uint64
+}
+
+// Push adds an event. It reports false (and counts the event as late) when
+// the watermark has already passed the event's time; the caller decides
+// whether to process it anyway or dead-letter it.
+func (r *ReorderBuffer) Push(ev *Event) bool {
+	if !r.released.IsZero() && ev.Time.Before(r.released) {
+		r.Late++
+		return false
+	}
+	heap.Push(&r.h, ev)
+	return true
+}
+
+// Release calls fn, in order, for every buffered event at or before wm.
+func (r *ReorderBuffer) Release(wm time.Time, fn func(*Event) error) error {
+	for len(r.h) > 0 && !r.h[0].Time.After(wm) {
+		ev := heap.Pop(&r.h).(*Event)
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+	if wm.After(r.released) {
+		r.released = wm
+	}
+	return nil
+}
+
+// Len is the number of buffered events.
+func (r *ReorderBuffer) Len() int { return len(r.h) }
+
+type eventHeap []*Event
+
+func (h eventHeap) Len() int           { return len(h) }
+func (h eventHeap) Less(i, j int) bool { return Less(h[i], h[j]) }
+func (h eventHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *eventHeap) Push(x any)        { *h = append(*h, x.(*Event)) }
+func (h *eventHeap) Pop() any {
+	old := *h
+	n := len(old)
+	x := old[n-1]
+	old[n-1] = nil
+	*h = old[:n-1]
+	return x
+}
