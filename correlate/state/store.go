@@ -1,0 +1,322 @@
+// Package state is the Badger-backed store of the correlator: engine state
+// (windows, partial sequences, metric baselines, open incidents, dedup keys,
+// the watermark), the container → task map and source checkpoints. The
+// engine keeps hot state in memory and writes what changed in one batch per
+// checkpoint, so Badger never sits on the per-event path.
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// Kind namespaces keys: the first byte of every key.
+type Kind byte
+
+const (
+	KindWindow     Kind = 'w' // threshold/temporal windows per rule+key
+	KindPartial    Kind = 'p' // sequence partials and metric clocks per rule+key
+	KindBaseline   Kind = 'b' // metric baselines per rule+key
+	KindIncident   Kind = 'i' // open incidents by id
+	KindDedup      Kind = 'd' // dedup key → incident id
+	KindContainer  Kind = 'c' // container short id → task ARN
+	KindMeta       Kind = 'm' // engine watermark and similar singletons
+	KindCheckpoint Kind = 'x' // source positions and other generic values
+)
+
+// Key builds a namespaced key: kind byte, then the parts joined by 0x00.
+func Key(kind Kind, parts ...string) []byte {
+	n := 1
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, byte(kind))
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	return b
+}
+
+// Options tunes the store. Zero values give the small-container defaults.
+type Options struct {
+	Logger *slog.Logger
+	// GCInterval is how often value-log GC runs (default 5m; <0 disables).
+	GCInterval time.Duration
+	// ContainerTTL is how long a container → task link lives (default 7d).
+	ContainerTTL time.Duration
+	// SyncWrites makes every commit fsync (slow; off by default).
+	SyncWrites bool
+}
+
+// Store is the Badger database of one correlator.
+type Store struct {
+	db     *badger.DB
+	log    *slog.Logger
+	opts   Options
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// slogAdapter routes Badger's own logging to slog; only warnings and errors
+// pass (Badger is chatty at info level).
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Errorf(f string, v ...any)   { a.l.Error(fmt.Sprintf(f, v...), "component", "badger") }
+func (a slogAdapter) Warningf(f string, v ...any) { a.l.Warn(fmt.Sprintf(f, v...), "component", "badger") }
+func (a slogAdapter) Infof(string, ...any)        {}
+func (a slogAdapter) Debugf(string, ...any)       {}
+
+func (o *Options) defaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = 5 * time.Minute
+	}
+	if o.ContainerTTL <= 0 {
+		o.ContainerTTL = 7 * 24 * time.Hour
+	}
+}
+
+// badgerOptions are tuned for a 512 MiB container (see
+// shared/reference/performance.md §1b): small memtables, small caches, small
+// tables and value-log files, two compactors, no conflict detection (one
+// writer).
+func badgerOptions(dir string, o Options) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(slogAdapter{o.Logger}).
+		WithLoggingLevel(badger.WARNING).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBlockCacheSize(32 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithBaseTableSize(512 << 10).
+		WithValueLogFileSize(64 << 20).
+		WithNumCompactors(2).
+		WithDetectConflicts(false).
+		WithSyncWrites(o.SyncWrites).
+		WithMetricsEnabled(false)
+}
+
+// Open opens (or creates) the store in dir and starts value-log GC.
+func Open(dir string, opts Options) (*Store, error) {
+	opts.defaults()
+	db, err := badger.Open(badgerOptions(dir, opts))
+	if err != nil {
+		return nil, fmt.Errorf("state: open %s: %w", dir, err)
+	}
+	s := newStore(db, opts)
+	if opts.GCInterval > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.cancel = cancel
+		s.done = make(chan struct{})
+		go s.gcLoop(ctx)
+	}
+	return s, nil
+}
+
+// OpenInMemory opens a store that lives only in memory (tests, replay into
+// a sandbox).
+func OpenInMemory() (*Store, error) {
+	opts := Options{GCInterval: -1}
+	opts.defaults()
+	db, err := badger.Open(badgerOptions("", opts).WithInMemory(true))
+	if err != nil {
+		return nil, fmt.Errorf("state: open in memory: %w", err)
+	}
+	return newStore(db, opts), nil
+}
+
+func newStore(db *badger.DB, opts Options) *Store {
+	return &Store{db: db, log: opts.Logger, opts: opts}
+}
+
+func (s *Store) gcLoop(ctx context.Context) {
+	defer close(s.done)
+	t := time.NewTicker(s.opts.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.RunGC(ctx); err != nil {
+				s.log.Warn("state: value-log GC", "err", err)
+			}
+		}
+	}
+}
+
+// RunGC runs value-log GC until there is nothing left to rewrite.
+func (s *Store) RunGC(ctx context.Context) error {
+	if s.db.Opts().InMemory {
+		return nil
+	}
+	for ctx.Err() == nil {
+		err := s.db.RunValueLogGC(0.5)
+		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("state: value-log gc: %w", err)
+		}
+	}
+	return ctx.Err()
+}
+
+// Close stops GC and closes the database.
+func (s *Store) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("state: close: %w", err)
+	}
+	return nil
+}
+
+// Get reads a value; ok is false when the key is absent or expired.
+func (s *Store) Get(key []byte) (val []byte, ok bool, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(key)
+		if err != nil {
+			return err
+		}
+		val, err = it.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("state: get: %w", err)
+	}
+	return val, true, nil
+}
+
+// Put writes one value (ttl 0: no expiry). Prefer a Batch for many.
+func (s *Store) Put(key, val []byte, ttl time.Duration) error {
+	b := s.NewBatch()
+	b.Set(key, val, ttl)
+	return b.Commit()
+}
+
+// Iterate calls fn for each live key with the prefix, in key order. The
+// slices are only valid during the call.
+func (s *Store) Iterate(prefix []byte, fn func(key, val []byte) error) error {
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.PrefetchValues = false // values are small: prefetching only costs (performance.md §1b)
+		o.Prefix = prefix
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+			item := it.Item()
+			if err := item.Value(func(v []byte) error { return fn(item.Key(), v) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("state: iterate %q: %w", prefix, err)
+	}
+	return nil
+}
+
+// DropPrefix deletes every key with the prefix.
+func (s *Store) DropPrefix(prefix []byte) error {
+	if err := s.db.DropPrefix(prefix); err != nil {
+		return fmt.Errorf("state: drop prefix: %w", err)
+	}
+	return nil
+}
+
+// Batch collects writes that commit together: engine state and the source
+// positions that produced it go in the same batch.
+type Batch struct {
+	wb  *badger.WriteBatch
+	err error
+	n   int
+}
+
+// NewBatch starts a batch.
+func (s *Store) NewBatch() *Batch { return &Batch{wb: s.db.NewWriteBatch()} }
+
+// Set adds a write; ttl 0 means no expiry. Keys and values must not be
+// modified until Commit.
+func (b *Batch) Set(key, val []byte, ttl time.Duration) {
+	if b.err != nil {
+		return
+	}
+	e := badger.NewEntry(key, val)
+	if ttl > 0 {
+		e = e.WithTTL(ttl)
+	}
+	b.err = b.wb.SetEntry(e)
+	b.n++
+}
+
+// Delete adds a deletion.
+func (b *Batch) Delete(key []byte) {
+	if b.err != nil {
+		return
+	}
+	b.err = b.wb.Delete(key)
+	b.n++
+}
+
+// Len is the number of writes added.
+func (b *Batch) Len() int { return b.n }
+
+// Commit writes the batch.
+func (b *Batch) Commit() error {
+	if b.err != nil {
+		b.wb.Cancel()
+		return fmt.Errorf("state: batch: %w", b.err)
+	}
+	if err := b.wb.Flush(); err != nil {
+		return fmt.Errorf("state: commit: %w", err)
+	}
+	return nil
+}
+
+// Cancel discards the batch.
+func (b *Batch) Cancel() { b.wb.Cancel() }
+
+// PutContainer implements pipeline.ContainerMap.
+func (s *Store) PutContainer(_ context.Context, containerID, taskARN string) error {
+	return s.Put(Key(KindContainer, containerID), []byte(taskARN), s.opts.ContainerTTL)
+}
+
+// GetContainer implements pipeline.ContainerMap.
+func (s *Store) GetContainer(_ context.Context, containerID string) (string, bool, error) {
+	v, ok, err := s.Get(Key(KindContainer, containerID))
+	if err != nil || !ok {
+		return "", ok, err
+	}
+	return string(v), true, nil
+}
+
+// PutCheckpoint stores a generic value (a source position) by name.
+func (s *Store) PutCheckpoint(name string, val []byte) error {
+	return s.Put(Key(KindCheckpoint, name), val, 0)
+}
+
+// GetCheckpoint reads a value stored with PutCheckpoint or with
+// Batch.Set(state.Key(state.KindCheckpoint, name), ...).
+func (s *Store) GetCheckpoint(name string) ([]byte, bool, error) {
+	return s.Get(Key(KindCheckpoint, name))
+}
