@@ -1,0 +1,106 @@
+// Command ecscorr correlates security signals from Amazon ECS workloads:
+// GuardDuty findings, CloudTrail records, Container Insights metrics and
+// Falco alerts, linked by ECS task in event-time windows.
+//
+// This is the one place where sources, the engine and sinks are wired
+// together.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+const usage = `ecscorr correlates ECS security signals (GuardDuty, CloudTrail, Container Insights, Falco).
+
+Usage:
+  ecscorr replay [flags] PATH...      replay archived logs and print incidents
+  ecscorr rules check PATH...         check rule files; every error with file:line:col
+  ecscorr rules test FILE...          run rule unit tests (*_test.yaml)
+  ecscorr version
+
+Run "ecscorr <command> -h" for a command's flags.
+`
+
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command and returns the process exit code: 0 success,
+// 1 a failure found (failed rule test, broken rules), 2 bad usage.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "replay":
+		return cmdReplay(ctx, args[1:], stdout, stderr)
+	case "rules":
+		if len(args) < 2 {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		switch args[1] {
+		case "check":
+			return cmdRulesCheck(ctx, args[2:], stdout, stderr)
+		case "test":
+			return cmdRulesTest(ctx, args[2:], stdout, stderr)
+		}
+		fmt.Fprintf(stderr, "ecscorr: unknown rules command %q\n\n%s", args[1], usage)
+		return 2
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "ecscorr", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "ecscorr: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// parseInterspersed parses flags that may come before or after the
+// positional arguments ("replay testdata/demo --format table").
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// multiFlag collects a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func isHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }

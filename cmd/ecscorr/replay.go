@@ -1,0 +1,461 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/ecscorr/ecscorr/correlate/engine"
+	"github.com/ecscorr/ecscorr/correlate/rule"
+	"github.com/ecscorr/ecscorr/correlate/state"
+	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/rules"
+	"github.com/ecscorr/ecscorr/sources/archive"
+)
+
+type replayFlags struct {
+	rules      multiFlag
+	since      string
+	until      string
+	out        string
+	format     string
+	stateDir   string
+	deadLetter string
+	sortMem    int64
+	quiet      bool
+	verbose    bool
+}
+
+func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f replayFlags
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Var(&f.rules, "rules", "rule file or folder (repeatable; default: the built-in pack)")
+	fs.StringVar(&f.since, "since", "", "only events at or after this RFC 3339 time")
+	fs.StringVar(&f.until, "until", "", "only events before this RFC 3339 time")
+	fs.StringVar(&f.out, "out", "", "write incidents to this file instead of stdout")
+	fs.StringVar(&f.format, "format", "jsonl", "output format: jsonl or table")
+	fs.StringVar(&f.stateDir, "state", "", "Badger state directory to use and keep (default: a temporary one)")
+	fs.StringVar(&f.deadLetter, "dead-letter", "", "write skipped records (JSON lines with position and reason) to this file")
+	fs.Int64Var(&f.sortMem, "sort-mem", 256<<20, "bytes of events to hold in memory before spilling sorted runs to disk")
+	fs.BoolVar(&f.quiet, "quiet", false, "no summary on stderr")
+	fs.BoolVar(&f.verbose, "v", false, "debug logging")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: ecscorr replay [flags] PATH...\n\nReplays archived logs (files or folders, plain or gzip) in event-time order and writes incidents.")
+		fs.PrintDefaults()
+	}
+	paths, err := parseInterspersed(fs, args)
+	if err != nil {
+		if isHelp(err) {
+			return 0
+		}
+		return 2
+	}
+	if len(paths) == 0 {
+		fmt.Fprintln(stderr, "ecscorr replay: no input paths")
+		fs.Usage()
+		return 2
+	}
+	if f.format != "jsonl" && f.format != "table" {
+		fmt.Fprintf(stderr, "ecscorr replay: --format must be jsonl or table, not %q\n", f.format)
+		return 2
+	}
+	var since, until time.Time
+	for _, p := range []struct {
+		s string
+		t *time.Time
+		n string
+	}{{f.since, &since, "--since"}, {f.until, &until, "--until"}} {
+		if p.s == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, p.s)
+		if err != nil {
+			fmt.Fprintf(stderr, "ecscorr replay: %s: %v\n", p.n, err)
+			return 2
+		}
+		*p.t = t.UTC()
+	}
+	level := slog.LevelWarn
+	if f.verbose {
+		level = slog.LevelDebug
+	}
+	log := newLogger(stderr, level)
+
+	set, ok := loadRules(f.rules, stderr)
+	if !ok {
+		return 1
+	}
+	code, err := replay(ctx, f, set, paths, since, until, stdout, stderr, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
+		return 1
+	}
+	return code
+}
+
+// loadRules loads the given rule paths, or the embedded pack, printing
+// diagnostics; it reports false when any error was found.
+func loadRules(paths []string, stderr io.Writer) (*rule.Set, bool) {
+	opts := rule.LoadOptions{Now: time.Now()}
+	var (
+		set   *rule.Set
+		diags rule.Diagnostics
+	)
+	if len(paths) == 0 {
+		set, diags = rule.LoadFS(rules.Builtin, opts)
+	} else {
+		set, diags = rule.LoadFiles(paths, opts)
+	}
+	for _, d := range diags {
+		fmt.Fprintln(stderr, d.String())
+	}
+	if diags.HasErrors() {
+		fmt.Fprintf(stderr, "ecscorr: rules have errors; refusing to start\n")
+		return nil, false
+	}
+	return set, true
+}
+
+func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, since, until time.Time, stdout, stderr io.Writer, log *slog.Logger) (int, error) {
+	start := time.Now()
+	tmp, err := os.MkdirTemp("", "ecscorr-replay-")
+	if err != nil {
+		return 1, fmt.Errorf("creating temp dir: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	stateDir := f.stateDir
+	if stateDir == "" {
+		stateDir = tmp + "/state"
+	}
+	st, err := state.Open(stateDir, state.Options{Logger: log})
+	if err != nil {
+		return 1, fmt.Errorf("opening state %s: %w", stateDir, err)
+	}
+	defer st.Close()
+	eng, err := engine.New(ctx, set, st, engine.Options{Logger: log})
+	if err != nil {
+		return 1, fmt.Errorf("starting engine: %w", err)
+	}
+
+	// Skipped records: counted by reason, logged (the first few in full),
+	// and dead-lettered when asked.
+	var (
+		badMu     sync.Mutex
+		badCount  = map[string]int64{}
+		badLogged int
+		dl        *json.Encoder
+		dlFile    *os.File
+	)
+	if f.deadLetter != "" {
+		dlFile, err = os.Create(f.deadLetter)
+		if err != nil {
+			return 1, fmt.Errorf("creating dead-letter file: %w", err)
+		}
+		defer dlFile.Close()
+		dl = json.NewEncoder(dlFile)
+	}
+	bad := func(e archive.RecordError) {
+		badMu.Lock()
+		defer badMu.Unlock()
+		badCount[reasonClass(e.Reason)]++
+		if badLogged < 20 {
+			log.Warn("skipped record", "pos", e.Pos.String(), "source", string(e.Source), "reason", e.Reason)
+			badLogged++
+			if badLogged == 20 {
+				log.Warn("further skipped records are only counted (see the summary)")
+			}
+		}
+		if dl != nil {
+			_ = dl.Encode(map[string]any{"file": e.Pos.File, "line": e.Pos.Line, "record": e.Pos.Record, "source": e.Source, "reason": e.Reason, "sample": string(e.Sample)})
+		}
+	}
+
+	reader := archive.NewReader(archive.Options{Logger: log})
+	read := func(ctx context.Context, emit func(*pipeline.Event) error) error {
+		return readParallel(ctx, reader, paths, emit, bad)
+	}
+
+	progress := progressPrinter(stderr, start)
+	res := pipeline.NewResolver(st, 0)
+	incs, stats, err := pipeline.Replay(ctx, read, eng, pipeline.ReplayOptions{
+		Since: since, Until: until,
+		Relevant: relevance(set),
+		Resolver: res,
+		SortMem:  f.sortMem,
+		TempDir:  tmp,
+		Progress: progress,
+	})
+	if err != nil {
+		return 1, err
+	}
+	if err := eng.Close(ctx); err != nil {
+		return 1, fmt.Errorf("closing engine: %w", err)
+	}
+	if progress != nil {
+		fmt.Fprint(stderr, "\r\033[K")
+	}
+
+	out := stdout
+	if f.out != "" {
+		file, err := os.Create(f.out)
+		if err != nil {
+			return 1, fmt.Errorf("creating %s: %w", f.out, err)
+		}
+		defer file.Close()
+		out = file
+	}
+	w := bufio.NewWriter(out)
+	if f.format == "table" {
+		writeTable(w, incs)
+	} else if err := writeJSONL(w, incs); err != nil {
+		return 1, err
+	}
+	if err := w.Flush(); err != nil {
+		return 1, fmt.Errorf("writing incidents: %w", err)
+	}
+	if !f.quiet {
+		writeSummary(stderr, reader.Stats(), stats, badCount, incs, eng.Stats(), time.Since(start))
+	}
+	return 0, nil
+}
+
+// readParallel reads files on up to GOMAXPROCS goroutines; the archive
+// reader's own walk decides which files to read and in which order.
+func readParallel(ctx context.Context, r *archive.Reader, paths []string, emit func(*pipeline.Event) error, bad func(archive.RecordError)) error {
+	files, err := archive.ListFiles(paths, bad)
+	if err != nil {
+		return err
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(files))
+	if workers <= 1 {
+		for _, file := range files {
+			if err := r.ReadFile(ctx, file, emit, bad); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan string)
+	errc := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for file := range next {
+				if err := r.ReadFile(ctx, file, emit, bad); err != nil {
+					errc <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for _, file := range files {
+		select {
+		case next <- file:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		return err
+	}
+	return ctx.Err()
+}
+
+// relevance drops events that no signal can match and that teach the
+// container resolver nothing, before they are buffered for ordering.
+func relevance(set *rule.Set) func(*pipeline.Event) pipeline.Relevance {
+	return func(ev *pipeline.Event) pipeline.Relevance {
+		byType, anyType := set.Candidates(ev.Source, ev.Type)
+		if len(byType)+len(anyType) > 0 {
+			return pipeline.Keep
+		}
+		switch {
+		case ev.Source == pipeline.SourceECS && ev.Entity.TaskARN != "":
+			return pipeline.KeepNoRaw
+		case ev.Entity.TaskARN != "" && ev.Entity.ContainerID != "":
+			return pipeline.KeepNoRaw
+		}
+		return pipeline.Drop
+	}
+}
+
+// reasonClass shortens a skip reason to its class for the summary
+// ("line 3: invalid character..." → "invalid character").
+func reasonClass(r string) string {
+	if i := strings.IndexByte(r, ':'); i > 0 && i < 60 {
+		return r[:i]
+	}
+	if len(r) > 60 {
+		return r[:60]
+	}
+	return r
+}
+
+func writeJSONL(w io.Writer, incs []pipeline.Incident) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for i := range incs {
+		if err := enc.Encode(&incs[i]); err != nil {
+			return fmt.Errorf("encoding incident %s: %w", incs[i].ID, err)
+		}
+	}
+	return nil
+}
+
+func keyString(k map[string]string) string {
+	if arn := k["task_arn"]; arn != "" {
+		if t, ok := pipeline.ParseTaskARN(arn); ok {
+			if t.Cluster != "" {
+				return "task " + t.Cluster + "/" + t.ID
+			}
+			return "task " + t.ID
+		}
+		return arn
+	}
+	names := make([]string, 0, len(k))
+	for n := range k {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		if k[n] != "" {
+			parts = append(parts, n+"="+k[n])
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func writeTable(w io.Writer, incs []pipeline.Incident) {
+	if len(incs) == 0 {
+		fmt.Fprintln(w, "no incidents")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEVERITY\tFIRST SEEN (UTC)\tRULE\tKEY\tEVENTS\tSTATUS\tTITLE")
+	for _, inc := range incs {
+		title := inc.Title
+		if len(title) > 90 {
+			title = title[:87] + "..."
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", strings.ToUpper(inc.Severity.String()),
+			inc.FirstSeen.UTC().Format("2006-01-02 15:04:05"), inc.Rule, keyString(inc.Key),
+			len(inc.Events)+inc.EventsDropped, inc.Status, title)
+	}
+	tw.Flush()
+}
+
+func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ReplayStats, bad map[string]int64, incs []pipeline.Incident, es engine.Stats, took time.Duration) {
+	var total int64
+	fmt.Fprintln(w, "\nreplay summary")
+	fmt.Fprintf(w, "  files read: %d\n", rs.Files)
+	for _, s := range pipeline.Sources {
+		if n := st.Read[s]; n > 0 {
+			fmt.Fprintf(w, "  records read  %-19s %d\n", s, n)
+			total += n
+		}
+	}
+	var skipped int64
+	reasons := make([]string, 0, len(bad))
+	for r, n := range bad {
+		reasons = append(reasons, r)
+		skipped += n
+	}
+	slices.Sort(reasons)
+	fmt.Fprintf(w, "  records skipped: %d\n", skipped)
+	for _, r := range reasons {
+		fmt.Fprintf(w, "    %-60s %d\n", r, bad[r])
+	}
+	if st.OutOfRange > 0 {
+		fmt.Fprintf(w, "  outside --since/--until: %d\n", st.OutOfRange)
+	}
+	fmt.Fprintf(w, "  events correlated: %d (irrelevant to every rule: %d)\n", st.Correlated, st.Dropped)
+	var unresolved int64
+	for _, n := range st.Unresolved {
+		unresolved += n
+	}
+	fmt.Fprintf(w, "  events unresolved to a task: %d", unresolved)
+	if unresolved > 0 {
+		var parts []string
+		for _, s := range pipeline.Sources {
+			if n := st.Unresolved[s]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d", s, n))
+			}
+		}
+		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(w)
+	if !st.First.IsZero() {
+		fmt.Fprintf(w, "  event time: %s .. %s\n", st.First.Format(time.RFC3339), st.Last.Format(time.RFC3339))
+	}
+	if st.Runs > 0 {
+		fmt.Fprintf(w, "  sorted on disk: %d events in %d runs\n", st.Spilled, st.Runs)
+	}
+	bySev := map[pipeline.Severity]int{}
+	for _, inc := range incs {
+		bySev[inc.Severity]++
+	}
+	fmt.Fprintf(w, "  incidents: %d", len(incs))
+	var parts []string
+	for s := pipeline.SeverityCritical; s >= pipeline.SeverityInformational; s-- {
+		if n := bySev[s]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", s, n))
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(w)
+	for _, line := range es.SummaryLines() {
+		fmt.Fprintf(w, "  %s\n", line)
+	}
+	rate := float64(total) / took.Seconds()
+	fmt.Fprintf(w, "  time: %s (%.0f events/s)\n", took.Round(time.Millisecond), rate)
+}
+
+// progressPrinter returns a progress callback that redraws one line on
+// stderr, or nil when stderr is not a terminal.
+func progressPrinter(stderr io.Writer, start time.Time) func(pipeline.ReplayStats) {
+	f, ok := stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	var last time.Time
+	return func(st pipeline.ReplayStats) {
+		now := time.Now()
+		if now.Sub(last) < 200*time.Millisecond && st.Phase != "correlating" {
+			return
+		}
+		last = now
+		var read int64
+		for _, n := range st.Read {
+			read += n
+		}
+		el := now.Sub(start).Seconds()
+		fmt.Fprintf(stderr, "\r\033[K%s: %d records read, %d correlated, %.0f records/s", st.Phase, read, st.Correlated, float64(read)/max(el, 1e-3))
+	}
+}
