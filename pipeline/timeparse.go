@@ -99,10 +99,13 @@ func ParseTimeString(s string) (time.Time, error) {
 // isNumeric reports whether s looks like a JSON number (no date separators
 // after the first character, no colons).
 func isNumeric(s string) bool {
+	digits := false
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case c >= '0' && c <= '9', c == '.', c == 'e', c == 'E', c == '+':
+		case c >= '0' && c <= '9':
+			digits = true
+		case c == '.', c == 'e', c == 'E', c == '+':
 		case c == '-':
 			// A minus is only part of a number at the start or in an exponent.
 			if i != 0 && s[i-1] != 'e' && s[i-1] != 'E' {
@@ -112,7 +115,7 @@ func isNumeric(s string) bool {
 			return false
 		}
 	}
-	return true
+	return digits
 }
 
 func epochInt(n int64) time.Time {

@@ -41,6 +41,7 @@ func TestParseTime(t *testing.T) {
 		{"int", 1700000000, d("2023-11-14T22:13:20Z"), false},
 		{"empty", "", time.Time{}, true},
 		{"garbage", "yesterday", time.Time{}, true},
+		{"dots", "...", time.Time{}, true},
 		{"date minus", "12-13-2020", time.Time{}, true},
 		{"nil", nil, time.Time{}, true},
 		{"bool", true, time.Time{}, true},

@@ -1,0 +1,415 @@
+package archive
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	kgzip "github.com/klauspost/compress/gzip"
+
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// DefaultMaxRecordBytes is the default cap on one record (line or value).
+const DefaultMaxRecordBytes = 16 << 20
+
+// Options configure a Reader.
+type Options struct {
+	// MaxRecordBytes caps one record; a longer one is skipped with a
+	// reason and never held whole in memory. 0 means DefaultMaxRecordBytes.
+	MaxRecordBytes int
+	// Logger receives file-level problems; nil discards them.
+	Logger *slog.Logger
+}
+
+// RecordError describes a skipped record or a damaged file.
+type RecordError struct {
+	Pos    pipeline.Position
+	Source pipeline.Source // "" if unknown
+	Reason string
+	Sample []byte // first ≤ 512 bytes of the record
+}
+
+func (e RecordError) Error() string { return e.Pos.String() + ": " + e.Reason }
+
+// Stats counts what a Reader did.
+type Stats struct {
+	Read    map[pipeline.Source]int64 // events emitted per source
+	Skipped map[string]int64          // skip class (Skip* constants) → count
+	Files   int                       // files read (including damaged ones)
+	// SkippedFiles counts files not read at all (digests, hidden, non-JSON).
+	SkippedFiles int
+}
+
+// Reader reads archived log files into events.
+type Reader struct {
+	opts Options
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// NewReader returns a Reader with opts.
+func NewReader(opts Options) *Reader {
+	if opts.MaxRecordBytes <= 0 {
+		opts.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Reader{opts: opts, log: log, stats: Stats{Read: map[pipeline.Source]int64{}, Skipped: map[string]int64{}}}
+}
+
+// Stats returns a copy of the counters so far.
+func (r *Reader) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.stats
+	s.Read = make(map[pipeline.Source]int64, len(r.stats.Read))
+	for k, v := range r.stats.Read {
+		s.Read[k] = v
+	}
+	s.Skipped = make(map[string]int64, len(r.stats.Skipped))
+	for k, v := range r.stats.Skipped {
+		s.Skipped[k] = v
+	}
+	return s
+}
+
+// Read walks each path (a file, or a folder recursively in lexical order)
+// and reads every file as ReadFile does. It goes on after bad records and
+// bad files; it returns an error only for ctx cancellation or an emit error.
+func (r *Reader) Read(ctx context.Context, paths []string, emit func(*pipeline.Event) error, bad func(RecordError)) error {
+	for _, root := range paths {
+		fi, err := os.Stat(root)
+		if err != nil {
+			r.fileError(root, err, bad)
+			continue
+		}
+		if !fi.IsDir() {
+			if err := r.ReadFile(ctx, root, emit, bad); err != nil {
+				return err
+			}
+			continue
+		}
+		err = filepath.WalkDir(root, func(p string, de fs.DirEntry, werr error) error {
+			if werr != nil {
+				r.fileError(p, werr, bad)
+				if de != nil && de.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if de.IsDir() {
+				if p != root && strings.HasPrefix(de.Name(), ".") {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if !de.Type().IsRegular() {
+				return nil
+			}
+			return r.ReadFile(ctx, p, emit, bad)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// skipClass says why a file is not read, from its path alone.
+func skipClass(path string) string {
+	slash := filepath.ToSlash(path)
+	if strings.Contains(slash, "/CloudTrail-Digest/") || strings.HasPrefix(slash, "CloudTrail-Digest/") {
+		return SkipDigestFile
+	}
+	if strings.Contains(slash, "/CloudTrail-Insight/") || strings.HasPrefix(slash, "CloudTrail-Insight/") {
+		return SkipInsightFile
+	}
+	base := filepath.Base(path)
+	if strings.HasPrefix(base, ".") {
+		return SkipHiddenFile
+	}
+	name := strings.ToLower(strings.TrimSuffix(base, ".gz"))
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".md", ".txt", ".yaml", ".yml", ".csv", ".tsv", ".html", ".htm", ".xml", ".toml", ".ini", ".sh",
+		".py", ".go", ".pdf", ".png", ".jpg", ".jpeg", ".gif", ".zip", ".tar", ".tgz", ".parquet", ".sum", ".sig":
+		return SkipNonJSONFile
+	}
+	return ""
+}
+
+func (r *Reader) skipFile(path, class string) {
+	r.mu.Lock()
+	r.stats.SkippedFiles++
+	r.stats.Skipped[class]++
+	r.mu.Unlock()
+	r.log.Debug("archive: file skipped", "file", path, "reason", class)
+}
+
+func (r *Reader) fileError(path string, err error, bad func(RecordError)) {
+	r.mu.Lock()
+	r.stats.Skipped[SkipBadFile]++
+	r.mu.Unlock()
+	r.log.Warn("archive: unreadable file", "file", path, "err", err)
+	if bad != nil {
+		bad(RecordError{Pos: pipeline.Position{File: path}, Reason: err.Error()})
+	}
+}
+
+// ReadFile reads one file (plain or gzip, sniffed from its first bytes).
+// It is safe to call concurrently for different files.
+func (r *Reader) ReadFile(ctx context.Context, path string, emit func(*pipeline.Event) error, bad func(RecordError)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if class := skipClass(path); class != "" {
+		r.skipFile(path, class)
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		r.fileError(path, err, bad)
+		return nil
+	}
+	defer f.Close()
+	d := newDecoder(emit, bad, r.opts.MaxRecordBytes)
+	fileErr, err := r.readStream(ctx, path, f, d)
+	r.mu.Lock()
+	r.stats.Files++
+	for k, v := range d.read {
+		r.stats.Read[k] += v
+	}
+	for k, v := range d.skipped {
+		r.stats.Skipped[k] += v
+	}
+	r.mu.Unlock()
+	if fileErr != "" {
+		r.fileError(path, errors.New(fileErr), bad)
+	}
+	return err
+}
+
+// nonJSON is returned by readStream for a file that does not start with
+// JSON; it is counted as a skipped file.
+const nonJSON = "\x00nonjson"
+
+// readStream reads records from one file. It returns a file-level problem
+// (reported once) and an error that stops the whole read.
+func (r *Reader) readStream(ctx context.Context, path string, f io.Reader, d *decoder) (string, error) {
+	br := bufio.NewReaderSize(f, 64<<10)
+	var src io.Reader = br
+	if head, _ := br.Peek(2); len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
+		zr, err := kgzip.NewReader(br)
+		if err != nil {
+			return fmt.Sprintf("gzip: %v", err), nil
+		}
+		defer zr.Close()
+		src = zr
+	}
+	sc := newScanner(src, r.opts.MaxRecordBytes)
+	if !sc.skipWS() {
+		return readProblem(sc, path), nil
+	}
+	if c := sc.peek(); c != '{' && c != '[' {
+		r.mu.Lock()
+		r.stats.SkippedFiles++
+		r.stats.Skipped[SkipNonJSONFile]++
+		r.mu.Unlock()
+		r.log.Debug("archive: file skipped", "file", path, "reason", SkipNonJSONFile)
+		return "", nil
+	}
+	fr := fileReader{d: d, sc: sc, path: path, ctx: ctx}
+	return fr.run()
+}
+
+// readProblem describes why a stream ended, or "" at a clean end.
+func readProblem(sc *scanner, path string) string {
+	if sc.err == nil || errors.Is(sc.err, io.EOF) {
+		return ""
+	}
+	return fmt.Sprintf("reading %s stopped: %v (file truncated or damaged; records after this point are lost)", path, sc.err)
+}
+
+type fileReader struct {
+	d     *decoder
+	sc    *scanner
+	path  string
+	ctx   context.Context
+	count int
+}
+
+func (fr *fileReader) pos(line, rec int) pipeline.Position {
+	return pipeline.Position{File: fr.path, Line: line, Record: rec}
+}
+
+// tick checks for cancellation every so many records.
+func (fr *fileReader) tick() error {
+	fr.count++
+	if fr.count&1023 == 0 {
+		return fr.ctx.Err()
+	}
+	return nil
+}
+
+func (fr *fileReader) run() (string, error) {
+	sc, d := fr.sc, fr.d
+	lineMode := false
+	for {
+		if d.emitErr != nil {
+			return "", d.emitErr
+		}
+		if err := fr.tick(); err != nil {
+			return "", err
+		}
+		if !sc.skipWS() {
+			return readProblem(sc, fr.path), nil
+		}
+		if lineMode {
+			b, line, st := sc.nextLine()
+			if !fr.handle(b, line, 0, st, "") {
+				return readProblem(sc, fr.path), nil
+			}
+			continue
+		}
+		switch sc.peek() {
+		case '{':
+			if sc.recordsStart() {
+				if !fr.array(pipeline.SourceCloudTrail) {
+					return readProblem(sc, fr.path), nil
+				}
+				if !fr.closeObject() {
+					return readProblem(sc, fr.path), nil
+				}
+				continue
+			}
+			startLine := sc.line
+			v, line, st := sc.value()
+			if !fr.handle(v, line, 0, st, "") {
+				return readProblem(sc, fr.path), nil
+			}
+			// One value on one line, nothing after it: JSON lines. Read
+			// line by line from now on, so a damaged line costs only itself.
+			if st == valOK && sc.line == startLine && sc.restOfLineBlank() {
+				lineMode = true
+			}
+		case '[':
+			sc.s++
+			if !fr.array("") {
+				return readProblem(sc, fr.path), nil
+			}
+		default:
+			line := sc.line
+			head := sc.skipLine()
+			d.reject(fr.pos(line, 0), "", SkipBadJSON, "not JSON: line does not start a JSON value", head)
+		}
+	}
+}
+
+// handle decodes one scanned record; it reports false if the stream ended.
+func (fr *fileReader) handle(v []byte, line, rec int, st valStatus, src pipeline.Source) bool {
+	d := fr.d
+	p := fr.pos(line, rec)
+	switch st {
+	case valOK:
+		if len(v) > 0 {
+			d.decode(v, p, nil, 0)
+		}
+		return true
+	case valTooLarge:
+		d.reject(p, src, SkipTooLarge, fmt.Sprintf("record exceeds %d bytes; skipped", d.max), fr.sc.sample)
+		return true
+	case valBroken:
+		d.reject(p, src, SkipBadJSON, "invalid JSON: record cut short by a line break", v)
+		return true
+	}
+	// valEOF: the stream ended inside the record. A read error is reported
+	// once for the file by the caller; a clean EOF means a truncated file.
+	if fr.sc.err != nil && !errors.Is(fr.sc.err, io.EOF) {
+		return false
+	}
+	if len(v) > 0 {
+		d.reject(p, src, SkipBadJSON, "invalid JSON: file ends inside a record", v)
+	}
+	return false
+}
+
+// array streams the elements of an array whose '[' was consumed, each as
+// a record, and consumes the ']'. It reports false if the stream ended.
+func (fr *fileReader) array(src pipeline.Source) bool {
+	sc := fr.sc
+	rec := 0
+	for {
+		if fr.d.emitErr != nil {
+			return false
+		}
+		if err := fr.tick(); err != nil {
+			return false
+		}
+		if !sc.skipWS() {
+			if sc.err == nil || errors.Is(sc.err, io.EOF) {
+				fr.d.reject(fr.pos(sc.line, rec), src, SkipBadJSON, "invalid JSON: file ends inside an array", nil)
+			}
+			return false
+		}
+		switch c := sc.peek(); c {
+		case ']':
+			sc.s++
+			return true
+		case ',':
+			sc.s++
+			continue
+		case '{', '[':
+			v, line, st := sc.value()
+			if !fr.handle(v, line, rec, st, src) {
+				return false
+			}
+			rec++
+		default:
+			// A scalar element or garbage: skip to the next separator.
+			line := sc.line
+			start := sc.s
+			for sc.s < sc.e && sc.buf[sc.s] != ',' && sc.buf[sc.s] != ']' && sc.buf[sc.s] != '\n' {
+				sc.s++
+			}
+			fr.d.reject(fr.pos(line, rec), src, SkipBadJSON, "array element is not a JSON object", sc.buf[start:sc.s])
+			if sc.s == start {
+				sc.s++
+			}
+			rec++
+		}
+	}
+}
+
+// closeObject consumes the rest of a {"Records":[...] ...} object after the
+// array: normally just '}', possibly further members, which are skipped.
+func (fr *fileReader) closeObject() bool {
+	sc := fr.sc
+	for {
+		if !sc.skipWS() {
+			return false
+		}
+		switch c := sc.peek(); c {
+		case '}':
+			sc.s++
+			return true
+		case '{', '[':
+			if _, _, st := sc.value(); st == valEOF {
+				return false
+			}
+		default:
+			sc.s++
+		}
+	}
+}

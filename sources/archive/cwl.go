@@ -1,0 +1,115 @@
+package archive
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"io"
+
+	json "github.com/goccy/go-json"
+	kgzip "github.com/klauspost/compress/gzip"
+
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// logEvent is one event of a subscription payload (id, timestamp, message)
+// or of filter-log-events output (also logStreamName, eventId).
+type logEvent struct {
+	Message       json.RawMessage `json:"message"`
+	LogStreamName string          `json:"logStreamName"`
+}
+
+// subscription decodes a CloudWatch Logs subscription payload.
+func (d *decoder) subscription(u *doc, data []byte, pos pipeline.Position, depth int) {
+	switch u.MessageType {
+	case "CONTROL_MESSAGE":
+		// Sent once to check the destination is reachable; not a record.
+		d.skip(SkipControlMessage)
+		return
+	case "DATA_MESSAGE", "":
+	default:
+		d.reject(pos, "", SkipUnsupported, "unsupported CloudWatch Logs messageType "+u.MessageType, data)
+		return
+	}
+	wc := &wrapCtx{owner: u.Owner, region: regionIn(u.LogStream), cluster: clusterFromLogGroup(u.LogGroup)}
+	if wc.region == "" {
+		wc.region = regionIn(u.LogGroup)
+	}
+	d.logEvents(u.LogEvents, wc, pos, depth)
+}
+
+// filterLogEvents decodes `aws logs filter-log-events` output.
+func (d *decoder) filterLogEvents(u *doc, pos pipeline.Position, depth int) {
+	d.logEvents(u.Events, &wrapCtx{}, pos, depth)
+}
+
+func (d *decoder) logEvents(raw []byte, wc *wrapCtx, pos pipeline.Position, depth int) {
+	var evs []logEvent
+	if err := json.Unmarshal(raw, &evs); err != nil {
+		d.reject(pos, "", classOf(err), "CloudWatch Logs events: "+errText(err), raw)
+		return
+	}
+	for i := range evs {
+		if d.emitErr != nil {
+			return
+		}
+		p := pos
+		p.Record = i
+		msg := str(evs[i].Message)
+		if msg == "" {
+			d.reject(p, "", SkipInvalid, "log event without a string message", evs[i].Message)
+			continue
+		}
+		c := wc
+		if c.region == "" && evs[i].LogStreamName != "" {
+			if r := regionIn(evs[i].LogStreamName); r != "" {
+				cc := *wc
+				cc.region = r
+				c = &cc
+			}
+		}
+		d.decode([]byte(msg), p, c, depth+1)
+	}
+}
+
+// lambdaLogs decodes Lambda's {"awslogs":{"data":"<base64 gzip>"}}.
+func (d *decoder) lambdaLogs(raw []byte, pos pipeline.Position, depth int) {
+	var a struct {
+		Data string `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &a); err != nil || a.Data == "" {
+		d.reject(pos, "", SkipInvalid, "awslogs without a data string", raw)
+		return
+	}
+	zipped, err := base64.StdEncoding.DecodeString(a.Data)
+	if err != nil {
+		d.reject(pos, "", SkipInvalid, "awslogs data is not base64: "+err.Error(), raw)
+		return
+	}
+	payload, err := gunzipCapped(zipped, d.max)
+	if err != nil {
+		d.reject(pos, "", SkipInvalid, "awslogs data: "+err.Error(), raw)
+		return
+	}
+	d.decode(payload, pos, nil, depth+1)
+}
+
+// gunzipCapped inflates a gzip blob (or returns plain data as is), refusing
+// more than max bytes of output.
+func gunzipCapped(b []byte, max int) ([]byte, error) {
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		return b, nil
+	}
+	zr, err := kgzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, int64(max)+1))
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	if len(out) > max {
+		return nil, fmt.Errorf("record exceeds %d bytes once decompressed", max)
+	}
+	return out, nil
+}

@@ -1,0 +1,415 @@
+package archive
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// Skip reason classes, the keys of Stats.Skipped.
+const (
+	SkipBadJSON        = "bad_json"          // not JSON, or JSON cut short
+	SkipInvalid        = "invalid_record"    // wrong types, missing required fields, bad times
+	SkipTooLarge       = "too_large"         // longer than MaxRecordBytes
+	SkipUnsupported    = "unsupported_type"  // valid but of a kind we do not read
+	SkipUnrecognised   = "unrecognised"      // JSON of no known shape
+	SkipControlMessage = "control_message"   // CloudWatch Logs CONTROL_MESSAGE
+	SkipBadFile        = "bad_file"          // unreadable or damaged file (e.g. truncated gzip)
+	SkipDigestFile     = "digest_file"       // CloudTrail-Digest/ objects
+	SkipInsightFile    = "insight_file"      // CloudTrail-Insight/ objects
+	SkipHiddenFile     = "hidden_file"       // dot files
+	SkipNonJSONFile    = "non_json_file"     // README.md and other non-JSON files
+)
+
+// maxDepth bounds wrapper recursion (a log event holding an EventBridge
+// event holding...); real data nests at most three deep.
+const maxDepth = 6
+
+// doc is the union of the top-level members every supported shape needs,
+// so that a record is decoded once whatever it is. goccy matches keys
+// case-insensitively, which also accepts PascalCase GuardDuty output.
+// Members that differ in type between formats are kept raw.
+type doc struct {
+	// EventBridge envelope.
+	DetailType string          `json:"detail-type"`
+	Source     string          `json:"source"` // also Falco's source
+	Account    string          `json:"account"`
+	Detail     json.RawMessage `json:"detail"`
+	Time       json.RawMessage `json:"time"` // also Falco's time
+
+	// Containers of records.
+	Records  json.RawMessage `json:"Records"`
+	Findings json.RawMessage `json:"findings"`
+	Events   json.RawMessage `json:"events"`
+
+	// CloudWatch Logs subscription payloads.
+	MessageType string          `json:"messageType"`
+	Owner       string          `json:"owner"`
+	LogGroup    string          `json:"logGroup"`
+	LogStream   string          `json:"logStream"`
+	LogEvents   json.RawMessage `json:"logEvents"`
+	Awslogs     json.RawMessage `json:"awslogs"`
+
+	// CloudTrail record.
+	EventVersion       string          `json:"eventVersion"`
+	EventID            string          `json:"eventID"`
+	EventTime          string          `json:"eventTime"`
+	EventSource        string          `json:"eventSource"`
+	EventName          string          `json:"eventName"`
+	AWSRegion          string          `json:"awsRegion"`
+	RecipientAccountID string          `json:"recipientAccountId"`
+	UserIdentity       *ctIdentity     `json:"userIdentity"`
+	RequestParameters  json.RawMessage `json:"requestParameters"`
+	ResponseElements   json.RawMessage `json:"responseElements"`
+	EventCategory      json.RawMessage `json:"eventCategory"`
+
+	// GuardDuty finding (ID, Type, AccountID and Region are shared with
+	// EventBridge and Container Insights).
+	SchemaVersion string          `json:"schemaVersion"`
+	ID            json.RawMessage `json:"id"`
+	Type          json.RawMessage `json:"type"`
+	AccountID     string          `json:"accountId"`
+	Region        string          `json:"region"`
+	CreatedAt     json.RawMessage `json:"createdAt"`
+	UpdatedAt     json.RawMessage `json:"updatedAt"`
+	Severity      json.RawMessage `json:"severity"`
+	Resource      json.RawMessage `json:"resource"`
+	Service       json.RawMessage `json:"service"`
+	ProductArn    json.RawMessage `json:"ProductArn"` // Security Hub ASFF
+
+	// Falco alert.
+	Rule         string          `json:"rule"`
+	Priority     string          `json:"priority"`
+	Output       string          `json:"output"`
+	Hostname     string          `json:"hostname"`
+	UUID         string          `json:"uuid"`
+	OutputFields *falcoFields    `json:"output_fields"`
+	Tags         json.RawMessage `json:"tags"`
+
+	// Container Insights performance event (EMF).
+	Timestamp              json.RawMessage `json:"Timestamp"`
+	TaskID                 string          `json:"TaskId"`
+	ClusterName            string          `json:"ClusterName"`
+	ServiceName            string          `json:"ServiceName"`
+	ContainerName          string          `json:"ContainerName"`
+	ContainerInstanceID    string          `json:"ContainerInstanceId"`
+	TaskDefinitionFamily   string          `json:"TaskDefinitionFamily"`
+	TaskDefinitionRevision json.RawMessage `json:"TaskDefinitionRevision"`
+}
+
+// wrapCtx is what a wrapper (CloudWatch Logs payload) knows about the
+// records inside it.
+type wrapCtx struct {
+	owner, region, cluster string
+}
+
+// decoder turns documents into events and counts what it does; one per
+// file (not shared between goroutines).
+type decoder struct {
+	emit    func(*pipeline.Event) error
+	bad     func(RecordError)
+	max     int
+	read    map[pipeline.Source]int64
+	skipped map[string]int64
+	// emitErr is the first error returned by emit; it stops the read.
+	emitErr error
+}
+
+func newDecoder(emit func(*pipeline.Event) error, bad func(RecordError), max int) *decoder {
+	if max <= 0 {
+		max = DefaultMaxRecordBytes
+	}
+	return &decoder{emit: emit, bad: bad, max: max, read: make(map[pipeline.Source]int64), skipped: make(map[string]int64)}
+}
+
+// Decode decodes one JSON document of any supported shape (a record, an
+// envelope, a container of records, a JSON array of any of them) and calls
+// emit for every event and bad for every record skipped with a reason. It
+// returns only an error from emit.
+func Decode(data []byte, pos pipeline.Position, emit func(*pipeline.Event) error, bad func(RecordError)) error {
+	d := newDecoder(emit, bad, 0)
+	d.decode(data, pos, nil, 0)
+	return d.emitErr
+}
+
+func (d *decoder) skip(class string) { d.skipped[class]++ }
+
+// reject reports a skipped record.
+func (d *decoder) reject(pos pipeline.Position, src pipeline.Source, class, reason string, sample []byte) {
+	d.skipped[class]++
+	if d.bad == nil {
+		return
+	}
+	if len(sample) > sampleLen {
+		sample = sample[:sampleLen]
+	}
+	d.bad(RecordError{Pos: pos, Source: src, Reason: reason, Sample: bytes.Clone(sample)})
+}
+
+func (d *decoder) send(ev *pipeline.Event) {
+	if d.emitErr != nil {
+		return
+	}
+	pipeline.CompleteEntity(&ev.Entity)
+	if err := d.emit(ev); err != nil {
+		d.emitErr = err
+		return
+	}
+	d.read[ev.Source]++
+}
+
+// decode dispatches one document; see doc.go for the detection order.
+func (d *decoder) decode(data []byte, pos pipeline.Position, wc *wrapCtx, depth int) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		d.reject(pos, "", SkipBadJSON, "empty record", nil)
+		return
+	}
+	if depth > maxDepth {
+		d.reject(pos, "", SkipUnsupported, "records nested too deeply", data)
+		return
+	}
+	if len(data) > d.max {
+		d.reject(pos, "", SkipTooLarge, fmt.Sprintf("record exceeds %d bytes", d.max), data)
+		return
+	}
+	switch data[0] {
+	case '[':
+		d.decodeArray(data, pos, "", wc, depth)
+		return
+	case '{':
+	default:
+		d.reject(pos, "", SkipBadJSON, "not a JSON object or array", data)
+		return
+	}
+	var u doc
+	if err := json.Unmarshal(data, &u); err != nil {
+		d.reject(pos, guessSource(data), classOf(err), "invalid JSON: "+errText(err), data)
+		return
+	}
+	switch {
+	case u.DetailType != "" && len(u.Detail) > 0:
+		d.eventBridge(&u, data, pos, wc, depth)
+	case len(u.Records) > 0:
+		d.decodeArray(u.Records, pos, pipeline.SourceCloudTrail, wc, depth)
+	case u.MessageType != "" || len(u.LogEvents) > 0:
+		d.subscription(&u, data, pos, depth)
+	case len(u.Awslogs) > 0:
+		d.lambdaLogs(u.Awslogs, pos, depth)
+	case len(u.Findings) > 0:
+		d.decodeArray(u.Findings, pos, pipeline.SourceGuardDuty, wc, depth)
+	case len(u.Events) > 0 && u.EventSource == "":
+		d.filterLogEvents(&u, pos, depth)
+	case u.EventSource != "" && (u.EventName != "" || u.EventVersion != ""):
+		d.cloudTrail(&u, data, pos)
+	case len(u.ProductArn) > 0:
+		d.reject(pos, "", SkipUnsupported, "unsupported record: Security Hub finding", data)
+	case u.SchemaVersion != "" || (len(u.ID) > 0 && len(u.Type) > 0 && (len(u.Resource) > 0 || len(u.Service) > 0)):
+		d.guardDuty(&u, data, pos)
+	case u.Rule != "" && (u.Output != "" || u.OutputFields != nil || u.Priority != ""):
+		d.falco(&u, data, pos)
+	case len(u.Type) > 0 && (len(u.Timestamp) > 0 || u.TaskID != "" || u.ClusterName != ""):
+		d.insights(&u, data, pos, wc)
+	case u.EventTime != "" || u.EventVersion != "":
+		d.reject(pos, pipeline.SourceCloudTrail, SkipInvalid, "CloudTrail record without eventSource/eventName", data)
+	default:
+		d.reject(pos, "", SkipUnrecognised, "unrecognised record: no known format matches", data)
+	}
+}
+
+// decodeArray decodes each element of a JSON array as its own record;
+// Record in the position is the element index.
+func (d *decoder) decodeArray(data []byte, pos pipeline.Position, src pipeline.Source, wc *wrapCtx, depth int) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || data[0] != '[' {
+		what := "records"
+		if src == pipeline.SourceGuardDuty {
+			what = "findings"
+		} else if src == pipeline.SourceCloudTrail {
+			what = "Records"
+		}
+		d.reject(pos, src, SkipInvalid, what+" is not an array", data)
+		return
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(data, &elems); err != nil {
+		d.reject(pos, src, classOf(err), "invalid JSON array: "+errText(err), data)
+		return
+	}
+	for i, e := range elems {
+		if d.emitErr != nil {
+			return
+		}
+		p := pos
+		p.Record = i
+		d.decode(e, p, wc, depth+1)
+	}
+}
+
+// eventBridge handles an EventBridge envelope by its detail-type.
+func (d *decoder) eventBridge(u *doc, data []byte, pos pipeline.Position, wc *wrapCtx, depth int) {
+	dt := u.DetailType
+	switch {
+	case dt == "GuardDuty Finding":
+		d.decodeTyped(u.Detail, pos, pipeline.SourceGuardDuty, depth)
+	case strings.HasSuffix(dt, "via CloudTrail") && dt != "AWS Insight via CloudTrail":
+		d.decodeTyped(u.Detail, pos, pipeline.SourceCloudTrail, depth)
+	case u.Source == "aws.ecs" || strings.HasPrefix(dt, "ECS "):
+		d.ecs(u, data, pos)
+	default:
+		d.reject(pos, "", SkipUnsupported, "unsupported event type "+dt, data)
+	}
+}
+
+// decodeTyped decodes the detail of an envelope, which must be a record of
+// the given source.
+func (d *decoder) decodeTyped(detail []byte, pos pipeline.Position, src pipeline.Source, depth int) {
+	detail = bytes.TrimSpace(detail)
+	if len(detail) == 0 || detail[0] != '{' {
+		d.reject(pos, src, SkipInvalid, "EventBridge detail is not an object", detail)
+		return
+	}
+	var u doc
+	if err := json.Unmarshal(detail, &u); err != nil {
+		d.reject(pos, src, classOf(err), "invalid JSON in detail: "+errText(err), detail)
+		return
+	}
+	switch src {
+	case pipeline.SourceGuardDuty:
+		d.guardDuty(&u, detail, pos)
+	case pipeline.SourceCloudTrail:
+		d.cloudTrail(&u, detail, pos)
+	}
+}
+
+// --- helpers ---
+
+// str returns the string held by a raw JSON value, or "" if it is not a
+// string.
+func str(raw []byte) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1])
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// scalar returns a string or number raw value as text ("" for others).
+func scalar(raw []byte) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return ""
+	}
+	if raw[0] == '"' {
+		return str(raw)
+	}
+	if c := raw[0]; c == '-' || (c >= '0' && c <= '9') {
+		return string(raw)
+	}
+	return ""
+}
+
+// rawTime parses a raw JSON time: a string (ISO or numeric) or a number.
+func rawTime(raw []byte) (time.Time, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return time.Time{}, errors.New("missing")
+	}
+	if raw[0] == '"' {
+		s := str(raw)
+		return pipeline.ParseTimeString(s)
+	}
+	if c := raw[0]; c == '-' || (c >= '0' && c <= '9') {
+		return pipeline.ParseTimeString(string(raw))
+	}
+	return time.Time{}, fmt.Errorf("not a time: %s", clip(raw, 40))
+}
+
+func rawBool(raw []byte) bool {
+	s := string(bytes.TrimSpace(raw))
+	return s == "true" || s == `"true"`
+}
+
+func rawFloat(raw []byte) (float64, bool) {
+	s := scalar(raw)
+	if s == "" {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil
+}
+
+func clip(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
+}
+
+// hashID is a stable content ID: the first 128 bits of a SHA-256 in hex.
+func hashID(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
+
+// classOf tells bad JSON from JSON of the wrong types.
+func classOf(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return SkipInvalid
+	}
+	return SkipBadJSON
+}
+
+func errText(err error) string {
+	s := err.Error()
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}
+
+// guessSource names the likely source of a record that failed to decode,
+// from cheap substring checks, for dead-letter routing.
+func guessSource(b []byte) pipeline.Source {
+	head := b
+	if len(head) > 4096 {
+		head = head[:4096]
+	}
+	switch {
+	case bytes.Contains(head, []byte(`"eventSource"`)) || bytes.Contains(head, []byte(`"Records"`)):
+		return pipeline.SourceCloudTrail
+	case bytes.Contains(head, []byte(`"schemaVersion"`)) || bytes.Contains(head, []byte(`GuardDuty`)):
+		return pipeline.SourceGuardDuty
+	case bytes.Contains(head, []byte(`"output_fields"`)):
+		return pipeline.SourceFalco
+	case bytes.Contains(head, []byte(`"TaskId"`)) || bytes.Contains(head, []byte(`"ClusterName"`)):
+		return pipeline.SourceContainerInsights
+	}
+	return ""
+}
+
+// rawCopy keeps the record bytes for Event.Raw (never aliasing a buffer).
+func rawCopy(b []byte) json.RawMessage {
+	return bytes.Clone(bytes.TrimSpace(b))
+}

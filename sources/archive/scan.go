@@ -1,0 +1,348 @@
+package archive
+
+import (
+	"bytes"
+	"io"
+)
+
+// scanner cuts a byte stream into top-level JSON values without decoding
+// them. It holds at most about max bytes of one value in memory: a longer
+// value is consumed and dropped (valTooLarge). It counts lines so that
+// errors can name them.
+type scanner struct {
+	r     io.Reader
+	buf   []byte
+	s, e  int // unread data is buf[s:e]
+	line  int // 1-based line of buf[s]
+	max   int
+	err   error // sticky read error; io.EOF at the end
+	stack []byte
+	// sample keeps the head of a value dropped for being too large.
+	sample []byte
+}
+
+type valStatus int
+
+const (
+	valOK       valStatus = iota
+	valTooLarge           // longer than max; consumed and dropped
+	valBroken             // cut at a newline where the value cannot go on
+	valEOF                // stream ended (or failed) inside the value
+)
+
+const (
+	initialBuf = 256 << 10
+	readChunk  = 64 << 10
+	sampleLen  = 512
+)
+
+func newScanner(r io.Reader, max int) *scanner {
+	n := initialBuf
+	if max+readChunk < n {
+		n = max + readChunk
+	}
+	return &scanner{r: r, buf: make([]byte, n), line: 1, max: max}
+}
+
+// fill reads more data after buf[e], moving or growing the buffer as
+// needed. It reports false when nothing more can be read.
+func (sc *scanner) fill() bool {
+	if sc.err != nil {
+		return false
+	}
+	if sc.s == sc.e {
+		sc.s, sc.e = 0, 0
+	}
+	if len(sc.buf)-sc.e < readChunk/4 {
+		if sc.s > 0 {
+			n := copy(sc.buf, sc.buf[sc.s:sc.e])
+			sc.s, sc.e = 0, n
+		}
+		if len(sc.buf)-sc.e < readChunk/4 {
+			// Grow geometrically, but never much past what one value may use.
+			n := min(2*len(sc.buf)+readChunk, sc.max+2*readChunk)
+			n = max(n, sc.e-sc.s+readChunk)
+			nb := make([]byte, n)
+			copy(nb, sc.buf[sc.s:sc.e])
+			sc.e -= sc.s
+			sc.s = 0
+			sc.buf = nb
+		}
+	}
+	for tries := 0; tries < 100; tries++ {
+		n, err := sc.r.Read(sc.buf[sc.e:])
+		sc.e += n
+		if err != nil {
+			sc.err = err
+			return n > 0
+		}
+		if n > 0 {
+			return true
+		}
+	}
+	sc.err = io.ErrNoProgress
+	return false
+}
+
+// skipWS skips whitespace (and a UTF-8 byte order mark) and reports
+// whether a byte is available.
+func (sc *scanner) skipWS() bool {
+	for {
+		for sc.s < sc.e {
+			switch sc.buf[sc.s] {
+			case '\n':
+				sc.line++
+			case ' ', '\t', '\r':
+			case 0xEF:
+				if sc.e-sc.s >= 3 && sc.buf[sc.s+1] == 0xBB && sc.buf[sc.s+2] == 0xBF {
+					sc.s += 2
+				} else {
+					return true
+				}
+			default:
+				return true
+			}
+			sc.s++
+		}
+		if !sc.fill() {
+			return false
+		}
+	}
+}
+
+// peek returns the next byte; skipWS must have reported true.
+func (sc *scanner) peek() byte { return sc.buf[sc.s] }
+
+// ensure tries to have n bytes buffered.
+func (sc *scanner) ensure(n int) bool {
+	for sc.e-sc.s < n {
+		if !sc.fill() {
+			return false
+		}
+	}
+	return true
+}
+
+// skipLine drops the rest of the current line (the newline stays) and
+// returns its head, for error samples.
+func (sc *scanner) skipLine() []byte {
+	var head []byte
+	for {
+		i := bytes.IndexByte(sc.buf[sc.s:sc.e], '\n')
+		end := sc.e
+		if i >= 0 {
+			end = sc.s + i
+		}
+		if len(head) < sampleLen {
+			head = append(head, sc.buf[sc.s:min(end, sc.s+sampleLen-len(head))]...)
+		}
+		sc.s = end
+		if i >= 0 || !sc.fill() {
+			return head
+		}
+	}
+}
+
+// restOfLineBlank reports whether only whitespace follows on this line.
+func (sc *scanner) restOfLineBlank() bool {
+	for {
+		for i := sc.s; i < sc.e; i++ {
+			switch sc.buf[i] {
+			case '\n':
+				return true
+			case ' ', '\t', '\r':
+			default:
+				return false
+			}
+		}
+		// Only whitespace buffered: look further (bounded by the buffer).
+		if sc.e-sc.s > readChunk || !sc.fill() {
+			return true
+		}
+	}
+}
+
+// line returns the next non-blank line (without its newline and trailing
+// whitespace) in line mode. The slice aliases the buffer.
+func (sc *scanner) nextLine() (b []byte, line int, st valStatus) {
+	line = sc.line
+	from := 0
+	for {
+		i := bytes.IndexByte(sc.buf[sc.s+from:sc.e], '\n')
+		if i >= 0 {
+			end := sc.s + from + i
+			b = bytes.TrimRight(sc.buf[sc.s:end], " \t\r")
+			sc.s = end
+			return b, line, valOK
+		}
+		from = sc.e - sc.s
+		if from > sc.max {
+			sc.sample = append(sc.sample[:0], sc.buf[sc.s:sc.s+min(from, sampleLen)]...)
+			sc.skipLine()
+			return nil, line, valTooLarge
+		}
+		if !sc.fill() {
+			b = bytes.TrimRight(sc.buf[sc.s:sc.e], " \t\r")
+			sc.s = sc.e
+			if sc.err != io.EOF {
+				return b, line, valEOF
+			}
+			return b, line, valOK
+		}
+	}
+}
+
+// value consumes the JSON value that starts at the next byte ('{' or '[')
+// and returns it (aliasing the buffer, valid until the next call) with the
+// line it starts on. It balances brackets and strings only; full
+// validation is the decoder's job. A value is cut (valBroken) at a raw
+// newline inside a string, or at a newline followed by a '{' or '[' in
+// column 0 where no value can start: that is the next record of a JSON
+// lines file after a damaged one.
+func (sc *scanner) value() (v []byte, line int, st valStatus) {
+	line = sc.line
+	sc.stack = sc.stack[:0]
+	i := 0 // offset from sc.s
+	dropping := false
+	inStr := false
+	expectVal := false
+	for {
+		if sc.s+i >= sc.e {
+			if dropping {
+				sc.s += i
+				i = 0
+			} else if i > sc.max {
+				dropping = true
+				sc.sample = append(sc.sample[:0], sc.buf[sc.s:sc.s+min(i, sampleLen)]...)
+				sc.s += i
+				i = 0
+			}
+			if !sc.fill() {
+				v = sc.buf[sc.s : sc.s+i]
+				sc.s += i
+				return v, line, valEOF
+			}
+			continue
+		}
+		if inStr {
+			seg := sc.buf[sc.s+i : sc.e]
+			q := bytes.IndexByte(seg, '"')
+			k := q
+			if k < 0 {
+				k = len(seg)
+			}
+			if bs := bytes.IndexByte(seg[:k], '\\'); bs >= 0 {
+				if nl := bytes.IndexByte(seg[:bs], '\n'); nl >= 0 {
+					return sc.cut(i+nl, line, dropping)
+				}
+				if bs+1 >= len(seg) {
+					// The escaped byte is not read yet.
+					i += bs
+					if !sc.fill() {
+						v = sc.buf[sc.s : sc.s+i]
+						sc.s += i
+						return v, line, valEOF
+					}
+					continue
+				}
+				i += bs + 2
+				continue
+			}
+			if nl := bytes.IndexByte(seg[:k], '\n'); nl >= 0 {
+				return sc.cut(i+nl, line, dropping)
+			}
+			if q < 0 {
+				i += len(seg)
+				continue
+			}
+			i += q + 1
+			inStr = false
+			continue
+		}
+		c := sc.buf[sc.s+i]
+		switch c {
+		case '"':
+			inStr = true
+			expectVal = false
+		case '{', '[':
+			sc.stack = append(sc.stack, c)
+			expectVal = c == '['
+		case '}', ']':
+			if n := len(sc.stack); n > 0 {
+				sc.stack = sc.stack[:n-1]
+			}
+			expectVal = false
+			if len(sc.stack) == 0 {
+				i++
+				if dropping {
+					sc.s += i
+					return nil, line, valTooLarge
+				}
+				v = sc.buf[sc.s : sc.s+i]
+				sc.s += i
+				return v, line, valOK
+			}
+		case ':':
+			expectVal = true
+		case ',':
+			expectVal = sc.stack[len(sc.stack)-1] == '['
+		case ' ', '\t', '\r':
+		case '\n':
+			if sc.s+i+1 < sc.e || sc.fill() {
+				if n := sc.buf[sc.s+i+1]; (n == '{' || n == '[') && !expectVal {
+					return sc.cut(i, line, dropping)
+				}
+			}
+			sc.line++
+		default:
+			expectVal = false
+		}
+		i++
+	}
+}
+
+// cut ends a damaged value before offset i (a newline, left unread).
+func (sc *scanner) cut(i, line int, dropping bool) ([]byte, int, valStatus) {
+	v := sc.buf[sc.s : sc.s+i]
+	if dropping {
+		v = sc.sample
+	}
+	sc.s += i
+	return v, line, valBroken
+}
+
+// recordsStart reports whether the next value is an object whose first
+// member is "Records" holding an array (the CloudTrail S3 object layout),
+// and if so consumes up to and including the '['.
+func (sc *scanner) recordsStart() bool {
+	sc.ensure(128)
+	b := sc.buf[sc.s:sc.e]
+	j := 0
+	ws := func() {
+		for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\r' || b[j] == '\n') {
+			j++
+		}
+	}
+	if j >= len(b) || b[j] != '{' {
+		return false
+	}
+	j++
+	ws()
+	if !bytes.HasPrefix(b[j:], []byte(`"Records"`)) {
+		return false
+	}
+	j += len(`"Records"`)
+	ws()
+	if j >= len(b) || b[j] != ':' {
+		return false
+	}
+	j++
+	ws()
+	if j >= len(b) || b[j] != '[' {
+		return false
+	}
+	j++
+	sc.line += bytes.Count(b[:j], []byte{'\n'})
+	sc.s += j
+	return true
+}
