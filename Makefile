@@ -1,11 +1,14 @@
 GO ?= go
 STATICCHECK_VERSION ?= v0.6.1
+BENCH_DIR ?= /tmp/ecscorr-bench
+BENCH_EVENTS ?= 1000000
 
-.PHONY: build demo test vet staticcheck bench fuzz golden
+.PHONY: build demo test vet staticcheck race bench bench-go fuzz golden rules-check rules-test
 
 build:
 	$(GO) build -o bin/ecscorr ./cmd/ecscorr
 
+## demo: replay the bundled demo data with the built-in rules and print incidents
 demo: build
 	./bin/ecscorr replay --format table testdata/demo
 
@@ -15,5 +18,27 @@ vet:
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-test: vet staticcheck
+race:
 	$(GO) test -race -shuffle=on ./...
+
+## test: vet, staticcheck, and every test (including all rule tests) with the race detector
+test: vet staticcheck race
+
+## bench: generate a seeded 1M-event corpus, replay it with the full pack (events/s, peak RSS), then Go benchmarks
+bench: build
+	$(GO) run ./testdata/bench/gen -out $(BENCH_DIR) -events $(BENCH_EVENTS) -seed 1
+	GOMEMLIMIT=768MiB /usr/bin/time -f 'peak RSS: %M KiB, wall %e s' ./bin/ecscorr replay --out /dev/null $(BENCH_DIR)
+	$(MAKE) bench-go
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/... ./sources/... ./correlate/...
+
+## golden: rewrite golden files after an intended change (review the diff!)
+golden:
+	$(GO) test ./... -update
+
+rules-check: build
+	./bin/ecscorr rules check
+
+rules-test: build
+	./bin/ecscorr rules test rules/builtin/*_test.yaml
