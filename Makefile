@@ -35,7 +35,7 @@ bench-go:
 
 ## golden: rewrite golden files after an intended change (review the diff!)
 golden:
-	$(GO) test ./... -update
+	$(GO) test $$(grep -rl --include='*_test.go' 'flag.Bool("update"' . | xargs -n1 dirname | sort -u) -update
 
 rules-check: build
 	./bin/ecscorr rules check
