@@ -6,6 +6,7 @@ package rule
 
 import (
 	"fmt"
+	"sync"
 	"text/template"
 	"time"
 
@@ -27,8 +28,10 @@ type Set struct {
 	Signals       []*Signal // Signal.Index is the position in this slice
 	SignalsByName map[string]*Signal
 	Rules         []*Rule
-	Lists         map[string][]any
-	Files         []string
+	// Disabled holds rules with `enabled: false`: checked, never run.
+	Disabled []*Rule
+	Lists    map[string][]any
+	Files    []string
 
 	// dispatch[source] indexes signals by event type so that an event only
 	// meets the signals that can match it. Built by BuildIndex.
@@ -101,6 +104,81 @@ type Signal struct {
 	// the engine never offers sample findings to signals.
 	Sample bool
 	Pos    Pos
+
+	vms sync.Pool // of *vm.VM, reused across Eval calls
+}
+
+// Eval reports whether the signal matches the event in env. GuardDuty sample
+// findings (env.Event.Sample) never match unless the signal sets Sample.
+// Safe for concurrent use; a caller with its own goroutine-local state can
+// use an Evaluator instead.
+func (s *Signal) Eval(env *Env) (bool, error) {
+	if env.Event.Sample && !s.Sample {
+		return false, nil
+	}
+	m, _ := s.vms.Get().(*vm.VM)
+	if m == nil {
+		m = &vm.VM{}
+	}
+	out, err := m.Run(s.Where, env)
+	s.vms.Put(m)
+	if err != nil {
+		return false, fmt.Errorf("signal %s: %w", s.Name, err)
+	}
+	b, _ := out.(bool)
+	return b, nil
+}
+
+// EvalFields evaluates the signal's fields in order into dst (allocated
+// when nil) and returns it. While evaluating, env.Fields is dst, so a field
+// can read the ones before it; env.Fields is left set to dst.
+func EvalFields(s *Signal, env *Env, dst map[string]any) (map[string]any, error) {
+	if len(s.Fields) == 0 {
+		return dst, nil
+	}
+	if dst == nil {
+		dst = make(map[string]any, len(s.Fields))
+	}
+	env.Fields = dst
+	m, _ := s.vms.Get().(*vm.VM)
+	if m == nil {
+		m = &vm.VM{}
+	}
+	defer s.vms.Put(m)
+	for _, f := range s.Fields {
+		v, err := m.Run(f.Prog, env)
+		if err != nil {
+			return dst, fmt.Errorf("signal %s field %s: %w", s.Name, f.Name, err)
+		}
+		dst[f.Name] = v
+	}
+	return dst, nil
+}
+
+// Evaluator runs compiled programs with one reused VM; not safe for
+// concurrent use (keep one per goroutine).
+type Evaluator struct{ vm vm.VM }
+
+// Run runs any compiled program (key exprs, exception fields, output
+// fields) against env.
+func (e *Evaluator) Run(p *vm.Program, env any) (any, error) { return e.vm.Run(p, env) }
+
+// Bool runs a bool program; a non-bool result is false.
+func (e *Evaluator) Bool(p *vm.Program, env any) (bool, error) {
+	out, err := e.vm.Run(p, env)
+	if err != nil {
+		return false, err
+	}
+	b, _ := out.(bool)
+	return b, nil
+}
+
+// Signal is Signal.Eval with this Evaluator's VM.
+func (e *Evaluator) Signal(s *Signal, env *Env) (bool, error) {
+	if env.Event.Sample && !s.Sample {
+		return false, nil
+	}
+	return e.Bool(s.Where, env)
 }
 
 // NamedExpr is a compiled expression with a name (signal fields, output
@@ -121,6 +199,9 @@ type Env struct {
 	// Fields holds the signal's extracted fields (empty while evaluating
 	// the fields themselves); threshold `field:` expressions read it.
 	Fields map[string]any `expr:"fields"`
+	// Steps holds the earlier steps (StepData maps by alias) while a step
+	// `where` is evaluated; nil otherwise.
+	Steps map[string]any `expr:"steps"`
 }
 
 // EventEnv exposes the normalised event to expressions as `event.*`.
@@ -345,6 +426,7 @@ type SeverityOverride struct {
 // Rule is a compiled correlation rule.
 type Rule struct {
 	ID          string
+	TitleSrc    string // the title template's text
 	Description string
 	Status      string
 	Severity    pipeline.Severity

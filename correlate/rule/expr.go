@@ -1,0 +1,522 @@
+package rule
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
+	"go.yaml.in/yaml/v3"
+)
+
+// envKind selects what an expression is compiled against.
+type envKind int
+
+const (
+	envEvent    envKind = iota // Env
+	envStep                    // Env + steps, `step.` prefix accepted
+	envOutput                  // OutputEnv map
+	envCloses                  // OutputEnv map + incident
+	envTemporal                // alias → bool + count_fired
+	envMetric                  // MetricEnv
+)
+
+// exprSpec describes one expression to compile.
+type exprSpec struct {
+	what    string // for messages: "where", "fields.dest", ...
+	kind    envKind
+	asBool  bool
+	aliases []string // step aliases (output) or temporal aliases
+	byNames []string // key names (output)
+}
+
+type macroDef struct {
+	name string
+	src  string
+	f    *srcFile
+	node *yaml.Node
+	tree *parser.Tree // nil when it does not parse
+}
+
+// reserved names cannot be macros.
+var reservedNames = []string{"event", "entity", "raw", "lists", "fields", "steps", "step",
+	"rule", "key", "agg", "signals", "count", "incident", "value", "baseline", "samples", "count_fired"}
+
+// compiled is the result of compileExpr.
+type compiled struct {
+	prog *vm.Program
+	tree ast.Node // checked, macros expanded, not optimised
+	src  string
+}
+
+// Output env key sets, for member checks.
+var (
+	entityKeys = []string{"account", "region", "cluster", "service", "task_arn", "task_definition_arn",
+		"task_definition_family", "container_id", "principal"}
+	aggKeys    = []string{"count", "distinct", "sum", "avg", "value", "baseline", "for"}
+	ruleKeys   = []string{"id", "title", "description", "severity", "mitre", "tags"}
+	stepKeys   = []string{"signal", "source", "type", "id", "time", "severity", "raw", "fields", "entity"}
+	outputKeys = []string{"rule", "key", "entity", "steps", "agg", "signals", "count", "event"}
+)
+
+func outputEnvShape(closes bool) map[string]any {
+	m := make(map[string]any, 9)
+	for _, k := range outputKeys {
+		m[k] = map[string]any{}
+	}
+	m["count"] = 0
+	if closes {
+		m["incident"] = map[string]any{}
+	}
+	return m
+}
+
+// compileExpr compiles the string value of node n. Errors are reported with
+// positions inside the expression; the result is nil on error.
+func (l *loader) compileExpr(f *srcFile, n *yaml.Node, spec exprSpec) *compiled {
+	src, ok := l.str(f, n, spec.what)
+	if !ok {
+		return nil
+	}
+	n = deref(n)
+	if strings.TrimSpace(src) == "" {
+		l.errf(f, n, "%s: empty expression", spec.what)
+		return nil
+	}
+	cfg := conf.CreateNew()
+	var env any
+	switch spec.kind {
+	case envEvent, envStep:
+		env = Env{}
+	case envOutput:
+		env = outputEnvShape(false)
+	case envCloses:
+		env = outputEnvShape(true)
+	case envTemporal:
+		m := map[string]any{"count_fired": 0}
+		for _, a := range spec.aliases {
+			m[a] = false
+		}
+		env = m
+	case envMetric:
+		env = MetricEnv{}
+	}
+	opts := []expr.Option{expr.Env(env), expr.Patch(&macroExpander{l: l})}
+	if spec.kind == envStep {
+		opts = append(opts, expr.Patch(stepAlias{}))
+	}
+	if spec.asBool {
+		opts = append(opts, expr.AsBool())
+	}
+	for _, o := range opts {
+		o(cfg)
+	}
+	cfg.Check()
+	tree, err := checker.ParseCheck(src, cfg)
+	if err != nil {
+		l.exprErr(f, n, spec.what, err)
+		return nil
+	}
+	if !l.checkMembers(f, n, spec, tree.Node) {
+		return nil
+	}
+	// Keep an unoptimised copy for type derivation: the optimiser rewrites
+	// `in [...]` into constant sets.
+	plain, _ := parser.Parse(src) // parse only; only read by derivation after expansion
+	if plain != nil {
+		ast.Walk(&plain.Node, &macroExpander{l: l})
+		if spec.kind == envStep {
+			ast.Walk(&plain.Node, stepAlias{})
+		}
+	}
+	if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
+		l.exprErr(f, n, spec.what, err)
+		return nil
+	}
+	prog, err := compiler.Compile(tree, cfg)
+	if err != nil {
+		l.exprErr(f, n, spec.what, err)
+		return nil
+	}
+	c := &compiled{prog: prog, src: src}
+	if plain != nil {
+		c.tree = plain.Node
+	}
+	return c
+}
+
+func (l *loader) exprErr(f *srcFile, n *yaml.Node, what string, err error) {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		l.diag(SevError, l.exprPos(f, n, fe.From), "%s: %s", what, fe.Message)
+		return
+	}
+	l.errf(f, n, "%s: %v", what, err)
+}
+
+func (l *loader) exprErrAt(f *srcFile, n *yaml.Node, what string, loc file.Location, format string, args ...any) {
+	l.diag(SevError, l.exprPos(f, n, loc.From), "%s: %s", what, fmt.Sprintf(format, args...))
+}
+
+// checkMembers catches what the type checker cannot: unknown lists, and
+// unknown members of the map-shaped output environment.
+func (l *loader) checkMembers(f *srcFile, n *yaml.Node, spec exprSpec, root ast.Node) bool {
+	ok := true
+	walk(root, func(nd ast.Node) {
+		m, isMember := nd.(*ast.MemberNode)
+		if !isMember {
+			return
+		}
+		id, isIdent := m.Node.(*ast.IdentifierNode)
+		prop, isStr := m.Property.(*ast.StringNode)
+		if !isIdent || !isStr {
+			return
+		}
+		var known []string
+		what := id.Value
+		switch {
+		case id.Value == "lists":
+			if _, def := l.lists[prop.Value]; !def {
+				l.exprErrAt(f, n, spec.what, m.Location(), "unknown list %q", prop.Value)
+				ok = false
+			}
+			return
+		case spec.kind == envOutput || spec.kind == envCloses:
+			switch id.Value {
+			case "entity":
+				known = entityKeys
+			case "agg":
+				known = aggKeys
+			case "rule":
+				known = ruleKeys
+			case "event":
+				known = stepKeys
+			case "key":
+				known, what = spec.byNames, "key"
+			case "steps":
+				known, what = spec.aliases, "step alias"
+				if slices.Contains(known, prop.Value) {
+					return
+				}
+				l.exprErrAt(f, n, spec.what, m.Location(), "unknown step alias %q (want one of: %s)", prop.Value, strings.Join(known, ", "))
+				ok = false
+				return
+			default:
+				return
+			}
+		default:
+			return
+		}
+		if !slices.Contains(known, prop.Value) {
+			l.exprErrAt(f, n, spec.what, m.Location(), "unknown %s field %q (want one of: %s)", what, prop.Value, strings.Join(known, ", "))
+			ok = false
+		}
+	})
+	return ok
+}
+
+// walk calls fn for every node of the tree.
+func walk(root ast.Node, fn func(ast.Node)) {
+	if root == nil {
+		return
+	}
+	ast.Walk(&root, visitFunc(fn))
+}
+
+type visitFunc func(ast.Node)
+
+func (v visitFunc) Visit(n *ast.Node) { v(*n) }
+
+// macroExpander replaces identifiers naming macros by the macro's tree. The
+// nodes get the identifier's location so that errors point at the use.
+type macroExpander struct {
+	l     *loader
+	stack []string
+}
+
+func (m *macroExpander) Visit(node *ast.Node) {
+	id, ok := (*node).(*ast.IdentifierNode)
+	if !ok {
+		return
+	}
+	def := m.l.macros[id.Value]
+	if def == nil || def.tree == nil || slices.Contains(m.stack, id.Value) {
+		return
+	}
+	t, err := parser.Parse(def.src)
+	if err != nil {
+		return
+	}
+	sub := t.Node
+	m.stack = append(m.stack, id.Value)
+	ast.Walk(&sub, m)
+	m.stack = m.stack[:len(m.stack)-1]
+	loc := id.Location()
+	walk(sub, func(n ast.Node) { n.SetLocation(loc) })
+	ast.Patch(node, sub)
+}
+
+// stepAlias rewrites step.<x> to <x> in step expressions: the step is the
+// event being evaluated.
+type stepAlias struct{}
+
+func (stepAlias) Visit(node *ast.Node) {
+	m, ok := (*node).(*ast.MemberNode)
+	if !ok {
+		return
+	}
+	id, ok1 := m.Node.(*ast.IdentifierNode)
+	p, ok2 := m.Property.(*ast.StringNode)
+	if !ok1 || !ok2 || id.Value != "step" {
+		return
+	}
+	switch p.Value {
+	case "event", "entity", "raw", "fields", "lists":
+		ast.Patch(node, &ast.IdentifierNode{Value: p.Value})
+	}
+}
+
+// macroRefs returns the macro names a tree refers to.
+func (l *loader) macroRefs(t *parser.Tree) []string {
+	var out []string
+	walk(t.Node, func(n ast.Node) {
+		if id, ok := n.(*ast.IdentifierNode); ok && l.macros[id.Value] != nil && !slices.Contains(out, id.Value) {
+			out = append(out, id.Value)
+		}
+	})
+	return out
+}
+
+// checkMacros parses every macro and reports cycles.
+func (l *loader) checkMacros() {
+	names := make([]string, 0, len(l.macros))
+	for name := range l.macros {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		d := l.macros[name]
+		t, err := parser.Parse(d.src)
+		if err != nil {
+			l.exprErr(d.f, d.node, "macro "+name, err)
+			continue
+		}
+		d.tree = t
+	}
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var visit func(name string, path []string) bool
+	visit = func(name string, path []string) bool {
+		d := l.macros[name]
+		switch color[name] {
+		case grey:
+			i := slices.Index(path, name)
+			cyc := append(slices.Clone(path[i:]), name)
+			l.errf(d.f, d.node, "macro cycle: %s", strings.Join(cyc, " → "))
+			return false
+		case black:
+			return true
+		}
+		color[name] = grey
+		ok := true
+		if d.tree != nil {
+			for _, r := range l.macroRefs(d.tree) {
+				if !visit(r, append(path, name)) {
+					ok = false
+					d.tree = nil // never expand a cyclic macro
+					break
+				}
+			}
+		}
+		color[name] = black
+		return ok
+	}
+	for _, name := range names {
+		visit(name, nil)
+	}
+}
+
+// usesIdent reports whether the tree reads the top-level name.
+func usesIdent(root ast.Node, name string) bool {
+	found := false
+	walk(root, func(n ast.Node) {
+		if id, ok := n.(*ast.IdentifierNode); ok && id.Value == name {
+			found = true
+		}
+	})
+	return found
+}
+
+// ---- event type derivation -----------------------------------------------
+
+// valueSet is a derived constraint on one value: ok=false means unconstrained.
+type valueSet struct {
+	ok   bool
+	vals []string
+}
+
+// memberPath returns the dotted path of a.b["c"] chains, or nil.
+func memberPath(n ast.Node) []string {
+	switch n := n.(type) {
+	case *ast.IdentifierNode:
+		return []string{n.Value}
+	case *ast.ChainNode:
+		return memberPath(n.Node)
+	case *ast.MemberNode:
+		s, ok := n.Property.(*ast.StringNode)
+		if !ok {
+			return nil
+		}
+		p := memberPath(n.Node)
+		if p == nil {
+			return nil
+		}
+		return append(p, s.Value)
+	}
+	return nil
+}
+
+func samePath(n ast.Node, path []string) bool {
+	return slices.Equal(memberPath(n), path)
+}
+
+func stringLits(n ast.Node) ([]string, bool) {
+	switch n := n.(type) {
+	case *ast.StringNode:
+		return []string{n.Value}, true
+	case *ast.ArrayNode:
+		out := make([]string, 0, len(n.Nodes))
+		for _, e := range n.Nodes {
+			s, ok := e.(*ast.StringNode)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, s.Value)
+		}
+		return out, true
+	case *ast.ConstantNode:
+		if v := reflect.ValueOf(n.Value); v.Kind() == reflect.String {
+			return []string{v.String()}, true
+		}
+	}
+	return nil, false
+}
+
+// derive computes the values path can take when n is true.
+func derive(n ast.Node, path []string) valueSet {
+	b, ok := n.(*ast.BinaryNode)
+	if !ok {
+		return valueSet{}
+	}
+	switch b.Operator {
+	case "&&", "and":
+		x, y := derive(b.Left, path), derive(b.Right, path)
+		switch {
+		case x.ok && y.ok:
+			var out []string
+			for _, v := range x.vals {
+				if slices.Contains(y.vals, v) {
+					out = append(out, v)
+				}
+			}
+			return valueSet{ok: true, vals: out}
+		case x.ok:
+			return x
+		default:
+			return y
+		}
+	case "||", "or":
+		x, y := derive(b.Left, path), derive(b.Right, path)
+		if x.ok && y.ok {
+			out := slices.Clone(x.vals)
+			for _, v := range y.vals {
+				if !slices.Contains(out, v) {
+					out = append(out, v)
+				}
+			}
+			return valueSet{ok: true, vals: out}
+		}
+		return valueSet{}
+	case "==":
+		if samePath(b.Left, path) {
+			if s, ok := b.Right.(*ast.StringNode); ok {
+				return valueSet{ok: true, vals: []string{s.Value}}
+			}
+		}
+		if samePath(b.Right, path) {
+			if s, ok := b.Left.(*ast.StringNode); ok {
+				return valueSet{ok: true, vals: []string{s.Value}}
+			}
+		}
+	case "in":
+		if samePath(b.Left, path) {
+			if a, ok := b.Right.(*ast.ArrayNode); ok {
+				if vals, ok := stringLits(a); ok {
+					return valueSet{ok: true, vals: vals}
+				}
+			}
+		}
+	}
+	return valueSet{}
+}
+
+// deriveTypes derives a signal's event types from its where tree.
+func deriveTypes(src string, tree ast.Node) ([]string, bool) {
+	et := derive(tree, []string{"event", "type"})
+	var st valueSet
+	switch src {
+	case "cloudtrail":
+		s, n := derive(tree, []string{"raw", "eventSource"}), derive(tree, []string{"raw", "eventName"})
+		if s.ok && n.ok {
+			st.ok = true
+			for _, a := range s.vals {
+				for _, b := range n.vals {
+					st.vals = append(st.vals, a+":"+b)
+				}
+			}
+		}
+	case "falco":
+		st = derive(tree, []string{"raw", "rule"})
+	case "guardduty":
+		st = derive(tree, []string{"raw", "type"})
+	case "container_insights":
+		st = derive(tree, []string{"raw", "Type"})
+		for i, v := range st.vals {
+			st.vals[i] = "metrics/" + v
+		}
+	}
+	var out valueSet
+	switch {
+	case et.ok && st.ok:
+		out.ok = true
+		for _, v := range et.vals {
+			if slices.Contains(st.vals, v) {
+				out.vals = append(out.vals, v)
+			}
+		}
+	case et.ok:
+		out = et
+	default:
+		out = st
+	}
+	if !out.ok {
+		return nil, false
+	}
+	sort.Strings(out.vals)
+	return slices.Compact(out.vals), true
+}
