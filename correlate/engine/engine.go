@@ -1,0 +1,669 @@
+// Package engine evaluates compiled rules (correlate/rule) over a stream of
+// normalised events in event-time order and produces incidents. Hot state
+// lives in memory; Checkpoint writes what changed to the state store in one
+// batch. See correlate/README.md for windows, watermarks and determinism.
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+	gojson "github.com/goccy/go-json"
+
+	"github.com/ecscorr/ecscorr/correlate/rule"
+	"github.com/ecscorr/ecscorr/correlate/state"
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// Options configures an Engine.
+type Options struct {
+	Logger *slog.Logger
+	// MaxEvidence is the evidence cap for rules that do not set one
+	// (Rule.MaxEvents); 0 means 50.
+	MaxEvidence int
+	// Lateness is added to state TTLs in the store.
+	Lateness time.Duration
+}
+
+// Engine is the correlation engine. Its methods are safe for concurrent
+// use, but events must be given in event-time order.
+type Engine struct {
+	mu    sync.Mutex
+	set   *rule.Set
+	st    *state.Store
+	opts  Options
+	log   *slog.Logger
+	rules []*ruleRT
+	// sigRoles[signal index] lists the rule roles a signal plays.
+	sigRoles [][]roleRef
+
+	wm        time.Time // last watermark given to Advance
+	clock     time.Time // max(watermark, latest event time): drives timers
+	lastSweep time.Time
+
+	timers timerHeap
+
+	incidents map[string]*openInc // open incidents by id
+	dedup     map[string]string   // rule id \x00 dedup key → incident id
+
+	// dirty state to write at the next checkpoint
+	dirtyKeys  map[*keyState]struct{}
+	deadKeys   [][]byte
+	dirtyIncs  map[string]struct{}
+	deadIncs   []string
+	deadDedups [][]byte
+	wmDirty    bool
+
+	// per-event scratch, reused
+	env     rule.Env
+	vm      vm.VM
+	ev      *pipeline.Event
+	rawDone bool
+	hits    []sigHit
+	touched []int
+	mark    []uint64
+	gen     uint64
+	out     []pipeline.Incident
+
+	stats stats
+}
+
+type sigHit struct {
+	sig    *rule.Signal
+	fields map[string]any
+	rec    *evRec // built lazily
+}
+
+type roleKind uint8
+
+const (
+	roleStep    roleKind = iota + 1 // match/threshold/sequence/temporal step, Step index
+	roleUntil                       // sequence until
+	roleResolve                     // resolve signal
+	roleSeries                      // metric series
+	roleJoin                        // metric and_then
+)
+
+type roleRef struct {
+	rule int
+	kind roleKind
+	step int
+}
+
+// New builds an engine for set and loads state from st (which may be an
+// in-memory store). State of rules whose detect hash changed is dropped.
+func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*Engine, error) {
+	if set == nil {
+		return nil, fmt.Errorf("engine: nil rule set")
+	}
+	if st == nil {
+		return nil, fmt.Errorf("engine: nil state store")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxEvidence <= 0 {
+		opts.MaxEvidence = 50
+	}
+	e := &Engine{
+		set:       set,
+		st:        st,
+		opts:      opts,
+		log:       opts.Logger,
+		incidents: make(map[string]*openInc),
+		dedup:     make(map[string]string),
+		dirtyKeys: make(map[*keyState]struct{}),
+		dirtyIncs: make(map[string]struct{}),
+		sigRoles:  make([][]roleRef, len(set.Signals)),
+	}
+	e.env.Lists = set.Lists
+	for i, r := range set.Rules {
+		rt := newRuleRT(i, r, opts)
+		e.rules = append(e.rules, rt)
+		add := func(sigs []*rule.Signal, kind roleKind, step int) {
+			for _, s := range sigs {
+				if s == nil || s.Index < 0 || s.Index >= len(e.sigRoles) {
+					continue
+				}
+				e.sigRoles[s.Index] = append(e.sigRoles[s.Index], roleRef{rule: i, kind: kind, step: step})
+			}
+		}
+		switch r.Kind {
+		case rule.KindMatch:
+			if r.Match != nil {
+				add(r.Match.Signals, roleStep, 0)
+			}
+		case rule.KindThreshold:
+			if r.Threshold != nil {
+				add(r.Threshold.Step.Signals, roleStep, 0)
+			}
+		case rule.KindSequence:
+			if r.Sequence != nil {
+				for j := range r.Sequence.Steps {
+					add(r.Sequence.Steps[j].Signals, roleStep, j)
+				}
+				add(r.Sequence.Until, roleUntil, 0)
+			}
+		case rule.KindTemporal:
+			if r.Temporal != nil {
+				for j := range r.Temporal.Signals {
+					add(r.Temporal.Signals[j].Signals, roleStep, j)
+				}
+			}
+		case rule.KindMetric:
+			if r.Metric != nil {
+				if r.Metric.Series != nil {
+					add([]*rule.Signal{r.Metric.Series}, roleSeries, 0)
+				}
+				if r.Metric.Join != nil {
+					add(r.Metric.Join.Signals, roleJoin, 0)
+				}
+			}
+		}
+		if r.Resolve != nil {
+			add(r.Resolve.Signals, roleResolve, 0)
+		}
+	}
+	e.mark = make([]uint64, len(e.rules))
+	e.stats.init(set)
+	if err := e.load(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Process evaluates one event and returns the incidents it opened, updated
+// or resolved (each in full; consumers upsert by ID).
+func (e *Engine) Process(ctx context.Context, ev *pipeline.Event) ([]pipeline.Incident, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stats.events++
+	if !e.wm.IsZero() && ev.Time.Before(e.wm) {
+		e.stats.late++
+	}
+	e.out = nil
+	// Events come in event-time order, so everything due strictly before
+	// this event can be decided now: results do not depend on how often
+	// Advance is called.
+	if len(e.timers) > 0 && e.timers[0].at.Before(ev.Time) {
+		e.runTimers(ev.Time)
+	}
+	if ev.Time.After(e.clock) {
+		e.clock = ev.Time
+	}
+	byType, anyType := e.set.Candidates(ev.Source, ev.Type)
+	if len(byType) == 0 && len(anyType) == 0 {
+		return e.out, nil
+	}
+	e.ev = ev
+	e.hits = e.hits[:0]
+	e.rawDone = false
+	e.setEnv(ev)
+	e.evalSignals(byType)
+	e.evalSignals(anyType)
+	if len(e.hits) > 0 {
+		e.dispatch()
+	}
+	e.ev = nil
+	e.env.Raw = nil
+	e.env.Fields = nil
+	return e.out, nil
+}
+
+func (e *Engine) setEnv(ev *pipeline.Event) {
+	e.env.Event = rule.EventEnv{ID: ev.ID, Source: string(ev.Source), Type: ev.Type, Time: ev.Time, Severity: ev.Severity.String(), Sample: ev.Sample}
+	e.env.Entity = entityEnv(&ev.Entity)
+	e.env.Raw = nil
+	e.env.Fields = nil
+}
+
+func entityEnv(en *pipeline.Entity) rule.EntityEnv {
+	return rule.EntityEnv{
+		Account: en.Account, Region: en.Region, Cluster: en.Cluster, Service: en.Service,
+		TaskARN: en.TaskARN, TaskDefinitionARN: en.TaskDefinitionARN,
+		TaskDefinitionFamily: taskDefFamily(en.TaskDefinitionARN),
+		ContainerID:          en.ContainerID, Principal: en.Principal,
+	}
+}
+
+// taskDefFamily returns the family of a task definition ARN
+// (arn:...:task-definition/<family>:<rev>) or of a bare family:rev.
+func taskDefFamily(s string) string {
+	if s == "" {
+		return ""
+	}
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '/' {
+			s = s[i+1:]
+			break
+		}
+	}
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == ':' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// ensureRaw decodes the current event's raw record once.
+func (e *Engine) ensureRaw() {
+	if e.rawDone {
+		return
+	}
+	e.rawDone = true
+	e.env.Raw = decodeRaw(e.ev.Raw)
+	if e.env.Raw == nil && len(e.ev.Raw) > 0 {
+		e.stats.rawErrors++
+	}
+}
+
+func decodeRaw(b []byte) map[string]any {
+	if len(b) == 0 {
+		return nil
+	}
+	var m map[string]any
+	if err := gojson.Unmarshal(b, &m); err != nil {
+		return nil
+	}
+	return m
+}
+
+func (e *Engine) evalSignals(sigs []*rule.Signal) {
+	for _, sig := range sigs {
+		if e.ev.Sample && !sig.Sample {
+			continue
+		}
+		if len(e.sigRoles[sig.Index]) == 0 {
+			continue // no enabled rule uses it
+		}
+		if sig.NeedsRaw {
+			e.ensureRaw()
+		}
+		e.env.Fields = nil
+		if sig.Where != nil {
+			ok, err := e.runBool(sig.Where, &e.env)
+			if err != nil {
+				e.stats.evalErrors++
+				e.logOnce("signal:"+sig.Name, "signal evaluation failed", "signal", sig.Name, "event", e.ev.ID, "err", err)
+				continue
+			}
+			if !ok {
+				continue
+			}
+		}
+		var fields map[string]any
+		if len(sig.Fields) > 0 {
+			fields = make(map[string]any, len(sig.Fields))
+			e.env.Fields = fields
+			for _, f := range sig.Fields {
+				v, err := e.vm.Run(f.Prog, &e.env)
+				if err != nil {
+					e.stats.evalErrors++
+					e.logOnce("field:"+sig.Name+"."+f.Name, "signal field evaluation failed", "signal", sig.Name, "field", f.Name, "err", err)
+					continue
+				}
+				fields[f.Name] = v
+			}
+			e.env.Fields = nil
+		}
+		e.stats.sigHits[sig.Index]++
+		e.hits = append(e.hits, sigHit{sig: sig, fields: fields})
+	}
+}
+
+func (e *Engine) runBool(p *vm.Program, env any) (bool, error) {
+	v, err := e.vm.Run(p, env)
+	if err != nil {
+		return false, err
+	}
+	b, _ := v.(bool)
+	return b, nil
+}
+
+// dispatch hands the signal hits of the current event to the rules that
+// use them, in rule order.
+func (e *Engine) dispatch() {
+	e.gen++
+	e.touched = e.touched[:0]
+	for _, h := range e.hits {
+		for _, rr := range e.sigRoles[h.sig.Index] {
+			if e.mark[rr.rule] != e.gen {
+				e.mark[rr.rule] = e.gen
+				e.touched = append(e.touched, rr.rule)
+			}
+		}
+	}
+	slices.Sort(e.touched)
+	for _, ri := range e.touched {
+		e.processRule(e.rules[ri])
+	}
+}
+
+// hitRec returns the evidence record of the current event for hit h.
+func (e *Engine) hitRec(h *sigHit) *evRec {
+	if h.rec == nil {
+		h.rec = newEvRec(e.ev, h.sig.Name, h.fields)
+	}
+	return h.rec
+}
+
+// roleHits collects the hits of the current event for a rule, by role.
+type ruleHits struct {
+	steps   []stepHit // (step index, hit) in hit order
+	until   bool
+	resolve *sigHit
+	series  *sigHit
+	join    *sigHit
+}
+
+type stepHit struct {
+	step int
+	hit  *sigHit
+}
+
+func (e *Engine) collect(rt *ruleRT, rh *ruleHits) {
+	for i := range e.hits {
+		h := &e.hits[i]
+		for _, rr := range e.sigRoles[h.sig.Index] {
+			if rr.rule != rt.idx {
+				continue
+			}
+			switch rr.kind {
+			case roleStep:
+				dup := false
+				for _, s := range rh.steps {
+					if s.step == rr.step {
+						dup = true // any_of: the first matching signal names the step
+						break
+					}
+				}
+				if !dup {
+					rh.steps = append(rh.steps, stepHit{rr.step, h})
+				}
+			case roleUntil:
+				rh.until = true
+			case roleResolve:
+				if rh.resolve == nil {
+					rh.resolve = h
+				}
+			case roleSeries:
+				rh.series = h
+			case roleJoin:
+				if rh.join == nil {
+					rh.join = h
+				}
+			}
+		}
+	}
+}
+
+func (e *Engine) processRule(rt *ruleRT) {
+	var rh ruleHits
+	e.collect(rt, &rh)
+	key, vals, ok := e.groupKey(rt)
+	if !ok {
+		e.stats.rules[rt.idx].noKey++
+		return
+	}
+	if rh.resolve != nil {
+		e.resolveSignal(rt, key, rh.resolve)
+	}
+	switch rt.r.Kind {
+	case rule.KindMatch:
+		e.onMatch(rt, key, vals, &rh)
+	case rule.KindThreshold:
+		e.onThreshold(rt, key, vals, &rh)
+	case rule.KindSequence:
+		e.onSequence(rt, key, vals, &rh)
+	case rule.KindTemporal:
+		e.onTemporal(rt, key, vals, &rh)
+	case rule.KindMetric:
+		e.onMetric(rt, key, vals, &rh)
+	}
+}
+
+// groupKey computes the rule's key for the current event. ok is false when
+// a task-keyed rule sees no task ARN, or when every key part is empty.
+func (e *Engine) groupKey(rt *ruleRT) (key string, vals []string, ok bool) {
+	by := rt.r.By
+	if len(by) == 0 {
+		return "", nil, true
+	}
+	vals = make([]string, len(by))
+	empty := true
+	for i, kf := range by {
+		var v string
+		if kf.Expr != nil {
+			e.ensureRaw()
+			out, err := e.vm.Run(kf.Expr, &e.env)
+			if err != nil {
+				e.stats.evalErrors++
+			} else if out != nil {
+				v = fmt.Sprint(out)
+			}
+		} else {
+			v = entityField(&e.env.Entity, kf.Entity)
+			if kf.Entity == "task_arn" && v == "" {
+				return "", nil, false
+			}
+		}
+		if v != "" {
+			empty = false
+		}
+		vals[i] = v
+	}
+	if empty {
+		return "", nil, false
+	}
+	if len(vals) == 1 {
+		return vals[0], vals, true
+	}
+	n := 0
+	for _, v := range vals {
+		n += len(v) + 1
+	}
+	b := make([]byte, 0, n)
+	for i, v := range vals {
+		if i > 0 {
+			b = append(b, 0x1f)
+		}
+		b = append(b, v...)
+	}
+	return string(b), vals, true
+}
+
+func entityField(en *rule.EntityEnv, name string) string {
+	switch name {
+	case "task_arn":
+		return en.TaskARN
+	case "account":
+		return en.Account
+	case "region":
+		return en.Region
+	case "cluster":
+		return en.Cluster
+	case "service":
+		return en.Service
+	case "principal":
+		return en.Principal
+	case "task_definition_arn":
+		return en.TaskDefinitionARN
+	case "task_definition_family":
+		return en.TaskDefinitionFamily
+	case "container_id":
+		return en.ContainerID
+	}
+	return ""
+}
+
+// Advance moves the event-time watermark and decides what waits for it.
+func (e *Engine) Advance(ctx context.Context, watermark time.Time) ([]pipeline.Incident, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.out = nil
+	if watermark.After(e.wm) {
+		e.wm = watermark
+		e.wmDirty = true
+	}
+	if e.wm.After(e.clock) {
+		e.clock = e.wm
+	}
+	e.runTimers(e.wm)
+	if e.wm.Sub(e.lastSweep) >= time.Minute {
+		e.sweep(e.wm)
+		e.lastSweep = e.wm
+	}
+	return e.out, nil
+}
+
+// timer asks for a rule key to be looked at once the clock passes at.
+type timer struct {
+	at   time.Time
+	rule int
+	key  string
+}
+
+type timerHeap []timer
+
+func (h timerHeap) Len() int { return len(h) }
+func (h timerHeap) Less(i, j int) bool {
+	if !h[i].at.Equal(h[j].at) {
+		return h[i].at.Before(h[j].at)
+	}
+	if h[i].rule != h[j].rule {
+		return h[i].rule < h[j].rule
+	}
+	return h[i].key < h[j].key
+}
+func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
+}
+
+func (e *Engine) addTimer(rt *ruleRT, key string, at time.Time) {
+	heap.Push(&e.timers, timer{at: at, rule: rt.idx, key: key})
+}
+
+// runTimers fires every timer strictly before now, in (time, rule, key)
+// order. An event at exactly the deadline may still change the decision.
+func (e *Engine) runTimers(now time.Time) {
+	for len(e.timers) > 0 && e.timers[0].at.Before(now) {
+		t := heap.Pop(&e.timers).(timer)
+		for len(e.timers) > 0 && e.timers[0] == t {
+			heap.Pop(&e.timers) // duplicate
+		}
+		rt := e.rules[t.rule]
+		ks := rt.keys[t.key]
+		if ks == nil {
+			continue
+		}
+		switch rt.r.Kind {
+		case rule.KindSequence:
+			e.seqTimer(rt, ks, t.at)
+		case rule.KindTemporal:
+			e.tempTimer(rt, ks, t.at)
+		}
+	}
+}
+
+// Stats is a snapshot of the engine's counters.
+type Stats struct {
+	Events     uint64
+	LateEvents uint64
+	// SignalHits by signal name.
+	SignalHits map[string]uint64
+	// Incidents opened per rule id, and per severity name.
+	Incidents           map[string]uint64
+	IncidentsBySeverity map[string]uint64
+	Updated             map[string]uint64 // dedup updates per rule
+	Resolved            map[string]uint64
+	NoKey               map[string]uint64 // events without a usable key per rule
+	KeyCapOverflows     map[string]uint64
+	EvidenceDropped     map[string]uint64
+	Suppressed          map[string]uint64 // exceptions applied per rule
+	WindowOverflows     map[string]uint64 // window entries dropped by the per-key cap
+	EvalErrors          uint64
+	TemplateErrors      uint64
+	RawErrors           uint64
+	OpenIncidents       int
+	Keys                int
+}
+
+type ruleStats struct {
+	incidents, updated, resolved, noKey, keyCap, evDropped, suppressed, winOverflow uint64
+}
+
+type stats struct {
+	events, late                          uint64
+	sigHits                               []uint64
+	rules                                 []ruleStats
+	bySev                                 [pipeline.SeverityCritical + 1]uint64
+	evalErrors, templateErrors, rawErrors uint64
+	logged                                map[string]bool
+}
+
+func (s *stats) init(set *rule.Set) {
+	s.sigHits = make([]uint64, len(set.Signals))
+	s.rules = make([]ruleStats, len(set.Rules))
+	s.logged = make(map[string]bool)
+}
+
+func (e *Engine) logOnce(what, msg string, args ...any) {
+	if e.stats.logged[what] {
+		return
+	}
+	e.stats.logged[what] = true
+	e.log.Warn("engine: "+msg, args...)
+}
+
+// Stats returns the counters.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := Stats{
+		Events: e.stats.events, LateEvents: e.stats.late,
+		SignalHits: map[string]uint64{}, Incidents: map[string]uint64{}, IncidentsBySeverity: map[string]uint64{},
+		Updated: map[string]uint64{}, Resolved: map[string]uint64{}, NoKey: map[string]uint64{},
+		KeyCapOverflows: map[string]uint64{}, EvidenceDropped: map[string]uint64{}, Suppressed: map[string]uint64{},
+		WindowOverflows: map[string]uint64{},
+		EvalErrors:      e.stats.evalErrors, TemplateErrors: e.stats.templateErrors, RawErrors: e.stats.rawErrors,
+		OpenIncidents: len(e.incidents),
+	}
+	for i, n := range e.stats.sigHits {
+		if n > 0 {
+			s.SignalHits[e.set.Signals[i].Name] += n
+		}
+	}
+	put := func(m map[string]uint64, k string, v uint64) {
+		if v > 0 {
+			m[k] += v
+		}
+	}
+	for i, rs := range e.stats.rules {
+		id := e.rules[i].r.ID
+		put(s.Incidents, id, rs.incidents)
+		put(s.Updated, id, rs.updated)
+		put(s.Resolved, id, rs.resolved)
+		put(s.NoKey, id, rs.noKey)
+		put(s.KeyCapOverflows, id, rs.keyCap)
+		put(s.EvidenceDropped, id, rs.evDropped)
+		put(s.Suppressed, id, rs.suppressed)
+		put(s.WindowOverflows, id, rs.winOverflow)
+		s.Keys += len(e.rules[i].keys)
+	}
+	for sev, n := range e.stats.bySev {
+		put(s.IncidentsBySeverity, pipeline.Severity(sev).String(), n)
+	}
+	return s
+}

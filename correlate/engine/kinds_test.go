@@ -1,0 +1,198 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/ecscorr/ecscorr/correlate/rule"
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+const (
+	ct = pipeline.SourceCloudTrail
+	fa = pipeline.SourceFalco
+	gd = pipeline.SourceGuardDuty
+	ci = pipeline.SourceContainerInsights
+)
+
+func f64(v float64) *float64 { return &v }
+
+func TestMatchDedupAndExceptions(t *testing.T) {
+	m := sig(t, "exec", ct, `raw.ok == true`)
+	other := sig(t, "other", ct, "")
+	mk := func(window time.Duration) *rule.Set {
+		r := &rule.Rule{ID: "m", Severity: pipeline.SeverityHigh, Kind: rule.KindMatch,
+			Match: &rule.Step{As: "x", Signals: []*rule.Signal{m}}, DedupWindow: window,
+			Title:     tmpl(t, `exec on {{ .entity.task_arn }} by {{ .steps.x.raw.who }}`),
+			Overrides: []rule.SeverityOverride{{When: compileOut(t, `count >= 1 && steps.x.raw.who == "root"`), Severity: pipeline.SeverityCritical}},
+			Exceptions: []rule.Exception{
+				{Name: "ci", Fields: []*vm.Program{compileAny(t, `raw.who`)}, Comps: []string{"startsWith"}, Values: [][]any{{"ci-"}}, Expires: t0.Add(time.Hour)},
+			}}
+		return newSet([]*rule.Signal{m, other}, r)
+	}
+	evs := []*pipeline.Event{
+		ev("e1", ct, "exec", 0, taskA, `{"ok":true,"who":"alice"}`),
+		ev("e2", ct, "exec", time.Minute, taskA, `{"ok":false}`),                 // signal false
+		ev("e3", ct, "exec", 2*time.Minute, taskA, `{"ok":true,"who":"root"}`),   // dedup update, severity up
+		ev("e4", ct, "exec", 3*time.Minute, "", `{"ok":true}`),                   // no task: not keyed
+		ev("e5", ct, "exec", 4*time.Minute, taskA, `{"ok":true,"who":"ci-bot"}`), // exception active
+		ev("e6", ct, "exec", 2*time.Hour, taskA, `{"ok":true,"who":"ci-bot"}`),   // exception expired; after window → new
+		ev("e7", ct, "other", 2*time.Hour, taskA, `{"ok":true}`),
+	}
+	r := newRunner(t, mk(30*time.Minute), nil).feed(evs, false)
+	wantBrief(t, r.list(),
+		"m open critical n=2 0s [x:e1 x:e3]",
+		"m open high n=1 2h0m0s [x:e6]",
+	)
+	inc := r.list()[0]
+	if inc.ID != incidentID("m", "m/"+taskA, "e1") || len(inc.ID) != 32 {
+		t.Errorf("id %s", inc.ID)
+	}
+	if inc.Title != "exec on "+taskA+" by alice" || inc.LastSeen != t0.Add(2*time.Minute) {
+		t.Errorf("title %q last %v", inc.Title, inc.LastSeen)
+	}
+	s := r.e.Stats()
+	if s.Suppressed["m"] != 1 || s.NoKey["m"] != 1 || s.SignalHits["exec"] != 5 || s.Incidents["m"] != 2 || s.Updated["m"] != 1 {
+		t.Errorf("stats %+v", s)
+	}
+
+	// Without a dedup window every hit is its own incident.
+	r = newRunner(t, mk(0), nil).feed(evs, false)
+	wantBrief(t, r.list(),
+		"m open high n=1 0s [x:e1]",
+		"m open critical n=1 2m0s [x:e3]",
+		"m open high n=1 2h0m0s [x:e6]",
+	)
+}
+
+func TestSampleFindingsSkipped(t *testing.T) {
+	s1 := sig(t, "gdf", gd, "")
+	s2 := sig(t, "gdf2", gd, "")
+	s2.Types = []string{"gdf"}
+	s2.Sample = true
+	set := newSet([]*rule.Signal{s1, s2},
+		&rule.Rule{ID: "a", Severity: pipeline.SeverityLow, Kind: rule.KindMatch, Match: &rule.Step{Signals: []*rule.Signal{s1}}},
+		&rule.Rule{ID: "b", Severity: pipeline.SeverityLow, Kind: rule.KindMatch, Match: &rule.Step{Signals: []*rule.Signal{s2}}})
+	e := ev("g1", gd, "gdf", 0, taskA, "")
+	e.Sample = true
+	r := newRunner(t, set, nil).feed([]*pipeline.Event{e}, false)
+	wantBrief(t, r.list(), "b open low n=1 0s [gdf2:g1]")
+}
+
+func thresholdSet(t *testing.T, agg rule.AggKind, field string, cmp rule.Cmp, reset bool) *rule.Set {
+	s := sig(t, "conn", fa, "")
+	s.Fields = []rule.NamedExpr{{Name: "dest", Prog: compileAny(t, `raw.dest`)}}
+	s.NeedsRaw = true
+	th := &rule.Threshold{Step: rule.Step{As: "c", Signals: []*rule.Signal{s}}, Window: 10 * time.Minute, Agg: agg, Cmp: cmp, ResetAfterFire: reset}
+	if field != "" {
+		th.Field = compileAny(t, field)
+	}
+	return newSet([]*rule.Signal{s}, &rule.Rule{ID: "th", Severity: pipeline.SeverityMedium, Kind: rule.KindThreshold, Threshold: th})
+}
+
+func TestThreshold(t *testing.T) {
+	conn := func(id string, at time.Duration, task, dest string) *pipeline.Event {
+		return ev(id, fa, "conn", at, task, `{"dest":"`+dest+`","n":2}`)
+	}
+	tests := []struct {
+		name string
+		set  *rule.Set
+		evs  []*pipeline.Event
+		want []string
+	}{
+		{"count fires at 3 in sliding window", thresholdSet(t, rule.AggCount, "", rule.Cmp{GTE: f64(3)}, true),
+			[]*pipeline.Event{conn("a", 0, taskA, "x"), conn("b", 8*time.Minute, taskA, "x"), conn("c", 12*time.Minute, taskA, "x"),
+				conn("d", 15*time.Minute, taskA, "x"), conn("z", 15*time.Minute, taskB, "x")},
+			// a slides out before c (window (2m,12m]); b,c,d fire; buckets would have missed it.
+			[]string{"th open medium n=1 8m0s [c:b c:c c:d]"}},
+		{"just below", thresholdSet(t, rule.AggCount, "", rule.Cmp{GTE: f64(3)}, true),
+			[]*pipeline.Event{conn("a", 0, taskA, "x"), conn("b", 5*time.Minute, taskA, "x"), conn("c", 10*time.Minute, taskA, "x")},
+			nil},
+		{"distinct", thresholdSet(t, rule.AggDistinct, `fields.dest`, rule.Cmp{GTE: f64(2)}, true),
+			[]*pipeline.Event{conn("a", 0, taskA, "x"), conn("b", time.Minute, taskA, "x"), conn("c", 2*time.Minute, taskA, "y"),
+				conn("d", 3*time.Minute, taskA, "y")},
+			[]string{"th open medium n=1 0s [c:a c:b c:c]"}},
+		{"keep fires again, no dedup → new incidents", thresholdSet(t, rule.AggSum, `raw.n`, rule.Cmp{GT: f64(3)}, false),
+			[]*pipeline.Event{conn("a", 0, taskA, "x"), conn("b", time.Minute, taskA, "x"), conn("c", 2*time.Minute, taskA, "x")},
+			[]string{"th open medium n=2 0s [c:a c:b c:c]"}}, // same first event → same id, updated
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRunner(t, tc.set, nil).feed(tc.evs, false)
+			wantBrief(t, r.list(), tc.want...)
+		})
+	}
+}
+
+func seqSet(t *testing.T, mod func(*rule.Sequence)) *rule.Set {
+	exec := sig(t, "exec", ct, "")
+	shell := sig(t, "shell", fa, "")
+	c2 := sig(t, "c2", gd, "")
+	stop := sig(t, "stop", pipeline.SourceECS, "")
+	seq := &rule.Sequence{MaxSpan: 30 * time.Minute, Steps: []rule.Step{
+		{As: "exec", Signals: []*rule.Signal{exec}},
+		{As: "shell", Signals: []*rule.Signal{shell}, Within: 15 * time.Minute},
+		{As: "c2", Signals: []*rule.Signal{c2}, Within: 20 * time.Minute},
+	}, Until: []*rule.Signal{stop}}
+	if mod != nil {
+		mod(seq)
+	}
+	return newSet([]*rule.Signal{exec, shell, c2, stop},
+		&rule.Rule{ID: "seq", Severity: pipeline.SeverityCritical, Kind: rule.KindSequence, Sequence: seq})
+}
+
+func TestSequence(t *testing.T) {
+	m := time.Minute
+	exec := func(id string, at time.Duration) *pipeline.Event { return ev(id, ct, "exec", at, taskA, "") }
+	shell := func(id string, at time.Duration) *pipeline.Event { return ev(id, fa, "shell", at, taskA, "") }
+	c2 := func(id string, at time.Duration) *pipeline.Event { return ev(id, gd, "c2", at, taskA, "") }
+	stop := func(id string, at time.Duration) *pipeline.Event {
+		return ev(id, pipeline.SourceECS, "stop", at, taskA, "")
+	}
+	absentLast := func(s *rule.Sequence) {
+		s.Steps[2] = rule.Step{As: "noc2", Signals: s.Steps[2].Signals, Absent: true, For: 10 * m}
+	}
+	absentMid := func(s *rule.Sequence) {
+		s.Steps[1] = rule.Step{As: "noshell", Signals: s.Steps[1].Signals, Absent: true}
+	}
+	tests := []struct {
+		name string
+		mod  func(*rule.Sequence)
+		evs  []*pipeline.Event
+		end  time.Duration
+		want []string
+	}{
+		{"fires", nil, []*pipeline.Event{exec("e", 0), shell("s", 4*m), c2("c", 9*m)}, time.Hour,
+			[]string{"seq open critical n=1 0s [exec:e shell:s c2:c]"}},
+		{"latest exec wins", nil, []*pipeline.Event{exec("e1", 0), exec("e2", 2*m), shell("s", 4*m), c2("c", 9*m)}, time.Hour,
+			[]string{"seq open critical n=1 2m0s [exec:e2 shell:s c2:c]"}},
+		{"out of order does not fire", nil, []*pipeline.Event{shell("s", 0), exec("e", m), c2("c", 9*m)}, time.Hour, nil},
+		{"too slow (within)", nil, []*pipeline.Event{exec("e", 0), shell("s", 16*m), c2("c", 20*m)}, time.Hour, nil},
+		{"too slow (maxspan)", nil, []*pipeline.Event{exec("e", 0), shell("s", 14*m), c2("c", 31*m)}, time.Hour, nil},
+		{"until cancels", nil, []*pipeline.Event{exec("e", 0), shell("s", 4*m), stop("x", 5*m), c2("c", 9*m)}, time.Hour, nil},
+		{"absent last violated", absentLast, []*pipeline.Event{exec("e", 0), shell("s", 4*m), c2("c", 14*m)}, time.Hour, nil},
+		{"absent last satisfied", absentLast, []*pipeline.Event{exec("e", 0), shell("s", 4*m), c2("c", 15*m)}, time.Hour,
+			[]string{"seq open critical n=1 0s [exec:e shell:s]"}},
+		{"absent last undecided before deadline", absentLast, []*pipeline.Event{exec("e", 0), shell("s", 4*m)}, 14 * m, nil},
+		{"absent middle satisfied", absentMid, []*pipeline.Event{exec("e", 0), c2("c", 9*m)}, time.Hour,
+			[]string{"seq open critical n=1 0s [exec:e c2:c]"}},
+		{"absent middle violated", absentMid, []*pipeline.Event{exec("e", 0), shell("s", 4*m), c2("c", 9*m)}, time.Hour, nil},
+		{"min_count", func(s *rule.Sequence) { s.Steps[1].MinCount = 2 }, []*pipeline.Event{exec("e", 0), shell("s1", 4*m), c2("c0", 5*m), shell("s2", 6*m), c2("c", 9*m)}, time.Hour,
+			[]string{"seq open critical n=1 0s [exec:e shell:s1 shell:s2 c2:c]"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, each := range []bool{false, true} {
+				r := newRunner(t, seqSet(t, tc.mod), nil).feed(tc.evs, each).advance(tc.end)
+				wantBrief(t, r.list(), tc.want...)
+			}
+		})
+	}
+	// The absent-last incident is timed at the deadline.
+	r := newRunner(t, seqSet(t, absentLast), nil).feed([]*pipeline.Event{exec("e", 0), shell("s", 4*m)}, false).advance(time.Hour)
+	if l := r.list(); len(l) != 1 || !l[0].LastSeen.Equal(t0.Add(14*m)) {
+		t.Fatalf("absent incident %+v", l)
+	}
+}

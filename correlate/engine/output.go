@@ -1,0 +1,605 @@
+package engine
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/ecscorr/ecscorr/correlate/rule"
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// evRec is what state keeps of an event that a rule may still need in an
+// incident: identity, entity, the signal's fields and the raw record (for
+// templates such as {{ .steps.exec.raw.userIdentity.arn }}).
+type evRec struct {
+	Signal   string            `json:"s"`
+	ID       string            `json:"i"`
+	Source   pipeline.Source   `json:"o"`
+	Type     string            `json:"y"`
+	Time     time.Time         `json:"t"`
+	Severity pipeline.Severity `json:"v"`
+	Entity   pipeline.Entity   `json:"e"`
+	Raw      json.RawMessage   `json:"r,omitempty"`
+	Fields   map[string]any    `json:"f,omitempty"`
+}
+
+func newEvRec(ev *pipeline.Event, signal string, fields map[string]any) *evRec {
+	var raw json.RawMessage
+	if len(ev.Raw) > 0 {
+		// Sources may reuse their buffers: keep a copy.
+		raw = append(json.RawMessage(nil), ev.Raw...)
+	}
+	return &evRec{Signal: signal, ID: ev.ID, Source: ev.Source, Type: ev.Type, Time: ev.Time.UTC(),
+		Severity: ev.Severity, Entity: ev.Entity, Raw: raw, Fields: fields}
+}
+
+func (r *evRec) ref(step string) pipeline.EventRef {
+	return pipeline.EventRef{Source: r.Source, ID: r.ID, Type: r.Type, Time: r.Time.UTC(), Step: step}
+}
+
+// env builds the expression environment of a stored event.
+func (r *evRec) env(lists map[string][]any) *rule.Env {
+	return &rule.Env{
+		Event:  rule.EventEnv{ID: r.ID, Source: string(r.Source), Type: r.Type, Time: r.Time, Severity: r.Severity.String()},
+		Entity: entityEnv(&r.Entity),
+		Raw:    decodeRaw(r.Raw),
+		Lists:  lists,
+		Fields: r.Fields,
+	}
+}
+
+func entityMap(en *pipeline.Entity) map[string]any {
+	return map[string]any{
+		"account": en.Account, "region": en.Region, "cluster": en.Cluster, "service": en.Service,
+		"task_arn": en.TaskARN, "task_definition_arn": en.TaskDefinitionARN,
+		"task_definition_family": taskDefFamily(en.TaskDefinitionARN),
+		"container_id":           en.ContainerID, "principal": en.Principal,
+	}
+}
+
+func (r *evRec) stepMap(raw map[string]any) map[string]any {
+	f := r.Fields
+	if f == nil {
+		f = map[string]any{}
+	}
+	return map[string]any{
+		"signal": r.Signal, "source": string(r.Source), "type": r.Type, "id": r.ID, "time": r.Time,
+		"severity": r.Severity.String(), "raw": raw, "fields": f, "entity": entityMap(&r.Entity),
+	}
+}
+
+// namedRec is a step event with its alias.
+type namedRec struct {
+	as  string
+	rec *evRec
+}
+
+// hit is one firing of a rule, before exceptions and dedup.
+type hit struct {
+	rt       *ruleRT
+	key      string
+	vals     []string
+	steps    []namedRec // last one per alias wins in .steps
+	evidence []pipeline.EventRef
+	agg      map[string]any
+	signals  map[string]bool
+	last     *evRec
+	at       time.Time
+}
+
+// openInc is an incident that can still be updated (dedup) or resolved.
+type openInc struct {
+	Inc      pipeline.Incident `json:"inc"`
+	Rule     string            `json:"rule"`
+	Hash     string            `json:"hash"`
+	GroupKey string            `json:"key"`
+	DedupKey string            `json:"dedup"`
+	// Steps, Agg and Signals of the first hit, for resolve.closes.
+	Steps   []stepJSON      `json:"steps,omitempty"`
+	Agg     map[string]any  `json:"agg,omitempty"`
+	Signals map[string]bool `json:"signals,omitempty"`
+	// Expire is the event time after which nothing can touch the
+	// incident any more; it is then forgotten.
+	Expire time.Time `json:"expire"`
+}
+
+type stepJSON struct {
+	As  string `json:"as"`
+	Rec *evRec `json:"rec"`
+}
+
+// incidentID is hex sha256(rule id, dedup key, first evidence id)[:32].
+func incidentID(ruleID, dedupKey, firstEvent string) string {
+	h := sha256.New()
+	h.Write([]byte(ruleID))
+	h.Write([]byte{0})
+	h.Write([]byte(dedupKey))
+	h.Write([]byte{0})
+	h.Write([]byte(firstEvent))
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// rawFor decodes a step's raw record, reusing the current event's.
+func (e *Engine) rawFor(r *evRec) map[string]any {
+	if e.ev != nil && r.ID == e.ev.ID && r.Source == e.ev.Source {
+		e.ensureRaw()
+		return e.env.Raw
+	}
+	return decodeRaw(r.Raw)
+}
+
+// outputEnv builds the output environment of a hit.
+func (e *Engine) outputEnv(rt *ruleRT, key map[string]string, steps []namedRec, agg map[string]any, signals map[string]bool, last *evRec, count int) map[string]any {
+	sm := make(map[string]any, len(steps))
+	raws := make(map[*evRec]map[string]any, len(steps))
+	var lastMap map[string]any
+	for _, s := range steps {
+		raw, ok := raws[s.rec]
+		if !ok {
+			raw = e.rawFor(s.rec)
+			raws[s.rec] = raw
+		}
+		m := s.rec.stepMap(raw)
+		sm[s.as] = m
+		if s.rec == last {
+			lastMap = m
+		}
+	}
+	if lastMap == nil && last != nil {
+		lastMap = last.stepMap(e.rawFor(last))
+	}
+	keyMap := make(map[string]any, len(key))
+	for k, v := range key {
+		keyMap[k] = v
+	}
+	if agg == nil {
+		agg = map[string]any{}
+	}
+	sig := make(map[string]any, len(signals))
+	for k, v := range signals {
+		sig[k] = v
+	}
+	r := rt.r
+	var ent map[string]any
+	if last != nil {
+		ent = entityMap(&last.Entity)
+	} else {
+		ent = entityMap(&pipeline.Entity{})
+	}
+	return map[string]any{
+		"rule": map[string]any{"id": r.ID, "title": "", "description": r.Description, "severity": r.Severity.String(),
+			"mitre": toAnySlice(r.Mitre), "tags": toAnySlice(r.Tags)},
+		"key": keyMap, "entity": ent, "steps": sm, "agg": agg, "signals": sig, "count": count, "event": lastMap,
+	}
+}
+
+func toAnySlice(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+func (e *Engine) execTemplate(t *template.Template, data map[string]any) string {
+	if t == nil {
+		return ""
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, data); err != nil {
+		e.stats.templateErrors++
+		e.logOnce("tmpl:"+t.Name(), "template failed; using its text", "template", t.Name(), "err", err)
+		if t.Tree != nil && t.Tree.Root != nil {
+			return t.Tree.Root.String()
+		}
+		return ""
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// excepted reports whether an active exception matches the hit's last event.
+func (e *Engine) excepted(rt *ruleRT, last *evRec) bool {
+	exs := rt.r.Exceptions
+	if len(exs) == 0 || last == nil {
+		return false
+	}
+	var env *rule.Env
+	for i := range exs {
+		ex := &exs[i]
+		if !ex.Expires.IsZero() && !ex.Expires.After(last.Time) {
+			continue
+		}
+		if env == nil {
+			if e.ev != nil && last.ID == e.ev.ID && last.Source == e.ev.Source {
+				e.ensureRaw()
+				cp := e.env
+				cp.Fields = last.Fields
+				env = &cp
+			} else {
+				env = last.env(e.set.Lists)
+			}
+		}
+		vals := make([]any, len(ex.Fields))
+		for j, f := range ex.Fields {
+			v, err := e.vm.Run(f, env)
+			if err != nil {
+				e.stats.evalErrors++
+			}
+			vals[j] = v
+		}
+		for _, row := range ex.Values {
+			if len(row) != len(vals) {
+				continue
+			}
+			all := true
+			for j := range vals {
+				comp := "=="
+				if j < len(ex.Comps) && ex.Comps[j] != "" {
+					comp = ex.Comps[j]
+				}
+				if !compare(comp, vals[j], row[j]) {
+					all = false
+					break
+				}
+			}
+			if all {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func compare(comp string, a, b any) bool {
+	switch comp {
+	case "==":
+		return equalAny(a, b)
+	case "!=":
+		return !equalAny(a, b)
+	case "in":
+		switch l := b.(type) {
+		case []any:
+			for _, x := range l {
+				if equalAny(a, x) {
+					return true
+				}
+			}
+		case []string:
+			for _, x := range l {
+				if equalAny(a, x) {
+					return true
+				}
+			}
+		default:
+			return equalAny(a, b)
+		}
+		return false
+	case "startsWith":
+		return a != nil && strings.HasPrefix(fmt.Sprint(a), fmt.Sprint(b))
+	case "endsWith":
+		return a != nil && strings.HasSuffix(fmt.Sprint(a), fmt.Sprint(b))
+	case "contains":
+		return a != nil && strings.Contains(fmt.Sprint(a), fmt.Sprint(b))
+	}
+	return false
+}
+
+func equalAny(a, b any) bool {
+	if fa, ok := toFloat(a); ok {
+		if fb, ok := toFloat(b); ok {
+			return fa == fb
+		}
+	}
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return fmt.Sprint(a) == fmt.Sprint(b)
+}
+
+func toFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case int32:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	case uint32:
+		return float64(x), true
+	case uint:
+		return float64(x), true
+	case json.Number:
+		f, err := x.Float64()
+		return f, err == nil
+	}
+	return 0, false
+}
+
+// fire turns a hit into a new or updated incident (or nothing, when an
+// exception applies) and appends it to the output. It returns the incident.
+func (e *Engine) fire(h *hit) *openInc {
+	rt := h.rt
+	rs := &e.stats.rules[rt.idx]
+	if e.excepted(rt, h.last) {
+		rs.suppressed++
+		return nil
+	}
+	r := rt.r
+	keyMap := make(map[string]string, len(r.By))
+	for i, kf := range r.By {
+		if i < len(h.vals) {
+			keyMap[kf.Name] = h.vals[i]
+		}
+	}
+	env := e.outputEnv(rt, keyMap, h.steps, h.agg, h.signals, h.last, 1)
+
+	dk := ""
+	if r.DedupKey != nil {
+		dk = e.execTemplate(r.DedupKey, env)
+	} else {
+		dk = r.ID
+		for _, v := range h.vals {
+			dk += "/" + v
+		}
+	}
+	dkey := r.ID + "\x00" + dk
+
+	var oi *openInc
+	if id, ok := e.dedup[dkey]; ok && r.DedupWindow > 0 {
+		if cur := e.incidents[id]; cur != nil && cur.Inc.Status == pipeline.IncidentOpen &&
+			h.at.Sub(cur.Inc.LastSeen) <= r.DedupWindow && !h.at.After(cur.Expire) {
+			oi = cur
+		}
+	}
+	first := ""
+	if len(h.evidence) > 0 {
+		first = h.evidence[0].ID
+	}
+	if oi == nil {
+		id := incidentID(r.ID, dk, first)
+		if cur := e.incidents[id]; cur != nil && cur.Inc.Status == pipeline.IncidentOpen {
+			oi = cur // the same first event fired again: same incident
+		}
+	}
+	if oi != nil {
+		oi.Inc.Count++
+		env["count"] = oi.Inc.Count
+		sev := e.severity(rt, env)
+		if sev > oi.Inc.Severity {
+			oi.Inc.Severity = sev
+		}
+		if h.at.After(oi.Inc.LastSeen) {
+			oi.Inc.LastSeen = h.at.UTC()
+		}
+		e.addEvidence(rt, &oi.Inc, h.evidence)
+		e.setExpire(rt, oi)
+		rs.updated++
+		e.markInc(oi)
+		e.emit(oi)
+		return oi
+	}
+
+	inc := pipeline.Incident{
+		ID:        incidentID(r.ID, dk, first),
+		Rule:      r.ID,
+		Severity:  e.severity(rt, env),
+		Tags:      nonNil(r.Tags),
+		Mitre:     nonNil(r.Mitre),
+		Key:       keyMap,
+		FirstSeen: h.at.UTC(),
+		LastSeen:  h.at.UTC(),
+		Runbook:   r.Runbook,
+		Count:     1,
+		Status:    pipeline.IncidentOpen,
+		Route:     r.Route,
+		Events:    []pipeline.EventRef{},
+	}
+	if len(h.evidence) > 0 && h.evidence[0].Time.Before(inc.FirstSeen) {
+		inc.FirstSeen = h.evidence[0].Time.UTC()
+	}
+	inc.Title = e.execTemplate(r.Title, env)
+	if r.Title == nil {
+		inc.Title = r.ID
+	}
+	env["rule"].(map[string]any)["title"] = inc.Title
+	inc.Summary = e.execTemplate(r.Summary, env)
+	inc.Remediation = e.execTemplate(r.Remediation, env)
+	if len(r.Fields) > 0 {
+		inc.Fields = make(map[string]any, len(r.Fields))
+		for _, f := range r.Fields {
+			v, err := e.vm.Run(f.Prog, env)
+			if err != nil {
+				e.stats.evalErrors++
+				continue
+			}
+			inc.Fields[f.Name] = v
+		}
+	}
+	e.addEvidence(rt, &inc, h.evidence)
+	oi = &openInc{Inc: inc, Rule: r.ID, Hash: r.Hash, GroupKey: h.key, DedupKey: dk, Agg: h.agg, Signals: h.signals}
+	for _, s := range h.steps {
+		oi.Steps = append(oi.Steps, stepJSON{As: s.as, Rec: s.rec})
+	}
+	e.setExpire(rt, oi)
+	rs.incidents++
+	e.stats.bySev[inc.Severity]++
+	e.incidents[inc.ID] = oi
+	if old, ok := e.dedup[dkey]; !ok || old != inc.ID {
+		e.dedup[dkey] = inc.ID
+	}
+	rt.open[h.key] = append(rt.open[h.key], inc.ID)
+	e.markInc(oi)
+	e.emit(oi)
+	return oi
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (e *Engine) severity(rt *ruleRT, env map[string]any) pipeline.Severity {
+	sev := rt.r.Severity
+	for _, o := range rt.r.Overrides {
+		if o.When == nil {
+			continue
+		}
+		ok, err := e.runBool(o.When, env)
+		if err != nil {
+			e.stats.evalErrors++
+			continue
+		}
+		if ok {
+			sev = o.Severity
+		}
+	}
+	return sev
+}
+
+func (e *Engine) addEvidence(rt *ruleRT, inc *pipeline.Incident, refs []pipeline.EventRef) {
+	max := rt.maxEvents
+	evs := inc.Events
+next:
+	for _, ref := range refs {
+		for _, x := range evs {
+			if x.ID == ref.ID && x.Source == ref.Source && x.Step == ref.Step {
+				continue next
+			}
+		}
+		if len(evs) >= max {
+			inc.EventsDropped++
+			e.stats.rules[rt.idx].evDropped++
+			e.logOnce("evidence:"+rt.r.ID, "evidence cap reached; further events are counted, not kept", "rule", rt.r.ID, "max_events", max)
+			continue
+		}
+		// Copy on append: emitted incidents share the old array.
+		evs = append(evs[:len(evs):len(evs)], ref)
+	}
+	inc.Events = evs
+}
+
+// setExpire computes when an open incident can no longer be touched: the
+// dedup window after its last hit, longer when a resolve can still close it.
+func (e *Engine) setExpire(rt *ruleRT, oi *openInc) {
+	keep := rt.r.DedupWindow
+	if rt.r.Resolve != nil && keep < resolveHorizon {
+		keep = resolveHorizon
+	}
+	oi.Expire = oi.Inc.LastSeen.Add(keep)
+}
+
+// resolveHorizon is how long an incident of a rule with `resolve` stays
+// closable after its last hit.
+const resolveHorizon = 7 * 24 * time.Hour
+
+func (e *Engine) emit(oi *openInc) {
+	inc := oi.Inc
+	inc.Events = append([]pipeline.EventRef(nil), oi.Inc.Events...)
+	e.out = append(e.out, inc)
+}
+
+func (e *Engine) markInc(oi *openInc) { e.dirtyIncs[oi.Inc.ID] = struct{}{} }
+
+// resolveSignal closes the rule's open incidents on key that the resolve
+// filter accepts.
+func (e *Engine) resolveSignal(rt *ruleRT, key string, h *sigHit) {
+	ids := rt.open[key]
+	if len(ids) == 0 {
+		return
+	}
+	rec := e.hitRec(h)
+	t := e.ev.Time
+	var evMap map[string]any
+	kept := ids[:0:0]
+	for _, id := range ids {
+		oi := e.incidents[id]
+		if oi == nil || oi.Inc.Status != pipeline.IncidentOpen || t.After(oi.Expire) || t.Before(oi.Inc.FirstSeen) {
+			if oi != nil && oi.Inc.Status == pipeline.IncidentOpen && !t.After(oi.Expire) {
+				kept = append(kept, id)
+			}
+			continue
+		}
+		if c := rt.r.Resolve.Closes; c != nil {
+			env := e.incidentEnv(rt, oi)
+			if evMap == nil {
+				evMap = rec.stepMap(e.rawFor(rec))
+			}
+			env["event"] = evMap
+			ok, err := e.runBool(c, env)
+			if err != nil {
+				e.stats.evalErrors++
+			}
+			if !ok {
+				kept = append(kept, id)
+				continue
+			}
+		}
+		ref := rec.ref("")
+		e.resolve(rt, oi, t, &ref)
+	}
+	rt.setOpen(key, kept)
+}
+
+// incidentEnv rebuilds the output environment of an open incident.
+func (e *Engine) incidentEnv(rt *ruleRT, oi *openInc) map[string]any {
+	steps := make([]namedRec, len(oi.Steps))
+	var last *evRec
+	for i, s := range oi.Steps {
+		steps[i] = namedRec{s.As, s.Rec}
+		if last == nil || !s.Rec.Time.Before(last.Time) {
+			last = s.Rec
+		}
+	}
+	env := e.outputEnv(rt, oi.Inc.Key, steps, oi.Agg, oi.Signals, last, oi.Inc.Count)
+	cp := make(map[string]any, len(env)+1)
+	for k, v := range env {
+		cp[k] = v
+	}
+	cp["incident"] = env
+	return cp
+}
+
+func (e *Engine) resolve(rt *ruleRT, oi *openInc, at time.Time, by *pipeline.EventRef) {
+	at = at.UTC()
+	oi.Inc.Status = pipeline.IncidentResolved
+	oi.Inc.ResolvedAt = &at
+	oi.Inc.ResolvedBy = by
+	e.stats.rules[rt.idx].resolved++
+	e.emit(oi)
+	e.forget(rt, oi)
+}
+
+// forget drops an incident that can no longer change.
+func (e *Engine) forget(rt *ruleRT, oi *openInc) {
+	id := oi.Inc.ID
+	delete(e.incidents, id)
+	delete(e.dirtyIncs, id)
+	e.deadIncs = append(e.deadIncs, id)
+	dkey := rt.r.ID + "\x00" + oi.DedupKey
+	if e.dedup[dkey] == id {
+		delete(e.dedup, dkey)
+		e.deadDedups = append(e.deadDedups, dedupStoreKey(dkey))
+	}
+	ids := rt.open[oi.GroupKey]
+	kept := ids[:0:0]
+	for _, x := range ids {
+		if x != id {
+			kept = append(kept, x)
+		}
+	}
+	rt.setOpen(oi.GroupKey, kept)
+}

@@ -1,0 +1,194 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/ecscorr/ecscorr/correlate/rule"
+)
+
+// ruleRT is a rule with its runtime state.
+type ruleRT struct {
+	idx       int
+	r         *rule.Rule
+	keys      map[string]*keyState
+	open      map[string][]string // group key → open incident ids
+	maxEvents int
+	maxKeys   int
+	ttl       time.Duration // store TTL of key state
+}
+
+func newRuleRT(i int, r *rule.Rule, opts Options) *ruleRT {
+	rt := &ruleRT{idx: i, r: r, keys: make(map[string]*keyState), open: make(map[string][]string)}
+	rt.maxEvents = r.MaxEvents
+	if rt.maxEvents <= 0 {
+		rt.maxEvents = opts.MaxEvidence
+	}
+	rt.maxKeys = r.MaxKeys
+	if rt.maxKeys <= 0 {
+		rt.maxKeys = 100_000
+	}
+	rt.ttl = rt.retention() + opts.Lateness
+	return rt
+}
+
+// retention is how long key state may matter after its last event.
+func (rt *ruleRT) retention() time.Duration {
+	d := rt.r.Retention
+	switch rt.r.Kind {
+	case rule.KindThreshold:
+		d = max(d, rt.r.Threshold.Window)
+	case rule.KindSequence:
+		s := rt.r.Sequence
+		m := s.MaxSpan
+		for _, st := range s.Steps {
+			if st.Absent {
+				m = max(m, s.MaxSpan+st.For)
+			}
+		}
+		d = max(d, m)
+	case rule.KindTemporal:
+		d = max(d, rt.r.Temporal.Window)
+	case rule.KindMetric:
+		m := rt.r.Metric
+		d = max(d, m.For, m.Baseline.Over)
+		if m.Join != nil {
+			d = max(d, m.Join.Within)
+		}
+	}
+	if d <= 0 {
+		d = time.Hour
+	}
+	return d
+}
+
+func (rt *ruleRT) setOpen(key string, ids []string) {
+	if len(ids) == 0 {
+		delete(rt.open, key)
+		return
+	}
+	rt.open[key] = ids
+}
+
+// keyState is the state of one rule for one key. Exported fields are
+// persisted (JSON); only the fields of the rule's kind are used.
+type keyState struct {
+	Hash string   `json:"h"`
+	Vals []string `json:"k"`
+	// Touch is the latest event time seen on the key.
+	Touch time.Time `json:"u"`
+
+	// threshold
+	Win  []winEntry `json:"w,omitempty"`
+	Last *evRec     `json:"l,omitempty"`
+
+	// sequence: Parts[i] is the pending partial whose last matched step is i.
+	Parts []*partial `json:"p,omitempty"`
+
+	// temporal: events per alias inside the window, and a pending decision.
+	Temp    [][]tempEntry `json:"tm,omitempty"`
+	Pending time.Time     `json:"pd,omitempty"`
+
+	// metric
+	Met *metricState `json:"m,omitempty"`
+
+	key   string
+	rt    *ruleRT
+	dirty bool
+}
+
+// getKey returns the key's state, creating it if create is set and the
+// rule's key cap allows.
+func (e *Engine) getKey(rt *ruleRT, key string, vals []string, create bool) *keyState {
+	if ks := rt.keys[key]; ks != nil {
+		return ks
+	}
+	if !create {
+		return nil
+	}
+	if len(rt.keys) >= rt.maxKeys {
+		// Drop what has already expired before declaring an overflow, so
+		// the cap depends on event time and not on when Advance ran.
+		e.sweepRule(rt, e.clock)
+		if len(rt.keys) >= rt.maxKeys {
+			e.stats.rules[rt.idx].keyCap++
+			e.logOnce("keycap:"+rt.r.ID, "rule key cap reached; new keys are dropped and counted", "rule", rt.r.ID, "max_keys", rt.maxKeys)
+			return nil
+		}
+	}
+	ks := &keyState{Hash: rt.r.Hash, Vals: vals, key: key, rt: rt}
+	rt.keys[key] = ks
+	return ks
+}
+
+func (e *Engine) touch(ks *keyState) {
+	if !ks.dirty {
+		ks.dirty = true
+		e.dirtyKeys[ks] = struct{}{}
+	}
+}
+
+func (e *Engine) dropKey(ks *keyState) {
+	delete(ks.rt.keys, ks.key)
+	delete(e.dirtyKeys, ks)
+	e.deadKeys = append(e.deadKeys, keyStoreKey(ks.rt, ks.key))
+}
+
+// expired reports whether a key's state can no longer matter at now.
+func (rt *ruleRT) expired(ks *keyState, now time.Time) bool {
+	switch rt.r.Kind {
+	case rule.KindThreshold:
+		return len(ks.Win) == 0 || !ks.Win[len(ks.Win)-1].T.After(now.Add(-rt.r.Threshold.Window))
+	case rule.KindSequence:
+		for _, p := range ks.Parts {
+			if p != nil && !rt.seqExpired(p, now) {
+				return false
+			}
+		}
+		return true
+	case rule.KindTemporal:
+		if !ks.Pending.IsZero() {
+			return false
+		}
+		cut := now.Add(-rt.r.Temporal.Window)
+		for _, l := range ks.Temp {
+			if len(l) > 0 && l[len(l)-1].T.After(cut) {
+				return false
+			}
+		}
+		return true
+	case rule.KindMetric:
+		return ks.Touch.Add(rt.retention()).Before(now)
+	}
+	return true
+}
+
+// sweepRule forgets expired keys of a rule.
+func (e *Engine) sweepRule(rt *ruleRT, now time.Time) {
+	for _, ks := range rt.keys {
+		if rt.expired(ks, now) {
+			e.dropKey(ks)
+		}
+	}
+}
+
+// sweep forgets expired key state and incidents. It only removes what is
+// already invisible to later events, so it never changes results.
+func (e *Engine) sweep(now time.Time) {
+	for _, rt := range e.rules {
+		e.sweepRule(rt, now)
+	}
+	for _, oi := range e.incidents {
+		if now.After(oi.Expire) {
+			e.forget(e.ruleByID(oi.Rule), oi)
+		}
+	}
+}
+
+func (e *Engine) ruleByID(id string) *ruleRT {
+	for _, rt := range e.rules {
+		if rt.r.ID == id {
+			return rt
+		}
+	}
+	return nil
+}
