@@ -40,6 +40,7 @@ type Engine struct {
 	opts  Options
 	log   *slog.Logger
 	rules []*ruleRT
+	byID  map[string]*ruleRT
 	// sigRoles[signal index] lists the rule roles a signal plays.
 	sigRoles [][]roleRef
 
@@ -123,9 +124,15 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 		sigRoles:  make([][]roleRef, len(set.Signals)),
 	}
 	e.env.Lists = set.Lists
+	e.stats.init(set)
+	e.byID = make(map[string]*ruleRT, len(set.Rules))
 	for i, r := range set.Rules {
 		rt := newRuleRT(i, r, opts)
 		e.rules = append(e.rules, rt)
+		e.byID[r.ID] = rt
+		if r.Kind == rule.KindTemporal && r.Temporal != nil {
+			e.buildTemporal(rt)
+		}
 		add := func(sigs []*rule.Signal, kind roleKind, step int) {
 			for _, s := range sigs {
 				if s == nil || s.Index < 0 || s.Index >= len(e.sigRoles) {
@@ -171,7 +178,6 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 		}
 	}
 	e.mark = make([]uint64, len(e.rules))
-	e.stats.init(set)
 	if err := e.load(ctx); err != nil {
 		return nil, err
 	}

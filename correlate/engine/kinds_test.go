@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/ecscorr/ecscorr/correlate/rule"
@@ -195,4 +198,174 @@ func TestSequence(t *testing.T) {
 	if l := r.list(); len(l) != 1 || !l[0].LastSeen.Equal(t0.Add(14*m)) {
 		t.Fatalf("absent incident %+v", l)
 	}
+}
+
+func temporalSet(t *testing.T, cond string) *rule.Set {
+	a := sig(t, "ga", gd, "")
+	b := sig(t, "fb", fa, "")
+	c := sig(t, "cc", ct, "")
+	tp := &rule.Temporal{Window: 10 * time.Minute, Signals: []rule.Step{
+		{As: "a", Signals: []*rule.Signal{a}}, {As: "b", Signals: []*rule.Signal{b}}, {As: "c", Signals: []*rule.Signal{c}}}}
+	if cond != "" {
+		p, err := expr.Compile(cond, expr.Env(map[string]any{"a": false, "b": false, "c": false, "count_fired": 0}), expr.AsBool())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp.Condition = p
+	}
+	return newSet([]*rule.Signal{a, b, c}, &rule.Rule{ID: "tmp", Severity: pipeline.SeverityHigh, Kind: rule.KindTemporal, Temporal: tp})
+}
+
+func TestTemporal(t *testing.T) {
+	m := time.Minute
+	a := func(id string, at time.Duration) *pipeline.Event { return ev(id, gd, "ga", at, taskA, "") }
+	b := func(id string, at time.Duration) *pipeline.Event { return ev(id, fa, "fb", at, taskA, "") }
+	c := func(id string, at time.Duration) *pipeline.Event { return ev(id, ct, "cc", at, taskA, "") }
+	tests := []struct {
+		name, cond string
+		evs        []*pipeline.Event
+		want       []string
+	}{
+		{"all, any order", "", []*pipeline.Event{c("c", 0), a("a", 3*m), b("b", 9*m)}, []string{"tmp open high n=1 0s [c:c a:a b:b]"}},
+		{"all, too far apart", "", []*pipeline.Event{c("c", 0), a("a", 3*m), b("b", 11*m)}, nil},
+		{"positive fires at once", "a && b", []*pipeline.Event{b("b", 0), a("a", 2*m)}, []string{"tmp open high n=1 0s [b:b a:a]"}},
+		{"negation holds at close", "a && b && !c", []*pipeline.Event{a("a", 0), b("b", 2*m), c("c", 11*m)}, []string{"tmp open high n=1 0s [a:a b:b]"}},
+		{"negation violated", "a && b && !c", []*pipeline.Event{a("a", 0), b("b", 2*m), c("c", 9*m)}, nil},
+		{"count_fired", "count_fired >= 2", []*pipeline.Event{a("a", 0), c("c", 5*m)}, []string{"tmp open high n=1 0s [a:a c:c]"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, each := range []bool{false, true} {
+				r := newRunner(t, temporalSet(t, tc.cond), nil).feed(tc.evs, each).advance(time.Hour)
+				wantBrief(t, r.list(), tc.want...)
+			}
+		})
+	}
+	// The negated decision is timed at the window's close.
+	r := newRunner(t, temporalSet(t, "a && b && !c"), nil).feed([]*pipeline.Event{a("a", 0), b("b", 2*m)}, false)
+	if len(r.list()) != 0 {
+		t.Fatal("decided before the window closed")
+	}
+	r.advance(10 * m)
+	if len(r.list()) != 0 {
+		t.Fatal("decided at (not after) the close")
+	}
+	r.advance(11 * m)
+	if l := r.list(); len(l) != 1 || !l[0].LastSeen.Equal(t0.Add(10*m)) {
+		t.Fatalf("got %+v", l)
+	}
+}
+
+func metricSet(t *testing.T, join bool, mod func(*rule.Rule)) *rule.Set {
+	cpu := sig(t, "cpu", ci, "")
+	cpu.Fields = []rule.NamedExpr{{Name: "value", Prog: compileAny(t, `raw.v`)}}
+	cpu.NeedsRaw = true
+	pool := sig(t, "pool", fa, "")
+	p, err := expr.Compile(`value > max(80, baseline * 1.5)`, expr.Env(rule.MetricEnv{}), expr.AsBool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt := &rule.Metric{Series: cpu, ValueField: "value", Expr: p, For: 10 * time.Minute, ResetOnGap: true, Gap: 3 * time.Minute}
+	mt.Baseline.Stat = rule.BaselineP95
+	mt.Baseline.Over = 24 * time.Hour
+	mt.Baseline.MinSamples = 3
+	if join {
+		mt.Join = &rule.Step{As: "corr", Signals: []*rule.Signal{pool}, Within: 15 * time.Minute}
+	}
+	r := &rule.Rule{ID: "met", Severity: pipeline.SeverityHigh, Kind: rule.KindMetric, Metric: mt,
+		Resolve: &rule.Resolve{MetricClears: true, KeepFiringFor: 5 * time.Minute},
+		Summary: tmpl(t, `cpu {{ printf "%.0f" .agg.value }} base {{ .agg.baseline }} for {{ .agg.for }}`)}
+	if mod != nil {
+		mod(r)
+	}
+	return newSet([]*rule.Signal{cpu, pool}, r)
+}
+
+// series renders one sample a minute from start, value per minute.
+func series(task string, start time.Duration, vals ...float64) []*pipeline.Event {
+	var out []*pipeline.Event
+	for i, v := range vals {
+		at := start + time.Duration(i)*time.Minute
+		out = append(out, ev(fmt.Sprintf("m%d", int(at/time.Minute)), ci, "cpu", at, task, fmt.Sprintf(`{"v":%g}`, v)))
+	}
+	return out
+}
+
+func rep(v float64, n int) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
+func merge(lists ...[]*pipeline.Event) []*pipeline.Event {
+	var out []*pipeline.Event
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	slices.SortStableFunc(out, func(a, b *pipeline.Event) int {
+		if pipeline.Less(a, b) {
+			return -1
+		}
+		if pipeline.Less(b, a) {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+func TestMetric(t *testing.T) {
+	m := time.Minute
+	vals := append(append(rep(35, 5), rep(97, 15)...), rep(30, 10)...) // hot at 5..19m
+	pool := ev("p", fa, "pool", 9*m, taskA, "")
+	t.Run("sustained without join", func(t *testing.T) {
+		r := newRunner(t, metricSet(t, false, nil), nil).feed(series(taskA, 0, vals...), false)
+		l := r.list()
+		wantBrief(t, l, "met resolved high n=1 5m0s [cpu:m5 cpu:m6 cpu:m7 cpu:m8 cpu:m9 cpu:m10 cpu:m11 cpu:m12 cpu:m13 cpu:m14 cpu:m15] by=m25@25m0s")
+		if l[0].LastSeen != t0.Add(15*m) || l[0].Summary != "cpu 97 base 35 for 10m0s" {
+			t.Errorf("incident %v %q", l[0].LastSeen, l[0].Summary)
+		}
+	})
+	t.Run("join before breach", func(t *testing.T) {
+		r := newRunner(t, metricSet(t, true, nil), nil).feed(merge(series(taskA, 0, vals...), []*pipeline.Event{pool}), false)
+		wantBrief(t, r.list(), "met resolved high n=1 5m0s [cpu:m5 cpu:m6 cpu:m7 cpu:m8 cpu:m9 corr:p cpu:m10 cpu:m11 cpu:m12 cpu:m13 cpu:m14 cpu:m15] by=m25@25m0s")
+	})
+	t.Run("join after sustained", func(t *testing.T) {
+		late := ev("p", fa, "pool", 17*m+30*time.Second, taskA, "")
+		r := newRunner(t, metricSet(t, true, nil), nil).feed(merge(series(taskA, 0, vals...), []*pipeline.Event{late}), false)
+		l := r.list()
+		if len(l) != 1 || l[0].FirstSeen != t0.Add(5*m) || l[0].LastSeen != t0.Add(17*m+30*time.Second) {
+			t.Fatalf("got %v", brief(l))
+		}
+	})
+	t.Run("join required but missing", func(t *testing.T) {
+		r := newRunner(t, metricSet(t, true, nil), nil).feed(series(taskA, 0, vals...), false)
+		wantBrief(t, r.list())
+	})
+	t.Run("join on other task", func(t *testing.T) {
+		r := newRunner(t, metricSet(t, true, nil), nil).feed(merge(series(taskA, 0, vals...), []*pipeline.Event{ev("p", fa, "pool", 9*m, taskB, "")}), false)
+		wantBrief(t, r.list())
+	})
+	t.Run("gap resets the for clock", func(t *testing.T) {
+		evs := merge(series(taskA, 0, rep(35, 5)...), series(taskA, 5*m, rep(97, 6)...), series(taskA, 15*m, rep(97, 6)...))
+		r := newRunner(t, metricSet(t, false, nil), nil).feed(evs, false)
+		wantBrief(t, r.list()) // 5..10 hot, 4m gap, 15..20 hot: never 10m
+		evs = merge(series(taskA, 0, rep(35, 5)...), series(taskA, 5*m, rep(97, 6)...), series(taskA, 13*m, rep(97, 6)...))
+		r = newRunner(t, metricSet(t, false, nil), nil).feed(evs, false)
+		if l := r.list(); len(l) != 1 || l[0].LastSeen != t0.Add(15*m) {
+			t.Fatalf("3m gap must not reset: %v", brief(l))
+		}
+	})
+	t.Run("baseline learned", func(t *testing.T) {
+		// Baseline 70 → 100 is not > max(80, 105); without the baseline it would be.
+		evs := series(taskA, 0, append(rep(70, 10), rep(100, 15)...)...)
+		r := newRunner(t, metricSet(t, false, nil), nil).feed(evs, false)
+		wantBrief(t, r.list())
+		r = newRunner(t, metricSet(t, false, nil), nil).feed(series(taskA, 0, append(rep(70, 2), rep(100, 15)...)...), false)
+		if len(r.list()) != 1 {
+			t.Fatalf("below min_samples the baseline is 0: %v", brief(r.list()))
+		}
+	})
 }

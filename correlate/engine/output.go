@@ -68,6 +68,9 @@ func (r *evRec) stepMap(raw map[string]any) map[string]any {
 	if f == nil {
 		f = map[string]any{}
 	}
+	if raw == nil {
+		raw = map[string]any{}
+	}
 	return map[string]any{
 		"signal": r.Signal, "source": string(r.Source), "type": r.Type, "id": r.ID, "time": r.Time,
 		"severity": r.Severity.String(), "raw": raw, "fields": f, "entity": entityMap(&r.Entity),
@@ -173,7 +176,7 @@ func (e *Engine) outputEnv(rt *ruleRT, key map[string]string, steps []namedRec, 
 		ent = entityMap(&pipeline.Entity{})
 	}
 	return map[string]any{
-		"rule": map[string]any{"id": r.ID, "title": "", "description": r.Description, "severity": r.Severity.String(),
+		"rule": map[string]any{"id": r.ID, "title": r.TitleSrc, "description": r.Description, "severity": r.Severity.String(),
 			"mitre": toAnySlice(r.Mitre), "tags": toAnySlice(r.Tags)},
 		"key": keyMap, "entity": ent, "steps": sm, "agg": agg, "signals": sig, "count": count, "event": lastMap,
 	}
@@ -413,7 +416,6 @@ func (e *Engine) fire(h *hit) *openInc {
 	if r.Title == nil {
 		inc.Title = r.ID
 	}
-	env["rule"].(map[string]any)["title"] = inc.Title
 	inc.Summary = e.execTemplate(r.Summary, env)
 	inc.Remediation = e.execTemplate(r.Remediation, env)
 	if len(r.Fields) > 0 {

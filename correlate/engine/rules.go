@@ -15,6 +15,7 @@ type ruleRT struct {
 	maxEvents int
 	maxKeys   int
 	ttl       time.Duration // store TTL of key state
+	temporal  *temporalTable
 }
 
 func newRuleRT(i int, r *rule.Rule, opts Options) *ruleRT {
@@ -184,11 +185,4 @@ func (e *Engine) sweep(now time.Time) {
 	}
 }
 
-func (e *Engine) ruleByID(id string) *ruleRT {
-	for _, rt := range e.rules {
-		if rt.r.ID == id {
-			return rt
-		}
-	}
-	return nil
-}
+func (e *Engine) ruleByID(id string) *ruleRT { return e.byID[id] }
