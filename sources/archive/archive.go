@@ -186,6 +186,7 @@ func (r *Reader) ReadFile(ctx context.Context, path string, emit func(*pipeline.
 	defer f.Close()
 	d := newDecoder(emit, bad, r.opts.MaxRecordBytes)
 	fileErr, err := r.readStream(ctx, path, f, d)
+	d.flushRead()
 	r.mu.Lock()
 	r.stats.Files++
 	for k, v := range d.read {

@@ -103,8 +103,13 @@ func principal(ui *ctIdentity) string {
 
 // ecsEntity fills cluster, task, task definition and service of an ECS
 // API call from its request and response.
-func ecsEntity(e *pipeline.Entity, reqRaw, respRaw []byte) {
-	req, resp := params(reqRaw), params(respRaw)
+func ecsEntity(e *pipeline.Entity, req, resp *ctParams) {
+	if req == nil {
+		req = &ctParams{}
+	}
+	if resp == nil {
+		resp = &ctParams{}
+	}
 	cluster := str(req.Cluster)
 	if cluster == "" {
 		cluster = str(resp.ClusterArn)
@@ -170,10 +175,14 @@ func ecsEntity(e *pipeline.Entity, reqRaw, respRaw []byte) {
 	}
 	if svc == "" && len(resp.Service) > 0 && resp.Service[0] == '{' {
 		var s struct {
-			ServiceName string `json:"serviceName"`
+			ServiceName    string `json:"serviceName"`
+			TaskDefinition string `json:"taskDefinition"`
 		}
 		if json.Unmarshal(resp.Service, &s) == nil {
 			svc = s.ServiceName
+			if e.TaskDefinitionARN == "" && isTaskDefARN(s.TaskDefinition) {
+				e.TaskDefinitionARN = s.TaskDefinition
+			}
 		}
 	}
 	e.Service = serviceName(svc)

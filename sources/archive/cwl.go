@@ -49,6 +49,20 @@ func (d *decoder) logEvents(raw []byte, wc *wrapCtx, pos pipeline.Position, dept
 		d.reject(pos, "", classOf(err), "CloudWatch Logs events: "+errText(err), raw)
 		return
 	}
+	if wc.region == "" || wc.owner == "" {
+		// One log group lives in one account and region: Container
+		// Insights Task events in the same batch say which.
+		cc := *wc
+		for i := range evs {
+			if cc.region == "" {
+				cc.region = regionAt(memberString(evs[i].Message, `\"Region\":\"`))
+			}
+			if cc.owner == "" {
+				cc.owner = accountID(memberString(evs[i].Message, `\"AccountID\":\"`))
+			}
+		}
+		wc = &cc
+	}
 	for i := range evs {
 		if d.emitErr != nil {
 			return
@@ -70,6 +84,34 @@ func (d *decoder) logEvents(raw []byte, wc *wrapCtx, pos pipeline.Position, dept
 		}
 		d.decode([]byte(msg), p, c, depth+1)
 	}
+}
+
+// memberString finds key (as escaped inside a JSON string) in raw and
+// returns the text up to the next escaped quote.
+func memberString(raw []byte, key string) string {
+	i := bytes.Index(raw, []byte(key))
+	if i < 0 {
+		return ""
+	}
+	rest := raw[i+len(key):]
+	j := bytes.Index(rest, []byte(`\"`))
+	if j < 0 || j > 64 {
+		return ""
+	}
+	return string(rest[:j])
+}
+
+// accountID returns s if it is a 12-digit account id.
+func accountID(s string) string {
+	if len(s) != 12 {
+		return ""
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return ""
+		}
+	}
+	return s
 }
 
 // lambdaLogs decodes Lambda's {"awslogs":{"data":"<base64 gzip>"}}.

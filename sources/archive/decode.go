@@ -17,17 +17,17 @@ import (
 
 // Skip reason classes, the keys of Stats.Skipped.
 const (
-	SkipBadJSON        = "bad_json"          // not JSON, or JSON cut short
-	SkipInvalid        = "invalid_record"    // wrong types, missing required fields, bad times
-	SkipTooLarge       = "too_large"         // longer than MaxRecordBytes
-	SkipUnsupported    = "unsupported_type"  // valid but of a kind we do not read
-	SkipUnrecognised   = "unrecognised"      // JSON of no known shape
-	SkipControlMessage = "control_message"   // CloudWatch Logs CONTROL_MESSAGE
-	SkipBadFile        = "bad_file"          // unreadable or damaged file (e.g. truncated gzip)
-	SkipDigestFile     = "digest_file"       // CloudTrail-Digest/ objects
-	SkipInsightFile    = "insight_file"      // CloudTrail-Insight/ objects
-	SkipHiddenFile     = "hidden_file"       // dot files
-	SkipNonJSONFile    = "non_json_file"     // README.md and other non-JSON files
+	SkipBadJSON        = "bad_json"         // not JSON, or JSON cut short
+	SkipInvalid        = "invalid_record"   // wrong types, missing required fields, bad times
+	SkipTooLarge       = "too_large"        // longer than MaxRecordBytes
+	SkipUnsupported    = "unsupported_type" // valid but of a kind we do not read
+	SkipUnrecognised   = "unrecognised"     // JSON of no known shape
+	SkipControlMessage = "control_message"  // CloudWatch Logs CONTROL_MESSAGE
+	SkipBadFile        = "bad_file"         // unreadable or damaged file (e.g. truncated gzip)
+	SkipDigestFile     = "digest_file"      // CloudTrail-Digest/ objects
+	SkipInsightFile    = "insight_file"     // CloudTrail-Insight/ objects
+	SkipHiddenFile     = "hidden_file"      // dot files
+	SkipNonJSONFile    = "non_json_file"    // README.md and other non-JSON files
 )
 
 // maxDepth bounds wrapper recursion (a log event holding an EventBridge
@@ -60,17 +60,18 @@ type doc struct {
 	Awslogs     json.RawMessage `json:"awslogs"`
 
 	// CloudTrail record.
-	EventVersion       string          `json:"eventVersion"`
-	EventID            string          `json:"eventID"`
-	EventTime          string          `json:"eventTime"`
-	EventSource        string          `json:"eventSource"`
-	EventName          string          `json:"eventName"`
-	AWSRegion          string          `json:"awsRegion"`
-	RecipientAccountID string          `json:"recipientAccountId"`
-	UserIdentity       *ctIdentity     `json:"userIdentity"`
-	RequestParameters  json.RawMessage `json:"requestParameters"`
-	ResponseElements   json.RawMessage `json:"responseElements"`
-	EventCategory      json.RawMessage `json:"eventCategory"`
+	EventVersion       string      `json:"eventVersion"`
+	EventID            string      `json:"eventID"`
+	EventTime          string      `json:"eventTime"`
+	EventSource        string      `json:"eventSource"`
+	EventName          string      `json:"eventName"`
+	AWSRegion          string      `json:"awsRegion"`
+	RecipientAccountID string      `json:"recipientAccountId"`
+	UserIdentity       *ctIdentity `json:"userIdentity"`
+	// Typed so that other services' parameters are skipped, not copied;
+	// docLax takes over when they are not objects.
+	RequestParameters *ctParams `json:"requestParameters"`
+	ResponseElements  *ctParams `json:"responseElements"`
 
 	// GuardDuty finding (ID, Type, AccountID and Region are shared with
 	// EventBridge and Container Insights).
@@ -106,6 +107,33 @@ type doc struct {
 	TaskDefinitionRevision json.RawMessage `json:"TaskDefinitionRevision"`
 }
 
+// docLax is doc for the rare CloudTrail record whose requestParameters or
+// responseElements is not an object (seen in the wild as a string).
+type docLax struct {
+	doc
+	RequestParameters json.RawMessage `json:"requestParameters"`
+	ResponseElements  json.RawMessage `json:"responseElements"`
+}
+
+// unmarshalDoc decodes a document into the union.
+func unmarshalDoc(data []byte, u *doc) error {
+	err := json.Unmarshal(data, u)
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || !(strings.HasPrefix(te.Field, "requestParameters") || strings.HasPrefix(te.Field, "responseElements")) {
+		return err
+	}
+	var lax docLax
+	if err := json.Unmarshal(data, &lax); err != nil {
+		return err
+	}
+	*u = lax.doc
+	u.RequestParameters, u.ResponseElements = params(lax.RequestParameters), params(lax.ResponseElements)
+	return nil
+}
+
 // wrapCtx is what a wrapper (CloudWatch Logs payload) knows about the
 // records inside it.
 type wrapCtx struct {
@@ -122,13 +150,15 @@ type decoder struct {
 	skipped map[string]int64
 	// emitErr is the first error returned by emit; it stops the read.
 	emitErr error
+	last    pipeline.Source
+	lastN   int64
 }
 
 func newDecoder(emit func(*pipeline.Event) error, bad func(RecordError), max int) *decoder {
 	if max <= 0 {
 		max = DefaultMaxRecordBytes
 	}
-	return &decoder{emit: emit, bad: bad, max: max, read: make(map[pipeline.Source]int64), skipped: make(map[string]int64)}
+	return &decoder{emit: emit, bad: bad, max: max}
 }
 
 // Decode decodes one JSON document of any supported shape (a record, an
@@ -141,11 +171,16 @@ func Decode(data []byte, pos pipeline.Position, emit func(*pipeline.Event) error
 	return d.emitErr
 }
 
-func (d *decoder) skip(class string) { d.skipped[class]++ }
+func (d *decoder) skip(class string) {
+	if d.skipped == nil {
+		d.skipped = make(map[string]int64)
+	}
+	d.skipped[class]++
+}
 
 // reject reports a skipped record.
 func (d *decoder) reject(pos pipeline.Position, src pipeline.Source, class, reason string, sample []byte) {
-	d.skipped[class]++
+	d.skip(class)
 	if d.bad == nil {
 		return
 	}
@@ -164,7 +199,25 @@ func (d *decoder) send(ev *pipeline.Event) {
 		d.emitErr = err
 		return
 	}
-	d.read[ev.Source]++
+	if d.last == ev.Source {
+		d.lastN++
+		return
+	}
+	d.flushRead()
+	d.last, d.lastN = ev.Source, 1
+}
+
+// flushRead moves the run-length count of the current source into read;
+// counting runs keeps a map update off the per-event path.
+func (d *decoder) flushRead() {
+	if d.lastN == 0 {
+		return
+	}
+	if d.read == nil {
+		d.read = make(map[pipeline.Source]int64)
+	}
+	d.read[d.last] += d.lastN
+	d.lastN = 0
 }
 
 // decode dispatches one document; see doc.go for the detection order.
@@ -192,7 +245,7 @@ func (d *decoder) decode(data []byte, pos pipeline.Position, wc *wrapCtx, depth 
 		return
 	}
 	var u doc
-	if err := json.Unmarshal(data, &u); err != nil {
+	if err := unmarshalDoc(data, &u); err != nil {
 		d.reject(pos, guessSource(data), classOf(err), "invalid JSON: "+errText(err), data)
 		return
 	}
@@ -279,7 +332,7 @@ func (d *decoder) decodeTyped(detail []byte, pos pipeline.Position, src pipeline
 		return
 	}
 	var u doc
-	if err := json.Unmarshal(detail, &u); err != nil {
+	if err := unmarshalDoc(detail, &u); err != nil {
 		d.reject(pos, src, classOf(err), "invalid JSON in detail: "+errText(err), detail)
 		return
 	}

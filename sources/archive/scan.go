@@ -2,8 +2,26 @@ package archive
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 )
+
+// strSpecial marks the bytes that end a run of plain string content.
+var strSpecial = [256]bool{'"': true, '\\': true, '\n': true}
+
+const (
+	lo8 = 0x0101010101010101
+	hi8 = 0x8080808080808080
+)
+
+// hasStrSpecial reports whether any of the 8 bytes in x is '"', '\\' or
+// '\n' (the classic SWAR zero-byte test on x XOR each pattern).
+func hasStrSpecial(x uint64) bool {
+	q := x ^ (lo8 * '"')
+	b := x ^ (lo8 * '\\')
+	n := x ^ (lo8 * '\n')
+	return ((q-lo8)&^q|(b-lo8)&^b|(n-lo8)&^n)&hi8 != 0
+}
 
 // scanner cuts a byte stream into top-level JSON values without decoding
 // them. It holds at most about max bytes of one value in memory: a longer
@@ -225,19 +243,28 @@ func (sc *scanner) value() (v []byte, line int, st valStatus) {
 			continue
 		}
 		if inStr {
-			seg := sc.buf[sc.s+i : sc.e]
-			q := bytes.IndexByte(seg, '"')
-			k := q
-			if k < 0 {
-				k = len(seg)
+			// Strings are short in logs: a table-driven loop beats calls
+			// to bytes.IndexByte here.
+			buf := sc.buf[:sc.e]
+			j := sc.s + i
+			for j+8 <= len(buf) && !hasStrSpecial(binary.LittleEndian.Uint64(buf[j:])) {
+				j += 8
 			}
-			if bs := bytes.IndexByte(seg[:k], '\\'); bs >= 0 {
-				if nl := bytes.IndexByte(seg[:bs], '\n'); nl >= 0 {
-					return sc.cut(i+nl, line, dropping)
-				}
-				if bs+1 >= len(seg) {
+			for j < len(buf) && !strSpecial[buf[j]] {
+				j++
+			}
+			if j >= len(buf) {
+				i = j - sc.s
+				continue
+			}
+			switch buf[j] {
+			case '"':
+				inStr = false
+				i = j + 1 - sc.s
+			case '\\':
+				if j+1 >= len(buf) {
 					// The escaped byte is not read yet.
-					i += bs
+					i = j - sc.s
 					if !sc.fill() {
 						v = sc.buf[sc.s : sc.s+i]
 						sc.s += i
@@ -245,18 +272,10 @@ func (sc *scanner) value() (v []byte, line int, st valStatus) {
 					}
 					continue
 				}
-				i += bs + 2
-				continue
+				i = j + 2 - sc.s
+			default: // a raw newline cannot be inside a JSON string
+				return sc.cut(j-sc.s, line, dropping)
 			}
-			if nl := bytes.IndexByte(seg[:k], '\n'); nl >= 0 {
-				return sc.cut(i+nl, line, dropping)
-			}
-			if q < 0 {
-				i += len(seg)
-				continue
-			}
-			i += q + 1
-			inStr = false
 			continue
 		}
 		c := sc.buf[sc.s+i]
