@@ -1068,11 +1068,18 @@ func (l *loader) template(c *ruleCtx, n *yaml.Node, what string) *template.Templ
 		c.ok = false
 		return nil
 	}
-	t, err := NewTemplate(what, s)
+	t, chains, err := parseTemplate(what, s)
 	if err != nil {
 		l.errf(c.f, n, "%s: %s", what, cleanTmplErr(err))
 		c.ok = false
 		return nil
+	}
+	for _, ch := range chains {
+		if msg := checkOutputChain(ch, c.aliases, c.byNames); msg != "" {
+			l.errf(c.f, n, "%s: %s", what, msg)
+			c.ok = false
+			return nil
+		}
 	}
 	if _, err := Render(t, sampleOutputEnv(c.r, c.aliases, c.byNames)); err != nil {
 		l.errf(c.f, n, "%s: %s", what, cleanTmplErr(err))
@@ -1080,6 +1087,44 @@ func (l *loader) template(c *ruleCtx, n *yaml.Node, what string) *template.Templ
 		return nil
 	}
 	return t
+}
+
+// checkOutputChain checks .a.b against the output environment's shape.
+func checkOutputChain(ch []string, aliases, byNames []string) string {
+	if len(ch) == 0 {
+		return ""
+	}
+	if !slices.Contains(outputKeys, ch[0]) {
+		return fmt.Sprintf("unknown field .%s (want one of: %s)", ch[0], strings.Join(outputKeys, ", "))
+	}
+	if len(ch) < 2 {
+		return ""
+	}
+	var known []string
+	what := ch[0] + " field"
+	switch ch[0] {
+	case "entity":
+		known = entityKeys
+	case "agg":
+		known = aggKeys
+	case "rule":
+		known = ruleKeys
+	case "event":
+		known = stepKeys
+	case "key":
+		known = byNames
+	case "steps":
+		known, what = aliases, "step alias"
+		if len(ch) > 2 && !slices.Contains(stepKeys, ch[2]) && slices.Contains(aliases, ch[1]) {
+			return fmt.Sprintf("unknown step field .steps.%s.%s (want one of: %s)", ch[1], ch[2], strings.Join(stepKeys, ", "))
+		}
+	default:
+		return ""
+	}
+	if !slices.Contains(known, ch[1]) {
+		return fmt.Sprintf("unknown %s .%s.%s (want one of: %s)", what, ch[0], ch[1], strings.Join(known, ", "))
+	}
+	return ""
 }
 
 func cleanTmplErr(err error) string {

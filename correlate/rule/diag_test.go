@@ -261,6 +261,22 @@ rules:
 ` + baseSignals, LoadOptions{}, []string{
 			`7:12: error: title: title:1: unclosed action`,
 			`10:16: error: summary: summary:1:9: executing "summary" at <"x">: expected integer`}},
+		{"template field names", `
+rules:
+  - id: r1
+    severity: high
+    title: '{{ with .steps.exec }}{{ .fields.x }}{{ end }} {{ .steps.exe.raw.x }}'
+    detect: {match: {signal: exec, as: exec}}
+  - id: r2
+    severity: high
+    detect: {match: {signal: exec, as: exec}}
+    output: {summary: '{{ .entity.taskarn }}', remediation: '{{ .steps.exec.row }}'}
+    dedup: {key: '{{ .rule.id }}/{{ .key.task_arn }}/{{ .labels.x }}'}
+` + baseSignals, LoadOptions{}, []string{
+			`7:12: error: title: unknown step alias .steps.exe (want one of: exec)`,
+			`12:23: error: summary: unknown entity field .entity.taskarn`,
+			`12:61: error: remediation: unknown step field .steps.exec.row`,
+			`13:18: error: dedup.key: unknown field .labels`}},
 		{"absent steps", `
 rules:
   - id: r1

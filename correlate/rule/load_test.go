@@ -16,7 +16,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-func mustLoad(t *testing.T, paths ...string) *Set {
+func mustLoad(t testing.TB, paths ...string) *Set {
 	t.Helper()
 	set, diags := LoadFiles(paths, LoadOptions{Now: testNow})
 	if diags.HasErrors() {

@@ -30,12 +30,20 @@ func FuncMap() template.FuncMap {
 // values anywhere in a path render as <no value> instead of failing (see
 // tmplsafe.go); `default` replaces them.
 func NewTemplate(name, text string) (*template.Template, error) {
+	t, _, err := parseTemplate(name, text)
+	return t, err
+}
+
+// parseTemplate also returns the root field chains read by the template,
+// before the nil-safe rewrite hides them.
+func parseTemplate(name, text string) (*template.Template, [][]string, error) {
 	t, err := template.New(name).Funcs(FuncMap()).Parse(text)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	chains := rootFieldChains(t)
 	safeTemplate(t)
-	return t, nil
+	return t, chains, nil
 }
 
 // Render executes t against env; a nil template renders "".
