@@ -47,6 +47,7 @@ type Engine struct {
 	wm        time.Time // last watermark given to Advance
 	clock     time.Time // max(watermark, latest event time): drives timers
 	lastSweep time.Time
+	incSeq    uint64
 
 	timers timerHeap
 

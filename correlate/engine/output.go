@@ -110,6 +110,8 @@ type openInc struct {
 	// Expire is the event time after which nothing can touch the
 	// incident any more; it is then forgotten.
 	Expire time.Time `json:"expire"`
+	// Seq orders incidents by creation (resolve emits in that order).
+	Seq uint64 `json:"seq"`
 }
 
 type stepJSON struct {
@@ -430,7 +432,8 @@ func (e *Engine) fire(h *hit) *openInc {
 		}
 	}
 	e.addEvidence(rt, &inc, h.evidence)
-	oi = &openInc{Inc: inc, Rule: r.ID, Hash: r.Hash, GroupKey: h.key, DedupKey: dk, Agg: h.agg, Signals: h.signals}
+	e.incSeq++
+	oi = &openInc{Inc: inc, Rule: r.ID, Hash: r.Hash, GroupKey: h.key, DedupKey: dk, Agg: h.agg, Signals: h.signals, Seq: e.incSeq}
 	for _, s := range h.steps {
 		oi.Steps = append(oi.Steps, stepJSON{As: s.as, Rec: s.rec})
 	}
