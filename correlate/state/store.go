@@ -70,10 +70,14 @@ type Store struct {
 // pass (Badger is chatty at info level).
 type slogAdapter struct{ l *slog.Logger }
 
-func (a slogAdapter) Errorf(f string, v ...any)   { a.l.Error(fmt.Sprintf(f, v...), "component", "badger") }
-func (a slogAdapter) Warningf(f string, v ...any) { a.l.Warn(fmt.Sprintf(f, v...), "component", "badger") }
-func (a slogAdapter) Infof(string, ...any)        {}
-func (a slogAdapter) Debugf(string, ...any)       {}
+func (a slogAdapter) Errorf(f string, v ...any) {
+	a.l.Error(fmt.Sprintf(f, v...), "component", "badger")
+}
+func (a slogAdapter) Warningf(f string, v ...any) {
+	a.l.Warn(fmt.Sprintf(f, v...), "component", "badger")
+}
+func (a slogAdapter) Infof(string, ...any)  {}
+func (a slogAdapter) Debugf(string, ...any) {}
 
 func (o *Options) defaults() {
 	if o.Logger == nil {
