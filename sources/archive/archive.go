@@ -185,10 +185,15 @@ func (r *Reader) ReadFile(ctx context.Context, path string, emit func(*pipeline.
 	}
 	defer f.Close()
 	d := newDecoder(emit, bad, r.opts.MaxRecordBytes)
-	fileErr, err := r.readStream(ctx, path, f, d)
+	fileErr, skipped, err := r.readStream(ctx, path, f, d)
+	if err == nil {
+		err = d.emitErr
+	}
 	d.flushRead()
 	r.mu.Lock()
-	r.stats.Files++
+	if !skipped {
+		r.stats.Files++
+	}
 	for k, v := range d.read {
 		r.stats.Read[k] += v
 	}
@@ -202,37 +207,30 @@ func (r *Reader) ReadFile(ctx context.Context, path string, emit func(*pipeline.
 	return err
 }
 
-// nonJSON is returned by readStream for a file that does not start with
-// JSON; it is counted as a skipped file.
-const nonJSON = "\x00nonjson"
-
 // readStream reads records from one file. It returns a file-level problem
 // (reported once) and an error that stops the whole read.
-func (r *Reader) readStream(ctx context.Context, path string, f io.Reader, d *decoder) (string, error) {
+func (r *Reader) readStream(ctx context.Context, path string, f io.Reader, d *decoder) (fileErr string, skipped bool, err error) {
 	br := bufio.NewReaderSize(f, 64<<10)
 	var src io.Reader = br
 	if head, _ := br.Peek(2); len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
 		zr, err := kgzip.NewReader(br)
 		if err != nil {
-			return fmt.Sprintf("gzip: %v", err), nil
+			return fmt.Sprintf("gzip: %v", err), false, nil
 		}
 		defer zr.Close()
 		src = zr
 	}
 	sc := newScanner(src, r.opts.MaxRecordBytes)
 	if !sc.skipWS() {
-		return readProblem(sc, path), nil
+		return readProblem(sc, path), false, nil
 	}
 	if c := sc.peek(); c != '{' && c != '[' {
-		r.mu.Lock()
-		r.stats.SkippedFiles++
-		r.stats.Skipped[SkipNonJSONFile]++
-		r.mu.Unlock()
-		r.log.Debug("archive: file skipped", "file", path, "reason", SkipNonJSONFile)
-		return "", nil
+		r.skipFile(path, SkipNonJSONFile)
+		return "", true, nil
 	}
 	fr := fileReader{d: d, sc: sc, path: path, ctx: ctx}
-	return fr.run()
+	fileErr = fr.run()
+	return fileErr, false, fr.stopErr
 }
 
 // readProblem describes why a stream ended, or "" at a clean end.
@@ -249,6 +247,8 @@ type fileReader struct {
 	path  string
 	ctx   context.Context
 	count int
+	// stopErr is ctx's error once cancelled; it stops the whole read.
+	stopErr error
 }
 
 func (fr *fileReader) pos(line, rec int) pipeline.Position {
@@ -258,29 +258,26 @@ func (fr *fileReader) pos(line, rec int) pipeline.Position {
 // tick checks for cancellation every so many records.
 func (fr *fileReader) tick() error {
 	fr.count++
-	if fr.count&1023 == 0 {
-		return fr.ctx.Err()
+	if fr.count&1023 == 0 && fr.stopErr == nil {
+		fr.stopErr = fr.ctx.Err()
 	}
-	return nil
+	return fr.stopErr
 }
 
-func (fr *fileReader) run() (string, error) {
+func (fr *fileReader) run() string {
 	sc, d := fr.sc, fr.d
 	lineMode := false
 	for {
-		if d.emitErr != nil {
-			return "", d.emitErr
-		}
-		if err := fr.tick(); err != nil {
-			return "", err
+		if d.emitErr != nil || fr.tick() != nil {
+			return ""
 		}
 		if !sc.skipWS() {
-			return readProblem(sc, fr.path), nil
+			return fr.problem()
 		}
 		if lineMode {
 			b, line, st := sc.nextLine()
 			if !fr.handle(b, line, 0, st, "") {
-				return readProblem(sc, fr.path), nil
+				return fr.problem()
 			}
 			continue
 		}
@@ -288,17 +285,17 @@ func (fr *fileReader) run() (string, error) {
 		case '{':
 			if sc.recordsStart() {
 				if !fr.array(pipeline.SourceCloudTrail) {
-					return readProblem(sc, fr.path), nil
+					return fr.problem()
 				}
 				if !fr.closeObject() {
-					return readProblem(sc, fr.path), nil
+					return fr.problem()
 				}
 				continue
 			}
 			startLine := sc.line
 			v, line, st := sc.value()
 			if !fr.handle(v, line, 0, st, "") {
-				return readProblem(sc, fr.path), nil
+				return fr.problem()
 			}
 			// One value on one line, nothing after it: JSON lines. Read
 			// line by line from now on, so a damaged line costs only itself.
@@ -308,7 +305,7 @@ func (fr *fileReader) run() (string, error) {
 		case '[':
 			sc.s++
 			if !fr.array("") {
-				return readProblem(sc, fr.path), nil
+				return fr.problem()
 			}
 		default:
 			line := sc.line
@@ -316,6 +313,15 @@ func (fr *fileReader) run() (string, error) {
 			d.reject(fr.pos(line, 0), "", SkipBadJSON, "not JSON: line does not start a JSON value", head)
 		}
 	}
+}
+
+// problem describes why reading stopped early, unless it was a stop
+// request (emit error, cancellation).
+func (fr *fileReader) problem() string {
+	if fr.d.emitErr != nil || fr.stopErr != nil {
+		return ""
+	}
+	return readProblem(fr.sc, fr.path)
 }
 
 // handle decodes one scanned record; it reports false if the stream ended.

@@ -216,7 +216,8 @@ func (sc *scanner) nextLine() (b []byte, line int, st valStatus) {
 // validation is the decoder's job. A value is cut (valBroken) at a raw
 // newline inside a string, or at a newline followed by a '{' or '[' in
 // column 0 where no value can start: that is the next record of a JSON
-// lines file after a damaged one.
+// lines file after a damaged one (a '{' there is only valid as an array
+// element).
 func (sc *scanner) value() (v []byte, line int, st valStatus) {
 	line = sc.line
 	sc.stack = sc.stack[:0]
@@ -224,6 +225,7 @@ func (sc *scanner) value() (v []byte, line int, st valStatus) {
 	dropping := false
 	inStr := false
 	expectVal := false
+	afterColon := false
 	for {
 		if sc.s+i >= sc.e {
 			if dropping {
@@ -279,6 +281,9 @@ func (sc *scanner) value() (v []byte, line int, st valStatus) {
 			continue
 		}
 		c := sc.buf[sc.s+i]
+		if c > ' ' {
+			afterColon = c == ':'
+		}
 		switch c {
 		case '"':
 			inStr = true
@@ -308,7 +313,9 @@ func (sc *scanner) value() (v []byte, line int, st valStatus) {
 		case ' ', '\t', '\r':
 		case '\n':
 			if sc.s+i+1 < sc.e || sc.fill() {
-				if n := sc.buf[sc.s+i+1]; (n == '{' || n == '[') && !expectVal {
+				// Formatters never put a member's value flush left on
+				// the next line, so this is the next record.
+				if n := sc.buf[sc.s+i+1]; (n == '{' || n == '[') && (!expectVal || afterColon) {
 					return sc.cut(i, line, dropping)
 				}
 			}
