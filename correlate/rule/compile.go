@@ -38,6 +38,9 @@ type ruleCtx struct {
 	used     []string // signal names referenced by detect (for the hash)
 	ok       bool
 	aliasPos map[string]*yaml.Node
+	// detectBroken: detect had errors, so the aliases are incomplete and
+	// step-alias checks would only cascade.
+	detectBroken bool
 }
 
 func (c *ruleCtx) addAlias(l *loader, n *yaml.Node, a string) {
@@ -112,8 +115,13 @@ func (l *loader) compileRule(d *ruleDef) (*Rule, bool) {
 	if n := m.get("detect"); n == nil {
 		l.errf(f, d.node, "rule %s: missing detect", d.id)
 		bad()
+		c.detectBroken = true
 	} else {
+		okBefore := c.ok
+		c.ok = true
 		l.ruleDetect(c, n)
+		c.detectBroken = !c.ok
+		c.ok = okBefore && c.ok
 	}
 
 	// Output expressions need the aliases of detect.
@@ -125,7 +133,7 @@ func (l *loader) compileRule(d *ruleDef) (*Rule, bool) {
 		r.TitleSrc = "{{ .rule.id }}"
 	}
 	outSpec := func(what string, asBool bool) exprSpec {
-		return exprSpec{what: what, kind: envOutput, asBool: asBool, aliases: c.aliases, byNames: c.byNames}
+		return exprSpec{what: what, kind: envOutput, asBool: asBool, aliases: c.aliases, byNames: c.byNames, anyAlias: c.detectBroken}
 	}
 	if n := m.get("severity_override"); n != nil {
 		items, _ := l.seq(f, n, "severity_override")
@@ -856,7 +864,7 @@ func (l *loader) ruleResolve(c *ruleCtx, n *yaml.Node) {
 		c.ok = false
 	}
 	if cn := m.get("closes"); cn != nil {
-		sp := exprSpec{what: "resolve.closes", kind: envCloses, asBool: true, aliases: c.aliases, byNames: c.byNames}
+		sp := exprSpec{what: "resolve.closes", kind: envCloses, asBool: true, aliases: c.aliases, byNames: c.byNames, anyAlias: c.detectBroken}
 		if cp := l.compileExpr(f, cn, sp); cp != nil {
 			rs.Closes = cp.prog
 		} else {
@@ -1038,7 +1046,7 @@ func (l *loader) ruleOutput(c *ruleCtx, n, titleNode *yaml.Node) {
 	if fn := m.get("fields"); fn != nil {
 		if fm, ok := l.mapping(f, fn, "output fields"); ok {
 			for _, name := range fm.order {
-				sp := exprSpec{what: "output.fields." + name, kind: envOutput, aliases: c.aliases, byNames: c.byNames}
+				sp := exprSpec{what: "output.fields." + name, kind: envOutput, aliases: c.aliases, byNames: c.byNames, anyAlias: c.detectBroken}
 				if cp := l.compileExpr(f, fm.vals[name], sp); cp != nil {
 					r.Fields = append(r.Fields, NamedExpr{Name: name, Prog: cp.prog, Src: cp.src})
 				} else {
@@ -1075,6 +1083,9 @@ func (l *loader) template(c *ruleCtx, n *yaml.Node, what string) *template.Templ
 		return nil
 	}
 	for _, ch := range chains {
+		if len(ch) > 1 && ch[0] == "steps" && c.detectBroken {
+			continue
+		}
 		if msg := checkOutputChain(ch, c.aliases, c.byNames); msg != "" {
 			l.errf(c.f, n, "%s: %s", what, msg)
 			c.ok = false

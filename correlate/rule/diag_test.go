@@ -277,6 +277,14 @@ rules:
 			`12:23: error: summary: unknown entity field .entity.taskarn`,
 			`12:61: error: remediation: unknown step field .steps.exec.row`,
 			`13:18: error: dedup.key: unknown field .labels`}},
+		{"broken detect does not cascade into alias errors", `
+rules:
+  - id: r
+    severity: high
+    title: '{{ .steps.exec.raw.x }}'
+    detect: {match: {signal: exec, as: exec}, threshold: {}}
+    output: {fields: {x: 'steps.exec.raw'}}
+` + baseSignals, LoadOptions{}, []string{`8:47: error: detect: exactly one of`}},
 		{"absent steps", `
 rules:
   - id: r1
