@@ -74,6 +74,13 @@ signals:
       raw.rule == "a" &&
         nosuchname
 `, LoadOptions{}, []string{"9:9: error: where: unknown name nosuchname"}},
+		{"multi-line plain scalar", `
+signals:
+  - name: s
+    source: falco
+    where: raw.rule == "a"
+      && event.nope == 1
+`, LoadOptions{}, []string{"8:16: error: where: type rule.EventEnv has no field nope"}},
 		{"double quoted", `
 signals:
   - name: s

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/rules"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -344,5 +345,16 @@ func TestLoadFilesAndFS(t *testing.T) {
 	}
 	if _, diags := LoadFiles([]string{filepath.Join(dir, "nope.yaml")}, LoadOptions{}); !diags.HasErrors() {
 		t.Error("missing file loaded")
+	}
+}
+
+// The embedded built-in pack must always load without errors.
+func TestBuiltinPackLoads(t *testing.T) {
+	set, diags := LoadFS(rules.Builtin, LoadOptions{})
+	if diags.HasErrors() {
+		t.Fatalf("built-in pack: %v", diags.Errors())
+	}
+	if len(set.Rules) == 0 || len(set.Lists["miner_ports"]) == 0 {
+		t.Errorf("built-in pack: %d rules, lists %v", len(set.Rules), set.Lists)
 	}
 }
