@@ -44,19 +44,43 @@ type NamedSource struct {
 // LoadFiles loads rule files and folders (every *.yaml / *.yml below a
 // folder, recursively, in lexical order, except *_test.yaml rule tests).
 func LoadFiles(paths []string, opts LoadOptions) (*Set, Diagnostics) {
+	srcs, err := ReadPaths(paths)
+	if err != nil {
+		return nil, Diagnostics{{Pos: errPos(err), Severity: SevError, Msg: err.Error()}}
+	}
+	return Load(srcs, opts)
+}
+
+// LoadFS loads every rule file of fsys (as LoadFiles does for a folder).
+func LoadFS(fsys fs.FS, opts LoadOptions) (*Set, Diagnostics) {
+	srcs, err := ReadFS(fsys)
+	if err != nil {
+		return nil, Diagnostics{{Pos: errPos(err), Severity: SevError, Msg: err.Error()}}
+	}
+	return Load(srcs, opts)
+}
+
+func errPos(err error) Pos {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return Pos{File: pe.Path}
+	}
+	return Pos{}
+}
+
+// ReadPaths reads rule files and folders as LoadFiles does, so that callers
+// can combine them with other sources (e.g. the built-in pack) in one Load.
+func ReadPaths(paths []string) ([]NamedSource, error) {
 	var srcs []NamedSource
-	var diags Diagnostics
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
-			diags = append(diags, Diagnostic{Pos: Pos{File: p}, Severity: SevError, Msg: err.Error()})
-			continue
+			return nil, err
 		}
 		if !st.IsDir() {
 			data, err := os.ReadFile(p)
 			if err != nil {
-				diags = append(diags, Diagnostic{Pos: Pos{File: p}, Severity: SevError, Msg: err.Error()})
-				continue
+				return nil, err
 			}
 			srcs = append(srcs, NamedSource{Name: p, Data: data})
 			continue
@@ -76,20 +100,15 @@ func LoadFiles(paths []string, opts LoadOptions) (*Set, Diagnostics) {
 			return nil
 		})
 		if err != nil {
-			diags = append(diags, Diagnostic{Pos: Pos{File: p}, Severity: SevError, Msg: err.Error()})
+			return nil, err
 		}
 	}
-	set, more := Load(srcs, opts)
-	diags = append(diags, more...)
-	diags.sort()
-	if diags.HasErrors() {
-		return nil, diags
-	}
-	return set, diags
+	return srcs, nil
 }
 
-// LoadFS loads every rule file of fsys (as LoadFiles does for a folder).
-func LoadFS(fsys fs.FS, opts LoadOptions) (*Set, Diagnostics) {
+// ReadFS reads every rule file of fsys (recursively, lexical order, without
+// *_test.yaml); names are paths inside fsys.
+func ReadFS(fsys fs.FS) ([]NamedSource, error) {
 	var srcs []NamedSource
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -106,9 +125,9 @@ func LoadFS(fsys fs.FS, opts LoadOptions) (*Set, Diagnostics) {
 		return nil
 	})
 	if err != nil {
-		return nil, Diagnostics{{Pos: Pos{File: "."}, Severity: SevError, Msg: err.Error()}}
+		return nil, err
 	}
-	return Load(srcs, opts)
+	return srcs, nil
 }
 
 func isRuleFile(name string) bool {
