@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"os"
 	"testing"
+
+	"github.com/ecscorr/ecscorr/rules"
 )
 
 func readRaw(tb testing.TB, name string) map[string]any {
@@ -90,5 +92,18 @@ func BenchmarkSignalEval(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func BenchmarkLoadBuiltin(b *testing.B) {
+	srcs, err := ReadFS(rules.Builtin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, diags := Load(srcs, LoadOptions{}); diags.HasErrors() {
+			b.Fatal(diags)
+		}
 	}
 }

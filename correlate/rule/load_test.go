@@ -358,3 +358,23 @@ func TestBuiltinPackLoads(t *testing.T) {
 		t.Errorf("built-in pack: %d rules, lists %v", len(set.Rules), set.Lists)
 	}
 }
+
+// The complete example of docs/rules.md must load.
+func TestDocExampleLoads(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/rules.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(doc)
+	i := strings.Index(s, "## 9. Complete example")
+	if i < 0 {
+		t.Fatal("docs/rules.md has no complete example")
+	}
+	s = s[i:]
+	start := strings.Index(s, "```yaml\n") + len("```yaml\n")
+	end := strings.Index(s[start:], "```")
+	set, diags := Load([]NamedSource{{Name: "docs/rules.md", Data: []byte(s[start : start+end])}}, LoadOptions{Now: testNow})
+	if diags.HasErrors() || len(set.Rules) != 1 || len(set.Signals) != 3 {
+		t.Fatalf("doc example: %v", diags)
+	}
+}
