@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -102,7 +103,7 @@ func buildRecords(in *InputEvent, fixturesDir string, start time.Time, v vars) (
 		}
 		objs = []map[string]any{e.(map[string]any)}
 	}
-	sets, err := parseSets(&in.Set, v)
+	sets, err := parseSets(&in.Set)
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +112,14 @@ func buildRecords(in *InputEvent, fixturesDir string, start time.Time, v vars) (
 	for n := range repeat {
 		for i, src := range objs {
 			obj := deepCopy(src).(map[string]any)
+			rv := maps.Clone(v)
+			rv["RECORD"], rv["REPEAT"] = strconv.Itoa(i), strconv.Itoa(n)
 			for _, s := range sets {
-				if err := setPath(obj, s.path, s.value); err != nil {
+				val, err := rv.expandAny(s.value)
+				if err != nil {
+					return nil, fmt.Errorf("set %q: %w", strings.Join(s.path, "."), err)
+				}
+				if err := setPath(obj, s.path, val); err != nil {
 					return nil, fmt.Errorf("set %q: %w", strings.Join(s.path, "."), err)
 				}
 			}
@@ -253,8 +260,9 @@ type setOp struct {
 	value any
 }
 
-// parseSets reads the `set:` mapping in file order.
-func parseSets(n *yaml.Node, v vars) ([]setOp, error) {
+// parseSets reads the `set:` mapping in file order; variables are expanded
+// per record.
+func parseSets(n *yaml.Node) ([]setOp, error) {
 	if n.Kind == 0 {
 		return nil, nil
 	}
@@ -267,10 +275,7 @@ func parseSets(n *yaml.Node, v vars) ([]setOp, error) {
 		if err := n.Content[i+1].Decode(&val); err != nil {
 			return nil, err
 		}
-		val, err := v.expandAny(normalizeYAML(val))
-		if err != nil {
-			return nil, fmt.Errorf("set %q: %w", n.Content[i].Value, err)
-		}
+		val = normalizeYAML(val)
 		path, err := splitPath(n.Content[i].Value)
 		if err != nil {
 			return nil, err
@@ -355,8 +360,8 @@ func recordKind(m map[string]any) string {
 		return "cloudwatch_logs"
 	case has("detail-type") && has("detail"):
 		return "eventbridge"
-	case has("eventTime") && has("eventSource"):
-		return "cloudtrail"
+	case has("eventSource") && (has("eventTime") || has("eventName")):
+		return "cloudtrail" // eventTime is created when missing
 	case has("schemaVersion") && has("service") && has("type"):
 		return "guardduty"
 	case has("rule") && has("output") && has("priority"):
