@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -145,24 +146,55 @@ func TestGoldenCases(t *testing.T) {
 				}
 				return r, b.Bytes()
 			}
-			_, got := run(false)
+			full, got := run(false)
 			_, got2 := run(true)
 			if !bytes.Equal(got, got2) {
 				t.Errorf("Advance after every event changes the result:\n%s\nvs\n%s", got2, got)
 			}
-			want := filepath.Join(dir, "want.jsonl")
+			// A restart (Close, new Engine on the same store) at every
+			// point of the input gives the same incidents, emitted once.
+			want := incJSON(t, full.list())
+			ctx := context.Background()
+			for cut := 1; cut < len(steps); cut++ {
+				st := memStore(t)
+				r := newRunner(t, set, st)
+				for i, s := range steps {
+					if i == cut {
+						if err := r.e.Close(ctx); err != nil {
+							t.Fatal(err)
+						}
+						e2, err := New(ctx, set, st, Options{})
+						if err != nil {
+							t.Fatal(err)
+						}
+						r.e = e2
+					}
+					if s.ev != nil {
+						r.take(r.e.Process(ctx, s.ev))
+					} else {
+						r.advance(s.advance)
+					}
+				}
+				if g := incJSON(t, r.list()); !slices.Equal(g, want) {
+					t.Errorf("restart before step %d: incidents differ:\n got %s\nwant %s", cut, g, want)
+				}
+				if !slices.Equal(r.seq, full.seq) {
+					t.Errorf("restart before step %d: emissions differ:\n got %v\nwant %v", cut, r.seq, full.seq)
+				}
+			}
+			wantFile := filepath.Join(dir, "want.jsonl")
 			if *update {
-				if err := os.WriteFile(want, got, 0o644); err != nil {
+				if err := os.WriteFile(wantFile, got, 0o644); err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
-			w, err := os.ReadFile(want)
+			w, err := os.ReadFile(wantFile)
 			if err != nil {
 				t.Fatalf("%v (run with -update)", err)
 			}
 			if !bytes.Equal(got, w) {
-				t.Errorf("%s differs (run with -update to accept):\n got:\n%s\nwant:\n%s", want, got, w)
+				t.Errorf("%s differs (run with -update to accept):\n got:\n%s\nwant:\n%s", wantFile, got, w)
 			}
 		})
 	}
