@@ -98,7 +98,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	log := newLogger(stderr, level)
 
-	set, ok := loadRules(f.rules, stderr)
+	set, ok := loadRules(f.rules, stderr, f.verbose)
 	if !ok {
 		return 1
 	}
@@ -112,7 +112,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // loadRules loads the given rule paths, or the embedded pack, printing
 // diagnostics; it reports false when any error was found.
-func loadRules(paths []string, stderr io.Writer) (*rule.Set, bool) {
+func loadRules(paths []string, stderr io.Writer, notes bool) (*rule.Set, bool) {
 	opts := rule.LoadOptions{Now: time.Now()}
 	var (
 		set   *rule.Set
@@ -124,6 +124,9 @@ func loadRules(paths []string, stderr io.Writer) (*rule.Set, bool) {
 		set, diags = rule.LoadFiles(paths, opts)
 	}
 	for _, d := range diags {
+		if d.Severity == rule.SevNote && !notes {
+			continue // notes are for rule authors (rules check), not for every replay
+		}
 		fmt.Fprintln(stderr, d.String())
 	}
 	if diags.HasErrors() {
@@ -326,6 +329,11 @@ func writeJSONL(w io.Writer, incs []pipeline.Incident) error {
 }
 
 func keyString(k map[string]string) string {
+	if td := k["task_definition_arn"]; td != "" && k["task_arn"] == "" {
+		if i := strings.LastIndex(td, "task-definition/"); i >= 0 {
+			return "taskdef " + td[i+len("task-definition/"):]
+		}
+	}
 	if arn := k["task_arn"]; arn != "" {
 		if t, ok := pipeline.ParseTaskARN(arn); ok {
 			if t.Cluster != "" {
