@@ -1,0 +1,246 @@
+package ruletest
+
+import (
+	"context"
+	"flag"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/sources/archive"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestOKFilePasses(t *testing.T) {
+	res, err := RunFiles(context.Background(), []string{"testdata/ok_test.yaml"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		t.Fatalf("want pass:\n%s", res.Report())
+	}
+	if p, f := res.Counts(); p != 2 || f != 0 {
+		t.Fatalf("counts = %d passed, %d failed; want 2, 0", p, f)
+	}
+}
+
+// TestWrongExpectationsFail: a runner that passes wrong expectations is
+// worthless. Every test of wrong_test.yaml must fail, and the report (a
+// golden file) must name each differing field.
+func TestWrongExpectationsFail(t *testing.T) {
+	res, err := RunFiles(context.Background(), []string{"testdata/wrong_test.yaml"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, f := res.Counts(); p != 0 || f != 7 {
+		t.Fatalf("counts = %d passed, %d failed; want 0, 7\n%s", p, f, res.Report())
+	}
+	report := res.Report()
+	for _, want := range []string{
+		`severity: expected "critical", got "low"`,
+		`events: expected 2, got 1`,
+		`key: expected {"task_arn":"other"}`,
+		`title_contains: expected "nope"`,
+		`unexpected incident: rule=t-exec`,
+		`missing incident #1: count=1`,
+		`never processed`,
+		`undefined variable ${NOPE}`,
+		`unrecognised record format`,
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	golden(t, "testdata/wrong_test.report.golden", report)
+}
+
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs (run with -update after checking):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"no expect", "rule_files: [x.yaml]\ntests:\n  - name: a\n", "asserts nothing"},
+		{"no incidents key", "rule_files: [x.yaml]\ntests:\n  - name: a\n    expect: [{eval_time: 1m, rule: r}]\n", "has no incidents"},
+		{"no rule files", "tests:\n  - name: a\n    expect: [{eval_time: 1m, incidents: []}]\n", "rule_files is empty"},
+		{"duplicate name", "rule_files: [x.yaml]\ntests:\n  - {name: a, expect: [{eval_time: 1m, incidents: []}]}\n  - {name: a, expect: [{eval_time: 1m, incidents: []}]}\n", "duplicate test name"},
+		{"unknown key", "rule_files: [x.yaml]\ntests:\n  - {name: a, expekt: []}\n", "expekt"},
+		{"file and event", "rule_files: [x.yaml]\ntests:\n  - {name: a, input_events: [{file: a, event: {}}], expect: [{eval_time: 1m, incidents: []}]}\n", "exactly one of file: or event:"},
+		{"bad series", "rule_files: [x.yaml]\ntests:\n  - {name: a, input_series: [{series: disk}], expect: [{eval_time: 1m, incidents: []}]}\n", "want cpu_pct or mem_pct"},
+		{"bad duration", "rule_files: [x.yaml]\ntests:\n  - {name: a, expect: [{eval_time: soon, incidents: []}]}\n", "bad duration"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("t.yaml", []byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestExpandValues(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+	}{
+		{"1", "1"},
+		{"35x2 97x1", "35 35 35 97 97"},
+		{"1+2x3", "1 3 5 7"},
+		{"10-5x2", "10 5 0"},
+		{"-1+1x2", "-1 0 1"},
+		{"1 _ _x1 2", "1 _ _ _ 2"},
+	} {
+		got, err := expandValues(tc.in)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.in, err)
+		}
+		var parts []string
+		for _, s := range got {
+			if s.gap {
+				parts = append(parts, "_")
+			} else {
+				parts = append(parts, strconv.FormatFloat(s.v, 'g', -1, 64))
+			}
+		}
+		if g := strings.Join(parts, " "); g != tc.want {
+			t.Errorf("%q = %q, want %q", tc.in, g, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "ax2", "1x-1", "1+ax2"} {
+		if _, err := expandValues(bad); err == nil {
+			t.Errorf("%q: want an error", bad)
+		}
+	}
+}
+
+func TestSetPath(t *testing.T) {
+	obj := map[string]any{"a": map[string]any{"b": 1}, "l": []any{map[string]any{"x": 1}}}
+	for _, tc := range []struct {
+		path string
+		val  any
+	}{
+		{"a.b", 2}, {"a.c.d", "new"}, {"l.0.x", 3}, {`output_fields.proc\.name`, "sh"}, {"a.gone", deleteMarker},
+	} {
+		p, err := splitPath(tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := setPath(obj, p, tc.val); err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+	}
+	got, _ := marshalJSON(obj)
+	want := `{"a":{"b":2,"c":{"d":"new"}},"l":[{"x":3}],"output_fields":{"proc.name":"sh"}}`
+	if string(got) != want {
+		t.Fatalf("got %s\nwant %s", got, want)
+	}
+	if err := setPath(obj, []string{"l", "5", "x"}, 1); err == nil {
+		t.Error("index out of range: want an error")
+	}
+	if _, err := splitPath("a..b"); err == nil {
+		t.Error("empty segment: want an error")
+	}
+}
+
+// TestSetRecordTime checks the time fields written per format against what
+// the archive decoder reads back, through the real decoder.
+func TestSetRecordTime(t *testing.T) {
+	at := time.Date(2025, 6, 1, 12, 34, 56, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		rec  string
+		src  pipeline.Source
+	}{
+		{"cloudtrail", `{"eventVersion":"1.08","eventTime":"2020-01-01T00:00:00Z","eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity","eventID":"x","awsRegion":"us-east-1","userIdentity":{"type":"IAMUser"}}`, pipeline.SourceCloudTrail},
+		{"cloudtrail without eventTime", `{"eventVersion":"1.08","eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity","eventID":"x","awsRegion":"us-east-1"}`, pipeline.SourceCloudTrail},
+		{"falco", `{"output":"x","priority":"Warning","rule":"Terminal shell in container","time":"2020-01-01T00:00:00.000000000Z","output_fields":{"container.id":"abcdefabcdef","evt.time":1577836800000000000}}`, pipeline.SourceFalco},
+		{"container insights", `{"Version":"0","Type":"Task","TaskId":"aaaa1111bbbb2222cccc3333dddd4444","ClusterName":"prod","AccountID":"111122223333","Region":"eu-west-1","Timestamp":1577836800000,"CpuUtilized":1,"CpuReserved":1024}`, pipeline.SourceContainerInsights},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, err := splitRecords([]byte(tc.rec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := setRecordTime(objs[0], at); err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := marshalJSON(objs[0])
+			evs := decodeAll(t, raw)
+			if len(evs) != 1 || !evs[0].Time.Equal(at) || evs[0].Source != tc.src {
+				t.Fatalf("decoded %d events; first %+v; want 1 %s event at %s", len(evs), evs, tc.src, at)
+			}
+		})
+	}
+	if err := setRecordTime(map[string]any{"logEvents": []any{}}, at); err == nil {
+		t.Error("CloudWatch Logs envelope with at: want an error")
+	}
+}
+
+func TestSplitRecords(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		n  int
+	}{
+		{`{"a":1}`, 1},
+		{`[{"a":1},{"a":2}]`, 2},
+		{`{"Records":[{"a":1},{"a":2},{"a":3}]}`, 3},
+		{"{\"a\":1}\n\n{\"a\":2}\n", 2},
+	} {
+		got, err := splitRecords([]byte(tc.in))
+		if err != nil || len(got) != tc.n {
+			t.Errorf("%q: %d records, err %v; want %d", tc.in, len(got), err, tc.n)
+		}
+	}
+}
+
+func TestSeriesRecords(t *testing.T) {
+	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	s := &InputSeries{Series: "cpu_pct", Task: "${T}", Interval: Duration(time.Minute), Values: "50 _ 97.5"}
+	recs, err := seriesRecords(s, start, vars{"T": "arn:aws:ecs:eu-west-1:111122223333:task/prod/aaaa1111bbbb2222cccc3333dddd4444"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2 (one gap)", len(recs))
+	}
+	evs := decodeAll(t, recs[1].raw)
+	if len(evs) != 1 {
+		t.Fatalf("decoded %d events", len(evs))
+	}
+	ev := evs[0]
+	if !ev.Time.Equal(start.Add(2*time.Minute)) || ev.Entity.TaskARN != "arn:aws:ecs:eu-west-1:111122223333:task/prod/aaaa1111bbbb2222cccc3333dddd4444" {
+		t.Errorf("time %s task %q", ev.Time, ev.Entity.TaskARN)
+	}
+	if !strings.Contains(string(ev.Raw), `"CpuUtilized":998.4`) {
+		t.Errorf("raw %s: want CpuUtilized 998.4 (97.5%% of 1024)", ev.Raw)
+	}
+}
+
+func decodeAll(t *testing.T, raw []byte) []*pipeline.Event {
+	t.Helper()
+	var evs []*pipeline.Event
+	err := archive.Decode(raw, pipeline.Position{File: "test"}, func(ev *pipeline.Event) error {
+		evs = append(evs, ev)
+		return nil
+	}, func(e archive.RecordError) { t.Errorf("decode: %v", e) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
