@@ -210,6 +210,23 @@ type baseline struct {
 	Buckets []bucket   `json:"b,omitempty"`
 	Res     []resEntry `json:"r,omitempty"`
 	Merges  uint64     `json:"m,omitempty"`
+	// sorted is Res ordered by value (rebuilt when nil), so that the p95
+	// of each sample needs no sort.
+	sorted []resEntry
+}
+
+func resCmp(x, y resEntry) int {
+	switch {
+	case x.V < y.V:
+		return -1
+	case x.V > y.V:
+		return 1
+	case x.T < y.T:
+		return -1
+	case x.T > y.T:
+		return 1
+	}
+	return x.W - y.W
 }
 
 type bucket struct {
@@ -248,9 +265,15 @@ func (b *baseline) add(t time.Time, v float64, over time.Duration) {
 	} else {
 		b.Buckets = append(b.Buckets, bucket{Start: start, N: 1, Sum: v, Max: v})
 	}
-	b.Res = append(b.Res, resEntry{T: ts, V: v, W: 1})
+	re := resEntry{T: ts, V: v, W: 1}
+	b.Res = append(b.Res, re)
+	if b.sorted != nil {
+		i, _ := slices.BinarySearchFunc(b.sorted, re, resCmp)
+		b.sorted = slices.Insert(b.sorted, i, re)
+	}
 	if len(b.Res) > reservoirCap {
 		b.compact()
+		b.sorted = nil
 	}
 	b.evict(t, over)
 }
@@ -291,6 +314,13 @@ func (b *baseline) evict(t time.Time, over time.Duration) {
 		j++
 	}
 	if j > 0 {
+		if b.sorted != nil {
+			for _, re := range b.Res[:j] {
+				if k, ok := slices.BinarySearchFunc(b.sorted, re, resCmp); ok {
+					b.sorted = slices.Delete(b.sorted, k, k+1)
+				}
+			}
+		}
 		b.Res = append(b.Res[:0], b.Res[j:]...)
 	}
 }
@@ -328,16 +358,11 @@ func (b *baseline) quantile(q float64) float64 {
 	if len(b.Res) == 0 {
 		return 0
 	}
-	s := slices.Clone(b.Res)
-	slices.SortFunc(s, func(x, y resEntry) int {
-		if x.V < y.V {
-			return -1
-		}
-		if x.V > y.V {
-			return 1
-		}
-		return 0
-	})
+	if len(b.sorted) != len(b.Res) {
+		b.sorted = slices.Clone(b.Res)
+		slices.SortFunc(b.sorted, resCmp)
+	}
+	s := b.sorted
 	total := 0
 	for _, r := range s {
 		total += r.W

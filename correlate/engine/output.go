@@ -348,11 +348,18 @@ func (e *Engine) fire(h *hit) *openInc {
 			keyMap[kf.Name] = h.vals[i]
 		}
 	}
-	env := e.outputEnv(rt, keyMap, h.steps, h.agg, h.signals, h.last, 1)
-
+	// The output environment costs a raw decode per step: build it only
+	// when something reads it (a repeat without overrides does not).
+	var env map[string]any
+	getEnv := func() map[string]any {
+		if env == nil {
+			env = e.outputEnv(rt, keyMap, h.steps, h.agg, h.signals, h.last, 1)
+		}
+		return env
+	}
 	dk := ""
 	if r.DedupKey != nil {
-		dk = e.execTemplate(r.DedupKey, env)
+		dk = e.execTemplate(r.DedupKey, getEnv())
 	} else {
 		dk = r.ID
 		for _, v := range h.vals {
@@ -380,10 +387,12 @@ func (e *Engine) fire(h *hit) *openInc {
 	}
 	if oi != nil {
 		oi.Inc.Count++
-		env["count"] = oi.Inc.Count
-		sev := e.severity(rt, env)
-		if sev > oi.Inc.Severity {
-			oi.Inc.Severity = sev
+		if len(r.Overrides) > 0 {
+			env := getEnv()
+			env["count"] = oi.Inc.Count
+			if sev := e.severity(rt, env); sev > oi.Inc.Severity {
+				oi.Inc.Severity = sev
+			}
 		}
 		if h.at.After(oi.Inc.LastSeen) {
 			oi.Inc.LastSeen = h.at.UTC()
@@ -396,6 +405,7 @@ func (e *Engine) fire(h *hit) *openInc {
 		return oi
 	}
 
+	env = getEnv()
 	inc := pipeline.Incident{
 		ID:        incidentID(r.ID, dk, first),
 		Rule:      r.ID,
