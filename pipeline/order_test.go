@@ -150,13 +150,17 @@ func TestResolverLearnsFromTaskStateChange(t *testing.T) {
 	store := memMap{}
 	r := NewResolver(store, 0)
 	task := "arn:aws:ecs:us-west-2:111122223333:task/FargateCluster/c13b4cb40f1f4fe4a2971f76ae5a47ad"
-	state := &Event{Source: SourceECS, Entity: Entity{TaskARN: task}}
+	td := "arn:aws:ecs:us-west-2:111122223333:task-definition/web:3"
+	state := &Event{Source: SourceECS, Entity: Entity{TaskARN: task, TaskDefinitionARN: td}}
 	if err := r.Resolve(ctx, state, "ad64cbc71c7fb31c55507ec24c9f77947132b03d48d9961115cf24f3b7307e1e"); err != nil {
 		t.Fatal(err)
 	}
 	falco := &Event{Source: SourceFalco, Entity: Entity{ContainerID: "ad64cbc71c7f"}}
 	if err := r.Resolve(ctx, falco); err != nil {
 		t.Fatal(err)
+	}
+	if falco.Entity.TaskDefinitionARN != td {
+		t.Fatalf("task definition not carried over: %+v", falco.Entity)
 	}
 	if falco.Entity.TaskARN != task || falco.Entity.Cluster != "FargateCluster" || falco.Entity.Account != "111122223333" || falco.Entity.Region != "us-west-2" {
 		t.Fatalf("falco event not resolved: %+v", falco.Entity)
@@ -167,7 +171,7 @@ func TestResolverLearnsFromTaskStateChange(t *testing.T) {
 	if err := r2.Resolve(ctx, f2); err != nil {
 		t.Fatal(err)
 	}
-	if f2.Entity.TaskARN != task {
+	if f2.Entity.TaskARN != task || f2.Entity.TaskDefinitionARN != td {
 		t.Fatalf("not resolved after restart: %+v", f2.Entity)
 	}
 	host := &Event{Source: SourceFalco, Entity: Entity{ContainerID: "host"}}

@@ -6,7 +6,9 @@ import (
 )
 
 // ContainerMap persists container id → task ARN links so that a restart
-// keeps resolving Falco alerts. The Badger state store implements it.
+// keeps resolving Falco alerts. The Badger state store implements it. The
+// resolver also keeps task ARN → task definition ARN links in it, under
+// keys prefixed with "taskdef:".
 type ContainerMap interface {
 	PutContainer(ctx context.Context, containerID, taskARN string) error
 	GetContainer(ctx context.Context, containerID string) (string, bool, error)
@@ -23,6 +25,7 @@ type ContainerMap interface {
 type Resolver struct {
 	mu      sync.Mutex
 	byShort map[string]string
+	taskDef map[string]string // task ARN → task definition ARN
 	store   ContainerMap
 	max     int
 	// Learned and Resolved count links learned and events resolved through them.
@@ -35,7 +38,7 @@ func NewResolver(store ContainerMap, max int) *Resolver {
 	if max <= 0 {
 		max = 1_000_000
 	}
-	return &Resolver{byShort: make(map[string]string), store: store, max: max}
+	return &Resolver{byShort: make(map[string]string), taskDef: make(map[string]string), store: store, max: max}
 }
 
 func shortID(id string) string {
@@ -88,6 +91,11 @@ func (r *Resolver) Resolve(ctx context.Context, ev *Event, extraContainers ...st
 		if err := r.Learn(ctx, e.TaskARN, append(extraContainers, e.ContainerID)...); err != nil {
 			return err
 		}
+		if e.TaskDefinitionARN != "" {
+			if err := r.learnTaskDef(ctx, e.TaskARN, e.TaskDefinitionARN); err != nil {
+				return err
+			}
+		}
 	} else if e.ContainerID != "" && e.ContainerID != "host" {
 		s := shortID(e.ContainerID)
 		r.mu.Lock()
@@ -107,8 +115,55 @@ func (r *Resolver) Resolve(ctx context.Context, ev *Event, extraContainers ...st
 			r.mu.Unlock()
 		}
 	}
+	if e.TaskARN != "" && e.TaskDefinitionARN == "" {
+		td, err := r.lookupTaskDef(ctx, e.TaskARN)
+		if err != nil {
+			return err
+		}
+		e.TaskDefinitionARN = td
+	}
 	CompleteEntity(e)
 	return nil
+}
+
+// learnTaskDef records the task definition of a task, so that events that
+// only know the task (Falco alerts, metrics) can be linked to drifted task
+// definitions.
+func (r *Resolver) learnTaskDef(ctx context.Context, taskARN, td string) error {
+	r.mu.Lock()
+	if r.taskDef[taskARN] == td {
+		r.mu.Unlock()
+		return nil
+	}
+	if len(r.taskDef) >= r.max {
+		for k := range r.taskDef {
+			delete(r.taskDef, k)
+			break
+		}
+	}
+	r.taskDef[taskARN] = td
+	r.mu.Unlock()
+	if r.store != nil {
+		return r.store.PutContainer(ctx, "taskdef:"+taskARN, td)
+	}
+	return nil
+}
+
+func (r *Resolver) lookupTaskDef(ctx context.Context, taskARN string) (string, error) {
+	r.mu.Lock()
+	td, ok := r.taskDef[taskARN]
+	r.mu.Unlock()
+	if ok || r.store == nil {
+		return td, nil
+	}
+	td, ok, err := r.store.GetContainer(ctx, "taskdef:"+taskARN)
+	if err != nil || !ok {
+		return "", err
+	}
+	r.mu.Lock()
+	r.taskDef[taskARN] = td
+	r.mu.Unlock()
+	return td, nil
 }
 
 // CompleteEntity fills account, region and cluster from the task ARN where
