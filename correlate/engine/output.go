@@ -119,7 +119,10 @@ type stepJSON struct {
 	Rec *evRec `json:"rec"`
 }
 
-// incidentID is hex sha256(rule id, dedup key, first evidence id)[:32].
+// IncidentID is the deterministic incident ID: the first 32 hex digits of
+// sha256(rule id 0x00 dedup key 0x00 first evidence event id).
+func IncidentID(ruleID, dedupKey, firstEvent string) string { return incidentID(ruleID, dedupKey, firstEvent) }
+
 func incidentID(ruleID, dedupKey, firstEvent string) string {
 	h := sha256.New()
 	h.Write([]byte(ruleID))
