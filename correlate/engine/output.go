@@ -121,7 +121,9 @@ type stepJSON struct {
 
 // IncidentID is the deterministic incident ID: the first 32 hex digits of
 // sha256(rule id 0x00 dedup key 0x00 first evidence event id).
-func IncidentID(ruleID, dedupKey, firstEvent string) string { return incidentID(ruleID, dedupKey, firstEvent) }
+func IncidentID(ruleID, dedupKey, firstEvent string) string {
+	return incidentID(ruleID, dedupKey, firstEvent)
+}
 
 func incidentID(ruleID, dedupKey, firstEvent string) string {
 	h := sha256.New()
