@@ -244,3 +244,43 @@ func decodeAll(t *testing.T, raw []byte) []*pipeline.Event {
 	}
 	return evs
 }
+
+// TestRuleFilesFolderAndVerbose: a folder in rule_files loads every rule
+// file below it (not *_test.yaml), and the verbose report lists counts.
+func TestRuleFilesFolderAndVerbose(t *testing.T) {
+	dir := t.TempDir()
+	rules, err := os.ReadFile("testdata/rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec, err := os.ReadFile("testdata/exec.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(dir+"/pack/sub", 0o755))
+	must(os.WriteFile(dir+"/pack/sub/rules.yaml", rules, 0o644))
+	must(os.WriteFile(dir+"/pack/sub/ignored_test.yaml", []byte("not: [a rule file"), 0o644))
+	must(os.WriteFile(dir+"/exec.json", exec, 0o644))
+	must(os.WriteFile(dir+"/f_test.yaml", []byte(`rule_files: [pack]
+tests:
+  - name: one exec
+    input_events: [{at: 1m, file: exec.json}]
+    expect: [{eval_time: 2m, rule: t-exec, incidents: [{events: [e-1]}]}]
+`), 0o644))
+	res, err := RunFiles(context.Background(), []string{dir + "/f_test.yaml"}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() {
+		t.Fatal(res.Report())
+	}
+	if v := res.VerboseReport(); !strings.Contains(v, "at 2m t-exec: 1 incident(s), events [1]") {
+		t.Errorf("verbose report lacks the eval summary:\n%s", v)
+	}
+}

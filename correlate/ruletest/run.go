@@ -99,13 +99,23 @@ func (r Result) Counts() (passed, failed int) {
 
 // Report renders the result for people: one line per test, failures with
 // their diffs, and a final count.
-func (r Result) Report() string {
+func (r Result) Report() string { return r.report(false) }
+
+// VerboseReport is Report plus, for every test, what each eval_time saw.
+func (r Result) VerboseReport() string { return r.report(true) }
+
+func (r Result) report(verbose bool) string {
 	var b strings.Builder
 	for _, f := range r.Files {
 		fmt.Fprintf(&b, "%s\n", f.Path)
 		for _, t := range f.Tests {
 			if t.Passed {
 				fmt.Fprintf(&b, "  ok    %s\n", t.Name)
+				if verbose {
+					for _, e := range t.Evals {
+						fmt.Fprintf(&b, "        %s\n", e)
+					}
+				}
 				continue
 			}
 			fmt.Fprintf(&b, "  FAIL  %s\n", t.Name)
@@ -193,6 +203,15 @@ func loadRules(f *File, opts Options) (*rule.Set, error) {
 			return nil, fmt.Errorf("%s: rule_files %q: no such file", f.path, rf)
 		}
 		for _, m := range matches {
+			if st, err := os.Stat(m); err == nil && st.IsDir() {
+				// A folder: every rule file below it, as `rules check` loads it.
+				ds, err := fsSources(os.DirFS(m), m)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", f.path, err)
+				}
+				srcs = append(srcs, ds...)
+				continue
+			}
 			data, err := os.ReadFile(m)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", f.path, err)
@@ -350,7 +369,7 @@ func check(f *File, t *Test, ex *Expect, all map[string]*pipeline.Incident, v va
 	fmt.Fprintf(&b, "%s:%d: eval_time %s, rule %s: expected %d incident(s), got %d\n",
 		f.path, ex.line, ex.EvalTime, rule, len(exp), len(got))
 	for _, p := range c.Pairs {
-		fmt.Fprintf(&b, "  incident #%d differs (%s):\n", p.Expected+1, p.Incident.ID)
+		fmt.Fprintf(&b, "  incident #%d differs:\n", p.Expected+1)
 		for _, d := range p.Diffs {
 			fmt.Fprintf(&b, "    %s\n", d)
 		}
