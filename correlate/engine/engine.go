@@ -535,6 +535,7 @@ type timer struct {
 	at   time.Time
 	rule int
 	key  string
+	inc  string // set for a delayed resolve (keep_firing_for) of an incident
 }
 
 type timerHeap []timer
@@ -547,7 +548,10 @@ func (h timerHeap) Less(i, j int) bool {
 	if h[i].rule != h[j].rule {
 		return h[i].rule < h[j].rule
 	}
-	return h[i].key < h[j].key
+	if h[i].key != h[j].key {
+		return h[i].key < h[j].key
+	}
+	return h[i].inc < h[j].inc
 }
 func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
@@ -571,6 +575,10 @@ func (e *Engine) runTimers(now time.Time) {
 			heap.Pop(&e.timers) // duplicate
 		}
 		rt := e.rules[t.rule]
+		if t.inc != "" {
+			e.resolveTimer(rt, t.inc, t.at)
+			continue
+		}
 		ks := rt.keys[t.key]
 		if ks == nil {
 			continue

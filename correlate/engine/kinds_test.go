@@ -369,3 +369,24 @@ func TestMetric(t *testing.T) {
 		}
 	})
 }
+
+func TestResolveKeepFiringFor(t *testing.T) {
+	bad := sig(t, "bad", ct, "")
+	good := sig(t, "good", ct, "")
+	set := newSet([]*rule.Signal{bad, good}, &rule.Rule{ID: "drift", Severity: pipeline.SeverityHigh, Kind: rule.KindMatch,
+		By: []rule.KeyField{{Name: "account", Entity: "account"}}, DedupWindow: time.Hour,
+		Match:   &rule.Step{As: "change", Signals: []*rule.Signal{bad}},
+		Resolve: &rule.Resolve{Signals: []*rule.Signal{good}, KeepFiringFor: 5 * time.Minute}})
+	m := time.Minute
+	mk := func(id, typ string, at time.Duration) *pipeline.Event {
+		return ev(id, ct, typ, at, "arn:aws:ecs:eu-west-1:111122223333:task/prod/x", "")
+	}
+	for _, each := range []bool{false, true} {
+		r := newRunner(t, set, nil).feed([]*pipeline.Event{mk("b1", "bad", 0), mk("g1", "good", 10*m), mk("b2", "bad", 12*m), mk("g2", "good", 20*m), mk("g3", "good", 22*m)}, each).advance(time.Hour)
+		wantBrief(t, r.list(), "drift resolved high n=2 0s [change:b1 change:b2] by=g2@25m0s")
+		r = newRunner(t, set, nil).feed([]*pipeline.Event{mk("b1", "bad", 0), mk("g1", "good", 10*m)}, each).advance(15 * m)
+		wantBrief(t, r.list(), "drift open high n=1 0s [change:b1]")
+		r.advance(16 * m)
+		wantBrief(t, r.list(), "drift resolved high n=1 0s [change:b1] by=g1@15m0s")
+	}
+}

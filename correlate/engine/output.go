@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"container/heap"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -112,6 +113,10 @@ type openInc struct {
 	Expire time.Time `json:"expire"`
 	// Seq orders incidents by creation (resolve emits in that order).
 	Seq uint64 `json:"seq"`
+	// ResolveAt/ResolveBy: a resolve waiting out keep_firing_for; a new
+	// hit before then cancels it.
+	ResolveAt time.Time          `json:"resolve_at,omitempty"`
+	ResolveBy *pipeline.EventRef `json:"resolve_by,omitempty"`
 }
 
 type stepJSON struct {
@@ -392,6 +397,9 @@ func (e *Engine) fire(h *hit) *openInc {
 	}
 	if oi != nil {
 		oi.Inc.Count++
+		if !oi.ResolveAt.IsZero() && !h.at.Before(oi.ResolveBy.Time) {
+			oi.ResolveAt, oi.ResolveBy = time.Time{}, nil // it fired again: stays open
+		}
 		if len(r.Overrides) > 0 {
 			env := getEnv()
 			env["count"] = oi.Inc.Count
@@ -569,9 +577,32 @@ func (e *Engine) resolveSignal(rt *ruleRT, key string, h *sigHit) {
 			}
 		}
 		ref := rec.ref("")
+		if k := rt.r.Resolve.KeepFiringFor; k > 0 {
+			if oi.ResolveAt.IsZero() {
+				oi.ResolveAt, oi.ResolveBy = t.Add(k).UTC(), &ref
+				e.addIncTimer(rt, oi)
+				e.markInc(oi)
+			}
+			kept = append(kept, id)
+			continue
+		}
 		e.resolve(rt, oi, t, &ref)
 	}
 	rt.setOpen(key, kept)
+}
+
+func (e *Engine) addIncTimer(rt *ruleRT, oi *openInc) {
+	heap.Push(&e.timers, timer{at: oi.ResolveAt, rule: rt.idx, key: oi.GroupKey, inc: oi.Inc.ID})
+}
+
+// resolveTimer closes an incident whose keep_firing_for has passed
+// without a new hit.
+func (e *Engine) resolveTimer(rt *ruleRT, id string, at time.Time) {
+	oi := e.incidents[id]
+	if oi == nil || oi.Inc.Status != pipeline.IncidentOpen || oi.ResolveAt.IsZero() || oi.ResolveAt.After(at) {
+		return
+	}
+	e.resolve(rt, oi, oi.ResolveAt, oi.ResolveBy)
 }
 
 // incidentEnv rebuilds the output environment of an open incident.

@@ -258,6 +258,9 @@ func (e *Engine) load(ctx context.Context) error {
 		e.incidents[oi.Inc.ID] = oi
 		rt := e.byID[oi.Rule]
 		rt.open[oi.GroupKey] = append(rt.open[oi.GroupKey], oi.Inc.ID)
+		if !oi.ResolveAt.IsZero() {
+			e.addIncTimer(rt, oi)
+		}
 	}
 	dp := state.Key(state.KindDedup)
 	err = e.st.Iterate(dp, func(k, v []byte) error {
