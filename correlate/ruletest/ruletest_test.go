@@ -286,3 +286,32 @@ tests:
 		t.Errorf("verbose report lacks the eval summary:\n%s", v)
 	}
 }
+
+// TestCompareSetOrderFree: expected incidents match actual ones in any
+// order, and a near miss is reported as a per-field diff, not as one
+// missing plus one unexpected incident.
+func TestCompareSetOrderFree(t *testing.T) {
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	a := &pipeline.Incident{ID: "a", Rule: "r", Severity: pipeline.SeverityHigh, Key: map[string]string{"k": "1"}, Count: 1, Status: pipeline.IncidentOpen}
+	b := &pipeline.Incident{ID: "b", Rule: "r", Severity: pipeline.SeverityLow, Key: map[string]string{"k": "2"}, Count: 3, Status: pipeline.IncidentResolved}
+	str := func(s string) *string { return &s }
+	n := func(i int) *int { return &i }
+	exp := []ExpectedIncident{
+		{Key: map[string]string{"k": "2"}, Count: n(3), Status: str("resolved")},
+		{Key: map[string]string{"k": "1"}, Severity: str("high")},
+	}
+	if c := compareSet(exp, []*pipeline.Incident{a, b}, start); !c.ok() {
+		t.Fatalf("want a match in any order: %+v", c)
+	}
+	exp[1].Severity = str("critical")
+	c := compareSet(exp, []*pipeline.Incident{a, b}, start)
+	if len(c.Pairs) != 1 || len(c.Missing) != 0 || len(c.Unexpected) != 0 {
+		t.Fatalf("want exactly one differing pair: %+v", c)
+	}
+	if d := c.Pairs[0].Diffs; len(d) != 1 || d[0].String() != `severity: expected "critical", got "high"` {
+		t.Fatalf("diffs = %v", d)
+	}
+	if c := compareSet(exp[:1], []*pipeline.Incident{a, b}, start); len(c.Unexpected) != 1 || c.Unexpected[0].ID != "a" {
+		t.Fatalf("want incident a unexpected: %+v", c)
+	}
+}
