@@ -10,16 +10,18 @@ import (
 
 // metricState is the `for` clock of one key of a metric rule.
 type metricState struct {
-	BreachStart time.Time           `json:"bs,omitempty"`
-	Sustained   time.Time           `json:"su,omitempty"` // when `for` was first met in this breach
-	LastSample  time.Time           `json:"ls,omitempty"`
-	LastValue   float64             `json:"lv,omitempty"`
-	Fired       bool                `json:"fd,omitempty"` // the current breach has fired
-	ClearSince  time.Time           `json:"cs,omitempty"`
-	FiringID    string              `json:"fi,omitempty"` // open incident to close when the metric clears
-	BreachRefs  []pipeline.EventRef `json:"br,omitempty"`
-	BreachRec   *evRec              `json:"bx,omitempty"` // latest breaching sample
-	Joins       []*evRec            `json:"j,omitempty"`  // recent join events
+	BreachStart time.Time `json:"bs,omitempty"`
+	Sustained   time.Time `json:"su,omitempty"` // when `for` was first met in this breach
+	LastSample  time.Time `json:"ls,omitempty"`
+	LastValue   float64   `json:"lv,omitempty"`
+	Fired       bool      `json:"fd,omitempty"` // the current breach has fired
+	ClearSince  time.Time `json:"cs,omitempty"`
+	// Firing are the open incidents to close when the metric clears
+	// (several when a gap split a breach).
+	Firing     []string            `json:"fi,omitempty"`
+	BreachRefs []pipeline.EventRef `json:"br,omitempty"`
+	BreachRec  *evRec              `json:"bx,omitempty"` // latest breaching sample
+	Joins      []*evRec            `json:"j,omitempty"`  // recent join events
 	// Base is persisted separately (KindBaseline), with its own TTL.
 	Base *baseline `json:"-"`
 }
@@ -117,16 +119,18 @@ func (e *Engine) metricSample(rt *ruleRT, ks *keyState, h *sigHit) {
 	if !breach {
 		m.Base.add(t, v, mr.Baseline.Over)
 		m.endBreach()
-		if m.FiringID != "" && rt.r.Resolve != nil && rt.r.Resolve.MetricClears {
+		if len(m.Firing) > 0 && rt.r.Resolve != nil && rt.r.Resolve.MetricClears {
 			if m.ClearSince.IsZero() {
 				m.ClearSince = t
 			}
 			if t.Sub(m.ClearSince) >= rt.r.Resolve.KeepFiringFor {
-				if oi := e.incidents[m.FiringID]; oi != nil && oi.Inc.Status == pipeline.IncidentOpen {
-					ref := rec.ref(stepAlias(nil, rec.Signal))
-					e.resolve(rt, oi, t, &ref)
+				for _, id := range m.Firing {
+					if oi := e.incidents[id]; oi != nil && oi.Inc.Status == pipeline.IncidentOpen {
+						ref := rec.ref(stepAlias(nil, rec.Signal))
+						e.resolve(rt, oi, t, &ref)
+					}
 				}
-				m.FiringID = ""
+				m.Firing = nil
 				m.ClearSince = time.Time{}
 			}
 		}
@@ -198,7 +202,9 @@ func (e *Engine) metricFire(rt *ruleRT, ks *keyState, join *evRec, at time.Time)
 		"for": m.Sustained.Sub(m.BreachStart).String()}
 	if oi := e.fire(&hit{rt: rt, key: ks.key, vals: ks.Vals, steps: steps, evidence: refs, agg: agg,
 		signals: signals, last: last, at: at}); oi != nil {
-		m.FiringID = oi.Inc.ID
+		if !slices.Contains(m.Firing, oi.Inc.ID) {
+			m.Firing = append(m.Firing, oi.Inc.ID)
+		}
 	}
 }
 
