@@ -133,7 +133,6 @@ func (e *Engine) onThreshold(rt *ruleRT, key string, vals []string, rh *ruleHits
 		e.stats.rules[rt.idx].winOverflow++
 		e.logOnce("window:"+rt.r.ID, "window entry cap reached; oldest events dropped and counted", "rule", rt.r.ID)
 	}
-	ks.Last = rec
 	if t.After(ks.Touch) {
 		ks.Touch = t
 	}

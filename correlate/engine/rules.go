@@ -79,8 +79,7 @@ type keyState struct {
 	Touch time.Time `json:"u"`
 
 	// threshold
-	Win  []winEntry `json:"w,omitempty"`
-	Last *evRec     `json:"l,omitempty"`
+	Win []winEntry `json:"w,omitempty"`
 
 	// sequence: Parts[i] is the pending partial whose last matched step is i.
 	Parts []*partial `json:"p,omitempty"`
