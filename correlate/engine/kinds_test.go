@@ -394,7 +394,7 @@ func TestResolveKeepFiringFor(t *testing.T) {
 func TestLateEventCountedAndProcessed(t *testing.T) {
 	s := sig(t, "exec", ct, "")
 	set := newSet([]*rule.Signal{s}, &rule.Rule{ID: "m", Severity: pipeline.SeverityLow, Kind: rule.KindMatch, Match: &rule.Step{Signals: []*rule.Signal{s}}})
-	r := newRunner(t, set, nil).advance(10 * time.Minute).feed([]*pipeline.Event{ev("late", ct, "exec", 5*time.Minute, taskA, "")}, false)
+	r := newRunner(t, set, nil).advance(10*time.Minute).feed([]*pipeline.Event{ev("late", ct, "exec", 5*time.Minute, taskA, "")}, false)
 	wantBrief(t, r.list(), "m open low n=1 5m0s [exec:late]")
 	if st := r.e.Stats(); st.LateEvents != 1 || st.Events != 1 || st.SignalHits["exec"] != 1 || st.IncidentsBySeverity["low"] != 1 {
 		t.Fatalf("stats %+v", st)
