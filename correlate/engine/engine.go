@@ -596,7 +596,8 @@ func (e *Engine) runTimers(now time.Time) {
 type Stats struct {
 	Events     uint64
 	LateEvents uint64
-	// SignalHits by signal name.
+	// SignalHits by signal name (signals no enabled rule uses are not
+	// evaluated, so they never count).
 	SignalHits map[string]uint64
 	// Incidents opened per rule id, and per severity name.
 	Incidents           map[string]uint64
