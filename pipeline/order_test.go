@@ -139,7 +139,12 @@ func TestSorterSpillsAndMergesInOrder(t *testing.T) {
 
 type memMap map[string]string
 
-func (m memMap) PutContainer(_ context.Context, c, t string) error { m[c] = t; return nil }
+func (m memMap) PutContainers(_ context.Context, links map[string]string) error {
+	for c, t := range links {
+		m[c] = t
+	}
+	return nil
+}
 func (m memMap) GetContainer(_ context.Context, c string) (string, bool, error) {
 	t, ok := m[c]
 	return t, ok, nil
@@ -164,6 +169,12 @@ func TestResolverLearnsFromTaskStateChange(t *testing.T) {
 	}
 	if falco.Entity.TaskARN != task || falco.Entity.Cluster != "FargateCluster" || falco.Entity.Account != "111122223333" || falco.Entity.Region != "us-west-2" {
 		t.Fatalf("falco event not resolved: %+v", falco.Entity)
+	}
+	if len(store) != 0 {
+		t.Fatalf("links written before Flush: %v", store)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
 	}
 	// A fresh resolver (a restart) resolves through the persisted map.
 	r2 := NewResolver(store, 0)

@@ -188,6 +188,9 @@ func Replay(ctx context.Context, read ReadFunc, c Correlator, opts ReplayOptions
 		collect(incs)
 		st.Watermark = end
 	}
+	if err := res.Flush(ctx); err != nil {
+		return nil, st, err
+	}
 	st.Phase = "done"
 	out := make([]Incident, 0, len(final))
 	for _, inc := range final {

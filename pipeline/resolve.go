@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"sync"
 )
 
@@ -10,9 +11,14 @@ import (
 // resolver also keeps task ARN → task definition ARN links in it, under
 // keys prefixed with "taskdef:".
 type ContainerMap interface {
-	PutContainer(ctx context.Context, containerID, taskARN string) error
+	// PutContainers writes links in one batch.
+	PutContainers(ctx context.Context, links map[string]string) error
 	GetContainer(ctx context.Context, containerID string) (string, bool, error)
 }
+
+// flushEvery is how many learned links the resolver buffers before it
+// writes them to the store in one batch.
+const flushEvery = 4096
 
 // Resolver links events to their ECS task. It learns container id → task
 // ARN from events that carry both (ECS Task State Change, Falco alerts with
@@ -26,6 +32,7 @@ type Resolver struct {
 	mu      sync.Mutex
 	byShort map[string]string
 	taskDef map[string]string // task ARN → task definition ARN
+	pending map[string]string // links not yet written to store
 	store   ContainerMap
 	max     int
 	// Learned and Resolved count links learned and events resolved through them.
@@ -38,7 +45,7 @@ func NewResolver(store ContainerMap, max int) *Resolver {
 	if max <= 0 {
 		max = 1_000_000
 	}
-	return &Resolver{byShort: make(map[string]string), taskDef: make(map[string]string), store: store, max: max}
+	return &Resolver{byShort: make(map[string]string), taskDef: make(map[string]string), pending: make(map[string]string), store: store, max: max}
 }
 
 func shortID(id string) string {
@@ -73,13 +80,40 @@ func (r *Resolver) Learn(ctx context.Context, taskARN string, containerIDs ...st
 		}
 		r.byShort[s] = taskARN
 		r.Learned++
-		if r.store != nil {
-			if err := r.store.PutContainer(ctx, s, taskARN); err != nil {
-				return err
-			}
-		}
+		r.pending[s] = taskARN
 	}
+	return r.maybeFlush(ctx)
+}
+
+// maybeFlush writes pending links once enough have gathered; r.mu is held.
+func (r *Resolver) maybeFlush(ctx context.Context) error {
+	if r.store == nil {
+		clear(r.pending)
+		return nil
+	}
+	if len(r.pending) < flushEvery {
+		return nil
+	}
+	return r.flushLocked(ctx)
+}
+
+func (r *Resolver) flushLocked(ctx context.Context) error {
+	if r.store == nil || len(r.pending) == 0 {
+		return nil
+	}
+	if err := r.store.PutContainers(ctx, r.pending); err != nil {
+		return fmt.Errorf("persisting container links: %w", err)
+	}
+	clear(r.pending)
 	return nil
+}
+
+// Flush writes the links learned since the last flush. Call it where the
+// pipeline checkpoints its state, and before closing the store.
+func (r *Resolver) Flush(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.flushLocked(ctx)
 }
 
 // Resolve fills ev.Entity from what the resolver knows and learns from ev.
@@ -100,6 +134,9 @@ func (r *Resolver) Resolve(ctx context.Context, ev *Event, extraContainers ...st
 		s := shortID(e.ContainerID)
 		r.mu.Lock()
 		arn, ok := r.byShort[s]
+		if !ok {
+			arn, ok = r.pending[s]
+		}
 		r.mu.Unlock()
 		if !ok && r.store != nil {
 			var err error
@@ -142,16 +179,17 @@ func (r *Resolver) learnTaskDef(ctx context.Context, taskARN, td string) error {
 		}
 	}
 	r.taskDef[taskARN] = td
-	r.mu.Unlock()
-	if r.store != nil {
-		return r.store.PutContainer(ctx, "taskdef:"+taskARN, td)
-	}
-	return nil
+	r.pending["taskdef:"+taskARN] = td
+	defer r.mu.Unlock()
+	return r.maybeFlush(ctx)
 }
 
 func (r *Resolver) lookupTaskDef(ctx context.Context, taskARN string) (string, error) {
 	r.mu.Lock()
 	td, ok := r.taskDef[taskARN]
+	if !ok {
+		td, ok = r.pending["taskdef:"+taskARN]
+	}
 	r.mu.Unlock()
 	if ok || r.store == nil {
 		return td, nil

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -39,6 +40,7 @@ type replayFlags struct {
 	deadLetter string
 	sortMem    int64
 	quiet      bool
+	cpuProfile string
 	verbose    bool
 }
 
@@ -55,6 +57,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&f.deadLetter, "dead-letter", "", "write skipped records (JSON lines with position and reason) to this file")
 	fs.Int64Var(&f.sortMem, "sort-mem", 256<<20, "bytes of events to hold in memory before spilling sorted runs to disk")
 	fs.BoolVar(&f.quiet, "quiet", false, "no summary on stderr")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: ecscorr replay [flags] PATH...\n\nReplays archived logs (files or folders, plain or gzip) in event-time order and writes incidents.")
@@ -98,6 +101,19 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	log := newLogger(stderr, level)
 
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
+			return 1
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	set, ok := loadRules(f.rules, stderr, f.verbose)
 	if !ok {
 		return 1

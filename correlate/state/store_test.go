@@ -82,6 +82,9 @@ func TestInMemoryAndResolver(t *testing.T) {
 	if err := r.Learn(ctx, task, "0123456789ab0123456789ab0123456789ab0123456789ab0123456789ab0123"); err != nil {
 		t.Fatal(err)
 	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// A fresh resolver finds the link through the store.
 	r2 := pipeline.NewResolver(s, 10)
 	ev := &pipeline.Event{Entity: pipeline.Entity{ContainerID: "0123456789ab"}}
