@@ -66,12 +66,17 @@ type Engine struct {
 	env     rule.Env
 	vm      vm.VM
 	ev      *pipeline.Event
-	rawDone bool
-	hits    []sigHit
-	touched []int
-	mark    []uint64
-	gen     uint64
-	out     []pipeline.Incident
+	rawDone bool // the whole raw record is decoded in env.Raw
+	rawProj bool // env.Raw holds a projection (some top-level keys)
+	// sigProj is each signal's raw projection; projCache the union per
+	// event type (see project.go).
+	sigProj   []projection
+	projCache map[string]projection
+	hits      []sigHit
+	touched   []int
+	mark      []uint64
+	gen       uint64
+	out       []pipeline.Incident
 
 	stats stats
 }
@@ -179,6 +184,10 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 		}
 	}
 	e.mark = make([]uint64, len(e.rules))
+	e.sigProj = make([]projection, len(set.Signals))
+	for _, sig := range set.Signals {
+		e.sigProj[sig.Index] = signalProjection(sig)
+	}
 	if err := e.load(ctx); err != nil {
 		return nil, err
 	}
@@ -211,7 +220,9 @@ func (e *Engine) Process(ctx context.Context, ev *pipeline.Event) ([]pipeline.In
 	e.ev = ev
 	e.hits = e.hits[:0]
 	e.rawDone = false
+	e.rawProj = false
 	e.setEnv(ev)
+	e.projectRaw(ev, byType, anyType)
 	e.evalSignals(byType)
 	e.evalSignals(anyType)
 	if len(e.hits) > 0 {
@@ -259,12 +270,26 @@ func taskDefFamily(s string) string {
 	return s
 }
 
-// ensureRaw decodes the current event's raw record once.
+// projectRaw decodes only the top-level raw keys that the event's
+// candidate signals read, when they can be known (see project.go).
+func (e *Engine) projectRaw(ev *pipeline.Event, groups ...[]*rule.Signal) {
+	p := e.eventProjection(ev.Source, ev.Type, groups...)
+	if p.full || len(p.keys) == 0 || len(ev.Raw) == 0 {
+		return
+	}
+	if m, ok := project(ev.Raw, p.keys); ok {
+		e.env.Raw = m
+		e.rawProj = true
+	}
+}
+
+// ensureRaw decodes the current event's whole raw record once.
 func (e *Engine) ensureRaw() {
 	if e.rawDone {
 		return
 	}
 	e.rawDone = true
+	e.rawProj = false
 	e.env.Raw = decodeRaw(e.ev.Raw)
 	if e.env.Raw == nil && len(e.ev.Raw) > 0 {
 		e.stats.rawErrors++
@@ -290,7 +315,7 @@ func (e *Engine) evalSignals(sigs []*rule.Signal) {
 		if len(e.sigRoles[sig.Index]) == 0 {
 			continue // no enabled rule uses it
 		}
-		if sig.NeedsRaw {
+		if sig.NeedsRaw && !e.rawProj {
 			e.ensureRaw()
 		}
 		e.env.Fields = nil

@@ -1,0 +1,308 @@
+package engine
+
+import (
+	"slices"
+	"strconv"
+
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
+	gojson "github.com/goccy/go-json"
+
+	"github.com/ecscorr/ecscorr/correlate/rule"
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// Decoding a whole raw record into a map costs ~5 µs for a 1.5 KB
+// CloudTrail record; signals usually read three or four top-level keys.
+// So the engine works out, per signal, which top-level keys of `raw` its
+// expressions can read, and for each event decodes only the union of the
+// keys of its candidate signals. Rules that need the whole record (output
+// templates, `by` expressions, exceptions) still get it, through ensureRaw.
+
+// projection is the set of top-level raw keys a group of signals reads;
+// full means "decode everything" (a signal uses raw dynamically).
+type projection struct {
+	keys []string
+	full bool
+}
+
+type rawVisitor struct {
+	seen    map[string]bool
+	full    bool
+	covered map[*ast.IdentifierNode]bool
+}
+
+func (v *rawVisitor) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.MemberNode:
+		if id, ok := n.Node.(*ast.IdentifierNode); ok && id.Value == "raw" {
+			if s, ok := n.Property.(*ast.StringNode); ok {
+				v.seen[s.Value] = true
+				if v.covered == nil {
+					v.covered = map[*ast.IdentifierNode]bool{}
+				}
+				v.covered[id] = true
+				return
+			}
+			v.full = true
+		}
+	case *ast.IdentifierNode:
+		// ast.Walk visits children before their parent: a raw identifier
+		// is marked uncovered here and covered by its parent member node
+		// if that is raw.<constant>; rawKeysChecked settles at the end.
+		if n.Value == "raw" {
+			if v.covered == nil {
+				v.covered = map[*ast.IdentifierNode]bool{}
+			}
+			if _, ok := v.covered[n]; !ok {
+				v.covered[n] = false
+			}
+		}
+	}
+}
+
+// signalProjection is the projection of one signal (where + fields).
+func signalProjection(sig *rule.Signal) projection {
+	progs := []*vm.Program{sig.Where}
+	for _, f := range sig.Fields {
+		progs = append(progs, f.Prog)
+	}
+	return rawKeysChecked(progs...)
+}
+
+// rawKeysChecked returns the top-level keys of `raw` that programs read, or
+// full when one of them uses `raw` other than as raw.<constant> (raw[x],
+// raw passed to a function, ...).
+func rawKeysChecked(progs ...*vm.Program) projection {
+	seen := map[string]bool{}
+	for _, prog := range progs {
+		if prog == nil {
+			continue
+		}
+		node := prog.Node()
+		v := &rawVisitor{seen: seen}
+		ast.Walk(&node, v)
+		if v.full {
+			return projection{full: true}
+		}
+		for _, ok := range v.covered {
+			if !ok {
+				return projection{full: true}
+			}
+		}
+	}
+	var p projection
+	for k := range seen {
+		p.keys = append(p.keys, k)
+	}
+	slices.Sort(p.keys)
+	return p
+}
+
+// eventProjection returns the union projection of the candidate signals
+// of an event type, cached per (source, type).
+func (e *Engine) eventProjection(src pipeline.Source, typ string, groups ...[]*rule.Signal) projection {
+	ck := string(src) + "\x00" + typ
+	if p, ok := e.projCache[ck]; ok {
+		return p
+	}
+	seen := map[string]bool{}
+	var p projection
+	for _, sigs := range groups {
+		for _, sig := range sigs {
+			if !sig.NeedsRaw || len(e.sigRoles[sig.Index]) == 0 {
+				continue
+			}
+			sp := e.sigProj[sig.Index]
+			if sp.full {
+				p.full = true
+			}
+			for _, k := range sp.keys {
+				seen[k] = true
+			}
+		}
+	}
+	if !p.full {
+		for k := range seen {
+			p.keys = append(p.keys, k)
+		}
+		slices.Sort(p.keys)
+	}
+	if e.projCache == nil {
+		e.projCache = map[string]projection{}
+	}
+	if len(e.projCache) < 4096 { // event types are few; stay bounded anyway
+		e.projCache[ck] = p
+	}
+	return p
+}
+
+// project decodes the given top-level keys of a JSON object into a map.
+// Keys absent from the record are absent from the map, exactly as with a
+// full decode. It reports false if data is not a well-formed object, in
+// which case the caller falls back to a full decode.
+func project(data []byte, keys []string) (map[string]any, bool) {
+	m := make(map[string]any, len(keys))
+	i := skipWS(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return nil, false
+	}
+	i++
+	for {
+		i = skipWS(data, i)
+		if i >= len(data) {
+			return nil, false
+		}
+		if data[i] == '}' {
+			return m, true
+		}
+		if data[i] != '"' {
+			return nil, false
+		}
+		kEnd, escaped := scanString(data, i)
+		if kEnd < 0 {
+			return nil, false
+		}
+		want := ""
+		if escaped {
+			var key string
+			if err := gojson.Unmarshal(data[i:kEnd], &key); err != nil {
+				return nil, false
+			}
+			if slices.Contains(keys, key) {
+				want = key
+			}
+		} else {
+			raw := data[i+1 : kEnd-1]
+			for _, k := range keys {
+				if string(raw) == k { // no allocation for the comparison
+					want = k
+					break
+				}
+			}
+		}
+		i = skipWS(data, kEnd)
+		if i >= len(data) || data[i] != ':' {
+			return nil, false
+		}
+		i = skipWS(data, i+1)
+		vEnd := skipValue(data, i)
+		if vEnd < 0 {
+			return nil, false
+		}
+		if want != "" {
+			v, ok := scalar(data[i:vEnd])
+			if !ok {
+				if err := gojson.Unmarshal(data[i:vEnd], &v); err != nil {
+					return nil, false
+				}
+			}
+			m[want] = v
+		}
+		i = skipWS(data, vEnd)
+		if i < len(data) && data[i] == ',' {
+			i++
+			continue
+		}
+		if i < len(data) && data[i] == '}' {
+			return m, true
+		}
+		return nil, false
+	}
+}
+
+func skipWS(d []byte, i int) int {
+	for i < len(d) && (d[i] == ' ' || d[i] == '\n' || d[i] == '\t' || d[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanString returns the index just past the string starting at d[i] ('"')
+// and whether it holds escapes; -1 if unterminated.
+func scanString(d []byte, i int) (int, bool) {
+	esc := false
+	for j := i + 1; j < len(d); j++ {
+		switch d[j] {
+		case '\\':
+			esc = true
+			j++
+		case '"':
+			return j + 1, esc
+		}
+	}
+	return -1, false
+}
+
+// skipValue returns the index just past the JSON value starting at d[i],
+// or -1. Nested values are skipped by bracket depth, strings by scanning.
+func skipValue(d []byte, i int) int {
+	if i >= len(d) {
+		return -1
+	}
+	switch d[i] {
+	case '"':
+		end, _ := scanString(d, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(d); j++ {
+			switch d[j] {
+			case '"':
+				end, _ := scanString(d, j)
+				if end < 0 {
+					return -1
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	default:
+		j := i
+		for j < len(d) {
+			switch d[j] {
+			case ',', '}', ']', ' ', '\n', '\t', '\r':
+				return j
+			}
+			j++
+		}
+		return j
+	}
+}
+
+// scalar decodes the common scalar values without the JSON decoder; it
+// reports false for objects, arrays and strings with escapes, which the
+// decoder handles.
+func scalar(v []byte) (any, bool) {
+	switch {
+	case len(v) == 0:
+		return nil, false
+	case v[0] == '"':
+		for _, c := range v[1 : len(v)-1] {
+			if c == '\\' || c < 0x20 {
+				return nil, false
+			}
+		}
+		return string(v[1 : len(v)-1]), true
+	case string(v) == "null":
+		return nil, true
+	case string(v) == "true":
+		return true, true
+	case string(v) == "false":
+		return false, true
+	case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
+		f, err := strconv.ParseFloat(string(v), 64)
+		if err != nil {
+			return nil, false
+		}
+		return f, true
+	}
+	return nil, false
+}

@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/expr-lang/expr"
+	gojson "github.com/goccy/go-json"
+
+	"github.com/ecscorr/ecscorr/correlate/rule"
+)
+
+func TestProjectMatchesFullDecode(t *testing.T) {
+	docs := []string{
+		`{"eventName":"ExecuteCommand","requestParameters":{"task":"t","a":[1,{"b":"}"}]},"errorCode":null,"n":1.5e3}`,
+		` { "a" : "x\"}y" , "b":[["]"],{}], "c":true,"d":false , "e": -0.25 } `,
+		`{"dup":1,"x":{"dup":3},"dup":2}`,
+		`{"esc\u0061ped":"v","plain":"w"}`,
+		`{}`,
+		`{"Type":"Task","CpuUtilized":12.5,"CpuReserved":1024,"CloudWatchMetrics":[{"Metrics":[{"Name":"CpuUtilized"}]}]}`,
+	}
+	keys := []string{"eventName", "requestParameters", "errorCode", "n", "a", "b", "c", "d", "e", "dup", "escaped", "Type", "CpuUtilized", "CpuReserved", "missing"}
+	for _, doc := range docs {
+		got, ok := project([]byte(doc), keys)
+		if !ok {
+			t.Fatalf("project(%s) failed", doc)
+		}
+		var full map[string]any
+		if err := gojson.Unmarshal([]byte(doc), &full); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]any{}
+		for _, k := range keys {
+			if v, ok := full[k]; ok {
+				want[k] = v
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("project(%s)\n got %#v\nwant %#v", doc, got, want)
+		}
+	}
+	for _, bad := range []string{``, `[]`, `{"a":`, `{"a":1`, `{"a" 1}`, `{"a":"unterminated}`, `{a:1}`} {
+		if _, ok := project([]byte(bad), keys); ok {
+			t.Errorf("project(%q) accepted malformed input", bad)
+		}
+	}
+}
+
+func TestSignalProjectionKeys(t *testing.T) {
+	tests := []struct {
+		where string
+		keys  string // comma-joined, or "full"
+	}{
+		{`raw.eventSource == "ecs.amazonaws.com" && raw.requestParameters.interactive == true && raw.errorCode == nil`, "errorCode,eventSource,requestParameters"},
+		{`raw?.Type == "Task" && raw.CpuReserved > 0`, "CpuReserved,Type"},
+		{`raw["eventName"] == "x"`, "eventName"},
+		{`len(raw) > 0`, "full"},
+		{`any(keys(raw), # == "x")`, "full"},
+		{`event.type == "x"`, ""},
+	}
+	for _, tc := range tests {
+		prog, err := expr.Compile(tc.where, expr.Env(rule.Env{}), expr.AsBool())
+		if err != nil {
+			t.Fatalf("%s: %v", tc.where, err)
+		}
+		p := signalProjection(&rule.Signal{Where: prog})
+		got := strings.Join(p.keys, ",")
+		if p.full {
+			got = "full"
+		}
+		if got != tc.keys {
+			t.Errorf("%s: keys %q, want %q", tc.where, got, tc.keys)
+		}
+	}
+}
+
+func BenchmarkProjectVsFullDecode(b *testing.B) {
+	rec := []byte(`{"Version":"0","Type":"Task","TaskId":"7ac4dfba69214411b4783a3b8189c9ba","TaskDefinitionFamily":"sleep360","TaskDefinitionRevision":"1","ContainerInstanceId":"0d7650e6dec34c1a9200f72098071e8f","EC2InstanceId":"i-0c470579dbcdbd2f3","ClusterName":"MyCluster","AccountID":"637146863587","Region":"us-west-2","AvailabilityZone":"us-west-2b","KnownStatus":"RUNNING","LaunchType":"EC2","PullStartedAt":1623963608201,"PullStoppedAt":1623963610065,"CreatedAt":1623963607094,"StartedAt":1623963610382,"Timestamp":1623963900000,"CpuUtilized":0.0,"CpuReserved":10.0,"MemoryUtilized":0,"MemoryReserved":10,"StorageReadBytes":0,"StorageWriteBytes":0,"NetworkRxBytes":0,"NetworkRxDropped":0,"NetworkRxErrors":0,"NetworkRxPackets":14,"NetworkTxBytes":0,"NetworkTxDropped":0,"NetworkTxErrors":0,"NetworkTxPackets":0,"CloudWatchMetrics":[{"Namespace":"ECS/ContainerInsights","Metrics":[{"Name":"CpuUtilized","Unit":"None"},{"Name":"CpuReserved","Unit":"None"},{"Name":"MemoryUtilized","Unit":"Megabytes"},{"Name":"MemoryReserved","Unit":"Megabytes"}],"Dimensions":[["ClusterName"],["ClusterName","TaskDefinitionFamily"]]}]}`)
+	keys := []string{"CpuReserved", "CpuUtilized", "Type"}
+	b.Run("project", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := project(rec, keys); !ok {
+				b.Fatal("project failed")
+			}
+		}
+	})
+	b.Run("full", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if decodeRaw(rec) == nil {
+				b.Fatal("decode failed")
+			}
+		}
+	})
+}
