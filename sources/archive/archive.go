@@ -56,7 +56,18 @@ type Reader struct {
 
 	mu    sync.Mutex
 	stats Stats
+	// bufs recycles scanner buffers and bufio readers between files;
+	// many small objects are common (one S3 object per 5 minutes).
+	bufs sync.Pool
 }
+
+type fileBufs struct {
+	scan []byte
+	br   *bufio.Reader
+}
+
+// maxPooledBuf keeps buffers grown for a huge record out of the pool.
+const maxPooledBuf = 1 << 20
 
 // NewReader returns a Reader with opts.
 func NewReader(opts Options) *Reader {
@@ -210,7 +221,12 @@ func (r *Reader) ReadFile(ctx context.Context, path string, emit func(*pipeline.
 // readStream reads records from one file. It returns a file-level problem
 // (reported once) and an error that stops the whole read.
 func (r *Reader) readStream(ctx context.Context, path string, f io.Reader, d *decoder) (fileErr string, skipped bool, err error) {
-	br := bufio.NewReaderSize(f, 64<<10)
+	fb, _ := r.bufs.Get().(*fileBufs)
+	if fb == nil {
+		fb = &fileBufs{br: bufio.NewReaderSize(f, 64<<10)}
+	}
+	br := fb.br
+	br.Reset(f)
 	var src io.Reader = br
 	if head, _ := br.Peek(2); len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
 		zr, err := kgzip.NewReader(br)
@@ -220,7 +236,15 @@ func (r *Reader) readStream(ctx context.Context, path string, f io.Reader, d *de
 		defer zr.Close()
 		src = zr
 	}
-	sc := newScanner(src, r.opts.MaxRecordBytes)
+	sc := newScanner(src, r.opts.MaxRecordBytes, fb.scan)
+	defer func() {
+		fb.scan = nil
+		if cap(sc.buf) <= maxPooledBuf {
+			fb.scan = sc.buf
+		}
+		br.Reset(nil)
+		r.bufs.Put(fb)
+	}()
 	if !sc.skipWS() {
 		return readProblem(sc, path), false, nil
 	}

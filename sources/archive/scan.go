@@ -49,17 +49,21 @@ const (
 )
 
 const (
-	initialBuf = 256 << 10
+	initialBuf = 128 << 10
 	readChunk  = 64 << 10
 	sampleLen  = 512
 )
 
-func newScanner(r io.Reader, max int) *scanner {
-	n := initialBuf
-	if max+readChunk < n {
-		n = max + readChunk
+// newScanner reads r; buf, if not nil, is a spare buffer to reuse.
+func newScanner(r io.Reader, max int, buf []byte) *scanner {
+	if cap(buf) < readChunk {
+		n := initialBuf
+		if max+readChunk < n {
+			n = max + readChunk
+		}
+		buf = make([]byte, n)
 	}
-	return &scanner{r: r, buf: make([]byte, n), line: 1, max: max}
+	return &scanner{r: r, buf: buf[:cap(buf)], line: 1, max: max}
 }
 
 // fill reads more data after buf[e], moving or growing the buffer as
