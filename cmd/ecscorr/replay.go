@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"sort"
@@ -118,6 +119,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if !ok {
 		return 1
 	}
+	tuneGC()
 	code, err := replay(ctx, f, set, paths, since, until, stdout, stderr, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
@@ -159,16 +161,22 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 		return 1, fmt.Errorf("creating temp dir: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	stateDir := f.stateDir
-	if stateDir == "" {
-		stateDir = tmp + "/state"
+	// Without --state the engine runs ephemeral: its state lives in memory
+	// (as it does anyway) and is not written to a store nobody will read.
+	var (
+		st  *state.Store
+		cm  pipeline.ContainerMap
+		eng *engine.Engine
+	)
+	if f.stateDir != "" {
+		st, err = state.Open(f.stateDir, state.Options{Logger: log})
+		if err != nil {
+			return 1, fmt.Errorf("opening state %s: %w", f.stateDir, err)
+		}
+		defer st.Close()
+		cm = st
 	}
-	st, err := state.Open(stateDir, state.Options{Logger: log})
-	if err != nil {
-		return 1, fmt.Errorf("opening state %s: %w", stateDir, err)
-	}
-	defer st.Close()
-	eng, err := engine.New(ctx, set, st, engine.Options{Logger: log})
+	eng, err = engine.New(ctx, set, st, engine.Options{Logger: log, Ephemeral: st == nil})
 	if err != nil {
 		return 1, fmt.Errorf("starting engine: %w", err)
 	}
@@ -212,7 +220,7 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 	}
 
 	progress := progressPrinter(stderr, start)
-	res := pipeline.NewResolver(st, 0)
+	res := pipeline.NewResolver(cm, 0)
 	incs, stats, err := pipeline.Replay(ctx, read, eng, pipeline.ReplayOptions{
 		Since: since, Until: until,
 		Relevant: relevance(set),
@@ -510,4 +518,17 @@ func listFiles(paths []string, bad func(archive.RecordError)) []string {
 		}
 	}
 	return files
+}
+
+// tuneGC trades memory for speed in replay, where throughput matters and
+// the input is bounded by the sorter's budget: a lazier collector, capped
+// by a soft memory limit so that peak RSS stays under 1 GiB. GOGC and
+// GOMEMLIMIT, when set, win.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(700 << 20)
+	}
 }

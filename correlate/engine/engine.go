@@ -29,6 +29,10 @@ type Options struct {
 	MaxEvidence int
 	// Lateness is added to state TTLs in the store.
 	Lateness time.Duration
+	// Ephemeral runs without a store: nothing is loaded or checkpointed.
+	// Replay uses it when no --state is kept, as the state would be thrown
+	// away; the engine holds its live state in memory either way.
+	Ephemeral bool
 }
 
 // Engine is the correlation engine. Its methods are safe for concurrent
@@ -109,8 +113,8 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 	if set == nil {
 		return nil, fmt.Errorf("engine: nil rule set")
 	}
-	if st == nil {
-		return nil, fmt.Errorf("engine: nil state store")
+	if st == nil && !opts.Ephemeral {
+		return nil, fmt.Errorf("engine: nil state store (set Options.Ephemeral to run without one)")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -540,7 +540,11 @@ func (e *Engine) emit(oi *openInc) {
 	e.out = append(e.out, inc)
 }
 
-func (e *Engine) markInc(oi *openInc) { e.dirtyIncs[oi.Inc.ID] = struct{}{} }
+func (e *Engine) markInc(oi *openInc) {
+	if e.st != nil { // an ephemeral engine never checkpoints
+		e.dirtyIncs[oi.Inc.ID] = struct{}{}
+	}
+}
 
 // resolveSignal closes the rule's open incidents on key that the resolve
 // filter accepts.

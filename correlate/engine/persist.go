@@ -55,6 +55,9 @@ type baselineRec struct {
 // Checkpoint writes all state changed since the last checkpoint in one
 // batch.
 func (e *Engine) Checkpoint(ctx context.Context) error {
+	if e.st == nil {
+		return nil // ephemeral
+	}
 	b := e.st.NewBatch()
 	if err := e.CheckpointBatch(ctx, b); err != nil {
 		b.Cancel()
@@ -155,6 +158,9 @@ func (e *Engine) Close(ctx context.Context) error {
 // load restores state written by an earlier engine. State of rules that no
 // longer exist or whose detect section changed (Hash) is deleted.
 func (e *Engine) load(ctx context.Context) error {
+	if e.st == nil {
+		return nil // ephemeral
+	}
 	v, ok, err := e.st.Get(metaKey)
 	if err != nil {
 		return fmt.Errorf("engine: load: %w", err)

@@ -121,7 +121,7 @@ func (e *Engine) getKey(rt *ruleRT, key string, vals []string, create bool) *key
 }
 
 func (e *Engine) touch(ks *keyState) {
-	if !ks.dirty {
+	if !ks.dirty && e.st != nil { // an ephemeral engine never checkpoints
 		ks.dirty = true
 		e.dirtyKeys[ks] = struct{}{}
 	}
@@ -130,7 +130,9 @@ func (e *Engine) touch(ks *keyState) {
 func (e *Engine) dropKey(ks *keyState) {
 	delete(ks.rt.keys, ks.key)
 	delete(e.dirtyKeys, ks)
-	e.deadKeys = append(e.deadKeys, keyStoreKey(ks.rt, ks.key))
+	if e.st != nil {
+		e.deadKeys = append(e.deadKeys, keyStoreKey(ks.rt, ks.key))
+	}
 }
 
 // expired reports whether a key's state can no longer matter at now.
