@@ -114,7 +114,10 @@ func (l *loader) compileExpr(f *srcFile, n *yaml.Node, spec exprSpec) *compiled 
 	case envMetric:
 		env = MetricEnv{}
 	}
-	opts := []expr.Option{expr.Env(env), expr.Patch(&macroExpander{l: l})}
+	if l.zones == nil {
+		l.zones = &zoneCache{}
+	}
+	opts := []expr.Option{expr.Env(env), expr.Patch(&macroExpander{l: l}), l.zones.option()}
 	if spec.kind == envStep {
 		opts = append(opts, expr.Patch(stepAlias{}))
 	}
@@ -130,7 +133,7 @@ func (l *loader) compileExpr(f *srcFile, n *yaml.Node, spec exprSpec) *compiled 
 		l.exprErr(f, n, spec.what, err)
 		return nil
 	}
-	if !l.checkMembers(f, n, spec, tree.Node) {
+	if !l.checkMembers(f, n, spec, tree.Node) || !l.checkZones(f, n, spec, tree.Node) {
 		return nil
 	}
 	// Keep an unoptimised copy for type derivation: the optimiser rewrites

@@ -197,6 +197,7 @@ type loader struct {
 	ruleID map[string]*ruleDef
 	rules  []*ruleDef
 	set    *Set
+	zones  *zoneCache // inZone's locations, shared by the compiled programs
 }
 
 var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
