@@ -273,14 +273,28 @@ func clusterOf(task string) string {
 	return "prod"
 }
 
-var falcoRules = []struct{ rule, prio string }{
-	{"Read sensitive file untrusted", "Warning"}, {"Terminal shell in container", "Notice"},
-	{"Contact K8S API Server From Container", "Notice"}, {"Redirect STDOUT/STDIN to Network Connection in Container", "Notice"},
-	{"Detect outbound connections to common miner pool ports", "Critical"}, {"Drop and execute new binary in container", "Critical"},
+// Falco streams are mostly noise: the attack rules are a few percent.
+var falcoRules = []struct {
+	rule, prio string
+	w          int
+}{
+	{"Read sensitive file untrusted", "Warning", 300}, {"Terminal shell in container", "Notice", 200},
+	{"Contact K8S API Server From Container", "Notice", 150}, {"Launch Package Management Process in Container", "Error", 150},
+	{"Clear Log Activities", "Warning", 100}, {"Drop and execute new binary in container", "Critical", 60},
+	{"Redirect STDOUT/STDIN to Network Connection in Container", "Notice", 20},
+	{"Detect outbound connections to common miner pool ports", "Critical", 20},
 }
 
 func (g *gen) falco(t time.Time, i int) obj {
-	fr := falcoRules[g.r.IntN(len(falcoRules))]
+	k := g.r.IntN(1000)
+	fr := falcoRules[0]
+	for _, x := range falcoRules {
+		if k < x.w {
+			fr = x
+			break
+		}
+		k -= x.w
+	}
 	task := g.task()
 	ip := fmt.Sprintf("203.0.113.%d", g.r.IntN(250))
 	return obj{"time": t.Format(time.RFC3339Nano), "rule": fr.rule, "priority": fr.prio, "source": "syscall", "hostname": "ip-10-0-1-2.ec2.internal",
@@ -289,7 +303,11 @@ func (g *gen) falco(t time.Time, i int) obj {
 		"output_fields": obj{"container.id": task[len(task)-12:], "container.label[com.amazonaws.ecs.task-arn]": task, "evt.type": "connect", "fd.sip": ip, "fd.rport": 3333, "proc.name": "sh", "proc.cmdline": "sh -i", "evt.time": t.UnixNano(), "seq": i}}
 }
 
-var gdTypes = []string{"Execution:Runtime/ReverseShell", "Backdoor:Runtime/C&CActivity.B", "CryptoCurrency:Runtime/BitcoinTool.B", "Execution:Runtime/NewBinaryExecuted", "Recon:EC2/PortProbeUnprotectedPort", "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS"}
+// Mostly non-runtime findings, as in a real account; runtime ones are rare.
+var gdTypes = []string{"Recon:EC2/PortProbeUnprotectedPort", "Recon:EC2/PortProbeUnprotectedPort", "Recon:EC2/Portscan",
+	"UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS", "Policy:IAMUser/RootCredentialUsage",
+	"Discovery:S3/AnomalousBehavior", "Stealth:IAMUser/CloudTrailLoggingDisabled", "Execution:Runtime/NewBinaryExecuted",
+	"Execution:Runtime/ReverseShell", "Backdoor:Runtime/C&CActivity.B", "CryptoCurrency:Runtime/BitcoinTool.B", "Recon:EC2/PortProbeUnprotectedPort"}
 
 func (g *gen) guardduty(t time.Time, i int) obj {
 	task := g.task()
