@@ -354,7 +354,7 @@ func (fr *fileReader) handle(v []byte, line, rec int, st valStatus, src pipeline
 	p := fr.pos(line, rec)
 	switch st {
 	case valOK:
-		if len(v) > 0 {
+		if len(v) > 0 && (src != pipeline.SourceCloudTrail || !d.fastCloudTrail(v, p)) {
 			d.decode(v, p, nil, 0)
 		}
 		return true

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 
 	kgzip "github.com/klauspost/compress/gzip"
@@ -102,4 +104,76 @@ func BenchmarkDecodeCloudTrailRecord(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// lineCorpus builds n JSON lines from a template file's records, varying
+// one field so that records differ.
+func lineCorpus(b *testing.B, n int, gen func(i int) string) []byte {
+	b.Helper()
+	var buf bytes.Buffer
+	for i := range n {
+		buf.WriteString(gen(i))
+		buf.WriteByte('\n')
+	}
+	return buf.Bytes()
+}
+
+func firstLine(b *testing.B, path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(data) > 2 && data[0] == 0x1f {
+		if data, err = gunzipCapped(data, 1<<20); err != nil {
+			b.Fatal(err)
+		}
+	}
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	return string(line)
+}
+
+func BenchmarkReadGuardDutyExportGzip(b *testing.B) {
+	tmpl := firstLine(b, "testdata/constructed/guardduty-export.jsonl.gz")
+	data := lineCorpus(b, benchRecords, func(i int) string {
+		return strings.Replace(tmpl, `"5ec2f9a0b1c24d3e8f7a6b5c4d3e2f1a"`, fmt.Sprintf(`"%032x"`, i), 1)
+	})
+	b.SetBytes(int64(len(data)))
+	benchFile(b, "gd.jsonl.gz", gz(data), benchRecords)
+}
+
+func BenchmarkReadContainerInsights(b *testing.B) {
+	data := lineCorpus(b, benchRecords, func(i int) string {
+		return fmt.Sprintf(`{"Version":"0","Type":"Task","TaskId":"%032x","TaskDefinitionFamily":"payments-api","TaskDefinitionRevision":"42","ServiceName":"payments-api","ClusterName":"payments","AccountID":"111122223333","Region":"eu-west-1","AvailabilityZone":"eu-west-1a","KnownStatus":"RUNNING","LaunchType":"FARGATE","PullStartedAt":1772445950000,"PullStoppedAt":1772445960000,"CreatedAt":1772445940000,"StartedAt":1772445970000,"Timestamp":%d,"CpuUtilized":%d.5,"CpuReserved":512.0,"MemoryUtilized":301,"MemoryReserved":1024,"StorageReadBytes":0,"StorageWriteBytes":4096,"NetworkRxBytes":1234,"NetworkRxDropped":0,"NetworkRxErrors":0,"NetworkRxPackets":20,"NetworkTxBytes":98765,"NetworkTxDropped":0,"NetworkTxErrors":0,"NetworkTxPackets":80,"CloudWatchMetrics":[{"Namespace":"ECS/ContainerInsights","Metrics":[{"Name":"CpuUtilized","Unit":"None"},{"Name":"CpuReserved","Unit":"None"},{"Name":"MemoryUtilized","Unit":"Megabytes"},{"Name":"MemoryReserved","Unit":"Megabytes"}],"Dimensions":[["ClusterName"],["ClusterName","TaskDefinitionFamily"]]}]}`,
+			i%2000, 1772446560000+int64(i/2000)*60000, i%512)
+	})
+	b.SetBytes(int64(len(data)))
+	benchFile(b, "ci.jsonl", data, benchRecords)
+}
+
+func BenchmarkReadFalco(b *testing.B) {
+	tmpl := firstLine(b, "testdata/constructed/falco-alerts-ecs.jsonl")
+	data := lineCorpus(b, benchRecords, func(i int) string {
+		return strings.Replace(tmpl, `"2026-03-02T10:16:00.123456789Z"`, fmt.Sprintf(`"2026-03-02T10:16:%02d.%09dZ"`, i%60, i), 1)
+	})
+	b.SetBytes(int64(len(data)))
+	benchFile(b, "falco.jsonl", data, benchRecords)
+}
+
+// BenchmarkReadCWLSubscriptionGzip: gzip subscription payloads of 100
+// Container Insights events each, concatenated as Firehose writes them.
+func BenchmarkReadCWLSubscriptionGzip(b *testing.B) {
+	var buf bytes.Buffer
+	for p := range benchRecords / 100 {
+		buf.WriteString(`{"messageType":"DATA_MESSAGE","owner":"111122223333","logGroup":"/aws/ecs/containerinsights/payments/performance","logStream":"FargateTelemetry-1","subscriptionFilters":["f"],"logEvents":[`)
+		for i := range 100 {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			msg := fmt.Sprintf(`{"Version":"0","Type":"Container","ContainerName":"api","TaskId":"%032x","TaskDefinitionFamily":"payments-api","TaskDefinitionRevision":"42","ClusterName":"payments","Region":"eu-west-1","Timestamp":%d,"CpuUtilized":%d.5,"CpuReserved":0.0,"MemoryUtilized":290,"MemoryReserved":1024}`, (p*100+i)%2000, 1772446560000+int64(p)*60000, i)
+			fmt.Fprintf(&buf, `{"id":"%d","timestamp":%d,"message":%s}`, p*100+i, 1772446560000+int64(p)*60000, strconv.Quote(msg))
+		}
+		buf.WriteString(`]}`)
+	}
+	b.SetBytes(int64(buf.Len()))
+	benchFile(b, "cwl.gz", gz(buf.Bytes()), benchRecords)
 }

@@ -43,7 +43,7 @@ func params(raw []byte) *ctParams {
 
 const ecsEventSource = "ecs.amazonaws.com"
 
-func (d *decoder) cloudTrail(u *doc, data []byte, pos pipeline.Position) {
+func (d *decoder) cloudTrail(u *ctFields, data []byte, pos pipeline.Position) {
 	const src = pipeline.SourceCloudTrail
 	if u.EventTime == "" {
 		d.reject(pos, src, SkipInvalid, "CloudTrail record without eventTime", data)
@@ -78,12 +78,10 @@ func (d *decoder) cloudTrail(u *doc, data []byte, pos pipeline.Position) {
 	e := &ev.Entity
 	e.Region = u.AWSRegion
 	e.Account = u.RecipientAccountID
-	if ui := u.UserIdentity; ui != nil {
-		if e.Account == "" {
-			e.Account = ui.AccountID
-		}
-		e.Principal = principal(ui)
+	if e.Account == "" {
+		e.Account = u.UserIdentity.AccountID
 	}
+	e.Principal = principal(&u.UserIdentity)
 	if u.EventSource == ecsEventSource {
 		ecsEntity(e, u.RequestParameters, u.ResponseElements)
 	}

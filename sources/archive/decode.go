@@ -60,18 +60,7 @@ type doc struct {
 	Awslogs     json.RawMessage `json:"awslogs"`
 
 	// CloudTrail record.
-	EventVersion       string      `json:"eventVersion"`
-	EventID            string      `json:"eventID"`
-	EventTime          string      `json:"eventTime"`
-	EventSource        string      `json:"eventSource"`
-	EventName          string      `json:"eventName"`
-	AWSRegion          string      `json:"awsRegion"`
-	RecipientAccountID string      `json:"recipientAccountId"`
-	UserIdentity       *ctIdentity `json:"userIdentity"`
-	// Typed so that other services' parameters are skipped, not copied;
-	// docLax takes over when they are not objects.
-	RequestParameters *ctParams `json:"requestParameters"`
-	ResponseElements  *ctParams `json:"responseElements"`
+	ctFields
 
 	// GuardDuty finding (ID, Type, AccountID and Region are shared with
 	// EventBridge and Container Insights).
@@ -107,6 +96,24 @@ type doc struct {
 	TaskDefinitionRevision json.RawMessage `json:"TaskDefinitionRevision"`
 }
 
+// ctFields are the CloudTrail members; CloudTrail-only input (Records
+// elements, JSON lines starting with eventVersion) is decoded into this
+// small struct alone, which is the hot path.
+type ctFields struct {
+	EventVersion       string     `json:"eventVersion"`
+	EventID            string     `json:"eventID"`
+	EventTime          string     `json:"eventTime"`
+	EventSource        string     `json:"eventSource"`
+	EventName          string     `json:"eventName"`
+	AWSRegion          string     `json:"awsRegion"`
+	RecipientAccountID string     `json:"recipientAccountId"`
+	UserIdentity       ctIdentity `json:"userIdentity"`
+	// Typed so that other services' parameters are skipped, not copied;
+	// docLax takes over when they are not objects.
+	RequestParameters *ctParams `json:"requestParameters"`
+	ResponseElements  *ctParams `json:"responseElements"`
+}
+
 // docLax is doc for the rare CloudTrail record whose requestParameters or
 // responseElements is not an object (seen in the wild as a string).
 type docLax struct {
@@ -133,6 +140,20 @@ func unmarshalDoc(data []byte, u *doc) error {
 	u.RequestParameters, u.ResponseElements = params(lax.RequestParameters), params(lax.ResponseElements)
 	return nil
 }
+
+// fastCloudTrail decodes data as a CloudTrail record if it is a complete
+// one; otherwise it reports false and the caller takes the general path,
+// which also produces the right error.
+func (d *decoder) fastCloudTrail(data []byte, pos pipeline.Position) bool {
+	var c ctFields
+	if json.Unmarshal(data, &c) != nil || c.EventTime == "" || c.EventSource == "" || c.EventName == "" {
+		return false
+	}
+	d.cloudTrail(&c, data, pos)
+	return true
+}
+
+var eventVersionPrefix = []byte(`{"eventVersion"`)
 
 // wrapCtx is what a wrapper (CloudWatch Logs payload) knows about the
 // records inside it.
@@ -240,6 +261,9 @@ func (d *decoder) decode(data []byte, pos pipeline.Position, wc *wrapCtx, depth 
 		d.decodeArray(data, pos, "", wc, depth)
 		return
 	case '{':
+		if bytes.HasPrefix(data, eventVersionPrefix) && d.fastCloudTrail(data, pos) {
+			return
+		}
 	default:
 		d.reject(pos, "", SkipBadJSON, "not a JSON object or array", data)
 		return
@@ -263,7 +287,7 @@ func (d *decoder) decode(data []byte, pos pipeline.Position, wc *wrapCtx, depth 
 	case len(u.Events) > 0 && u.EventSource == "":
 		d.filterLogEvents(&u, pos, depth)
 	case u.EventSource != "" && (u.EventName != "" || u.EventVersion != ""):
-		d.cloudTrail(&u, data, pos)
+		d.cloudTrail(&u.ctFields, data, pos)
 	case len(u.ProductArn) > 0:
 		d.reject(pos, "", SkipUnsupported, "unsupported record: Security Hub finding", data)
 	case u.SchemaVersion != "" || (len(u.ID) > 0 && len(u.Type) > 0 && (len(u.Resource) > 0 || len(u.Service) > 0)):
@@ -340,7 +364,7 @@ func (d *decoder) decodeTyped(detail []byte, pos pipeline.Position, src pipeline
 	case pipeline.SourceGuardDuty:
 		d.guardDuty(&u, detail, pos)
 	case pipeline.SourceCloudTrail:
-		d.cloudTrail(&u, detail, pos)
+		d.cloudTrail(&u.ctFields, detail, pos)
 	}
 }
 
