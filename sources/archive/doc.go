@@ -45,6 +45,13 @@
 //  9. rule + output/output_fields/priority → Falco alert.
 //  10. Type + Timestamp/TaskId/ClusterName → Container Insights event.
 //
+// Records elements, and JSON lines that start with {"eventVersion", are
+// first decoded into a small CloudTrail-only struct (the hot path); only
+// if that does not yield a complete CloudTrail record does the union
+// decode run. Every event's Raw is a copy of its record's bytes (the
+// inner record for envelopes and wrappers, the whole envelope for ECS
+// events).
+//
 // A record that fails (bad JSON, wrong types, missing required members,
 // unparsable times, too large) is reported through the bad callback with
 // file, line and record index, counted by class in Stats.Skipped, and the
