@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -199,5 +200,60 @@ func TestInvictusReplay(t *testing.T) {
 	}
 	if len(ids) < 2890 {
 		t.Fatalf("only %d distinct event IDs among 2900", len(ids))
+	}
+}
+
+// TestConcurrentReadFile reads files in parallel, as the replay command
+// does, and checks the shared stats (run with -race).
+func TestConcurrentReadFile(t *testing.T) {
+	r := NewReader(Options{})
+	files, _ := filepath.Glob("testdata/invictus/*.gz")
+	files = append(files, files...)
+	errc := make(chan error, len(files))
+	counts := make(chan int, len(files))
+	for _, f := range files {
+		go func() {
+			n := 0
+			errc <- r.ReadFile(context.Background(), f, func(e *pipeline.Event) error { n++; return nil }, func(e RecordError) { t.Error(e) })
+			counts <- n
+			_ = r.Stats()
+		}()
+	}
+	total := 0
+	for range files {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		total += <-counts
+	}
+	if st := r.Stats(); total != 5800 || st.Read[pipeline.SourceCloudTrail] != 5800 || st.Files != 4 {
+		t.Fatalf("total %d, stats %+v; want 5800 events from 4 reads", total, st)
+	}
+}
+
+// TestDecodeRawIsACopy: Raw must survive the caller reusing its buffer, and
+// Decode must hand back emit's error.
+func TestDecodeRawIsACopy(t *testing.T) {
+	buf := []byte(ctLine("e1", `"2026-01-02T03:04:05Z"`))
+	var got *pipeline.Event
+	if err := Decode(buf, pipeline.Position{File: "sqs"}, func(e *pipeline.Event) error { got = e; return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := string(buf)
+	for i := range buf {
+		buf[i] = 'x'
+	}
+	if got == nil || string(got.Raw) != want || got.ID != "e1" || got.Type != "ecs.amazonaws.com:ListClusters" {
+		t.Fatalf("event %+v raw %q", got, got.Raw)
+	}
+	stop := fmt.Errorf("full")
+	env := []byte(`{"detail-type":"AWS API Call via CloudTrail","source":"aws.ecs","detail":` + want + `}`)
+	if err := Decode(env, pipeline.Position{}, func(e *pipeline.Event) error {
+		if string(e.Raw) != want {
+			t.Errorf("envelope Raw = %q, want the inner record", e.Raw)
+		}
+		return stop
+	}, nil); err != stop {
+		t.Fatalf("Decode err = %v, want emit's error", err)
 	}
 }
