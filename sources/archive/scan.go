@@ -225,66 +225,68 @@ func (sc *scanner) nextLine() (b []byte, line int, st valStatus) {
 func (sc *scanner) value() (v []byte, line int, st valStatus) {
 	line = sc.line
 	sc.stack = sc.stack[:0]
-	i := 0 // offset from sc.s
+	// p is the absolute scan position in buf; the value starts at sc.s.
+	// Locals keep the hot loop in registers; they are reloaded after fill,
+	// which may move the data.
+	p := sc.s
+	buf := sc.buf[:sc.e]
 	dropping := false
 	inStr := false
 	expectVal := false
 	afterColon := false
 	for {
-		if sc.s+i >= sc.e {
-			if dropping {
-				sc.s += i
-				i = 0
-			} else if i > sc.max {
+		if p >= len(buf) {
+			if !dropping && p-sc.s > sc.max {
 				dropping = true
-				sc.sample = append(sc.sample[:0], sc.buf[sc.s:sc.s+min(i, sampleLen)]...)
-				sc.s += i
-				i = 0
+				sc.sample = append(sc.sample[:0], sc.buf[sc.s:sc.s+min(p-sc.s, sampleLen)]...)
 			}
+			if dropping {
+				sc.s = p
+			}
+			i := p - sc.s
 			if !sc.fill() {
 				v = sc.buf[sc.s : sc.s+i]
 				sc.s += i
 				return v, line, valEOF
 			}
+			buf, p = sc.buf[:sc.e], sc.s+i
 			continue
 		}
 		if inStr {
-			// Strings are short in logs: a table-driven loop beats calls
-			// to bytes.IndexByte here.
-			buf := sc.buf[:sc.e]
-			j := sc.s + i
-			for j+8 <= len(buf) && !hasStrSpecial(binary.LittleEndian.Uint64(buf[j:])) {
-				j += 8
+			// Strings are short in logs: 8 bytes at a time, then a table,
+			// beats calls to bytes.IndexByte here.
+			for p+8 <= len(buf) && !hasStrSpecial(binary.LittleEndian.Uint64(buf[p:])) {
+				p += 8
 			}
-			for j < len(buf) && !strSpecial[buf[j]] {
-				j++
+			for p < len(buf) && !strSpecial[buf[p]] {
+				p++
 			}
-			if j >= len(buf) {
-				i = j - sc.s
+			if p >= len(buf) {
 				continue
 			}
-			switch buf[j] {
+			switch buf[p] {
 			case '"':
 				inStr = false
-				i = j + 1 - sc.s
+				p++
 			case '\\':
-				if j+1 >= len(buf) {
+				if p+1 >= len(buf) {
 					// The escaped byte is not read yet.
-					i = j - sc.s
+					i := p - sc.s
 					if !sc.fill() {
 						v = sc.buf[sc.s : sc.s+i]
 						sc.s += i
 						return v, line, valEOF
 					}
+					buf, p = sc.buf[:sc.e], sc.s+i
 					continue
 				}
-				i = j + 2 - sc.s
+				p += 2
 			default: // a raw newline cannot be inside a JSON string
-				return sc.cut(j-sc.s, line, dropping)
+				return sc.cut(p-sc.s, line, dropping)
 			}
 			continue
 		}
-		c := sc.buf[sc.s+i]
+		c := buf[p]
 		if c > ' ' {
 			afterColon = c == ':'
 		}
@@ -301,13 +303,12 @@ func (sc *scanner) value() (v []byte, line int, st valStatus) {
 			}
 			expectVal = false
 			if len(sc.stack) == 0 {
-				i++
+				p++
+				v = sc.buf[sc.s:p]
+				sc.s = p
 				if dropping {
-					sc.s += i
 					return nil, line, valTooLarge
 				}
-				v = sc.buf[sc.s : sc.s+i]
-				sc.s += i
 				return v, line, valOK
 			}
 		case ':':
@@ -316,18 +317,22 @@ func (sc *scanner) value() (v []byte, line int, st valStatus) {
 			expectVal = sc.stack[len(sc.stack)-1] == '['
 		case ' ', '\t', '\r':
 		case '\n':
-			if sc.s+i+1 < sc.e || sc.fill() {
-				// Formatters never put a member's value flush left on
-				// the next line, so this is the next record.
-				if n := sc.buf[sc.s+i+1]; (n == '{' || n == '[') && (!expectVal || afterColon) {
-					return sc.cut(i, line, dropping)
+			if p+1 >= len(buf) {
+				i := p - sc.s
+				if sc.fill() {
+					buf, p = sc.buf[:sc.e], sc.s+i
 				}
+			}
+			// Formatters never put a member's value flush left on the
+			// next line, so this is the next record.
+			if p+1 < len(buf) && (buf[p+1] == '{' || buf[p+1] == '[') && (!expectVal || afterColon) {
+				return sc.cut(p-sc.s, line, dropping)
 			}
 			sc.line++
 		default:
 			expectVal = false
 		}
-		i++
+		p++
 	}
 }
 
