@@ -298,6 +298,14 @@ func (fr *fileReader) run() string {
 		if !sc.skipWS() {
 			return fr.problem()
 		}
+		// A {"Records":[...]} object is streamed wherever it appears, even
+		// on one line of a JSON lines file.
+		if sc.peek() == '{' && sc.recordsStart() {
+			if !fr.array(pipeline.SourceCloudTrail) || !fr.closeObject() {
+				return fr.problem()
+			}
+			continue
+		}
 		if lineMode {
 			b, line, st := sc.nextLine()
 			if !fr.handle(b, line, 0, st, "") {
@@ -307,15 +315,6 @@ func (fr *fileReader) run() string {
 		}
 		switch sc.peek() {
 		case '{':
-			if sc.recordsStart() {
-				if !fr.array(pipeline.SourceCloudTrail) {
-					return fr.problem()
-				}
-				if !fr.closeObject() {
-					return fr.problem()
-				}
-				continue
-			}
 			startLine := sc.line
 			v, line, st := sc.value()
 			if !fr.handle(v, line, 0, st, "") {

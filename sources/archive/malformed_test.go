@@ -121,6 +121,12 @@ func TestMalformed(t *testing.T) {
 			wantSkip: map[string]int64{SkipUnsupported: 1, SkipUnrecognised: 1},
 		},
 		{
+			name:    "Records objects as lines of a JSON lines file",
+			file:    "j.jsonl",
+			data:    good("e1") + "\n" + `{"Records":[` + good("e2") + "," + good("e3") + "]}\n" + `{"Records":[]}` + "\n" + good("e4") + "\n",
+			wantIDs: "e1,e2,e3,e4",
+		},
+		{
 			name:     "pretty-printed documents one after another",
 			file:     "i.json",
 			data:     "{\n  \"Records\": [\n    " + good("e1") + "\n  ]\n}\n{\n  \"Records\": [" + good("e2") + "]\n}\n",
