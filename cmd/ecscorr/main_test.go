@@ -230,3 +230,39 @@ func TestReplayResumesFromState(t *testing.T) {
 		}
 	}
 }
+
+// Bad input is counted, logged with its position, dead-lettered and
+// skipped; the replay goes on and still finds the incident in the good
+// records.
+func TestReplayBadInputIsSkippedNotFatal(t *testing.T) {
+	dir := t.TempDir()
+	good, err := os.ReadFile("../../testdata/demo/falco/falco-events.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(good), "\n")
+	// A broken line and a record with a wrong type in the middle of real alerts.
+	mixed := lines[0] + "{\"time\": \"2023-07-10T12:00:00Z\", \"rule\": \n" + `{"time": true, "rule": "x", "priority": "Notice", "output_fields": {}}` + "\n" + strings.Join(lines[1:], "")
+	if err := os.WriteFile(filepath.Join(dir, "falco.jsonl"), []byte(mixed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dl := filepath.Join(dir, "dead.jsonl")
+	code, out, errOut := runCmd(t, "replay", "--dead-letter", dl, dir, "../../testdata/demo/eventbridge")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(errOut, "records skipped: 2") || !strings.Contains(errOut, "falco.jsonl:2") {
+		t.Errorf("summary/log lacks the skipped records and their position:\n%s", errOut)
+	}
+	dead, err := os.ReadFile(dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(dead), "\n"); n != 2 {
+		t.Errorf("dead-letter file has %d records, want 2:\n%s", n, dead)
+	}
+	// The good alerts still produce the pool-connection burst on task B.
+	if !strings.Contains(out, `"rule":"ecs-mining-pool-connections-burst"`) {
+		t.Errorf("incidents from the good records are missing:\n%s", out)
+	}
+}

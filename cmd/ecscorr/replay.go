@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -181,11 +182,11 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 		return 1, fmt.Errorf("starting engine: %w", err)
 	}
 
-	// Skipped records: counted by reason, logged (the first few in full),
-	// and dead-lettered when asked.
+	// Skipped records: counted by the reader per class (see the summary),
+	// logged here with position and reason (the first few), and
+	// dead-lettered when asked.
 	var (
 		badMu     sync.Mutex
-		badCount  = map[string]int64{}
 		badLogged int
 		dl        *json.Encoder
 		dlFile    *os.File
@@ -201,7 +202,6 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 	bad := func(e archive.RecordError) {
 		badMu.Lock()
 		defer badMu.Unlock()
-		badCount[reasonClass(e.Reason)]++
 		if badLogged < 20 {
 			log.Warn("skipped record", "pos", e.Pos.String(), "source", string(e.Source), "reason", e.Reason)
 			badLogged++
@@ -214,7 +214,20 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 		}
 	}
 
-	reader := archive.NewReader(archive.Options{Logger: log})
+	// CloudTrail is most of any archive and mostly irrelevant: let the
+	// reader skip what no rule can match before it does the expensive part.
+	var outOfRange, irrelevant atomic.Int64
+	reader := archive.NewReader(archive.Options{Logger: log, Filter: func(src pipeline.Source, typ string, t time.Time) bool {
+		if (!since.IsZero() && t.Before(since)) || (!until.IsZero() && !t.Before(until)) {
+			outOfRange.Add(1)
+			return false
+		}
+		if byType, anyType := set.Candidates(src, typ); len(byType)+len(anyType) == 0 {
+			irrelevant.Add(1)
+			return false
+		}
+		return true
+	}})
 	read := func(ctx context.Context, emit func(*pipeline.Event) error) error {
 		return readParallel(ctx, reader, paths, emit, bad)
 	}
@@ -258,7 +271,9 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 		return 1, fmt.Errorf("writing incidents: %w", err)
 	}
 	if !f.quiet {
-		writeSummary(stderr, reader.Stats(), stats, badCount, incs, eng.Stats(), time.Since(start))
+		stats.OutOfRange += outOfRange.Load()
+		stats.Dropped += irrelevant.Load()
+		writeSummary(stderr, reader.Stats(), stats, incs, eng.Stats(), time.Since(start))
 	}
 	return 0, nil
 }
@@ -329,18 +344,6 @@ func relevance(set *rule.Set) func(*pipeline.Event) pipeline.Relevance {
 	}
 }
 
-// reasonClass shortens a skip reason to its class for the summary
-// ("line 3: invalid character..." → "invalid character").
-func reasonClass(r string) string {
-	if i := strings.IndexByte(r, ':'); i > 0 && i < 60 {
-		return r[:i]
-	}
-	if len(r) > 60 {
-		return r[:60]
-	}
-	return r
-}
-
 func writeJSONL(w io.Writer, incs []pipeline.Incident) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
@@ -400,26 +403,43 @@ func writeTable(w io.Writer, incs []pipeline.Incident) {
 	tw.Flush()
 }
 
-func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ReplayStats, bad map[string]int64, incs []pipeline.Incident, es engine.Stats, took time.Duration) {
+func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ReplayStats, incs []pipeline.Incident, es engine.Stats, took time.Duration) {
 	var total int64
 	fmt.Fprintln(w, "\nreplay summary")
 	fmt.Fprintf(w, "  files read: %d\n", rs.Files)
 	for _, s := range pipeline.Sources {
-		if n := st.Read[s]; n > 0 {
+		if n := rs.Read[s]; n > 0 {
 			fmt.Fprintf(w, "  records read  %-19s %d\n", s, n)
 			total += n
 		}
 	}
-	var skipped int64
-	reasons := make([]string, 0, len(bad))
-	for r, n := range bad {
-		reasons = append(reasons, r)
-		skipped += n
+	fileClasses := map[string]bool{archive.SkipDigestFile: true, archive.SkipInsightFile: true, archive.SkipHiddenFile: true, archive.SkipNonJSONFile: true, archive.SkipBadFile: true}
+	var recSkipped, fileSkipped int64
+	var recLines, fileLines []string
+	classes := make([]string, 0, len(rs.Skipped))
+	for c := range rs.Skipped {
+		classes = append(classes, c)
 	}
-	slices.Sort(reasons)
-	fmt.Fprintf(w, "  records skipped: %d\n", skipped)
-	for _, r := range reasons {
-		fmt.Fprintf(w, "    %-60s %d\n", r, bad[r])
+	slices.Sort(classes)
+	for _, c := range classes {
+		n := rs.Skipped[c]
+		if fileClasses[c] {
+			fileSkipped += n
+			fileLines = append(fileLines, fmt.Sprintf("    %-40s %d", c, n))
+		} else {
+			recSkipped += n
+			recLines = append(recLines, fmt.Sprintf("    %-40s %d", c, n))
+		}
+	}
+	fmt.Fprintf(w, "  records skipped: %d\n", recSkipped)
+	for _, l := range recLines {
+		fmt.Fprintln(w, l)
+	}
+	if fileSkipped > 0 {
+		fmt.Fprintf(w, "  files skipped: %d\n", fileSkipped)
+		for _, l := range fileLines {
+			fmt.Fprintln(w, l)
+		}
 	}
 	if st.OutOfRange > 0 {
 		fmt.Fprintf(w, "  outside --since/--until: %d\n", st.OutOfRange)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	kgzip "github.com/klauspost/compress/gzip"
 
@@ -28,6 +29,13 @@ type Options struct {
 	MaxRecordBytes int
 	// Logger receives file-level problems; nil discards them.
 	Logger *slog.Logger
+	// Filter, when set, is asked about each valid CloudTrail record once
+	// its type and time are known and before the rest of the work
+	// (copying the record, extracting the entity); records it rejects are
+	// counted in Stats.Read and Stats.Filtered but not emitted. Replay
+	// uses it to skip the bulk of CloudTrail that no rule can match. It
+	// must be safe for concurrent use.
+	Filter func(src pipeline.Source, typ string, t time.Time) bool
 }
 
 // RecordError describes a skipped record or a damaged file.
@@ -42,9 +50,11 @@ func (e RecordError) Error() string { return e.Pos.String() + ": " + e.Reason }
 
 // Stats counts what a Reader did.
 type Stats struct {
-	Read    map[pipeline.Source]int64 // events emitted per source
-	Skipped map[string]int64          // skip class (Skip* constants) → count
-	Files   int                       // files read (including damaged ones)
+	Read map[pipeline.Source]int64 // valid records per source (emitted or filtered)
+	// Filtered counts valid records that Options.Filter rejected.
+	Filtered map[pipeline.Source]int64
+	Skipped  map[string]int64 // skip class (Skip* constants) → count
+	Files    int              // files read (including damaged ones)
 	// SkippedFiles counts files not read at all (digests, hidden, non-JSON).
 	SkippedFiles int
 }
@@ -89,6 +99,10 @@ func (r *Reader) Stats() Stats {
 	s.Read = make(map[pipeline.Source]int64, len(r.stats.Read))
 	for k, v := range r.stats.Read {
 		s.Read[k] = v
+	}
+	s.Filtered = make(map[pipeline.Source]int64, len(r.stats.Filtered))
+	for k, v := range r.stats.Filtered {
+		s.Filtered[k] = v
 	}
 	s.Skipped = make(map[string]int64, len(r.stats.Skipped))
 	for k, v := range r.stats.Skipped {
@@ -196,6 +210,7 @@ func (r *Reader) ReadFile(ctx context.Context, path string, emit func(*pipeline.
 	}
 	defer f.Close()
 	d := newDecoder(emit, bad, r.opts.MaxRecordBytes)
+	d.filter = r.opts.Filter
 	fileErr, skipped, err := r.readStream(ctx, path, f, d)
 	if err == nil {
 		err = d.emitErr
@@ -207,6 +222,12 @@ func (r *Reader) ReadFile(ctx context.Context, path string, emit func(*pipeline.
 	}
 	for k, v := range d.read {
 		r.stats.Read[k] += v
+	}
+	for k, v := range d.filtered {
+		if r.stats.Filtered == nil {
+			r.stats.Filtered = map[pipeline.Source]int64{}
+		}
+		r.stats.Filtered[k] += v
 	}
 	for k, v := range d.skipped {
 		r.stats.Skipped[k] += v

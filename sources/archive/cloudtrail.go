@@ -63,10 +63,14 @@ func (d *decoder) cloudTrail(u *ctFields, data []byte, pos pipeline.Position) {
 		d.reject(pos, src, SkipInvalid, "CloudTrail eventTime: "+err.Error(), data)
 		return
 	}
+	typ := u.EventSource + ":" + u.EventName
+	if !d.keep(src, typ, t) {
+		return
+	}
 	ev := &pipeline.Event{
 		ID:       u.EventID,
 		Source:   src,
-		Type:     u.EventSource + ":" + u.EventName,
+		Type:     typ,
 		Time:     t,
 		Severity: pipeline.SeverityInformational,
 		Raw:      rawCopy(data),

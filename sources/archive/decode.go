@@ -173,6 +173,9 @@ type decoder struct {
 	emitErr error
 	last    pipeline.Source
 	lastN   int64
+	// filter and filtered: see Options.Filter.
+	filter   func(pipeline.Source, string, time.Time) bool
+	filtered map[pipeline.Source]int64
 }
 
 func newDecoder(emit func(*pipeline.Event) error, bad func(RecordError), max int) *decoder {
@@ -220,12 +223,31 @@ func (d *decoder) send(ev *pipeline.Event) {
 		d.emitErr = err
 		return
 	}
-	if d.last == ev.Source {
+	d.count(ev.Source)
+}
+
+// count adds a valid record of src to the read counters.
+func (d *decoder) count(src pipeline.Source) {
+	if d.last == src {
 		d.lastN++
 		return
 	}
 	d.flushRead()
-	d.last, d.lastN = ev.Source, 1
+	d.last, d.lastN = src, 1
+}
+
+// keep asks the filter about a valid record; a rejected one is counted as
+// read and filtered.
+func (d *decoder) keep(src pipeline.Source, typ string, t time.Time) bool {
+	if d.filter == nil || d.filter(src, typ, t) {
+		return true
+	}
+	d.count(src)
+	if d.filtered == nil {
+		d.filtered = make(map[pipeline.Source]int64)
+	}
+	d.filtered[src]++
+	return false
 }
 
 // flushRead moves the run-length count of the current source into read;
