@@ -143,154 +143,55 @@ func (e *Engine) eventProjection(src pipeline.Source, typ string, groups ...[]*r
 // which case the caller falls back to a full decode.
 func project(data []byte, keys []string) (map[string]any, bool) {
 	m := make(map[string]any, len(keys))
-	i := skipWS(data, 0)
-	if i >= len(data) || data[i] != '{' {
-		return nil, false
-	}
-	i++
-	for {
-		i = skipWS(data, i)
-		if i >= len(data) {
-			return nil, false
-		}
-		if data[i] == '}' {
-			return m, true
-		}
-		if data[i] != '"' {
-			return nil, false
-		}
-		kEnd, escaped := scanString(data, i)
-		if kEnd < 0 {
-			return nil, false
-		}
+	failed := false
+	ok := pipeline.ScanObject(data, func(rawKey []byte, escaped bool, val []byte) bool {
 		want := ""
 		if escaped {
 			var key string
-			if err := gojson.Unmarshal(data[i:kEnd], &key); err != nil {
-				return nil, false
+			if err := gojson.Unmarshal(append(append([]byte{'"'}, rawKey...), '"'), &key); err != nil {
+				failed = true
+				return false
 			}
 			if slices.Contains(keys, key) {
 				want = key
 			}
 		} else {
-			raw := data[i+1 : kEnd-1]
 			for _, k := range keys {
-				if string(raw) == k { // no allocation for the comparison
+				if string(rawKey) == k { // no allocation for the comparison
 					want = k
 					break
 				}
 			}
 		}
-		i = skipWS(data, kEnd)
-		if i >= len(data) || data[i] != ':' {
-			return nil, false
+		if want == "" {
+			return true
 		}
-		i = skipWS(data, i+1)
-		vEnd := skipValue(data, i)
-		if vEnd < 0 {
-			return nil, false
-		}
-		if want != "" {
-			v, ok := scalar(data[i:vEnd])
-			if !ok {
-				if err := gojson.Unmarshal(data[i:vEnd], &v); err != nil {
-					return nil, false
-				}
+		v, ok := scalar(val)
+		if !ok {
+			if err := gojson.Unmarshal(val, &v); err != nil {
+				failed = true
+				return false
 			}
-			m[want] = v
 		}
-		i = skipWS(data, vEnd)
-		if i < len(data) && data[i] == ',' {
-			i++
-			continue
-		}
-		if i < len(data) && data[i] == '}' {
-			return m, true
-		}
+		m[want] = v
+		return true
+	})
+	if !ok || failed {
 		return nil, false
 	}
-}
-
-func skipWS(d []byte, i int) int {
-	for i < len(d) && (d[i] == ' ' || d[i] == '\n' || d[i] == '\t' || d[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// scanString returns the index just past the string starting at d[i] ('"')
-// and whether it holds escapes; -1 if unterminated.
-func scanString(d []byte, i int) (int, bool) {
-	esc := false
-	for j := i + 1; j < len(d); j++ {
-		switch d[j] {
-		case '\\':
-			esc = true
-			j++
-		case '"':
-			return j + 1, esc
-		}
-	}
-	return -1, false
-}
-
-// skipValue returns the index just past the JSON value starting at d[i],
-// or -1. Nested values are skipped by bracket depth, strings by scanning.
-func skipValue(d []byte, i int) int {
-	if i >= len(d) {
-		return -1
-	}
-	switch d[i] {
-	case '"':
-		end, _ := scanString(d, i)
-		return end
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(d); j++ {
-			switch d[j] {
-			case '"':
-				end, _ := scanString(d, j)
-				if end < 0 {
-					return -1
-				}
-				j = end - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	default:
-		j := i
-		for j < len(d) {
-			switch d[j] {
-			case ',', '}', ']', ' ', '\n', '\t', '\r':
-				return j
-			}
-			j++
-		}
-		return j
-	}
+	return m, true
 }
 
 // scalar decodes the common scalar values without the JSON decoder; it
 // reports false for objects, arrays and strings with escapes, which the
 // decoder handles.
 func scalar(v []byte) (any, bool) {
-	switch {
-	case len(v) == 0:
+	if len(v) == 0 {
 		return nil, false
+	}
+	switch {
 	case v[0] == '"':
-		for _, c := range v[1 : len(v)-1] {
-			if c == '\\' || c < 0x20 {
-				return nil, false
-			}
-		}
-		return string(v[1 : len(v)-1]), true
+		return pipeline.UnquotePlain(v)
 	case string(v) == "null":
 		return nil, true
 	case string(v) == "true":

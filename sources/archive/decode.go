@@ -145,15 +145,61 @@ func unmarshalDoc(data []byte, u *doc) error {
 // one; otherwise it reports false and the caller takes the general path,
 // which also produces the right error.
 func (d *decoder) fastCloudTrail(data []byte, pos pipeline.Position) bool {
+	asked := false
+	if d.filter != nil {
+		var filtered bool
+		filtered, asked = d.prefilterCloudTrail(data)
+		if filtered {
+			return true
+		}
+	}
 	var c ctFields
 	if json.Unmarshal(data, &c) != nil || c.EventTime == "" || c.EventSource == "" || c.EventName == "" {
 		return false
 	}
+	d.kept = asked // the filter already said yes: do not ask twice
 	d.cloudTrail(&c, data, pos)
+	d.kept = false
 	return true
 }
 
 var eventVersionPrefix = []byte(`{"eventVersion"`)
+
+// prefilterCloudTrail reads only eventSource, eventName and eventTime (a
+// scan that stops once it has them, typically a quarter into the record)
+// and asks the filter; it reports whether the record was filtered out and
+// whether the filter was asked at all.
+// Anything unusual (escapes, a bad time, a notification record) goes to
+// the full decode, which reports it properly. A record the filter rejects
+// is not decoded further, so damage past those fields goes unnoticed: the
+// filter says nobody will read it.
+func (d *decoder) prefilterCloudTrail(data []byte) (filtered, asked bool) {
+	var src, name, ts string
+	okSrc, okName, okTime := false, false, false
+	plain := true
+	pipeline.ScanObject(data, func(k []byte, esc bool, v []byte) bool {
+		switch string(k) {
+		case "eventSource":
+			src, okSrc = pipeline.UnquotePlain(v)
+			plain = plain && okSrc
+		case "eventName":
+			name, okName = pipeline.UnquotePlain(v)
+			plain = plain && okName
+		case "eventTime":
+			ts, okTime = pipeline.UnquotePlain(v)
+			plain = plain && okTime
+		}
+		return plain && !(okSrc && okName && okTime)
+	})
+	if !plain || !okSrc || !okName || !okTime || src == "" || name == "" || strings.HasPrefix(src, "aws:") {
+		return false, false
+	}
+	t, err := pipeline.ParseTimeString(ts)
+	if err != nil {
+		return false, false
+	}
+	return !d.keep(pipeline.SourceCloudTrail, src+":"+name, t), true
+}
 
 // wrapCtx is what a wrapper (CloudWatch Logs payload) knows about the
 // records inside it.
@@ -176,6 +222,7 @@ type decoder struct {
 	// filter and filtered: see Options.Filter.
 	filter   func(pipeline.Source, string, time.Time) bool
 	filtered map[pipeline.Source]int64
+	kept     bool // the current record already passed the filter
 }
 
 func newDecoder(emit func(*pipeline.Event) error, bad func(RecordError), max int) *decoder {
@@ -239,7 +286,7 @@ func (d *decoder) count(src pipeline.Source) {
 // keep asks the filter about a valid record; a rejected one is counted as
 // read and filtered.
 func (d *decoder) keep(src pipeline.Source, typ string, t time.Time) bool {
-	if d.filter == nil || d.filter(src, typ, t) {
+	if d.kept || d.filter == nil || d.filter(src, typ, t) {
 		return true
 	}
 	d.count(src)

@@ -1,0 +1,133 @@
+package pipeline
+
+// ScanObject walks the top-level members of the JSON object in data,
+// calling fn with each member's raw key (without quotes; escaped reports
+// whether it holds escape sequences) and its raw value bytes. It stops
+// early when fn returns false. It reports false when data is not a
+// well-formed object at the top level; values are skipped by bracket depth
+// and string scanning, not validated. Hot paths use it to read a few
+// fields of a record without decoding all of it.
+func ScanObject(data []byte, fn func(key []byte, escaped bool, value []byte) bool) bool {
+	i := skipWS(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return false
+	}
+	i++
+	for first := true; ; first = false {
+		i = skipWS(data, i)
+		if i >= len(data) {
+			return false
+		}
+		if data[i] == '}' && first {
+			return true
+		}
+		if data[i] != '"' {
+			return false
+		}
+		kEnd, escaped := scanString(data, i)
+		if kEnd < 0 {
+			return false
+		}
+		key := data[i+1 : kEnd-1]
+		i = skipWS(data, kEnd)
+		if i >= len(data) || data[i] != ':' {
+			return false
+		}
+		i = skipWS(data, i+1)
+		vEnd := skipValue(data, i)
+		if vEnd < 0 {
+			return false
+		}
+		if !fn(key, escaped, data[i:vEnd]) {
+			return true
+		}
+		i = skipWS(data, vEnd)
+		if i < len(data) && data[i] == ',' {
+			i++
+			continue
+		}
+		return i < len(data) && data[i] == '}'
+	}
+}
+
+// UnquotePlain returns the contents of a JSON string value without escape
+// sequences, and false for anything else (then decode it properly).
+func UnquotePlain(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return "", false
+	}
+	for _, c := range v[1 : len(v)-1] {
+		if c == '\\' || c < 0x20 {
+			return "", false
+		}
+	}
+	return string(v[1 : len(v)-1]), true
+}
+
+func skipWS(d []byte, i int) int {
+	for i < len(d) && (d[i] == ' ' || d[i] == '\n' || d[i] == '\t' || d[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanString returns the index just past the string starting at d[i] ('"')
+// and whether it holds escapes; -1 if unterminated.
+func scanString(d []byte, i int) (int, bool) {
+	esc := false
+	for j := i + 1; j < len(d); j++ {
+		switch d[j] {
+		case '\\':
+			esc = true
+			j++
+		case '"':
+			return j + 1, esc
+		}
+	}
+	return -1, false
+}
+
+// skipValue returns the index just past the JSON value starting at d[i],
+// or -1.
+func skipValue(d []byte, i int) int {
+	if i >= len(d) {
+		return -1
+	}
+	switch d[i] {
+	case '"':
+		end, _ := scanString(d, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(d); j++ {
+			switch d[j] {
+			case '"':
+				end, _ := scanString(d, j)
+				if end < 0 {
+					return -1
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	case ',', '}', ']', ':':
+		return -1
+	default:
+		j := i
+		for j < len(d) {
+			switch d[j] {
+			case ',', '}', ']', ' ', '\n', '\t', '\r':
+				return j
+			}
+			j++
+		}
+		return j
+	}
+}
