@@ -369,8 +369,7 @@ func (l *loader) exprPos(f *srcFile, n *yaml.Node, off int) Pos {
 		// Rune length of the value's part on the first line.
 		first := []rune(t)
 		if col-1 <= len(first) {
-			start := len(strings.TrimRight(string(first[col-1:]), " ")) // bytes ≈ runes for ASCII
-			start = utf8.RuneCountInString(strings.TrimRight(string(first[col-1:]), " "))
+			start := utf8.RuneCountInString(strings.TrimRight(string(first[col-1:]), " "))
 			for ln := n.Line + 1; start <= off; ln++ {
 				t, ok := lineText(ln)
 				if !ok {

@@ -246,7 +246,7 @@ func Parse(path string, data []byte) (*File, error) {
 		}
 		for _, in := range t.InputEvents {
 			if (in.File == "") == (in.Event == nil) {
-				return nil, fmt.Errorf("%s:%d: test %q: an input event needs exactly one of file: or event:", path, in.line, t.Name)
+				return nil, fmt.Errorf("%s:%d: test %q: an input event needs exactly one of file or event", path, in.line, t.Name)
 			}
 			if in.Repeat < 0 {
 				return nil, fmt.Errorf("%s:%d: test %q: repeat must be positive", path, in.line, t.Name)

@@ -82,7 +82,7 @@ func TestParseErrors(t *testing.T) {
 		{"no rule files", "tests:\n  - name: a\n    expect: [{eval_time: 1m, incidents: []}]\n", "rule_files is empty"},
 		{"duplicate name", "rule_files: [x.yaml]\ntests:\n  - {name: a, expect: [{eval_time: 1m, incidents: []}]}\n  - {name: a, expect: [{eval_time: 1m, incidents: []}]}\n", "duplicate test name"},
 		{"unknown key", "rule_files: [x.yaml]\ntests:\n  - {name: a, expekt: []}\n", "expekt"},
-		{"file and event", "rule_files: [x.yaml]\ntests:\n  - {name: a, input_events: [{file: a, event: {}}], expect: [{eval_time: 1m, incidents: []}]}\n", "exactly one of file: or event:"},
+		{"file and event", "rule_files: [x.yaml]\ntests:\n  - {name: a, input_events: [{file: a, event: {}}], expect: [{eval_time: 1m, incidents: []}]}\n", "exactly one of file or event"},
 		{"bad series", "rule_files: [x.yaml]\ntests:\n  - {name: a, input_series: [{series: disk}], expect: [{eval_time: 1m, incidents: []}]}\n", "want cpu_pct or mem_pct"},
 		{"bad duration", "rule_files: [x.yaml]\ntests:\n  - {name: a, expect: [{eval_time: soon, incidents: []}]}\n", "bad duration"},
 	} {
