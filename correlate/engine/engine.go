@@ -440,80 +440,7 @@ func (e *Engine) collect(rt *ruleRT, rh *ruleHits) {
 	}
 }
 
-func (e *Engine) processRule(rt *ruleRT) {
-	var rh ruleHits
-	e.collect(rt, &rh)
-	key, vals, ok := e.groupKey(rt)
-	if !ok {
-		e.stats.rules[rt.idx].noKey++
-		return
-	}
-	if rh.resolve != nil {
-		e.resolveSignal(rt, key, rh.resolve)
-	}
-	switch rt.r.Kind {
-	case rule.KindMatch:
-		e.onMatch(rt, key, vals, &rh)
-	case rule.KindThreshold:
-		e.onThreshold(rt, key, vals, &rh)
-	case rule.KindSequence:
-		e.onSequence(rt, key, vals, &rh)
-	case rule.KindTemporal:
-		e.onTemporal(rt, key, vals, &rh)
-	case rule.KindMetric:
-		e.onMetric(rt, key, vals, &rh)
-	}
-}
-
-// groupKey computes the rule's key for the current event. ok is false when
-// a task-keyed rule sees no task ARN, or when every key part is empty.
-func (e *Engine) groupKey(rt *ruleRT) (key string, vals []string, ok bool) {
-	by := rt.r.By
-	if len(by) == 0 {
-		return "", nil, true
-	}
-	vals = make([]string, len(by))
-	empty := true
-	for i, kf := range by {
-		var v string
-		if kf.Expr != nil {
-			e.ensureRaw()
-			out, err := e.vm.Run(kf.Expr, &e.env)
-			if err != nil {
-				e.stats.evalErrors++
-			} else if out != nil {
-				v = fmt.Sprint(out)
-			}
-		} else {
-			v = entityField(&e.env.Entity, kf.Entity)
-			if kf.Entity == "task_arn" && v == "" {
-				return "", nil, false
-			}
-		}
-		if v != "" {
-			empty = false
-		}
-		vals[i] = v
-	}
-	if empty {
-		return "", nil, false
-	}
-	if len(vals) == 1 {
-		return vals[0], vals, true
-	}
-	n := 0
-	for _, v := range vals {
-		n += len(v) + 1
-	}
-	b := make([]byte, 0, n)
-	for i, v := range vals {
-		if i > 0 {
-			b = append(b, 0x1f)
-		}
-		b = append(b, v...)
-	}
-	return string(b), vals, true
-}
+// processRule and the group key are in keys.go.
 
 func entityField(en *rule.EntityEnv, name string) string {
 	switch name {
@@ -638,6 +565,8 @@ type Stats struct {
 	EvidenceDropped     map[string]uint64
 	Suppressed          map[string]uint64 // exceptions applied per rule
 	WindowOverflows     map[string]uint64 // window entries dropped by the per-key cap
+	Duplicates          map[string]uint64 // repeated deliveries (same source and id) ignored per rule
+	KeyFanoutOverflows  map[string]uint64 // list-valued keys cut at maxKeyFanout per rule
 	EvalErrors          uint64
 	TemplateErrors      uint64
 	RawErrors           uint64
@@ -647,6 +576,7 @@ type Stats struct {
 
 type ruleStats struct {
 	incidents, updated, resolved, noKey, keyCap, evDropped, suppressed, winOverflow uint64
+	duplicates, fanOverflow                                                         uint64
 }
 
 type stats struct {
@@ -681,8 +611,8 @@ func (e *Engine) Stats() Stats {
 		SignalHits: map[string]uint64{}, Incidents: map[string]uint64{}, IncidentsBySeverity: map[string]uint64{},
 		Updated: map[string]uint64{}, Resolved: map[string]uint64{}, NoKey: map[string]uint64{},
 		KeyCapOverflows: map[string]uint64{}, EvidenceDropped: map[string]uint64{}, Suppressed: map[string]uint64{},
-		WindowOverflows: map[string]uint64{},
-		EvalErrors:      e.stats.evalErrors, TemplateErrors: e.stats.templateErrors, RawErrors: e.stats.rawErrors,
+		WindowOverflows: map[string]uint64{}, Duplicates: map[string]uint64{}, KeyFanoutOverflows: map[string]uint64{},
+		EvalErrors: e.stats.evalErrors, TemplateErrors: e.stats.templateErrors, RawErrors: e.stats.rawErrors,
 		OpenIncidents: len(e.incidents),
 	}
 	for i, n := range e.stats.sigHits {
@@ -705,6 +635,8 @@ func (e *Engine) Stats() Stats {
 		put(s.EvidenceDropped, id, rs.evDropped)
 		put(s.Suppressed, id, rs.suppressed)
 		put(s.WindowOverflows, id, rs.winOverflow)
+		put(s.Duplicates, id, rs.duplicates)
+		put(s.KeyFanoutOverflows, id, rs.fanOverflow)
 		s.Keys += len(e.rules[i].keys)
 	}
 	for sev, n := range e.stats.bySev {

@@ -46,6 +46,10 @@ func (e *Engine) onMatch(rt *ruleRT, key string, vals []string, rh *ruleHits) {
 	if !e.stepWhere(st, sh.hit) {
 		return
 	}
+	// Key state only remembers ids here; at the key cap the hit still fires.
+	if e.duplicate(rt, e.getKey(rt, key, vals, true)) {
+		return
+	}
 	rec := e.hitRec(sh.hit)
 	as := stepAlias(st, rec.Signal)
 	e.fire(&hit{rt: rt, key: key, vals: vals,
@@ -101,7 +105,11 @@ func (e *Engine) onThreshold(rt *ruleRT, key string, vals []string, rh *ruleHits
 		}
 	}
 	ks := e.getKey(rt, key, vals, true)
-	if ks == nil {
+	if ks == nil || e.duplicate(rt, ks) {
+		return
+	}
+	if th.Leaky != nil {
+		e.leakyPour(rt, ks, sh.hit)
 		return
 	}
 	rec := e.hitRec(sh.hit)
@@ -167,9 +175,21 @@ func (e *Engine) onThreshold(rt *ruleRT, key string, vals []string, rh *ruleHits
 	if !th.Cmp.Holds(v) {
 		return
 	}
-	refs := make([]pipeline.EventRef, len(ks.Win))
-	for i, w := range ks.Win {
-		refs[i] = w.Ref
+	refs := make([]pipeline.EventRef, 0, len(ks.Win))
+	var kept map[string]struct{}
+	if th.Agg == rule.AggDistinct && th.DistinctEvidence {
+		kept = make(map[string]struct{}, len(ks.Win))
+	}
+	for _, w := range ks.Win {
+		if kept != nil {
+			// One event per distinct value, the earliest (a CrowdSec
+			// distinct bucket refuses the repeats).
+			if _, dup := kept[w.S]; dup {
+				continue
+			}
+			kept[w.S] = struct{}{}
+		}
+		refs = append(refs, w.Ref)
 	}
 	e.fire(&hit{rt: rt, key: key, vals: vals,
 		steps: []namedRec{{as, rec}}, evidence: refs, agg: agg,
@@ -232,7 +252,7 @@ func (e *Engine) onSequence(rt *ruleRT, key string, vals []string, rh *ruleHits)
 		}
 	}
 	ks := e.getKey(rt, key, vals, starts)
-	if ks == nil {
+	if ks == nil || e.duplicate(rt, ks) {
 		return
 	}
 	if len(ks.Parts) != n {

@@ -16,6 +16,7 @@ type ruleRT struct {
 	maxKeys   int
 	ttl       time.Duration // store TTL of key state
 	temporal  *temporalTable
+	byFields  bool // a `by` expression reads signal fields: keys per hit
 }
 
 func newRuleRT(i int, r *rule.Rule, opts Options) *ruleRT {
@@ -29,6 +30,9 @@ func newRuleRT(i int, r *rule.Rule, opts Options) *ruleRT {
 		rt.maxKeys = 100_000
 	}
 	rt.ttl = rt.retention() + opts.Lateness
+	for _, kf := range r.By {
+		rt.byFields = rt.byFields || kf.ReadsFields
+	}
 	return rt
 }
 
@@ -91,6 +95,13 @@ type keyState struct {
 	// metric
 	Met *metricState `json:"m,omitempty"`
 
+	// leaky threshold: the level at LevelAt, as the time it takes to drain.
+	Level   time.Duration `json:"lv,omitempty"` // in leak time: events × leakspeed
+	LevelAt time.Time     `json:"la,omitempty"`
+
+	// Seen: event ids taken in, to drop duplicate deliveries (seen.go).
+	Seen []seenRef `json:"sn,omitempty"`
+
 	key   string
 	rt    *ruleRT
 	dirty bool
@@ -137,6 +148,9 @@ func (e *Engine) dropKey(ks *keyState) {
 
 // expired reports whether a key's state can no longer matter at now.
 func (rt *ruleRT) expired(ks *keyState, now time.Time) bool {
+	if rt.seenLive(ks, now) {
+		return false // a duplicate delivery may still come
+	}
 	switch rt.r.Kind {
 	case rule.KindThreshold:
 		return len(ks.Win) == 0 || !ks.Win[len(ks.Win)-1].T.After(now.Add(-rt.r.Threshold.Window))

@@ -24,6 +24,9 @@ const maxTemporalAliases = 16
 // for the window to close.
 type temporalTable struct {
 	holds, final []bool
+	// mins[a] is alias a's min_count: it has fired once it has that many
+	// events in the window.
+	mins []int
 }
 
 func (e *Engine) buildTemporal(rt *ruleRT) {
@@ -33,7 +36,10 @@ func (e *Engine) buildTemporal(rt *ruleRT) {
 		n = maxTemporalAliases
 	}
 	size := 1 << n
-	tt := &temporalTable{holds: make([]bool, size), final: make([]bool, size)}
+	tt := &temporalTable{holds: make([]bool, size), final: make([]bool, size), mins: make([]int, n)}
+	for i := range tt.mins {
+		tt.mins[i] = minCount(&tp.Signals[i])
+	}
 	env := make(map[string]any, n+1)
 	for m := 0; m < size; m++ {
 		if tp.Condition == nil {
@@ -75,7 +81,7 @@ func (e *Engine) onTemporal(rt *ruleRT, key string, vals []string, rh *ruleHits)
 		return
 	}
 	ks := e.getKey(rt, key, vals, true)
-	if ks == nil {
+	if ks == nil || e.duplicate(rt, ks) {
 		return
 	}
 	if len(ks.Temp) != n {
@@ -128,17 +134,22 @@ func evictBefore(lists [][]tempEntry, cut time.Time) {
 	}
 }
 
-// tempMask is the set of aliases with an event in [from, to].
-func tempMask(lists [][]tempEntry, from, to time.Time) (mask int, earliest time.Time) {
+// tempMask is the set of aliases with at least their min_count of events
+// in [from, to] (mins nil: one), and the earliest event in [from, to].
+func tempMask(lists [][]tempEntry, mins []int, from, to time.Time) (mask int, earliest time.Time) {
 	for a, l := range lists {
+		n := 0
 		for _, en := range l {
 			if en.T.Before(from) || en.T.After(to) {
 				continue
 			}
-			mask |= 1 << a
+			n++
 			if earliest.IsZero() || en.T.Before(earliest) {
 				earliest = en.T
 			}
+		}
+		if n > 0 && (mins == nil || a >= len(mins) || n >= mins[a]) {
+			mask |= 1 << a
 		}
 	}
 	return mask, earliest
@@ -149,7 +160,7 @@ func tempMask(lists [][]tempEntry, from, to time.Time) (mask int, earliest time.
 // holds but a later event of a negated alias could still undo it.
 func (e *Engine) tempEval(rt *ruleRT, ks *keyState, from, to, now time.Time) {
 	tt := rt.temporal
-	mask, earliest := tempMask(ks.Temp, from, to)
+	mask, earliest := tempMask(ks.Temp, tt.mins, from, to)
 	if mask == 0 || !tt.holds[mask] {
 		return
 	}
@@ -172,20 +183,20 @@ func (e *Engine) tempFire(rt *ruleRT, ks *keyState, from, to, at time.Time) {
 	count := 0
 	for a, l := range ks.Temp {
 		alias := tp.Signals[a].As
-		fired := false
+		n := 0
 		var rec *evRec
 		for _, en := range l {
 			if en.T.Before(from) || en.T.After(to) {
 				continue
 			}
-			fired = true
+			n++
 			refs = append(refs, en.Ref)
 			count++
 			if en.Rec != nil {
 				rec = en.Rec
 			}
 		}
-		signals[alias] = fired
+		signals[alias] = n > 0 && n >= rt.temporal.mins[a]
 		if rec != nil {
 			steps = append(steps, namedRec{alias, rec})
 			if last == nil || !rec.Time.Before(last.Time) {
@@ -238,7 +249,7 @@ func (e *Engine) tempTimer(rt *ruleRT, ks *keyState, at time.Time) {
 	ks.Pending = time.Time{}
 	e.touch(ks)
 	from := deadline.Add(-w)
-	mask, _ := tempMask(ks.Temp, from, deadline)
+	mask, _ := tempMask(ks.Temp, rt.temporal.mins, from, deadline)
 	if mask != 0 && rt.temporal.holds[mask] {
 		e.tempFire(rt, ks, from, deadline, deadline)
 		return
@@ -246,7 +257,7 @@ func (e *Engine) tempTimer(rt *ruleRT, ks *keyState, at time.Time) {
 	// Not this window: the earliest events can no longer be part of a
 	// match; look at what is left.
 	evictBefore(ks.Temp, from.Add(time.Nanosecond))
-	_, earliest := tempMask(ks.Temp, time.Time{}, deadline)
+	_, earliest := tempMask(ks.Temp, nil, time.Time{}, deadline)
 	if earliest.IsZero() {
 		return
 	}

@@ -41,6 +41,9 @@ type ruleCtx struct {
 	// detectBroken: detect had errors, so the aliases are incomplete and
 	// step-alias checks would only cascade.
 	detectBroken bool
+	// byFields: `by` expressions that read signal fields (checked against
+	// the rule's signals once detect is compiled).
+	byFields []byFieldsRef
 }
 
 func (c *ruleCtx) addAlias(l *loader, n *yaml.Node, a string) {
@@ -122,6 +125,9 @@ func (l *loader) compileRule(d *ruleDef) (*Rule, bool) {
 		l.ruleDetect(c, n)
 		c.detectBroken = !c.ok
 		c.ok = okBefore && c.ok
+		if !c.detectBroken {
+			l.checkByFields(c)
+		}
 	}
 
 	// Output expressions need the aliases of detect.
@@ -276,6 +282,10 @@ func (l *loader) ruleBy(c *ruleCtx, n *yaml.Node) {
 				continue
 			}
 			kf = KeyField{Name: name, Expr: cp.prog}
+			if names, reads := fieldRefs(cp.tree); reads {
+				kf.ReadsFields = true
+				c.byFields = append(c.byFields, byFieldsRef{node: bm.get("expr"), key: name, names: names})
+			}
 		}
 		if slices.Contains(c.byNames, kf.Name) {
 			l.errf(f, it, "by: duplicate key name %q", kf.Name)
@@ -423,7 +433,7 @@ var cmpKeys = []string{"gt", "gte", "lt", "lte", "eq"}
 
 func (l *loader) detectThreshold(c *ruleCtx, n *yaml.Node) {
 	f := c.f
-	keys := append(slices.Clone(stepRefKeys), "window", "count", "distinct", "sum", "avg", "after_fire")
+	keys := append(slices.Clone(stepRefKeys), "window", "count", "distinct", "sum", "avg", "after_fire", "leaky")
 	m, ok := l.mapping(f, n, "threshold", keys...)
 	if !ok {
 		c.ok = false
@@ -432,6 +442,11 @@ func (l *loader) detectThreshold(c *ruleCtx, n *yaml.Node) {
 	th := &Threshold{ResetAfterFire: true}
 	th.Step = l.stepRef(c, m, "threshold", "event", true)
 	c.addAlias(l, n, th.Step.As)
+	if ln := m.get("leaky"); ln != nil {
+		l.thresholdLeaky(c, m, ln, th)
+		c.r.Threshold = th
+		return
+	}
 	if wn := m.get("window"); wn == nil {
 		l.errf(f, n, "threshold: missing window")
 		c.ok = false
@@ -461,6 +476,10 @@ func (l *loader) detectThreshold(c *ruleCtx, n *yaml.Node) {
 		if agg != "count" {
 			known = append([]string{"field"}, cmpKeys...)
 		}
+		if agg == "distinct" {
+			known = append(known, "evidence")
+			th.DistinctEvidence = true
+		}
 		am, ok := l.mapping(f, m.get(agg), "threshold."+agg, known...)
 		if ok {
 			if agg != "count" {
@@ -469,6 +488,20 @@ func (l *loader) detectThreshold(c *ruleCtx, n *yaml.Node) {
 					c.ok = false
 				} else if cp := l.compileExpr(f, fn, exprSpec{what: "threshold." + agg + ".field", kind: envStep}); cp != nil {
 					th.Field = cp.prog
+				} else {
+					c.ok = false
+				}
+			}
+			if en := am.get("evidence"); en != nil {
+				if s, ok := l.str(f, en, "threshold.distinct.evidence"); ok {
+					switch s {
+					case "distinct":
+					case "all":
+						th.DistinctEvidence = false
+					default:
+						l.errf(f, en, "threshold.distinct.evidence: want distinct or all, got %q", s)
+						c.ok = false
+					}
 				} else {
 					c.ok = false
 				}
@@ -688,8 +721,15 @@ func (l *loader) detectTemporal(c *ruleCtx, n *yaml.Node) {
 				if s := l.signalRef(c, v, v.Value); s != nil {
 					st.Signals = []*Signal{s}
 				}
-			} else if am, ok := l.mapping(f, vn, "temporal signal "+alias, "signal", "any_of", "where"); ok {
+			} else if am, ok := l.mapping(f, vn, "temporal signal "+alias, "signal", "any_of", "where", "min_count"); ok {
 				st = l.stepRef(c, am, "temporal.signals."+alias, alias, true)
+				if mn := am.get("min_count"); mn != nil {
+					if v, ok := l.integer(f, mn, "temporal.signals."+alias+".min_count", 1); ok {
+						st.MinCount = v
+					} else {
+						c.ok = false
+					}
+				}
 			} else {
 				c.ok = false
 			}

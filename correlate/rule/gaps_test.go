@@ -98,3 +98,155 @@ signals:
     where: 'inZone(event.time, raw.tz ?? "UTC").Hour() > 18'
 `)
 }
+
+func TestLeakyLoads(t *testing.T) {
+	set, diags := loadString(t, `
+rules:
+  - id: r
+    severity: high
+    detect:
+      threshold: {signal: exec, leaky: {capacity: 5, leakspeed: 30s}}
+`+baseSignals, LoadOptions{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	th := set.Rules[0].Threshold
+	if th.Leaky == nil || th.Leaky.Capacity != 5 || th.Leaky.LeakSpeed != 30*time.Second ||
+		th.Window != 150*time.Second || th.Agg != AggCount || !th.ResetAfterFire || set.Rules[0].Retention != 150*time.Second {
+		t.Errorf("threshold %+v leaky %+v", th, th.Leaky)
+	}
+}
+
+func TestLeakyDiagnostics(t *testing.T) {
+	wantDiags(t, `
+rules:
+  - id: r
+    severity: high
+    detect:
+      threshold: {signal: exec, window: 1m, leaky: {capacity: 5, leakspeed: 30s}}
+`+baseSignals, `8:33: error: threshold: leaky replaces window, count/distinct/sum/avg and after_fire`)
+	wantDiags(t, `
+rules:
+  - id: r
+    severity: high
+    detect:
+      threshold: {signal: exec, leaky: {capacity: 0, leakspeed: 30s}}
+`+baseSignals, `8:51: error: threshold.leaky.capacity must be ≥ 1, got 0`)
+	wantDiags(t, `
+rules:
+  - id: r
+    severity: high
+    detect:
+      threshold: {signal: exec, leaky: {capacity: 2, leakspeed: 0s}}
+`+baseSignals, `8:65: error: threshold.leaky.leakspeed must be > 0`)
+	wantDiags(t, `
+rules:
+  - id: r
+    severity: high
+    detect:
+      threshold: {signal: exec, leaky: {capacity: 2}}
+`+baseSignals, `8:40: error: threshold.leaky: missing leakspeed`)
+	wantDiags(t, `
+rules:
+  - id: r
+    severity: high
+    detect:
+      threshold: {signal: exec, leaky: {capacity: 2000, leakspeed: 1h}}
+`+baseSignals, `8:40: error: threshold.leaky: capacity × leakspeed = 83d8h exceeds the retention limit 7d`)
+}
+
+func TestTemporalMinCount(t *testing.T) {
+	set, diags := loadString(t, `
+rules:
+  - id: r
+    severity: high
+    detect:
+      temporal:
+        window: 1h
+        signals: {a: {signal: exec, min_count: 10}, b: shell}
+`+baseSignals, LoadOptions{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	tp := set.Rules[0].Temporal
+	if tp.Signals[0].MinCount != 10 || tp.Signals[1].MinCount != 0 {
+		t.Errorf("min counts %d %d", tp.Signals[0].MinCount, tp.Signals[1].MinCount)
+	}
+	wantDiags(t, `
+rules:
+  - id: r
+    severity: high
+    detect:
+      temporal:
+        window: 1h
+        signals: {a: {signal: exec, min_count: 0}, b: shell}
+`+baseSignals, `10:48: error: temporal.signals.a.min_count must be ≥ 1, got 0`)
+}
+
+func TestDistinctEvidence(t *testing.T) {
+	for _, tc := range []struct {
+		opt  string
+		want bool
+	}{{"", true}, {", evidence: distinct", true}, {", evidence: all", false}} {
+		set, diags := loadString(t, `
+rules:
+  - id: r
+    severity: high
+    detect:
+      threshold: {signal: shell, window: 1m, distinct: {field: fields.dest, gte: 3`+tc.opt+`}}
+`+baseSignals, LoadOptions{})
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		if got := set.Rules[0].Threshold.DistinctEvidence; got != tc.want {
+			t.Errorf("%q: DistinctEvidence %v", tc.opt, got)
+		}
+	}
+	wantDiags(t, `
+rules:
+  - id: r
+    severity: high
+    detect:
+      threshold: {signal: shell, window: 1m, distinct: {field: fields.dest, gte: 3, evidence: some}}
+`+baseSignals, `8:95: error: threshold.distinct.evidence: want distinct or all, got "some"`)
+	wantDiags(t, `
+rules:
+  - id: r
+    severity: high
+    detect:
+      threshold: {signal: shell, window: 1m, count: {gte: 3, evidence: all}}
+`+baseSignals, `8:62: error: unknown key "evidence" in threshold.count`)
+}
+
+func TestByFields(t *testing.T) {
+	body := `
+rules:
+  - id: r
+    severity: high
+    by: [{name: dest, expr: 'fields.dest'}]
+    detect:
+      temporal: {window: 1h, signals: {a: exec, b: shell}}
+` + baseSignals
+	set, diags := loadString(t, body, LoadOptions{})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if !set.Rules[0].By[0].ReadsFields {
+		t.Error("ReadsFields not set")
+	}
+	var notes []string
+	for _, d := range diags {
+		if d.Severity == SevNote && strings.Contains(d.String(), ": by ") {
+			notes = append(notes, strings.TrimPrefix(d.String(), "t.yaml:"))
+		}
+	}
+	want := "7:29: note: by dest reads fields.dest, which signal exec does not extract"
+	if len(notes) != 1 || !strings.HasPrefix(notes[0], want) {
+		t.Errorf("notes %q, want one %q", notes, want)
+	}
+	// A by without fields reads is not per signal.
+	set, _ = loadString(t, strings.Replace(body, "fields.dest", "raw.x", 1), LoadOptions{})
+	if set.Rules[0].By[0].ReadsFields {
+		t.Error("ReadsFields set for raw.x")
+	}
+}

@@ -264,6 +264,10 @@ type KeyField struct {
 	Name   string
 	Entity string
 	Expr   *vm.Program
+	// ReadsFields is set when Expr reads `fields`: the engine then computes
+	// the key per matched signal, with that signal's fields. Expr may
+	// return a list: the event joins once per element.
+	ReadsFields bool
 }
 
 // Step is one signal reference: a match, a threshold input, a sequence
@@ -333,6 +337,21 @@ type Threshold struct {
 	Cmp   Cmp
 	// ResetAfterFire clears the window when the rule fires (default true).
 	ResetAfterFire bool
+	// Leaky, when set, replaces the sliding window and the aggregate by a
+	// leaky bucket (Agg is AggCount, Window is Capacity × LeakSpeed: the
+	// time a full bucket takes to drain).
+	Leaky *Leaky
+	// DistinctEvidence keeps one evidence event per distinct value (the
+	// earliest in the window) for AggDistinct; the default for distinct.
+	DistinctEvidence bool
+}
+
+// Leaky is a CrowdSec-style leaky bucket on event time: each event pours
+// one unit, the bucket drains one unit every LeakSpeed (continuously), and
+// it overflows (fires) when an event would make it hold more than Capacity.
+type Leaky struct {
+	Capacity  int
+	LeakSpeed time.Duration
 }
 
 // Sequence fires when Steps occur in order on the same key within MaxSpan.

@@ -1,0 +1,66 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// seenRef records one event a rule key has taken in, so that a second
+// delivery of the same event (same source and id: CloudTrail through
+// EventBridge/SQS is at-least-once) is ignored. It is kept per key for the
+// rule's retention only, so the memory is bounded like the key's window.
+type seenRef struct {
+	S pipeline.Source `json:"s"`
+	I string          `json:"i"`
+	T time.Time       `json:"t"`
+}
+
+// maxSeen caps the ids remembered per key; overflow forgets the oldest
+// (counted as a window overflow).
+const maxSeen = maxWindowEntries
+
+// duplicate reports whether the current event was already taken in by the
+// key, and otherwise remembers it. Events without an id are never
+// duplicates. Ids older than the rule's retention (relative to the
+// current event) are forgotten first.
+func (e *Engine) duplicate(rt *ruleRT, ks *keyState) bool {
+	ev := e.ev
+	if ev == nil || ev.ID == "" || ks == nil {
+		return false
+	}
+	cut := ev.Time.Add(-rt.retention())
+	i := 0
+	for i < len(ks.Seen) && ks.Seen[i].T.Before(cut) {
+		i++
+	}
+	if i > 0 {
+		ks.Seen = append(ks.Seen[:0], ks.Seen[i:]...)
+	}
+	for _, s := range ks.Seen {
+		if s.I == ev.ID && s.S == ev.Source {
+			e.stats.rules[rt.idx].duplicates++
+			return true
+		}
+	}
+	// Keep time order (late events land before newer ones) so that the
+	// eviction above stays a prefix cut.
+	j := len(ks.Seen)
+	for j > 0 && ks.Seen[j-1].T.After(ev.Time) {
+		j--
+	}
+	ks.Seen = append(ks.Seen, seenRef{})
+	copy(ks.Seen[j+1:], ks.Seen[j:])
+	ks.Seen[j] = seenRef{S: ev.Source, I: ev.ID, T: ev.Time}
+	if len(ks.Seen) > maxSeen {
+		ks.Seen = ks.Seen[1:]
+		e.stats.rules[rt.idx].winOverflow++
+	}
+	e.touch(ks)
+	return false
+}
+
+// seenLive reports whether the key still remembers ids that matter at now.
+func (rt *ruleRT) seenLive(ks *keyState, now time.Time) bool {
+	return len(ks.Seen) > 0 && !ks.Seen[len(ks.Seen)-1].T.Before(now.Add(-rt.retention()))
+}
