@@ -297,10 +297,19 @@ func (g *gen) falco(t time.Time, i int) obj {
 	}
 	task := g.task()
 	ip := fmt.Sprintf("203.0.113.%d", g.r.IntN(250))
+	port, evt := 443, "openat"
+	switch fr.rule {
+	case "Detect outbound connections to common miner pool ports":
+		port, evt = 3333, "connect"
+	case "Redirect STDOUT/STDIN to Network Connection in Container":
+		port, evt = 4444, "dup2"
+	case "Contact K8S API Server From Container":
+		evt = "connect"
+	}
 	return obj{"time": t.Format(time.RFC3339Nano), "rule": fr.rule, "priority": fr.prio, "source": "syscall", "hostname": "ip-10-0-1-2.ec2.internal",
-		"output":        fmt.Sprintf("%s | connection=%s:3333 command=sh -i container_id=%s", fr.rule, ip, task[len(task)-12:]),
+		"output":        fmt.Sprintf("%s | connection=%s:%d command=sh -i container_id=%s", fr.rule, ip, port, task[len(task)-12:]),
 		"tags":          []string{"container", "mitre_execution"},
-		"output_fields": obj{"container.id": task[len(task)-12:], "container.label[com.amazonaws.ecs.task-arn]": task, "evt.type": "connect", "fd.sip": ip, "fd.rport": 3333, "proc.name": "sh", "proc.cmdline": "sh -i", "evt.time": t.UnixNano(), "seq": i}}
+		"output_fields": obj{"container.id": task[len(task)-12:], "container.label[com.amazonaws.ecs.task-arn]": task, "evt.type": evt, "fd.sip": ip, "fd.rport": port, "proc.name": "sh", "proc.cmdline": "sh -i", "evt.time": t.UnixNano(), "seq": i}}
 }
 
 // Mostly non-runtime findings, as in a real account; runtime ones are rare.
