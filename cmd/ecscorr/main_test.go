@@ -117,8 +117,9 @@ func TestReplayUsage(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"replay"}, 2, "no input paths"},
-		{[]string{"replay", "--format", "xml", "x"}, 2, "--format must be jsonl or table"},
-		{[]string{"replay", "--since", "yesterday", "x"}, 2, "--since"},
+		{[]string{"replay", "--format", "xml", "."}, 2, "--format must be jsonl or table"},
+		{[]string{"replay", "--since", "yesterday", "."}, 2, "--since"},
+		{[]string{"replay", "no/such/dir"}, 2, "no such file or directory"},
 		{[]string{"frobnicate"}, 2, "unknown command"},
 	} {
 		code, _, errOut := runCmd(t, tc.args...)

@@ -77,6 +77,12 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fs.Usage()
 		return 2
 	}
+	for _, p := range paths {
+		if _, err := os.Stat(p); err != nil {
+			fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
+			return 2
+		}
+	}
 	if f.format != "jsonl" && f.format != "table" {
 		fmt.Fprintf(stderr, "ecscorr replay: --format must be jsonl or table, not %q\n", f.format)
 		return 2
