@@ -75,6 +75,7 @@ type Engine struct {
 	// sigProj is each signal's raw projection; projCache the union per
 	// event type (see project.go).
 	sigProj   []projection
+	ruleProj  []projection
 	projCache map[string]projection
 	hits      []sigHit
 	touched   []int
@@ -191,6 +192,10 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 	e.sigProj = make([]projection, len(set.Signals))
 	for _, sig := range set.Signals {
 		e.sigProj[sig.Index] = signalProjection(sig)
+	}
+	e.ruleProj = make([]projection, len(e.rules))
+	for i, rt := range e.rules {
+		e.ruleProj[i] = ruleProjection(rt.r)
 	}
 	if err := e.load(ctx); err != nil {
 		return nil, err

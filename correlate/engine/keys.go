@@ -140,51 +140,44 @@ func (e *Engine) runRule(rt *ruleRT, key string, vals []string, rh *ruleHits) {
 // at maxKeyFanout keys.
 func (e *Engine) groupKeys(rt *ruleRT, fields map[string]any) []keyVals {
 	by := rt.r.By
+	out := rt.keyBuf[:0]
 	if len(by) == 0 {
-		return []keyVals{{}}
+		rt.keyBuf = append(out, keyVals{})
+		return rt.keyBuf
 	}
-	parts := make([][]string, len(by))
+	vals := make([]string, len(by))
+	var lists [][]string // set only when an expression returned a list
 	for i, kf := range by {
 		if kf.Expr == nil {
-			v := entityField(&e.env.Entity, kf.Entity)
-			if kf.Entity == "task_arn" && v == "" {
+			vals[i] = entityField(&e.env.Entity, kf.Entity)
+			if kf.Entity == "task_arn" && vals[i] == "" {
 				return nil
 			}
-			parts[i] = []string{v}
 			continue
 		}
 		e.ensureRaw()
 		e.env.Fields = fields
-		out, err := e.vm.Run(kf.Expr, &e.env)
+		v, err := e.vm.Run(kf.Expr, &e.env)
 		e.env.Fields = nil
 		if err != nil {
 			e.stats.evalErrors++
-			out = nil
+			continue
 		}
-		parts[i] = keyStrings(out)
-	}
-	combos := []keyVals{{}}
-	cut := false
-	for _, p := range parts {
-		next := make([]keyVals, 0, len(combos)*len(p))
-		for _, c := range combos {
-			for _, v := range p {
-				if len(next) == maxKeyFanout {
-					cut = true
-					break
-				}
-				vals := make([]string, len(c.vals), len(c.vals)+1)
-				copy(vals, c.vals)
-				next = append(next, keyVals{vals: append(vals, v)})
+		switch v.(type) {
+		case nil:
+		case []any, []string:
+			if lists == nil {
+				lists = make([][]string, len(by))
 			}
+			lists[i] = keyStrings(v)
+		default:
+			vals[i] = fmt.Sprint(v)
 		}
-		combos = next
 	}
-	if cut {
-		e.stats.rules[rt.idx].fanOverflow++
-		e.logOnce("fanout:"+rt.r.ID, "list-valued key cut; extra keys dropped and counted", "rule", rt.r.ID, "max", maxKeyFanout)
+	combos := []keyVals{{vals: vals}}
+	if lists != nil {
+		combos = e.fanOut(rt, vals, lists)
 	}
-	out := combos[:0]
 	for _, c := range combos {
 		empty := true
 		for _, v := range c.vals {
@@ -199,16 +192,46 @@ func (e *Engine) groupKeys(rt *ruleRT, fields map[string]any) []keyVals {
 		c.key = joinKey(c.vals)
 		out = append(out, c)
 	}
+	rt.keyBuf = out
 	return out
 }
 
-// keyStrings turns a key expression's result into key values: a list gives
-// its distinct non-empty elements (in order), anything else one value.
+// fanOut expands the list-valued key parts (every combination, in order),
+// cut at maxKeyFanout keys.
+func (e *Engine) fanOut(rt *ruleRT, vals []string, lists [][]string) []keyVals {
+	combos := []keyVals{{vals: vals[:0:0]}}
+	cut := false
+	for i, v := range vals {
+		p := lists[i]
+		if p == nil {
+			p = []string{v}
+		}
+		next := make([]keyVals, 0, min(len(combos)*len(p), maxKeyFanout))
+		for _, c := range combos {
+			for _, x := range p {
+				if len(next) == maxKeyFanout {
+					cut = true
+					break
+				}
+				nv := make([]string, len(c.vals), len(vals))
+				copy(nv, c.vals)
+				next = append(next, keyVals{vals: append(nv, x)})
+			}
+		}
+		combos = next
+	}
+	if cut {
+		e.stats.rules[rt.idx].fanOverflow++
+		e.logOnce("fanout:"+rt.r.ID, "list-valued key cut; extra keys dropped and counted", "rule", rt.r.ID, "max", maxKeyFanout)
+	}
+	return combos
+}
+
+// keyStrings turns a list-valued key result into key values: its distinct
+// non-empty elements, in order ("" alone when there are none).
 func keyStrings(v any) []string {
 	var list []any
 	switch x := v.(type) {
-	case nil:
-		return []string{""}
 	case []any:
 		list = x
 	case []string:
@@ -216,8 +239,6 @@ func keyStrings(v any) []string {
 		for i, s := range x {
 			list[i] = s
 		}
-	default:
-		return []string{fmt.Sprint(v)}
 	}
 	out := make([]string, 0, len(list))
 	for _, el := range list {

@@ -24,7 +24,7 @@ func (e *Engine) stepWhere(st *rule.Step, h *sigHit) bool {
 	if st.Where == nil {
 		return true
 	}
-	e.ensureRaw()
+	e.needRaw()
 	e.env.Fields = h.fields
 	ok, err := e.runBool(st.Where, &e.env)
 	e.env.Fields = nil
@@ -81,7 +81,7 @@ func (e *Engine) onThreshold(rt *ruleRT, key string, vals []string, rh *ruleHits
 	t := e.ev.Time
 	var ent winEntry
 	if th.Agg != rule.AggCount && th.Field != nil {
-		e.ensureRaw()
+		e.needRaw()
 		e.env.Fields = sh.hit.fields
 		v, err := e.vm.Run(th.Field, &e.env)
 		e.env.Fields = nil

@@ -113,12 +113,17 @@ func (e *Engine) eventProjection(src pipeline.Source, typ string, groups ...[]*r
 			if !sig.NeedsRaw || len(e.sigRoles[sig.Index]) == 0 {
 				continue
 			}
-			sp := e.sigProj[sig.Index]
-			if sp.full {
-				p.full = true
+			add := func(sp projection) {
+				if sp.full {
+					p.full = true
+				}
+				for _, k := range sp.keys {
+					seen[k] = true
+				}
 			}
-			for _, k := range sp.keys {
-				seen[k] = true
+			add(e.sigProj[sig.Index])
+			for _, rr := range e.sigRoles[sig.Index] {
+				add(e.ruleProj[rr.rule])
 			}
 		}
 	}
@@ -206,4 +211,50 @@ func scalar(v []byte) (any, bool) {
 		return f, true
 	}
 	return nil, false
+}
+
+// ruleProjection is what a rule's own per-event expressions read of raw:
+// `by` expressions, step `where`s and the threshold field. An event's
+// projection includes it for the rules its signals feed, so that keying
+// and narrowing a hit need no full decode either.
+func ruleProjection(r *rule.Rule) projection {
+	var progs []*vm.Program
+	for _, kf := range r.By {
+		progs = append(progs, kf.Expr)
+	}
+	steps := func(sts ...*rule.Step) {
+		for _, st := range sts {
+			if st != nil {
+				progs = append(progs, st.Where)
+			}
+		}
+	}
+	steps(r.Match)
+	if r.Threshold != nil {
+		steps(&r.Threshold.Step)
+		progs = append(progs, r.Threshold.Field)
+	}
+	if r.Sequence != nil {
+		for i := range r.Sequence.Steps {
+			steps(&r.Sequence.Steps[i])
+		}
+	}
+	if r.Temporal != nil {
+		for i := range r.Temporal.Signals {
+			steps(&r.Temporal.Signals[i])
+		}
+	}
+	if r.Metric != nil {
+		steps(r.Metric.Join)
+	}
+	return rawKeysChecked(progs...)
+}
+
+// needRaw makes sure env.Raw holds what the current event's signals and
+// their rules' per-event expressions read: the projection already does
+// (eventProjection includes ruleProjection), else a full decode.
+func (e *Engine) needRaw() {
+	if !e.rawProj {
+		e.ensureRaw()
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
 	gojson "github.com/goccy/go-json"
 
 	"github.com/ecscorr/ecscorr/correlate/rule"
@@ -94,4 +95,25 @@ func BenchmarkProjectVsFullDecode(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestRuleProjectionKeys(t *testing.T) {
+	compile := func(src string) *vm.Program {
+		p, err := expr.Compile(src, expr.Env(rule.Env{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	r := &rule.Rule{
+		By:        []rule.KeyField{{Name: "user", Expr: compile(`raw.userIdentity.arn`)}, {Name: "task_arn", Entity: "task_arn"}},
+		Threshold: &rule.Threshold{Step: rule.Step{Where: compile(`raw.sourceIPAddress != ""`)}, Field: compile(`raw.requestParameters.bucketName`)},
+	}
+	if p := ruleProjection(r); p.full || strings.Join(p.keys, ",") != "requestParameters,sourceIPAddress,userIdentity" {
+		t.Fatalf("ruleProjection = %+v", p)
+	}
+	r.By = append(r.By, rule.KeyField{Name: "all", Expr: compile(`string(raw)`)})
+	if p := ruleProjection(r); !p.full {
+		t.Fatalf("a by expression using raw as a whole must force a full decode: %+v", p)
+	}
 }
