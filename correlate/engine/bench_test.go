@@ -141,9 +141,22 @@ func BenchmarkEngineProcess(b *testing.B) {
 	}
 	var cur pipeline.Event
 	incidents := 0
+	// Each lap over evs gets its own event ids: the same ids again would be
+	// duplicate deliveries, which rules ignore.
+	var lapIDs []string
+	lap := -1
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
+		if l := i / len(evs); l != lap {
+			b.StopTimer()
+			lap, lapIDs = l, make([]string, len(evs))
+			for j, ev := range evs {
+				lapIDs[j] = fmt.Sprintf("%s-%d", ev.ID, l)
+			}
+			b.StartTimer()
+		}
 		cur = *evs[i%len(evs)]
+		cur.ID = lapIDs[i%len(evs)]
 		cur.Time = cur.Time.Add(time.Duration(i/len(evs)) * span)
 		out, err := e.Process(ctx, &cur)
 		if err != nil {

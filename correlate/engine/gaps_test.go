@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -267,4 +268,33 @@ func TestDistinctEvidenceOnePerValue(t *testing.T) {
 	wantBrief(t, r.list(), "d open medium n=1 0s [c:c1 c:c2 c:c4]")
 	r = newRunner(t, mk(false), nil).feed(evs, true)
 	wantBrief(t, r.list(), "d open medium n=1 0s [c:c1 c:c2 c:c3 c:c4]")
+}
+
+// TestGapStateSurvivesRestart: the remembered ids and a leaky bucket's
+// level are persisted with the key state.
+func TestGapStateSurvivesRestart(t *testing.T) {
+	a := sig(t, "a", ct, "")
+	set := newSet([]*rule.Signal{a},
+		&rule.Rule{ID: "lk", Severity: pipeline.SeverityMedium, Kind: rule.KindThreshold,
+			Threshold: &rule.Threshold{Step: rule.Step{As: "e", Signals: []*rule.Signal{a}}, Agg: rule.AggCount,
+				Leaky: &rule.Leaky{Capacity: 2, LeakSpeed: time.Minute}, Window: 2 * time.Minute, ResetAfterFire: true}})
+	st := memStore(t)
+	ctx := context.Background()
+	e1 := ev("e1", ct, "a", 0, taskA, "")
+	r := newRunner(t, set, st).feed([]*pipeline.Event{e1, ev("e2", ct, "a", 30*time.Second, taskA, "")}, true)
+	if err := r.e.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Restarted: e1 again is a duplicate; e3 at 60s finds 2 - 1 = 1 event
+	// in the bucket, e4 at 60s makes 3 > 2.
+	r2 := newRunner(t, set, st).feed([]*pipeline.Event{dup(e1)}, true)
+	if len(r2.list()) != 0 || r2.e.Stats().Duplicates["lk"] != 1 {
+		t.Fatalf("after restart: %q %v", brief(r2.list()), r2.e.Stats().Duplicates)
+	}
+	r2.feed([]*pipeline.Event{ev("e3", ct, "a", time.Minute, taskA, "")}, true)
+	if len(r2.list()) != 0 {
+		t.Fatalf("e3 overflowed: %q", brief(r2.list()))
+	}
+	r2.feed([]*pipeline.Event{ev("e4", ct, "a", time.Minute, taskA, "")}, true)
+	wantBrief(t, r2.list(), "lk open medium n=1 0s [e:e1 e:e2 e:e3 e:e4]")
 }

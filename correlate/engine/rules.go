@@ -16,7 +16,8 @@ type ruleRT struct {
 	maxKeys   int
 	ttl       time.Duration // store TTL of key state
 	temporal  *temporalTable
-	byFields  bool // a `by` expression reads signal fields: keys per hit
+	byFields  bool      // a `by` expression reads signal fields: keys per hit
+	keyBuf    []keyVals // groupKeys' result, reused (valid until its next call)
 }
 
 func newRuleRT(i int, r *rule.Rule, opts Options) *ruleRT {

@@ -55,6 +55,9 @@ func writeRule(b *strings.Builder, r *Rule, label string) {
 			by[i] = k.Name
 		} else {
 			by[i] = k.Name + "=expr"
+			if k.ReadsFields {
+				by[i] += "(per signal)"
+			}
 		}
 	}
 	fmt.Fprintf(b, "%s %s kind=%s severity=%s by=[%s] retention=%s hash=%s\n", label, r.ID, r.Kind, r.Severity,
@@ -64,8 +67,19 @@ func writeRule(b *strings.Builder, r *Rule, label string) {
 		fmt.Fprintf(b, "  match %s\n", stepString(*r.Match))
 	case KindThreshold:
 		t := r.Threshold
-		fmt.Fprintf(b, "  threshold %s window=%s agg=%s cmp=%s reset=%t\n", stepString(t.Step), fmtDur(t.Window),
-			[]string{"", "count", "distinct", "sum", "avg"}[t.Agg], cmpString(t.Cmp), t.ResetAfterFire)
+		if t.Leaky != nil {
+			fmt.Fprintf(b, "  threshold %s leaky capacity=%d leakspeed=%s\n", stepString(t.Step), t.Leaky.Capacity, fmtDur(t.Leaky.LeakSpeed))
+			break
+		}
+		ev := ""
+		if t.Agg == AggDistinct {
+			ev = " evidence=all"
+			if t.DistinctEvidence {
+				ev = " evidence=distinct"
+			}
+		}
+		fmt.Fprintf(b, "  threshold %s window=%s agg=%s cmp=%s reset=%t%s\n", stepString(t.Step), fmtDur(t.Window),
+			[]string{"", "count", "distinct", "sum", "avg"}[t.Agg], cmpString(t.Cmp), t.ResetAfterFire, ev)
 	case KindSequence:
 		q := r.Sequence
 		fmt.Fprintf(b, "  sequence maxspan=%s keep_earliest=%t until=[%s]\n", fmtDur(q.MaxSpan), q.KeepEarliest, sigNames(q.Until))
