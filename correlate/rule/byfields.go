@@ -35,7 +35,8 @@ func fieldRefs(root ast.Node) (names []string, reads bool) {
 }
 
 // ruleSignals lists the signals whose events the engine keys for a rule
-// (steps, until, metric series and join), in order, without repeats.
+// (steps, until, metric series and join, resolve), in order, without
+// repeats.
 func ruleSignals(r *Rule) []*Signal {
 	var out []*Signal
 	add := func(ss ...*Signal) {
@@ -64,6 +65,9 @@ func ruleSignals(r *Rule) []*Signal {
 		if r.Metric.Join != nil {
 			add(r.Metric.Join.Signals...)
 		}
+	}
+	if r.Resolve != nil {
+		add(r.Resolve.Signals...)
 	}
 	return out
 }

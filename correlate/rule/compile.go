@@ -125,9 +125,6 @@ func (l *loader) compileRule(d *ruleDef) (*Rule, bool) {
 		l.ruleDetect(c, n)
 		c.detectBroken = !c.ok
 		c.ok = okBefore && c.ok
-		if !c.detectBroken {
-			l.checkByFields(c)
-		}
 	}
 
 	// Output expressions need the aliases of detect.
@@ -171,6 +168,9 @@ func (l *loader) compileRule(d *ruleDef) (*Rule, bool) {
 	}
 	if n := m.get("resolve"); n != nil {
 		l.ruleResolve(c, n)
+	}
+	if !c.detectBroken {
+		l.checkByFields(c)
 	}
 	if n := m.get("exceptions"); n != nil {
 		l.ruleExceptions(c, n)

@@ -244,6 +244,27 @@ rules:
 	if len(notes) != 1 || !strings.HasPrefix(notes[0], want) {
 		t.Errorf("notes %q, want one %q", notes, want)
 	}
+	// Resolve signals are keyed too.
+	_, diags = loadString(t, strings.Replace(body, "    detect:", "    resolve: {signal: shell}\n    detect:", 1), LoadOptions{})
+	n := 0
+	for _, d := range diags {
+		if d.Severity == SevNote && strings.Contains(d.String(), "which signal") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("resolve by shell (which has dest): %d notes, want 1 (exec)", n)
+	}
+	_, diags = loadString(t, strings.Replace(body, "    detect:", "    resolve: {signal: cpu}\n    detect:", 1), LoadOptions{})
+	n = 0
+	for _, d := range diags {
+		if d.Severity == SevNote && strings.Contains(d.String(), "which signal cpu") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("resolve by cpu (no dest): %d notes, want 1", n)
+	}
 	// A by without fields reads is not per signal.
 	set, _ = loadString(t, strings.Replace(body, "fields.dest", "raw.x", 1), LoadOptions{})
 	if set.Rules[0].By[0].ReadsFields {
