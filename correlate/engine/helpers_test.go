@@ -86,8 +86,6 @@ func newSet(sigs []*rule.Signal, rules ...*rule.Rule) *rule.Set {
 	return set
 }
 
-func byTask() []rule.KeyField { return []rule.KeyField{{Name: "task_arn", Entity: "task_arn"}} }
-
 // ev makes an event whose type is the signal name.
 func ev(id string, src pipeline.Source, typ string, at time.Duration, task string, raw string) *pipeline.Event {
 	if raw == "" {
