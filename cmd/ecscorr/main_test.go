@@ -247,6 +247,8 @@ func TestReplayBadInputIsSkippedNotFatal(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "falco.jsonl"), []byte(mixed), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The dead-letter file sits inside the input folder on purpose: replay
+	// must not read back what it writes (it once fed on its own records).
 	dl := filepath.Join(dir, "dead.jsonl")
 	code, out, errOut := runCmd(t, "replay", "--dead-letter", dl, dir, "../../testdata/demo/eventbridge")
 	if code != 0 {

@@ -234,8 +234,18 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 		}
 		return true
 	}})
+	// Never read what this run writes: a dead-letter or output file inside
+	// an input folder would feed the replay its own records.
+	own := map[string]bool{}
+	for _, p := range []string{f.deadLetter, f.out} {
+		if p != "" {
+			if abs, err := filepath.Abs(p); err == nil {
+				own[abs] = true
+			}
+		}
+	}
 	read := func(ctx context.Context, emit func(*pipeline.Event) error) error {
-		return readParallel(ctx, reader, paths, emit, bad)
+		return readParallel(ctx, reader, paths, own, emit, bad)
 	}
 
 	progress := progressPrinter(stderr, start)
@@ -286,8 +296,8 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 
 // readParallel reads files on up to GOMAXPROCS goroutines; the archive
 // reader's own walk decides which files to read and in which order.
-func readParallel(ctx context.Context, r *archive.Reader, paths []string, emit func(*pipeline.Event) error, bad func(archive.RecordError)) error {
-	files := listFiles(paths, bad)
+func readParallel(ctx context.Context, r *archive.Reader, paths []string, skip map[string]bool, emit func(*pipeline.Event) error, bad func(archive.RecordError)) error {
+	files := listFiles(paths, skip, bad)
 	workers := min(runtime.GOMAXPROCS(0), len(files))
 	if workers <= 1 {
 		for _, file := range files {
@@ -520,7 +530,7 @@ func progressPrinter(stderr io.Writer, start time.Time) func(pipeline.ReplayStat
 // listFiles expands folders (recursively, lexical order, hidden folders
 // skipped) so that files can be read in parallel; the reader itself
 // decides, per file, whether it is a log at all.
-func listFiles(paths []string, bad func(archive.RecordError)) []string {
+func listFiles(paths []string, skip map[string]bool, bad func(archive.RecordError)) []string {
 	var files []string
 	for _, root := range paths {
 		err := filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
@@ -535,6 +545,9 @@ func listFiles(paths []string, bad func(archive.RecordError)) []string {
 				return nil
 			}
 			if de.Type().IsRegular() {
+				if abs, err := filepath.Abs(p); err == nil && skip[abs] {
+					return nil
+				}
 				files = append(files, p)
 			}
 			return nil
