@@ -31,7 +31,7 @@ bench: build
 	$(MAKE) bench-go
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/... ./sources/... ./correlate/...
+	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/... ./sources/... ./correlate/... ./cmd/...
 
 ## golden: rewrite golden files after an intended change (review the diff!)
 golden:
