@@ -412,36 +412,7 @@ type stepHit struct {
 func (e *Engine) collect(rt *ruleRT, rh *ruleHits) {
 	for i := range e.hits {
 		h := &e.hits[i]
-		for _, rr := range e.sigRoles[h.sig.Index] {
-			if rr.rule != rt.idx {
-				continue
-			}
-			switch rr.kind {
-			case roleStep:
-				dup := false
-				for _, s := range rh.steps {
-					if s.step == rr.step {
-						dup = true // any_of: the first matching signal names the step
-						break
-					}
-				}
-				if !dup {
-					rh.steps = append(rh.steps, stepHit{rr.step, h})
-				}
-			case roleUntil:
-				rh.until = true
-			case roleResolve:
-				if rh.resolve == nil {
-					rh.resolve = h
-				}
-			case roleSeries:
-				rh.series = h
-			case roleJoin:
-				if rh.join == nil {
-					rh.join = h
-				}
-			}
-		}
+		addHit(e.sigRoles[h.sig.Index], rt.idx, h, rh)
 	}
 }
 
