@@ -78,10 +78,23 @@ func (e *Engine) metricJoin(rt *ruleRT, ks *keyState, rec *evRec) {
 		j = j[len(j)-maxJoins:]
 	}
 	m.Joins = j
-	// A sustained breach waiting for its join.
-	if !m.Sustained.IsZero() && !m.Fired && !rec.Time.After(m.Sustained.Add(mr.Join.Within)) {
-		e.metricFire(rt, ks, rec, rec.Time)
+	if m.Sustained.IsZero() || rec.Time.After(m.Sustained.Add(mr.Join.Within)) {
+		return
 	}
+	// A sustained breach waiting for its join fires; one that has fired
+	// fires again (an update of the same incident) when a join signal it
+	// has not seen yet arrives, so that overrides such as "Falco and
+	// GuardDuty both joined" can apply.
+	if !m.Fired {
+		e.metricFire(rt, ks, rec, rec.Time)
+		return
+	}
+	for _, x := range j[:len(j)-1] {
+		if x.Signal == rec.Signal && !x.Time.Before(m.BreachStart.Add(-mr.Join.Within)) {
+			return
+		}
+	}
+	e.metricFire(rt, ks, rec, rec.Time)
 }
 
 func (e *Engine) metricSample(rt *ruleRT, ks *keyState, h *sigHit) {
@@ -186,11 +199,29 @@ func (e *Engine) metricFire(rt *ruleRT, ks *keyState, join *evRec, at time.Time)
 	if join != nil {
 		as := stepAlias(mr.Join, join.Signal)
 		steps = append(steps, namedRec{as, join})
-		refs = append(refs, join.ref(as))
-		signals[join.Signal] = true
 		signals[as] = true
-		if join.Time.After(last.Time) {
-			last = join
+		// Every join signal seen around this breach counts in `signals`
+		// and in the evidence (one event per signal, the latest).
+		from, to := m.BreachStart.Add(-mr.Join.Within), at.Add(mr.Join.Within)
+		latest := map[string]*evRec{}
+		for _, x := range m.Joins {
+			if !x.Time.Before(from) && !x.Time.After(to) {
+				latest[x.Signal] = x
+			}
+		}
+		latest[join.Signal] = join
+		names := make([]string, 0, len(latest))
+		for name := range latest {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			x := latest[name]
+			signals[name] = true
+			refs = append(refs, x.ref(stepAlias(mr.Join, name)))
+			if x.Time.After(last.Time) {
+				last = x
+			}
 		}
 	}
 	sortRefs(refs)
