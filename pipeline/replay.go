@@ -85,6 +85,9 @@ func Replay(ctx context.Context, read ReadFunc, c Correlator, opts ReplayOptions
 		if opts.Relevant != nil {
 			rel = opts.Relevant(ev)
 		}
+		if err := res.LearnEvent(ctx, ev, ev.Containers...); err != nil {
+			return err
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		st.Read[ev.Source]++

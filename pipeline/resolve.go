@@ -122,13 +122,8 @@ func (r *Resolver) Flush(ctx context.Context) error {
 func (r *Resolver) Resolve(ctx context.Context, ev *Event, extraContainers ...string) error {
 	e := &ev.Entity
 	if e.TaskARN != "" {
-		if err := r.Learn(ctx, e.TaskARN, append(extraContainers, e.ContainerID)...); err != nil {
+		if err := r.LearnEvent(ctx, ev, extraContainers...); err != nil {
 			return err
-		}
-		if e.TaskDefinitionARN != "" {
-			if err := r.learnTaskDef(ctx, e.TaskARN, e.TaskDefinitionARN); err != nil {
-				return err
-			}
 		}
 	} else if e.ContainerID != "" && e.ContainerID != "host" {
 		s := shortID(e.ContainerID)
@@ -160,6 +155,24 @@ func (r *Resolver) Resolve(ctx context.Context, ev *Event, extraContainers ...st
 		e.TaskDefinitionARN = td
 	}
 	CompleteEntity(e)
+	return nil
+}
+
+// LearnEvent records what an event says about its task (container ids,
+// task definition) without resolving anything. Replay calls it while
+// reading, before ordering: the links are facts about ids, not about time,
+// so a Falco alert resolves even when its task's state change comes later.
+func (r *Resolver) LearnEvent(ctx context.Context, ev *Event, extraContainers ...string) error {
+	e := &ev.Entity
+	if e.TaskARN == "" {
+		return nil
+	}
+	if err := r.Learn(ctx, e.TaskARN, append(extraContainers, e.ContainerID)...); err != nil {
+		return err
+	}
+	if e.TaskDefinitionARN != "" {
+		return r.learnTaskDef(ctx, e.TaskARN, e.TaskDefinitionARN)
+	}
 	return nil
 }
 

@@ -1,0 +1,46 @@
+package pipeline
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+type recorder struct{ seen []Event }
+
+func (r *recorder) Process(_ context.Context, ev *Event) ([]Incident, error) {
+	r.seen = append(r.seen, *ev)
+	return nil, nil
+}
+func (r *recorder) Advance(context.Context, time.Time) ([]Incident, error) { return nil, nil }
+
+// Links between containers and tasks are facts about ids, not about time:
+// replay learns them while reading, so an alert that precedes its task's
+// state change event (or sits in a file read first) still resolves.
+func TestReplayResolvesAlertsBeforeTheirStateChange(t *testing.T) {
+	task := "arn:aws:ecs:us-east-1:111122223333:task/prod/0123456789abcdef0123456789abcdef"
+	td := "arn:aws:ecs:us-east-1:111122223333:task-definition/web:7"
+	alert := &Event{ID: "falco-1", Source: SourceFalco, Type: "Terminal shell in container", Time: t0,
+		Entity: Entity{ContainerID: "a1b2c3d4e5f6"}}
+	state := &Event{ID: "ecs-1", Source: SourceECS, Type: "ECS Task State Change", Time: t0.Add(3 * time.Second),
+		Entity: Entity{TaskARN: task, TaskDefinitionARN: td}, Containers: []string{"a1b2c3d4e5f6" + "00112233445566778899aabbccddeeff00112233445566778899"}}
+	rec := &recorder{}
+	_, st, err := Replay(context.Background(), func(ctx context.Context, emit func(*Event) error) error {
+		if err := emit(alert); err != nil {
+			return err
+		}
+		return emit(state)
+	}, rec, ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.seen) != 2 || rec.seen[0].ID != "falco-1" {
+		t.Fatalf("events seen: %+v", rec.seen)
+	}
+	if got := rec.seen[0].Entity; got.TaskARN != task || got.TaskDefinitionARN != td || got.Cluster != "prod" {
+		t.Fatalf("alert not resolved: %+v", got)
+	}
+	if n := st.Unresolved[SourceFalco]; n != 0 {
+		t.Fatalf("unresolved falco events: %d", n)
+	}
+}
