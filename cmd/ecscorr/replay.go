@@ -342,19 +342,13 @@ feed:
 	return ctx.Err()
 }
 
-// relevance drops events that no signal can match and that teach the
-// container resolver nothing, before they are buffered for ordering.
+// relevance drops events that no signal can match before they are
+// buffered for ordering. What they teach the container resolver has been
+// learned while reading (pipeline.Replay calls Resolver.LearnEvent).
 func relevance(set *rule.Set) func(*pipeline.Event) pipeline.Relevance {
 	return func(ev *pipeline.Event) pipeline.Relevance {
-		byType, anyType := set.Candidates(ev.Source, ev.Type)
-		if len(byType)+len(anyType) > 0 {
+		if byType, anyType := set.Candidates(ev.Source, ev.Type); len(byType)+len(anyType) > 0 {
 			return pipeline.Keep
-		}
-		switch {
-		case ev.Source == pipeline.SourceECS && ev.Entity.TaskARN != "":
-			return pipeline.KeepNoRaw
-		case ev.Entity.TaskARN != "" && ev.Entity.ContainerID != "":
-			return pipeline.KeepNoRaw
 		}
 		return pipeline.Drop
 	}
