@@ -85,8 +85,12 @@ func Replay(ctx context.Context, read ReadFunc, c Correlator, opts ReplayOptions
 		if opts.Relevant != nil {
 			rel = opts.Relevant(ev)
 		}
-		if err := res.LearnEvent(ctx, ev, ev.Containers...); err != nil {
-			return err
+		// Only events that link containers to a task teach the resolver
+		// something that cannot wait for event-time order.
+		if ev.Entity.TaskARN != "" && (len(ev.Containers) > 0 || ev.Entity.ContainerID != "") {
+			if err := res.LearnEvent(ctx, ev, ev.Containers...); err != nil {
+				return err
+			}
 		}
 		mu.Lock()
 		defer mu.Unlock()

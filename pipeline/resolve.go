@@ -167,8 +167,15 @@ func (r *Resolver) LearnEvent(ctx context.Context, ev *Event, extraContainers ..
 	if e.TaskARN == "" {
 		return nil
 	}
-	if err := r.Learn(ctx, e.TaskARN, append(extraContainers, e.ContainerID)...); err != nil {
-		return err
+	if len(extraContainers) > 0 {
+		if err := r.Learn(ctx, e.TaskARN, extraContainers...); err != nil {
+			return err
+		}
+	}
+	if e.ContainerID != "" {
+		if err := r.Learn(ctx, e.TaskARN, e.ContainerID); err != nil {
+			return err
+		}
 	}
 	if e.TaskDefinitionARN != "" {
 		return r.learnTaskDef(ctx, e.TaskARN, e.TaskDefinitionARN)
