@@ -3,7 +3,7 @@ STATICCHECK_VERSION ?= v0.6.1
 BENCH_DIR ?= /tmp/ecscorr-bench
 BENCH_EVENTS ?= 1000000
 
-.PHONY: build demo test vet staticcheck race bench bench-go fuzz golden rules-check rules-test
+.PHONY: build demo test vet staticcheck race bench bench-go fuzz golden rules-check rules-test tidy-check
 
 build:
 	$(GO) build -o bin/ecscorr ./cmd/ecscorr
@@ -42,3 +42,6 @@ rules-check: build
 
 rules-test: build
 	./bin/ecscorr rules test rules/builtin/*_test.yaml
+
+tidy-check:
+	$(GO) mod tidy -diff
