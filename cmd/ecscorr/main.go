@@ -103,4 +103,15 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-func isHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }
+// parseArgs parses a command's flags (before or after its arguments). When
+// it reports false the command returns code: 0 for -h, 2 for a bad flag.
+func parseArgs(fs *flag.FlagSet, args []string) (paths []string, code int, ok bool) {
+	paths, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, 0, false
+		}
+		return nil, 2, false
+	}
+	return paths, 0, true
+}

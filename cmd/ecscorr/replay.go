@@ -65,12 +65,9 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "Usage: ecscorr replay [flags] PATH...\n\nReplays archived logs (files or folders, plain or gzip) in event-time order and writes incidents.")
 		fs.PrintDefaults()
 	}
-	paths, err := parseInterspersed(fs, args)
-	if err != nil {
-		if isHelp(err) {
-			return 0
-		}
-		return 2
+	paths, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
 	}
 	if len(paths) == 0 {
 		fmt.Fprintln(stderr, "ecscorr replay: no input paths")
@@ -148,12 +145,7 @@ func loadRules(paths []string, stderr io.Writer, notes bool) (*rule.Set, bool) {
 	} else {
 		set, diags = rule.LoadFiles(paths, opts)
 	}
-	for _, d := range diags {
-		if d.Severity == rule.SevNote && !notes {
-			continue // notes are for rule authors (rules check), not for every replay
-		}
-		fmt.Fprintln(stderr, d.String())
-	}
+	printDiags(stderr, diags, notes)
 	if diags.HasErrors() {
 		fmt.Fprintf(stderr, "ecscorr: rules have errors; refusing to start\n")
 		return nil, false

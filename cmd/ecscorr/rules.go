@@ -21,12 +21,9 @@ func cmdRulesCheck(_ context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "Usage: ecscorr rules check [flags] PATH...\n\nChecks rule files and folders and reports every error with file:line:col. With no PATH, checks the built-in pack.")
 		fs.PrintDefaults()
 	}
-	paths, err := parseInterspersed(fs, args)
-	if err != nil {
-		if isHelp(err) {
-			return 0
-		}
-		return 2
+	paths, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
 	}
 	opts := rule.LoadOptions{MaxRetention: *maxRet, Now: time.Now()}
 	var (
@@ -52,14 +49,7 @@ func cmdRulesCheck(_ context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		set, diags = rule.Load(append(files, more...), opts)
 	}
-	errs := 0
-	for _, d := range diags {
-		fmt.Fprintln(stderr, d.String())
-		if d.Severity == "error" {
-			errs++
-		}
-	}
-	if errs > 0 {
+	if errs := printDiags(stderr, diags, true); errs > 0 {
 		fmt.Fprintf(stderr, "%d error(s)\n", errs)
 		return 1
 	}
@@ -74,12 +64,9 @@ func cmdRulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "Usage: ecscorr rules test FILE...\n\nRuns rule unit tests (*_test.yaml, see docs/rules-testing.md); exits 1 when any fails.")
 		fs.PrintDefaults()
 	}
-	paths, err := parseInterspersed(fs, args)
-	if err != nil {
-		if isHelp(err) {
-			return 0
-		}
-		return 2
+	paths, code, ok := parseArgs(fs, args)
+	if !ok {
+		return code
 	}
 	if len(paths) == 0 {
 		fs.Usage()
@@ -95,4 +82,20 @@ func cmdRulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 1
 	}
 	return 0
+}
+
+// printDiags prints rule diagnostics (notes only when asked: they are for
+// rule authors, not for every replay) and returns the number of errors.
+func printDiags(w io.Writer, diags rule.Diagnostics, notes bool) int {
+	errs := 0
+	for _, d := range diags {
+		if d.Severity == rule.SevNote && !notes {
+			continue
+		}
+		fmt.Fprintln(w, d.String())
+		if d.Severity == rule.SevError {
+			errs++
+		}
+	}
+	return errs
 }
