@@ -4,6 +4,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -91,6 +92,9 @@ type Event struct {
 	Pos Position
 	// Seq is the arrival order, used to break ties between equal times.
 	Seq uint64
+
+	// batch is the input batch the event came in, while the Runner holds it.
+	batch *pendingBatch
 }
 
 // Less orders events by event time, then source, then arrival, then ID, so
@@ -104,6 +108,11 @@ func Less(a, b *Event) bool {
 	}
 	if a.ID != b.ID {
 		return a.ID < b.ID
+	}
+	// Two records with one id but other content (a conflict the Runner
+	// reports) must still come in the same order in every run.
+	if c := bytes.Compare(a.Raw, b.Raw); c != 0 {
+		return c < 0
 	}
 	return a.Seq < b.Seq
 }

@@ -139,12 +139,13 @@ func TestSorterSpillsAndMergesInOrder(t *testing.T) {
 
 type memMap map[string]string
 
-func (m memMap) PutContainers(_ context.Context, links map[string]string) error {
-	for c, t := range links {
-		m[c] = t
+// Set and Delete make memMap the StateWriter of a commit.
+func (m memMap) Set(key, val []byte, _ time.Duration) {
+	if key[0] == FamilyContainer {
+		m[string(key[1:])] = string(val)
 	}
-	return nil
 }
+func (m memMap) Delete(key []byte) { delete(m, string(key[1:])) }
 func (m memMap) GetContainer(_ context.Context, c string) (string, bool, error) {
 	t, ok := m[c]
 	return t, ok, nil
@@ -171,9 +172,9 @@ func TestResolverLearnsFromTaskStateChange(t *testing.T) {
 		t.Fatalf("falco event not resolved: %+v", falco.Entity)
 	}
 	if len(store) != 0 {
-		t.Fatalf("links written before Flush: %v", store)
+		t.Fatalf("links written before the commit: %v", store)
 	}
-	if err := r.Flush(ctx); err != nil {
+	if err := r.CheckpointBatch(ctx, store); err != nil {
 		t.Fatal(err)
 	}
 	// A fresh resolver (a restart) resolves through the persisted map.

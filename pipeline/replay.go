@@ -3,18 +3,12 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
 )
-
-// Correlator is what the pipeline feeds: the engine in correlate/engine.
-// Process receives events in event-time order; Advance moves the
-// watermark. Each returned incident is the incident's full current state.
-type Correlator interface {
-	Process(ctx context.Context, ev *Event) ([]Incident, error)
-	Advance(ctx context.Context, watermark time.Time) ([]Incident, error)
-}
 
 // ReadFunc produces events in any order; emit may be called from several
 // goroutines at once.
@@ -31,77 +25,95 @@ const (
 	Keep
 )
 
-// ReplayOptions configure Replay.
-type ReplayOptions struct {
+// ArchiveOptions configure an ArchiveInput.
+type ArchiveOptions struct {
+	// Name of the input (default "archive").
+	Name         string
 	Since, Until time.Time // zero = unbounded; Until is exclusive
 	// Relevant classifies events before they are buffered for ordering;
 	// nil keeps everything. Dropping irrelevant events early is what keeps
 	// replay fast and small on CloudTrail-heavy archives.
 	Relevant func(*Event) Relevance
-	Resolver *Resolver // nil = a fresh in-memory resolver
-	SortMem  int64     // memory budget of the sorter (default 256 MiB)
-	TempDir  string
-	// AdvanceEvery is the event-time step between watermark advances
-	// (default 1s). The result does not depend on it; it bounds how much
-	// expired state the engine holds.
-	AdvanceEvery time.Duration
-	// OnIncident is called for every incident state change, in order.
-	OnIncident func(Incident)
-	// Progress is called from time to time with the phase and counters.
-	Progress func(ReplayStats)
+	// Learn is told of every event read, before ordering: links between
+	// containers and tasks are facts about ids, not about time, so a Falco
+	// alert resolves even when its task's state change comes later.
+	Learn   func(ctx context.Context, ev *Event) error
+	SortMem int64 // memory budget of the sorter (default 256 MiB)
+	TempDir string
+	// BatchSize is how many events a Read returns (default 1024).
+	BatchSize int
+	// Progress is called from time to time while reading.
+	Progress func(ArchiveStats)
 }
 
-// ReplayStats counts what Replay did.
-type ReplayStats struct {
-	Phase      string // "reading", "correlating", "done"
+// ArchiveStats counts what an ArchiveInput read.
+type ArchiveStats struct {
 	Read       map[Source]int64
-	OutOfRange int64 // outside --since/--until
+	OutOfRange int64 // outside Since/Until
 	Dropped    int64 // irrelevant to every rule
-	Correlated int64
-	// Unresolved counts runtime and metric events (GuardDuty, Falco,
-	// Container Insights) that could not be linked to a task.
-	Unresolved map[Source]int64
 	Spilled    uint64
 	Runs       int
-	First      time.Time
-	Last       time.Time
-	Watermark  time.Time
 }
 
-// Replay reads all inputs, orders them by event time with bounded memory,
-// resolves tasks and feeds the correlator, advancing the watermark as event
-// time progresses. It returns the final state of every incident, ordered by
-// first_seen, rule and id.
-func Replay(ctx context.Context, read ReadFunc, c Correlator, opts ReplayOptions) ([]Incident, ReplayStats, error) {
-	st := ReplayStats{Phase: "reading", Read: map[Source]int64{}, Unresolved: map[Source]int64{}}
-	res := opts.Resolver
-	if res == nil {
-		res = NewResolver(nil, 0)
+// ArchiveInput is a finite, ordered Input: Open reads everything (ReadFunc,
+// in parallel, in any order), keeps what is relevant and in range, and
+// sorts it by event time with bounded memory; Read then hands the events
+// out in order. Replay is this input through the same Runner as live mode.
+type ArchiveInput struct {
+	read  ReadFunc
+	o     ArchiveOptions
+	stats ArchiveStats
+	// out carries sorted batches from the draining goroutine.
+	out    chan []*Event
+	errc   chan error
+	cancel context.CancelFunc
+}
+
+// NewArchiveInput returns an input over what read produces.
+func NewArchiveInput(read ReadFunc, o ArchiveOptions) *ArchiveInput {
+	if o.Name == "" {
+		o.Name = "archive"
 	}
-	sorter := &Sorter{MaxBytes: opts.SortMem, Dir: opts.TempDir}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 1024
+	}
+	return &ArchiveInput{read: read, o: o, stats: ArchiveStats{Read: map[Source]int64{}}}
+}
+
+func (a *ArchiveInput) Name() string  { return a.o.Name }
+func (a *ArchiveInput) Ordered() bool { return true }
+
+// Stats returns what was read; complete once Open has returned.
+func (a *ArchiveInput) Stats() ArchiveStats { return a.stats }
+
+// Open reads and sorts the whole archive. pos is ignored: an archive is
+// read again from its start, and the Runner skips the events a previous
+// run over the same state applied.
+func (a *ArchiveInput) Open(ctx context.Context, _ []byte) error {
+	sorter := &Sorter{MaxBytes: a.o.SortMem, Dir: a.o.TempDir}
 	var mu sync.Mutex
-	err := read(ctx, func(ev *Event) error {
+	err := a.read(ctx, func(ev *Event) error {
 		rel := Keep
-		if opts.Relevant != nil {
-			rel = opts.Relevant(ev)
+		if a.o.Relevant != nil {
+			rel = a.o.Relevant(ev)
 		}
 		// Only events that link containers to a task teach the resolver
 		// something that cannot wait for event-time order.
-		if ev.Entity.TaskARN != "" && (len(ev.Containers) > 0 || ev.Entity.ContainerID != "") {
-			if err := res.LearnEvent(ctx, ev, ev.Containers...); err != nil {
+		if a.o.Learn != nil && ev.Entity.TaskARN != "" && (len(ev.Containers) > 0 || ev.Entity.ContainerID != "") {
+			if err := a.o.Learn(ctx, ev); err != nil {
 				return err
 			}
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		st.Read[ev.Source]++
-		if (!opts.Since.IsZero() && ev.Time.Before(opts.Since)) || (!opts.Until.IsZero() && !ev.Time.Before(opts.Until)) {
-			st.OutOfRange++
+		a.stats.Read[ev.Source]++
+		if (!a.o.Since.IsZero() && ev.Time.Before(a.o.Since)) || (!a.o.Until.IsZero() && !ev.Time.Before(a.o.Until)) {
+			a.stats.OutOfRange++
 			return nil
 		}
 		switch rel {
 		case Drop:
-			st.Dropped++
+			a.stats.Dropped++
 			return nil
 		case KeepNoRaw:
 			ev.Raw = nil
@@ -109,102 +121,137 @@ func Replay(ctx context.Context, read ReadFunc, c Correlator, opts ReplayOptions
 		if err := sorter.Add(ev); err != nil {
 			return err
 		}
-		if opts.Progress != nil && sorter.seq%65536 == 0 {
-			st.Spilled, st.Runs = sorter.Spilled, sorter.Runs()
-			opts.Progress(st)
+		if a.o.Progress != nil && sorter.seq%65536 == 0 {
+			a.stats.Spilled, a.stats.Runs = sorter.Spilled, sorter.Runs()
+			a.o.Progress(a.stats)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, st, fmt.Errorf("reading inputs: %w", err)
+		return fmt.Errorf("reading inputs: %w", err)
 	}
-	st.Spilled, st.Runs = sorter.Spilled, sorter.Runs()
-	st.Phase = "correlating"
-	if opts.Progress != nil {
-		opts.Progress(st)
-	}
+	a.stats.Spilled, a.stats.Runs = sorter.Spilled, sorter.Runs()
+	ctx, a.cancel = context.WithCancel(ctx)
+	a.out = make(chan []*Event, 4)
+	a.errc = make(chan error, 1)
+	go func() {
+		defer close(a.out)
+		batch := make([]*Event, 0, a.o.BatchSize)
+		err := sorter.Drain(func(ev *Event) error {
+			batch = append(batch, ev)
+			if len(batch) < a.o.BatchSize {
+				return nil
+			}
+			select {
+			case a.out <- batch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			batch = make([]*Event, 0, a.o.BatchSize)
+			return nil
+		})
+		if err == nil && len(batch) > 0 {
+			select {
+			case a.out <- batch:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		a.errc <- err
+	}()
+	return nil
+}
 
-	step := opts.AdvanceEvery
-	if step <= 0 {
-		step = time.Second
+// Read returns the next events in event-time order, io.EOF at the end.
+func (a *ArchiveInput) Read(ctx context.Context) (Batch, AckFunc, error) {
+	select {
+	case b, ok := <-a.out:
+		if ok {
+			return Batch{Events: b}, NoAck, nil
+		}
+		if err := <-a.errc; err != nil {
+			a.errc <- err
+			return Batch{}, nil, fmt.Errorf("merging sorted events: %w", err)
+		}
+		a.errc <- nil
+		return Batch{}, nil, io.EOF
+	case <-ctx.Done():
+		return Batch{}, nil, ctx.Err()
 	}
-	final := map[string]Incident{}
-	collect := func(incs []Incident) {
-		for _, inc := range incs {
-			final[inc.ID] = inc
-			if opts.OnIncident != nil {
-				opts.OnIncident(inc)
+}
+
+// Close stops the draining goroutine.
+func (a *ArchiveInput) Close(context.Context) error {
+	if a.cancel != nil {
+		a.cancel()
+		for range a.out {
+		}
+	}
+	return nil
+}
+
+// ReplayOptions configure Replay.
+type ReplayOptions struct {
+	Archive  ArchiveOptions
+	Resolver *Resolver  // nil = a fresh in-memory resolver
+	Store    StateStore // nil = nothing kept
+	Sinks    []Sink
+	// AdvanceEvery: see RunnerOptions.
+	AdvanceEvery time.Duration
+	CommitEvery  time.Duration
+	OnSkip       func(reason SkipReason, ev *Event, first *Position)
+	Progress     func(ArchiveStats, RunStats)
+	Logger       *slog.Logger
+}
+
+// Replay reads an archive, orders it by event time and runs it through a
+// Runner. It returns the final state of every incident (ordered by
+// SortIncidents), what was read and what the Runner did.
+func Replay(ctx context.Context, read ReadFunc, c Correlator, o ReplayOptions) ([]Incident, ArchiveStats, RunStats, error) {
+	res := o.Resolver
+	if res == nil {
+		cm, _ := o.Store.(ContainerMap)
+		res = NewResolver(cm, 0)
+	}
+	ao := o.Archive
+	ao.Learn = func(ctx context.Context, ev *Event) error { return res.LearnEvent(ctx, ev, ev.Containers...) }
+	if o.Progress != nil {
+		ao.Progress = func(as ArchiveStats) { o.Progress(as, RunStats{}) }
+	}
+	in := NewArchiveInput(read, ao)
+	ro := RunnerOptions{
+		Inputs: []Input{in}, Correlator: c, Resolver: res, Store: o.Store, Sinks: o.Sinks,
+		AdvanceEvery: o.AdvanceEvery, CommitEvery: o.CommitEvery, OnSkip: o.OnSkip, Logger: o.Logger,
+	}
+	if !ao.Until.IsZero() {
+		ro.End = ao.Until.Add(-time.Nanosecond)
+	}
+	// A replay over kept state reports the incidents of its window that
+	// earlier runs (or an interrupted one) produced, too.
+	ro.Report = func(inc Incident) bool {
+		last := inc.LastSeen
+		if inc.ResolvedAt != nil && inc.ResolvedAt.After(last) {
+			last = *inc.ResolvedAt
+		}
+		return (ao.Since.IsZero() || !last.Before(ao.Since)) && (ao.Until.IsZero() || inc.FirstSeen.Before(ao.Until))
+	}
+	if o.Progress != nil {
+		var n int64
+		ro.Progress = func(rs RunStats) {
+			if n++; n%64 == 0 {
+				o.Progress(in.Stats(), rs)
 			}
 		}
 	}
-	var advanced time.Time
-	err = sorter.Drain(func(ev *Event) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if st.First.IsZero() {
-			st.First = ev.Time
-		}
-		st.Last = ev.Time
-		// Everything strictly before this event has been seen: the
-		// watermark may move to just before it.
-		if advanced.IsZero() || ev.Time.Sub(advanced) >= step {
-			wm := ev.Time.Add(-time.Nanosecond)
-			incs, err := c.Advance(ctx, wm)
-			if err != nil {
-				return fmt.Errorf("advancing watermark to %s: %w", wm.Format(time.RFC3339Nano), err)
-			}
-			collect(incs)
-			advanced = ev.Time
-			st.Watermark = wm
-		}
-		if err := res.Resolve(ctx, ev, ev.Containers...); err != nil {
-			return fmt.Errorf("resolving task of %s: %w", ev.Pos, err)
-		}
-		if ev.Entity.TaskARN == "" {
-			switch ev.Source {
-			case SourceGuardDuty, SourceFalco, SourceContainerInsights:
-				st.Unresolved[ev.Source]++
-			}
-		}
-		incs, err := c.Process(ctx, ev)
-		if err != nil {
-			return fmt.Errorf("correlating event %s (%s): %w", ev.ID, ev.Pos, err)
-		}
-		collect(incs)
-		st.Correlated++
-		if opts.Progress != nil && st.Correlated%65536 == 0 {
-			opts.Progress(st)
-		}
-		return nil
-	})
+	runner, err := NewRunner(ro)
 	if err != nil {
-		return nil, st, err
+		return nil, in.Stats(), RunStats{}, err
 	}
-	// The input is complete: decide everything up to the last event (or
-	// the end of the requested range).
-	end := st.Last
-	if !opts.Until.IsZero() {
-		end = opts.Until.Add(-time.Nanosecond)
+	rs, err := runner.Run(ctx)
+	if err != nil {
+		return nil, in.Stats(), rs, err
 	}
-	if !end.IsZero() {
-		incs, err := c.Advance(ctx, end)
-		if err != nil {
-			return nil, st, fmt.Errorf("advancing watermark to the end: %w", err)
-		}
-		collect(incs)
-		st.Watermark = end
-	}
-	if err := res.Flush(ctx); err != nil {
-		return nil, st, err
-	}
-	st.Phase = "done"
-	out := make([]Incident, 0, len(final))
-	for _, inc := range final {
-		out = append(out, inc)
-	}
-	SortIncidents(out)
-	return out, st, nil
+	return runner.Final(), in.Stats(), rs, nil
 }
 
 // SortIncidents orders incidents by first_seen, rule, then id.

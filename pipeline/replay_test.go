@@ -13,6 +13,8 @@ func (r *recorder) Process(_ context.Context, ev *Event) ([]Incident, error) {
 	return nil, nil
 }
 func (r *recorder) Advance(context.Context, time.Time) ([]Incident, error) { return nil, nil }
+func (r *recorder) Horizon() time.Duration                                 { return time.Hour }
+func (r *recorder) CheckpointBatch(context.Context, StateWriter) error     { return nil }
 
 // Links between containers and tasks are facts about ids, not about time:
 // replay learns them while reading, so an alert that precedes its task's
@@ -25,7 +27,7 @@ func TestReplayResolvesAlertsBeforeTheirStateChange(t *testing.T) {
 	state := &Event{ID: "ecs-1", Source: SourceECS, Type: "ECS Task State Change", Time: t0.Add(3 * time.Second),
 		Entity: Entity{TaskARN: task, TaskDefinitionARN: td}, Containers: []string{"a1b2c3d4e5f6" + "00112233445566778899aabbccddeeff00112233445566778899"}}
 	rec := &recorder{}
-	_, st, err := Replay(context.Background(), func(ctx context.Context, emit func(*Event) error) error {
+	_, _, st, err := Replay(context.Background(), func(ctx context.Context, emit func(*Event) error) error {
 		if err := emit(alert); err != nil {
 			return err
 		}

@@ -2,23 +2,21 @@ package pipeline
 
 import (
 	"context"
-	"fmt"
 	"sync"
+	"time"
 )
 
-// ContainerMap persists container id → task ARN links so that a restart
-// keeps resolving Falco alerts. The Badger state store implements it. The
-// resolver also keeps task ARN → task definition ARN links in it, under
-// keys prefixed with "taskdef:".
+// ContainerMap reads the container id → task ARN links persisted by
+// earlier runs, so that a restart keeps resolving Falco alerts. The Badger
+// state store implements it. The resolver also keeps task ARN → task
+// definition ARN links in it, under ids prefixed with "taskdef:". New links
+// are written by CheckpointBatch, in the Runner's commit.
 type ContainerMap interface {
-	// PutContainers writes links in one batch.
-	PutContainers(ctx context.Context, links map[string]string) error
 	GetContainer(ctx context.Context, containerID string) (string, bool, error)
 }
 
-// flushEvery is how many learned links the resolver buffers before it
-// writes them to the store in one batch.
-const flushEvery = 4096
+// LinkTTL is how long a persisted container or task definition link lives.
+const LinkTTL = 7 * 24 * time.Hour
 
 // Resolver links events to their ECS task. It learns container id → task
 // ARN from events that carry both (ECS Task State Change, Falco alerts with
@@ -32,7 +30,7 @@ type Resolver struct {
 	mu      sync.Mutex
 	byShort map[string]string
 	taskDef map[string]string // task ARN → task definition ARN
-	pending map[string]string // links not yet written to store
+	pending map[string]string // links not yet committed
 	store   ContainerMap
 	max     int
 	// Learned and Resolved count links learned and events resolved through them.
@@ -80,40 +78,26 @@ func (r *Resolver) Learn(ctx context.Context, taskARN string, containerIDs ...st
 		}
 		r.byShort[s] = taskARN
 		r.Learned++
-		r.pending[s] = taskARN
+		if r.store != nil {
+			r.pending[s] = taskARN
+		}
 	}
-	return r.maybeFlush(ctx)
-}
-
-// maybeFlush writes pending links once enough have gathered; r.mu is held.
-func (r *Resolver) maybeFlush(ctx context.Context) error {
-	if r.store == nil {
-		clear(r.pending)
-		return nil
-	}
-	if len(r.pending) < flushEvery {
-		return nil
-	}
-	return r.flushLocked(ctx)
-}
-
-func (r *Resolver) flushLocked(ctx context.Context) error {
-	if r.store == nil || len(r.pending) == 0 {
-		return nil
-	}
-	if err := r.store.PutContainers(ctx, r.pending); err != nil {
-		return fmt.Errorf("persisting container links: %w", err)
-	}
-	clear(r.pending)
 	return nil
 }
 
-// Flush writes the links learned since the last flush. Call it where the
-// pipeline checkpoints its state, and before closing the store.
-func (r *Resolver) Flush(ctx context.Context) error {
+// CheckpointBatch writes the links learned since the last call into w
+// (pipeline.Checkpointer): they commit with the engine state that used them.
+func (r *Resolver) CheckpointBatch(ctx context.Context, w StateWriter) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.flushLocked(ctx)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for id, v := range r.pending {
+		w.Set(FamilyKey(FamilyContainer, id), []byte(v), LinkTTL)
+	}
+	clear(r.pending)
+	return nil
 }
 
 // Resolve fills ev.Entity from what the resolver knows and learns from ev.
@@ -199,9 +183,11 @@ func (r *Resolver) learnTaskDef(ctx context.Context, taskARN, td string) error {
 		}
 	}
 	r.taskDef[taskARN] = td
-	r.pending["taskdef:"+taskARN] = td
-	defer r.mu.Unlock()
-	return r.maybeFlush(ctx)
+	if r.store != nil {
+		r.pending["taskdef:"+taskARN] = td
+	}
+	r.mu.Unlock()
+	return nil
 }
 
 func (r *Resolver) lookupTaskDef(ctx context.Context, taskARN string) (string, error) {

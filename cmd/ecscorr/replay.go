@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -15,11 +14,9 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"golang.org/x/term"
@@ -29,6 +26,7 @@ import (
 	"github.com/ecscorr/ecscorr/correlate/state"
 	"github.com/ecscorr/ecscorr/pipeline"
 	"github.com/ecscorr/ecscorr/rules"
+	"github.com/ecscorr/ecscorr/sinks/file"
 	"github.com/ecscorr/ecscorr/sources/archive"
 )
 
@@ -44,6 +42,8 @@ type replayFlags struct {
 	quiet      bool
 	cpuProfile string
 	verbose    bool
+	// commitEvery is the processing time between state commits with --state.
+	commitEvery time.Duration
 }
 
 func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -61,6 +61,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.BoolVar(&f.quiet, "quiet", false, "no summary on stderr")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging")
+	fs.DurationVar(&f.commitEvery, "commit-interval", time.Second, "with --state: processing time between atomic state commits")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: ecscorr replay [flags] PATH...\n\nReplays archived logs (files or folders, plain or gzip) in event-time order and writes incidents.")
 		fs.PrintDefaults()
@@ -155,6 +156,13 @@ func loadRules(paths []string, stderr io.Writer, notes bool) (*rule.Set, bool) {
 
 func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, since, until time.Time, stdout, stderr io.Writer, log *slog.Logger) (int, error) {
 	start := time.Now()
+	// The destination is opened first: an unwritable --out stops the run
+	// before it has read or committed anything.
+	sink, err := file.Create(f.out, file.Format(f.format), pipeline.SinkFinal, stdout)
+	if err != nil {
+		return 1, err
+	}
+	defer sink.Close(ctx)
 	tmp, err := os.MkdirTemp("", "ecscorr-replay-")
 	if err != nil {
 		return 1, fmt.Errorf("creating temp dir: %w", err)
@@ -163,9 +171,10 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 	// Without --state the engine runs ephemeral: its state lives in memory
 	// (as it does anyway) and is not written to a store nobody will read.
 	var (
-		st  *state.Store
-		cm  pipeline.ContainerMap
-		eng *engine.Engine
+		st    *state.Store
+		store pipeline.StateStore
+		cm    pipeline.ContainerMap
+		eng   *engine.Engine
 	)
 	if f.stateDir != "" {
 		st, err = state.Open(f.stateDir, state.Options{Logger: log})
@@ -173,7 +182,7 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 			return 1, fmt.Errorf("opening state %s: %w", f.stateDir, err)
 		}
 		defer st.Close()
-		cm = st
+		store, cm = st, st
 	}
 	eng, err = engine.New(ctx, set, st, engine.Options{Logger: log, Ephemeral: st == nil})
 	if err != nil {
@@ -197,18 +206,44 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 		defer dlFile.Close()
 		dl = json.NewEncoder(dlFile)
 	}
-	bad := func(e archive.RecordError) {
-		badMu.Lock()
-		defer badMu.Unlock()
+	logBad := func(msg string, args ...any) {
 		if badLogged < 20 {
-			log.Warn("skipped record", "pos", e.Pos.String(), "source", string(e.Source), "reason", e.Reason)
+			log.Warn(msg, args...)
 			badLogged++
 			if badLogged == 20 {
 				log.Warn("further skipped records are only counted (see the summary)")
 			}
 		}
+	}
+	bad := func(e archive.RecordError) {
+		badMu.Lock()
+		defer badMu.Unlock()
+		logBad("skipped record", "pos", e.Pos.String(), "source", string(e.Source), "reason", e.Reason)
 		if dl != nil {
 			_ = dl.Encode(map[string]any{"file": e.Pos.File, "line": e.Pos.Line, "record": e.Pos.Record, "source": e.Source, "reason": e.Reason, "sample": string(e.Sample)})
+		}
+	}
+	// Events the Runner does not apply: a conflicting reuse of an id is bad
+	// input (logged and dead-lettered with both positions); a redelivery
+	// or a rerun over kept state is counted only.
+	onSkip := func(reason pipeline.SkipReason, ev *pipeline.Event, first *pipeline.Position) {
+		if reason == pipeline.SkipDuplicate {
+			return
+		}
+		badMu.Lock()
+		defer badMu.Unlock()
+		rec := map[string]any{"file": ev.Pos.File, "line": ev.Pos.Line, "record": ev.Pos.Record, "source": ev.Source, "id": ev.ID, "reason": string(reason)}
+		args := []any{"pos", ev.Pos.String(), "source", string(ev.Source), "id", ev.ID, "reason", string(reason)}
+		if first != nil {
+			rec["first"] = map[string]any{"file": first.File, "line": first.Line, "record": first.Record}
+			args = append(args, "first", first.String())
+		}
+		logBad("skipped event", args...)
+		if dl != nil {
+			if len(ev.Raw) > 0 {
+				rec["sample"] = string(ev.Raw)
+			}
+			_ = dl.Encode(rec)
 		}
 	}
 
@@ -242,46 +277,34 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 
 	progress := progressPrinter(stderr, start)
 	res := pipeline.NewResolver(cm, 0)
-	incs, stats, err := pipeline.Replay(ctx, read, eng, pipeline.ReplayOptions{
-		Since: since, Until: until,
-		Relevant: relevance(set),
-		Resolver: res,
-		SortMem:  f.sortMem,
-		TempDir:  tmp,
-		Progress: progress,
+	incs, as, rs, err := pipeline.Replay(ctx, read, eng, pipeline.ReplayOptions{
+		Archive: pipeline.ArchiveOptions{
+			Since: since, Until: until,
+			Relevant: relevance(set),
+			SortMem:  f.sortMem,
+			TempDir:  tmp,
+		},
+		Resolver:    res,
+		Store:       store,
+		Sinks:       []pipeline.Sink{sink},
+		CommitEvery: f.commitEvery,
+		OnSkip:      onSkip,
+		Progress:    progress,
+		Logger:      log,
 	})
+	if progress != nil {
+		fmt.Fprint(stderr, "\r\033[K")
+	}
 	if err != nil {
 		return 1, err
 	}
 	if err := eng.Close(ctx); err != nil {
 		return 1, fmt.Errorf("closing engine: %w", err)
 	}
-	if progress != nil {
-		fmt.Fprint(stderr, "\r\033[K")
-	}
-
-	out := stdout
-	if f.out != "" {
-		file, err := os.Create(f.out)
-		if err != nil {
-			return 1, fmt.Errorf("creating %s: %w", f.out, err)
-		}
-		defer file.Close()
-		out = file
-	}
-	w := bufio.NewWriter(out)
-	if f.format == "table" {
-		writeTable(w, incs)
-	} else if err := writeJSONL(w, incs); err != nil {
-		return 1, err
-	}
-	if err := w.Flush(); err != nil {
-		return 1, fmt.Errorf("writing incidents: %w", err)
-	}
 	if !f.quiet {
-		stats.OutOfRange += outOfRange.Load()
-		stats.Dropped += irrelevant.Load()
-		writeSummary(stderr, reader.Stats(), stats, incs, eng.Stats(), time.Since(start))
+		as.OutOfRange += outOfRange.Load()
+		as.Dropped += irrelevant.Load()
+		writeSummary(stderr, reader.Stats(), as, rs, incs, eng.Stats(), time.Since(start))
 	}
 	return 0, nil
 }
@@ -346,66 +369,7 @@ func relevance(set *rule.Set) func(*pipeline.Event) pipeline.Relevance {
 	}
 }
 
-func writeJSONL(w io.Writer, incs []pipeline.Incident) error {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	for i := range incs {
-		if err := enc.Encode(&incs[i]); err != nil {
-			return fmt.Errorf("encoding incident %s: %w", incs[i].ID, err)
-		}
-	}
-	return nil
-}
-
-func keyString(k map[string]string) string {
-	if td := k["task_definition_arn"]; td != "" && k["task_arn"] == "" {
-		if i := strings.LastIndex(td, "task-definition/"); i >= 0 {
-			return "taskdef " + td[i+len("task-definition/"):]
-		}
-	}
-	if arn := k["task_arn"]; arn != "" {
-		if t, ok := pipeline.ParseTaskARN(arn); ok {
-			if t.Cluster != "" {
-				return "task " + t.Cluster + "/" + t.ID
-			}
-			return "task " + t.ID
-		}
-		return arn
-	}
-	names := make([]string, 0, len(k))
-	for n := range k {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	parts := make([]string, 0, len(names))
-	for _, n := range names {
-		if k[n] != "" {
-			parts = append(parts, n+"="+k[n])
-		}
-	}
-	return strings.Join(parts, " ")
-}
-
-func writeTable(w io.Writer, incs []pipeline.Incident) {
-	if len(incs) == 0 {
-		fmt.Fprintln(w, "no incidents")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEVERITY\tFIRST SEEN (UTC)\tRULE\tKEY\tEVENTS\tSTATUS\tTITLE")
-	for _, inc := range incs {
-		title := inc.Title
-		if len(title) > 90 {
-			title = title[:87] + "..."
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", strings.ToUpper(inc.Severity.String()),
-			inc.FirstSeen.UTC().Format("2006-01-02 15:04:05"), inc.Rule, keyString(inc.Key),
-			len(inc.Events)+inc.EventsDropped, inc.Status, title)
-	}
-	tw.Flush()
-}
-
-func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ReplayStats, incs []pipeline.Incident, es engine.Stats, took time.Duration) {
+func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ArchiveStats, run pipeline.RunStats, incs []pipeline.Incident, es engine.Stats, took time.Duration) {
 	var total int64
 	fmt.Fprintln(w, "\nreplay summary")
 	fmt.Fprintf(w, "  files read: %d\n", rs.Files)
@@ -446,24 +410,33 @@ func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ReplayStats, incs [
 	if st.OutOfRange > 0 {
 		fmt.Fprintf(w, "  outside --since/--until: %d\n", st.OutOfRange)
 	}
-	fmt.Fprintf(w, "  events correlated: %d (irrelevant to every rule: %d)\n", st.Correlated, st.Dropped)
+	fmt.Fprintf(w, "  events correlated: %d (irrelevant to every rule: %d)\n", run.Applied, st.Dropped)
+	if run.Duplicates > 0 {
+		fmt.Fprintf(w, "  events already applied (repeated, or in the kept --state): %d\n", run.Duplicates)
+	}
+	if run.Conflicts > 0 {
+		fmt.Fprintf(w, "  events reusing an applied id with other content (dead-lettered): %d\n", run.Conflicts)
+	}
+	if run.TooLate > 0 {
+		fmt.Fprintf(w, "  events older than every rule's reach behind the watermark: %d\n", run.TooLate)
+	}
 	var unresolved int64
-	for _, n := range st.Unresolved {
+	for _, n := range run.Unresolved {
 		unresolved += n
 	}
 	fmt.Fprintf(w, "  events unresolved to a task: %d", unresolved)
 	if unresolved > 0 {
 		var parts []string
 		for _, s := range pipeline.Sources {
-			if n := st.Unresolved[s]; n > 0 {
+			if n := run.Unresolved[s]; n > 0 {
 				parts = append(parts, fmt.Sprintf("%s %d", s, n))
 			}
 		}
 		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
 	}
 	fmt.Fprintln(w)
-	if !st.First.IsZero() {
-		fmt.Fprintf(w, "  event time: %s .. %s\n", st.First.Format(time.RFC3339), st.Last.Format(time.RFC3339))
+	if !run.First.IsZero() {
+		fmt.Fprintf(w, "  event time: %s .. %s\n", run.First.Format(time.RFC3339), run.Last.Format(time.RFC3339))
 	}
 	if st.Runs > 0 {
 		fmt.Fprintf(w, "  sorted on disk: %d events in %d runs\n", st.Spilled, st.Runs)
@@ -492,16 +465,20 @@ func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ReplayStats, incs [
 
 // progressPrinter returns a progress callback that redraws one line on
 // stderr, or nil when stderr is not a terminal.
-func progressPrinter(stderr io.Writer, start time.Time) func(pipeline.ReplayStats) {
+func progressPrinter(stderr io.Writer, start time.Time) func(pipeline.ArchiveStats, pipeline.RunStats) {
 	f, ok := stderr.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return nil
 	}
 	var last time.Time
-	return func(st pipeline.ReplayStats) {
+	return func(st pipeline.ArchiveStats, run pipeline.RunStats) {
 		now := time.Now()
-		if now.Sub(last) < 200*time.Millisecond && st.Phase != "correlating" {
+		if now.Sub(last) < 200*time.Millisecond {
 			return
+		}
+		phase := "reading"
+		if run.Received > 0 {
+			phase = "correlating"
 		}
 		last = now
 		var read int64
@@ -509,7 +486,7 @@ func progressPrinter(stderr io.Writer, start time.Time) func(pipeline.ReplayStat
 			read += n
 		}
 		el := now.Sub(start).Seconds()
-		fmt.Fprintf(stderr, "\r\033[K%s: %d records read, %d correlated, %.0f records/s", st.Phase, read, st.Correlated, float64(read)/max(el, 1e-3))
+		fmt.Fprintf(stderr, "\r\033[K%s: %d records read, %d correlated, %.0f records/s", phase, read, run.Applied, float64(read)/max(el, 1e-3))
 	}
 }
 

@@ -442,6 +442,18 @@ func entityField(en *rule.EntityEnv, name string) string {
 	return ""
 }
 
+// Horizon is how far behind the watermark an event can still change state:
+// the longest retention of any rule plus the lateness. The Runner remembers
+// applied events that long (so a redelivery or a rerun is not applied
+// twice) and treats older events as too late.
+func (e *Engine) Horizon() time.Duration {
+	var h time.Duration
+	for _, rt := range e.rules {
+		h = max(h, rt.ttl, rt.r.DedupWindow+e.opts.Lateness)
+	}
+	return h
+}
+
 // Advance moves the event-time watermark and decides what waits for it.
 func (e *Engine) Advance(ctx context.Context, watermark time.Time) ([]pipeline.Incident, error) {
 	e.mu.Lock()

@@ -69,11 +69,12 @@ func (e *Engine) Checkpoint(ctx context.Context) error {
 	return nil
 }
 
-// CheckpointBatch adds all changed state to b, so that a caller can commit
-// its source positions in the same write. The caller must Commit b; if
-// that fails, the engine's state is no longer known to be durable and the
-// caller should restart from the previous positions.
-func (e *Engine) CheckpointBatch(ctx context.Context, b *state.Batch) error {
+// CheckpointBatch adds all changed state to b (pipeline.Checkpointer), so
+// that the Runner commits it atomically with resolver links, source
+// positions and the outbox. The caller must commit b; if that fails, the
+// engine's state is no longer known to be durable and the caller must
+// restart from the previous commit.
+func (e *Engine) CheckpointBatch(ctx context.Context, b pipeline.StateWriter) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := ctx.Err(); err != nil {

@@ -10,9 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/ecscorr/ecscorr/pipeline"
 )
 
 // Kind namespaces keys: the first byte of every key.
@@ -24,9 +27,18 @@ const (
 	KindBaseline   Kind = 'b' // metric baselines per rule+key
 	KindIncident   Kind = 'i' // open incidents by id
 	KindDedup      Kind = 'd' // dedup key → incident id
-	KindContainer  Kind = 'c' // container short id → task ARN
 	KindMeta       Kind = 'm' // engine watermark and similar singletons
-	KindCheckpoint Kind = 'x' // source positions and other generic values
+
+	// Families the pipeline writes (pipeline/state.go).
+	KindContainer  = Kind(pipeline.FamilyContainer) // container short id → task ARN
+	KindCheckpoint = Kind(pipeline.FamilyPosition)  // source positions and other generic values
+	KindSeen       = Kind(pipeline.FamilySeen)      // events already applied
+	KindOutbox     = Kind(pipeline.FamilyOutbox)    // incidents not yet delivered
+	KindRunner     = Kind(pipeline.FamilyRunner)    // the Runner's watermark
+
+	// The commit journal (commit.go).
+	kindJournal Kind = 'J' // journal chunks of a commit too large for one transaction
+	kindMarker  Kind = 'K' // the journal's commit marker, written last
 )
 
 // Key builds a namespaced key: kind byte, then the parts joined by 0x00.
@@ -64,6 +76,10 @@ type Store struct {
 	opts   Options
 	cancel context.CancelFunc
 	done   chan struct{}
+	// commitMu serialises commits: the journal holds one commit at a time.
+	commitMu sync.Mutex
+	// failAt, in tests, makes the journal path stop at a stage (see commit.go).
+	failAt commitStage
 }
 
 // slogAdapter routes Badger's own logging to slog; only warnings and errors
@@ -121,6 +137,14 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
 	}
 	s := newStore(db, opts)
+	if err := s.recover(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state: %s: %w", dir, err)
+	}
+	if err := s.checkVersion(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state: %s: %w", dir, err)
+	}
 	if opts.GCInterval > 0 {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.cancel = cancel
@@ -139,7 +163,12 @@ func OpenInMemory() (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: open in memory: %w", err)
 	}
-	return newStore(db, opts), nil
+	s := newStore(db, opts)
+	if err := s.checkVersion(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 func newStore(db *badger.DB, opts Options) *Store {
@@ -246,63 +275,6 @@ func (s *Store) DropPrefix(prefix []byte) error {
 		return fmt.Errorf("state: drop prefix: %w", err)
 	}
 	return nil
-}
-
-// Batch collects writes that commit together: engine state and the source
-// positions that produced it go in the same batch.
-type Batch struct {
-	wb  *badger.WriteBatch
-	err error
-	n   int
-}
-
-// NewBatch starts a batch.
-func (s *Store) NewBatch() *Batch { return &Batch{wb: s.db.NewWriteBatch()} }
-
-// Set adds a write; ttl 0 means no expiry. Keys and values must not be
-// modified until Commit.
-func (b *Batch) Set(key, val []byte, ttl time.Duration) {
-	if b.err != nil {
-		return
-	}
-	e := badger.NewEntry(key, val)
-	if ttl > 0 {
-		e = e.WithTTL(ttl)
-	}
-	b.err = b.wb.SetEntry(e)
-	b.n++
-}
-
-// Delete adds a deletion.
-func (b *Batch) Delete(key []byte) {
-	if b.err != nil {
-		return
-	}
-	b.err = b.wb.Delete(key)
-	b.n++
-}
-
-// Len is the number of writes added.
-func (b *Batch) Len() int { return b.n }
-
-// Commit writes the batch.
-func (b *Batch) Commit() error {
-	if b.err != nil {
-		b.wb.Cancel()
-		return fmt.Errorf("state: batch: %w", b.err)
-	}
-	if err := b.wb.Flush(); err != nil {
-		return fmt.Errorf("state: commit: %w", err)
-	}
-	return nil
-}
-
-// Cancel discards the batch.
-func (b *Batch) Cancel() { b.wb.Cancel() }
-
-// PutContainer implements pipeline.ContainerMap.
-func (s *Store) PutContainer(_ context.Context, containerID, taskARN string) error {
-	return s.Put(Key(KindContainer, containerID), []byte(taskARN), s.opts.ContainerTTL)
 }
 
 // GetContainer implements pipeline.ContainerMap.

@@ -1,0 +1,64 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+)
+
+// An Input is where events come from: a finite archive in replay, a queue,
+// a stream or a Kafka partition live. (Source, by contrast, names the
+// service that produced an event: CloudTrail, GuardDuty, ...; one Input
+// may carry several.)
+//
+// The contract is Benthos's read-with-acknowledgement: Read hands out a
+// batch and an AckFunc; the Runner calls the AckFunc, in read order, only
+// after the commit that holds the effects of every event of the batch (and
+// of every earlier batch) has succeeded. An Input that has to redeliver
+// unacknowledged batches after a crash (SQS, Kafka) is thereby exactly as
+// safe as the commit; the Runner recognises redelivered events that were
+// already applied and skips them.
+type Input interface {
+	// Name identifies the input in positions, logs and metrics. It must
+	// be stable across restarts: the committed position is stored under it.
+	Name() string
+	// Open prepares reading after pos: the position stored with the last
+	// commit (nil when there is none).
+	Open(ctx context.Context, pos []byte) error
+	// Read blocks until a batch is available and returns it. A finite
+	// input returns io.EOF when it is exhausted. Read returns promptly
+	// when ctx is done.
+	Read(ctx context.Context) (Batch, AckFunc, error)
+	// Close releases the input.
+	Close(ctx context.Context) error
+}
+
+// Batch is events read together from one input.
+type Batch struct {
+	Events []*Event
+	// Position is the input's opaque position after this batch. The
+	// Runner stores it in the commit that holds the batch's effects and
+	// gives it back to Open after a restart; nil stores nothing.
+	Position []byte
+}
+
+// AckFunc acknowledges a batch. err is nil when the batch's effects are
+// committed; otherwise the batch was not processed and should be
+// redelivered (a nack). The Runner never acknowledges a batch before every
+// earlier batch of the same input.
+type AckFunc func(ctx context.Context, err error) error
+
+// NoAck is the AckFunc of inputs that need no acknowledgement.
+func NoAck(context.Context, error) error { return nil }
+
+// Correlator is what the Runner drives: the engine in correlate/engine.
+// Process receives events in event-time order (late ones excepted);
+// Advance moves the watermark. Each returned incident is the incident's
+// full current state.
+type Correlator interface {
+	Checkpointer
+	Process(ctx context.Context, ev *Event) ([]Incident, error)
+	Advance(ctx context.Context, watermark time.Time) ([]Incident, error)
+	// Horizon is how far behind the watermark an event can still change
+	// state (the longest rule retention plus lateness).
+	Horizon() time.Duration
+}

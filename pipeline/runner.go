@@ -1,0 +1,715 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"slices"
+	"time"
+)
+
+// RunnerOptions configure a Runner.
+type RunnerOptions struct {
+	Inputs     []Input
+	Correlator Correlator
+	// Resolver links events to tasks; nil is a fresh one reading links
+	// from Store when Store is a ContainerMap.
+	Resolver *Resolver
+	// Store is where commits go; nil runs without durability (a replay
+	// whose state is thrown away).
+	Store StateStore
+	Sinks []Sink
+	// Lateness is the allowed lateness per source (DefaultLateness for the
+	// rest); IdleAfter is the processing time after which a silent source
+	// stops holding the watermark back (0: never, as in replay). An
+	// ordered input (OrderedInput) is its own clock: its watermark is its
+	// latest event time.
+	Lateness        map[Source]time.Duration
+	DefaultLateness time.Duration
+	IdleAfter       time.Duration
+	// AdvanceEvery is the event-time step between watermark advances
+	// (default 1s). Results do not depend on it; it bounds how much expired
+	// state the correlator holds.
+	AdvanceEvery time.Duration
+	// CommitEvery is the processing time between commits (default 1s).
+	// Every commit holds the engine state, resolver links, applied-event
+	// ids, input positions and outbox entries, atomically; inputs are
+	// acknowledged after it.
+	CommitEvery time.Duration
+	// End, for finite runs, is the watermark to advance to once every
+	// input is exhausted (zero: the latest event time).
+	End time.Time
+	// Report, when set, picks the incidents of earlier runs over the same
+	// Store that SinkFinal sinks get besides this run's (a replay report of
+	// the window it replays); nil gives them all.
+	Report func(Incident) bool
+	// OnSkip is told of each event not applied (a redelivery, a conflicting
+	// reuse of an id, an event older than the horizon); first is the
+	// applied event it repeats, when there is one.
+	OnSkip func(reason SkipReason, ev *Event, first *Position)
+	// Progress is called after each batch with the counters so far.
+	Progress func(RunStats)
+	Logger   *slog.Logger
+	Now      func() time.Time // processing time (default time.Now)
+}
+
+// OrderedInput is implemented by inputs whose events come in event-time
+// order across all their sources (a sorted archive). Their watermark is
+// the time of their latest event, whatever the per-source lateness.
+type OrderedInput interface {
+	Ordered() bool
+}
+
+// SkipReason says why the Runner did not apply an event.
+type SkipReason string
+
+const (
+	// SkipDuplicate: the same event (source, id and content) was applied
+	// before: an at-least-once redelivery, or a rerun over kept state.
+	SkipDuplicate SkipReason = "duplicate"
+	// SkipConflict: an applied event had the same source and id but other
+	// content; the first one applied wins.
+	SkipConflict SkipReason = "conflicting_duplicate"
+	// SkipTooLate: older than the correlator's horizon behind the
+	// watermark; no rule could still use it.
+	SkipTooLate SkipReason = "too_late"
+)
+
+// RunStats counts what a Runner did.
+type RunStats struct {
+	Received   int64 // events read from the inputs
+	Applied    int64 // events given to the correlator
+	Duplicates int64
+	Conflicts  int64
+	TooLate    int64
+	// Late counts events that arrived after the watermark had passed them
+	// (applied anyway, out of order: the correlator's decisions already
+	// taken stand).
+	Late int64
+	// Unresolved counts runtime and metric events (GuardDuty, Falco,
+	// Container Insights) that could not be linked to a task.
+	Unresolved map[Source]int64
+	Commits    int
+	Delivered  int64 // incidents handed to sinks
+	First      time.Time
+	Last       time.Time
+	Watermark  time.Time
+	Buffered   int // events waiting in the reorder buffer
+}
+
+// Runner drives the correlator for replay and live mode alike: it reads
+// inputs, recognises redeliveries, orders events by event time within the
+// allowed lateness, resolves tasks, feeds the correlator, advances the
+// watermark, commits state with input positions and the outbox
+// atomically, acknowledges inputs after the commit and delivers incidents
+// to sinks.
+type Runner struct {
+	o     RunnerOptions
+	log   *slog.Logger
+	res   *Resolver
+	wms   *Watermarks
+	rb    ReorderBuffer
+	seen  *seenSet
+	ins   []*inputState
+	stats RunStats
+
+	lastAdv    time.Time // last watermark given to Advance
+	step       time.Duration
+	horizon    time.Duration
+	lastCommit time.Time
+
+	// changes since the last commit, coalesced per incident, in order of
+	// first change.
+	changes   map[string]Incident
+	changeIDs []string
+	// final holds the latest state of every incident of the run for
+	// SinkFinal sinks (with those an earlier, interrupted run left in the
+	// outbox).
+	final map[string]Incident
+	// delivered are outbox keys of stream sinks to delete at the next commit.
+	delivered [][]byte
+	// undelivered are changes a stream sink failed to take: retried after
+	// the next commit.
+	undelivered map[int][]Incident
+	closed      map[int]bool // sinks already closed
+}
+
+var runnerWatermarkKey = FamilyKey(FamilyRunner, "watermark")
+
+type inputState struct {
+	in      Input
+	clock   Source // watermark key of an ordered input ("" otherwise)
+	pending []*pendingBatch
+	done    bool
+}
+
+// pendingBatch is a batch read and not yet acknowledged.
+type pendingBatch struct {
+	ack       AckFunc
+	pos       []byte
+	remaining int // events not yet applied or skipped
+}
+
+// NewRunner checks the options and builds a Runner.
+func NewRunner(o RunnerOptions) (*Runner, error) {
+	if o.Correlator == nil {
+		return nil, errors.New("runner: no correlator")
+	}
+	if len(o.Inputs) == 0 {
+		return nil, errors.New("runner: no inputs")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.AdvanceEvery <= 0 {
+		o.AdvanceEvery = time.Second
+	}
+	if o.CommitEvery <= 0 {
+		o.CommitEvery = time.Second
+	}
+	r := &Runner{o: o, log: o.Logger, step: o.AdvanceEvery, seen: newSeenSet(),
+		changes: map[string]Incident{}, final: map[string]Incident{}, undelivered: map[int][]Incident{}, closed: map[int]bool{}}
+	r.stats.Unresolved = map[Source]int64{}
+	r.res = o.Resolver
+	if r.res == nil {
+		cm, _ := o.Store.(ContainerMap)
+		r.res = NewResolver(cm, 0)
+	}
+	lateness := make(map[Source]time.Duration, len(o.Lateness)+len(o.Inputs))
+	for s, d := range o.Lateness {
+		lateness[s] = d
+	}
+	names := map[string]bool{}
+	for _, in := range o.Inputs {
+		if names[in.Name()] {
+			return nil, fmt.Errorf("runner: two inputs named %q", in.Name())
+		}
+		names[in.Name()] = true
+		st := &inputState{in: in}
+		if oi, ok := in.(OrderedInput); ok && oi.Ordered() {
+			// An ordered input's own progress is its clock: everything
+			// strictly before its latest event has arrived.
+			st.clock = Source("input:" + in.Name())
+			lateness[st.clock] = time.Nanosecond
+		}
+		r.ins = append(r.ins, st)
+	}
+	r.wms = NewWatermarks(o.DefaultLateness, lateness, o.IdleAfter)
+	r.horizon = o.Correlator.Horizon()
+	return r, nil
+}
+
+// Resolver returns the resolver the Runner uses.
+func (r *Runner) Resolver() *Resolver { return r.res }
+
+type inputMsg struct {
+	idx int
+	b   Batch
+	ack AckFunc
+	err error
+}
+
+// Run reads until every input is exhausted (finite inputs) or ctx is done.
+// On the way out it commits what was applied; on a finite run's end it
+// first decides everything up to End and delivers to SinkFinal sinks.
+func (r *Runner) Run(ctx context.Context) (RunStats, error) {
+	if err := r.load(ctx); err != nil {
+		return r.stats, err
+	}
+	for _, st := range r.ins {
+		var pos []byte
+		if r.o.Store != nil {
+			v, ok, err := r.o.Store.Get(FamilyKey(FamilyPosition, st.in.Name()))
+			if err != nil {
+				return r.stats, fmt.Errorf("runner: reading the position of %s: %w", st.in.Name(), err)
+			}
+			if ok {
+				pos = v
+			}
+		}
+		if err := st.in.Open(ctx, pos); err != nil {
+			return r.stats, fmt.Errorf("opening input %s: %w", st.in.Name(), err)
+		}
+	}
+	defer func() {
+		for _, st := range r.ins {
+			if err := st.in.Close(context.WithoutCancel(ctx)); err != nil {
+				r.log.Warn("closing input", "input", st.in.Name(), "err", err)
+			}
+		}
+	}()
+
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	msgs := make(chan inputMsg, 2*len(r.ins))
+	for i, st := range r.ins {
+		go func() {
+			for {
+				b, ack, err := st.in.Read(rctx)
+				select {
+				case msgs <- inputMsg{idx: i, b: b, ack: ack, err: err}:
+				case <-rctx.Done():
+					return
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	tick := time.NewTicker(min(r.o.CommitEvery, time.Second))
+	defer tick.Stop()
+	r.lastCommit = r.o.Now()
+	open := len(r.ins)
+	for open > 0 {
+		select {
+		case <-ctx.Done():
+			return r.stats, r.shutdown(ctx, ctx.Err())
+		case m := <-msgs:
+			if m.err != nil {
+				if errors.Is(m.err, io.EOF) {
+					r.ins[m.idx].done = true
+					open--
+					continue
+				}
+				if ctx.Err() != nil {
+					return r.stats, r.shutdown(ctx, ctx.Err())
+				}
+				err := fmt.Errorf("reading %s: %w", r.ins[m.idx].in.Name(), m.err)
+				return r.stats, r.shutdown(ctx, err)
+			}
+			if err := r.accept(ctx, m); err != nil {
+				return r.stats, r.shutdown(ctx, err)
+			}
+			if err := r.release(ctx, r.wms.Current(r.o.Now()), false); err != nil {
+				return r.stats, r.shutdown(ctx, err)
+			}
+			if r.o.Progress != nil {
+				r.o.Progress(r.Stats())
+			}
+		case <-tick.C:
+			// Idle sources may let the watermark move.
+			if err := r.release(ctx, r.wms.Current(r.o.Now()), false); err != nil {
+				return r.stats, r.shutdown(ctx, err)
+			}
+		}
+		if r.o.Now().Sub(r.lastCommit) >= r.o.CommitEvery {
+			if err := r.commit(ctx); err != nil {
+				return r.stats, r.shutdown(ctx, err)
+			}
+		}
+	}
+	// Every input is exhausted: everything has arrived.
+	if err := r.release(ctx, time.Unix(math.MaxInt64/2, 0), true); err != nil {
+		return r.stats, r.shutdown(ctx, err)
+	}
+	end := r.o.End
+	if end.IsZero() {
+		end = r.stats.Last
+	}
+	if !end.IsZero() && end.After(r.lastAdv) {
+		if err := r.advance(ctx, end); err != nil {
+			return r.stats, r.shutdown(ctx, err)
+		}
+	}
+	if err := r.commit(ctx); err != nil {
+		return r.stats, r.shutdown(ctx, err)
+	}
+	if err := r.deliverFinal(ctx); err != nil {
+		return r.stats, err
+	}
+	return r.stats, r.closeSinks(ctx)
+}
+
+// shutdown commits what was applied before an early return (cancellation
+// or an error), so that acknowledged work is never redone, and reports
+// cause.
+func (r *Runner) shutdown(ctx context.Context, cause error) error {
+	cctx := context.WithoutCancel(ctx)
+	if err := r.commit(cctx); err != nil {
+		cause = errors.Join(cause, fmt.Errorf("final commit: %w", err))
+	}
+	for _, st := range r.ins {
+		for _, b := range st.pending {
+			if b.ack != nil {
+				_ = b.ack(cctx, cause)
+			}
+		}
+		st.pending = nil
+	}
+	if err := r.closeSinks(cctx); err != nil {
+		cause = errors.Join(cause, err)
+	}
+	if errors.Is(cause, context.Canceled) && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return cause
+}
+
+func (r *Runner) closeSinks(ctx context.Context) error {
+	var errs []error
+	for i, s := range r.o.Sinks {
+		if r.closed[i] {
+			continue
+		}
+		r.closed[i] = true
+		if err := s.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("closing sink %s: %w", s.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// load restores what the Runner itself keeps: applied-event ids and the
+// outbox.
+func (r *Runner) load(ctx context.Context) error {
+	if r.o.Store == nil {
+		return nil
+	}
+	if err := r.seen.load(r.o.Store); err != nil {
+		return fmt.Errorf("runner: loading applied events: %w", err)
+	}
+	if v, ok, err := r.o.Store.Get(runnerWatermarkKey); err != nil {
+		return fmt.Errorf("runner: loading the watermark: %w", err)
+	} else if ok {
+		if err := r.lastAdv.UnmarshalBinary(v); err != nil {
+			return fmt.Errorf("runner: loading the watermark: %w", err)
+		}
+		r.stats.Watermark = r.lastAdv
+	}
+	for si, s := range r.o.Sinks {
+		prefix := FamilyKey(FamilyOutbox, s.Name(), "")
+		var left []Incident
+		err := r.o.Store.Iterate(prefix, func(k, v []byte) error {
+			var inc Incident
+			if err := json.Unmarshal(v, &inc); err != nil {
+				return fmt.Errorf("outbox entry %q: %w", k, err)
+			}
+			left = append(left, inc)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("runner: loading the outbox of %s: %w", s.Name(), err)
+		}
+		if len(left) == 0 {
+			continue
+		}
+		if s.Mode() == SinkStream {
+			r.log.Info("runner: undelivered incidents from an earlier run", "sink", s.Name(), "incidents", len(left))
+		}
+		if s.Mode() == SinkFinal {
+			for _, inc := range left {
+				if r.o.Report == nil || r.o.Report(inc) {
+					r.final[inc.ID] = inc
+				}
+			}
+		} else {
+			r.undelivered[si] = left
+		}
+	}
+	return ctx.Err()
+}
+
+// accept takes in a batch: links are learned at once (they are facts about
+// ids, not about time) and events go into the reorder buffer.
+func (r *Runner) accept(ctx context.Context, m inputMsg) error {
+	st := r.ins[m.idx]
+	ack := m.ack
+	if ack == nil {
+		ack = NoAck
+	}
+	pb := &pendingBatch{ack: ack, pos: m.b.Position, remaining: len(m.b.Events)}
+	st.pending = append(st.pending, pb)
+	now := r.o.Now()
+	for _, ev := range m.b.Events {
+		r.stats.Received++
+		ev.batch = pb
+		if ev.Entity.TaskARN != "" && (len(ev.Containers) > 0 || ev.Entity.ContainerID != "") {
+			if err := r.res.LearnEvent(ctx, ev, ev.Containers...); err != nil {
+				return err
+			}
+		}
+		if st.clock != "" {
+			r.wms.Observe(st.clock, ev.Time, now)
+		} else {
+			r.wms.Observe(ev.Source, ev.Time, now)
+		}
+		if !r.rb.Push(ev) {
+			r.stats.Late++
+			if err := r.apply(ctx, ev); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// release applies, in event-time order, every buffered event at or before
+// wm, then advances the correlator to wm.
+func (r *Runner) release(ctx context.Context, wm time.Time, final bool) error {
+	err := r.rb.Release(wm, func(ev *Event) error {
+		// Everything strictly before this event has been applied: the
+		// correlator may decide up to just before it. (Exactly what a
+		// sorted replay does; results do not depend on the step.)
+		if before := ev.Time.Add(-time.Nanosecond); r.lastAdv.IsZero() || before.Sub(r.lastAdv) >= r.step {
+			if err := r.advance(ctx, before); err != nil {
+				return err
+			}
+		}
+		return r.apply(ctx, ev)
+	})
+	if err != nil {
+		return err
+	}
+	r.stats.Buffered = r.rb.Len()
+	if !final && !r.stats.Last.IsZero() && wm.Sub(r.lastAdv) >= r.step {
+		return r.advance(ctx, wm)
+	}
+	return nil
+}
+
+func (r *Runner) advance(ctx context.Context, wm time.Time) error {
+	incs, err := r.o.Correlator.Advance(ctx, wm)
+	if err != nil {
+		return fmt.Errorf("advancing watermark to %s: %w", wm.Format(time.RFC3339Nano), err)
+	}
+	r.collect(incs)
+	r.lastAdv = wm
+	r.stats.Watermark = wm
+	return nil
+}
+
+// apply gives one event to the correlator unless it was applied before or
+// is too old to matter.
+func (r *Runner) apply(ctx context.Context, ev *Event) error {
+	defer r.done(ev)
+	if r.stats.First.IsZero() || ev.Time.Before(r.stats.First) {
+		r.stats.First = ev.Time
+	}
+	if ev.Time.After(r.stats.Last) {
+		r.stats.Last = ev.Time
+	}
+	if first, conflict := r.seen.check(ev); first != nil {
+		reason := SkipDuplicate
+		if conflict {
+			reason = SkipConflict
+			r.stats.Conflicts++
+		} else {
+			r.stats.Duplicates++
+		}
+		if r.o.OnSkip != nil {
+			r.o.OnSkip(reason, ev, &first.Pos)
+		}
+		return nil
+	}
+	if !r.lastAdv.IsZero() && ev.Time.Before(r.lastAdv.Add(-r.horizon)) {
+		r.stats.TooLate++
+		if r.o.OnSkip != nil {
+			r.o.OnSkip(SkipTooLate, ev, nil)
+		}
+		return nil
+	}
+	r.seen.add(ev)
+	if err := r.res.Resolve(ctx, ev, ev.Containers...); err != nil {
+		return fmt.Errorf("resolving task of %s: %w", ev.Pos, err)
+	}
+	if ev.Entity.TaskARN == "" {
+		switch ev.Source {
+		case SourceGuardDuty, SourceFalco, SourceContainerInsights:
+			r.stats.Unresolved[ev.Source]++
+		}
+	}
+	incs, err := r.o.Correlator.Process(ctx, ev)
+	if err != nil {
+		return fmt.Errorf("correlating event %s (%s): %w", ev.ID, ev.Pos, err)
+	}
+	r.collect(incs)
+	r.stats.Applied++
+	return nil
+}
+
+func (r *Runner) done(ev *Event) {
+	if pb := ev.batch; pb != nil {
+		pb.remaining--
+		ev.batch = nil
+	}
+}
+
+func (r *Runner) collect(incs []Incident) {
+	for _, inc := range incs {
+		if _, ok := r.changes[inc.ID]; !ok {
+			r.changeIDs = append(r.changeIDs, inc.ID)
+		}
+		r.changes[inc.ID] = inc
+		r.final[inc.ID] = inc
+	}
+}
+
+// commit writes, in one atomic commit, the correlator's and resolver's
+// changes, the applied-event ids, the positions of the inputs' fully
+// applied batches and the outbox; then acknowledges those batches and
+// hands the changes to stream sinks.
+func (r *Runner) commit(ctx context.Context) error {
+	r.lastCommit = r.o.Now()
+	if !r.lastAdv.IsZero() {
+		r.seen.prune(r.lastAdv.Add(-r.horizon))
+	}
+	type acked struct {
+		st *inputState
+		bs []*pendingBatch
+	}
+	var acks []acked
+	for _, st := range r.ins {
+		n := 0
+		for n < len(st.pending) && st.pending[n].remaining <= 0 {
+			n++
+		}
+		if n > 0 {
+			acks = append(acks, acked{st, st.pending[:n]})
+		}
+	}
+	changes := make([]Incident, 0, len(r.changeIDs))
+	for _, id := range r.changeIDs {
+		changes = append(changes, r.changes[id])
+	}
+	if r.o.Store != nil {
+		txn := r.o.Store.Begin()
+		if err := r.o.Correlator.CheckpointBatch(ctx, txn); err != nil {
+			txn.Cancel()
+			return err
+		}
+		if err := r.res.CheckpointBatch(ctx, txn); err != nil {
+			txn.Cancel()
+			return err
+		}
+		r.seen.checkpoint(txn)
+		if !r.lastAdv.IsZero() {
+			v, err := r.lastAdv.MarshalBinary()
+			if err != nil {
+				txn.Cancel()
+				return fmt.Errorf("encoding the watermark: %w", err)
+			}
+			txn.Set(runnerWatermarkKey, v, 0)
+		}
+		for _, a := range acks {
+			for i := len(a.bs) - 1; i >= 0; i-- {
+				if a.bs[i].pos != nil {
+					txn.Set(FamilyKey(FamilyPosition, a.st.in.Name()), a.bs[i].pos, 0)
+					break
+				}
+			}
+		}
+		for _, k := range r.delivered {
+			txn.Delete(k)
+		}
+		for _, inc := range changes {
+			v, err := json.Marshal(inc)
+			if err != nil {
+				txn.Cancel()
+				return fmt.Errorf("encoding incident %s for the outbox: %w", inc.ID, err)
+			}
+			for _, s := range r.o.Sinks {
+				txn.Set(FamilyKey(FamilyOutbox, s.Name(), inc.ID), v, 0)
+			}
+		}
+		if err := txn.Commit(); err != nil {
+			return fmt.Errorf("committing state: %w", err)
+		}
+	}
+	r.delivered = r.delivered[:0]
+	r.stats.Commits++
+	for _, a := range acks {
+		for _, b := range a.bs {
+			if err := b.ack(ctx, nil); err != nil {
+				r.log.Warn("acknowledging input", "input", a.st.in.Name(), "err", err)
+			}
+		}
+		a.st.pending = slices.Delete(a.st.pending, 0, len(a.bs))
+	}
+	clear(r.changes)
+	r.changeIDs = r.changeIDs[:0]
+	for si, s := range r.o.Sinks {
+		if s.Mode() != SinkStream {
+			continue
+		}
+		batch := append(r.undelivered[si], changes...)
+		if len(batch) == 0 {
+			continue
+		}
+		if err := s.Deliver(ctx, batch); err != nil {
+			// Kept in the outbox; issue #8 brings retries with backoff.
+			r.log.Warn("sink delivery failed; incidents stay in the outbox", "sink", s.Name(), "incidents", len(batch), "err", err)
+			r.undelivered[si] = batch
+			continue
+		}
+		delete(r.undelivered, si)
+		r.stats.Delivered += int64(len(batch))
+		for _, inc := range batch {
+			r.delivered = append(r.delivered, FamilyKey(FamilyOutbox, s.Name(), inc.ID))
+		}
+	}
+	return nil
+}
+
+// deliverFinal gives SinkFinal sinks the final state of every incident.
+// Their outbox entries stay: for a report they are the state's record of
+// its incidents, so that a rerun over the same state (or one after a crash)
+// reports them again, identically.
+func (r *Runner) deliverFinal(ctx context.Context) error {
+	all := r.Final()
+	for i, s := range r.o.Sinks {
+		if s.Mode() != SinkFinal {
+			continue
+		}
+		if err := s.Deliver(ctx, all); err != nil {
+			return fmt.Errorf("sink %s: %w", s.Name(), err)
+		}
+		r.closed[i] = true
+		if err := s.Close(ctx); err != nil {
+			return fmt.Errorf("sink %s: %w", s.Name(), err)
+		}
+		r.stats.Delivered += int64(len(all))
+	}
+	done := r.delivered
+	r.delivered = nil
+	if r.o.Store == nil || len(done) == 0 {
+		return nil
+	}
+	txn := r.o.Store.Begin()
+	for _, k := range done {
+		txn.Delete(k)
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("clearing the outbox: %w", err)
+	}
+	return nil
+}
+
+// Stats returns the counters so far.
+func (r *Runner) Stats() RunStats {
+	s := r.stats
+	s.Unresolved = make(map[Source]int64, len(r.stats.Unresolved))
+	for k, v := range r.stats.Unresolved {
+		s.Unresolved[k] = v
+	}
+	return s
+}
+
+// Final returns the latest state of every incident of the run (including
+// those an interrupted earlier run left undelivered), ordered by
+// SortIncidents.
+func (r *Runner) Final() []Incident {
+	all := make([]Incident, 0, len(r.final))
+	for _, inc := range r.final {
+		all = append(all, inc)
+	}
+	SortIncidents(all)
+	return all
+}

@@ -1,0 +1,173 @@
+// Package file is the sink that writes incidents to a file or stdout: JSON
+// lines (one incident per line, the record every other sink is fed) or a
+// table a person reads. As a replay report it gets the final state of every
+// incident once, at the end (pipeline.SinkFinal); as a stream it appends
+// every change as it commits (pipeline.SinkStream).
+package file
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// Format is how incidents are written.
+type Format string
+
+const (
+	JSONL Format = "jsonl"
+	Table Format = "table"
+)
+
+// ParseFormat accepts a --format value.
+func ParseFormat(s string) (Format, error) {
+	switch Format(s) {
+	case JSONL, Table:
+		return Format(s), nil
+	}
+	return "", fmt.Errorf("format must be jsonl or table, not %q", s)
+}
+
+// Sink writes incidents to one writer.
+type Sink struct {
+	name   string
+	mode   pipeline.SinkMode
+	format Format
+	w      io.Writer
+	f      *os.File // nil for a writer the caller owns (stdout)
+}
+
+// Create opens path for writing (truncating it) up front, so that an
+// unwritable destination stops a run before it has done anything; "" or
+// "-" means stdout.
+func Create(path string, format Format, mode pipeline.SinkMode, stdout io.Writer) (*Sink, error) {
+	if mode == pipeline.SinkStream && format != JSONL {
+		return nil, fmt.Errorf("a stream of incidents is written as jsonl, not %s", format)
+	}
+	s := &Sink{name: "file", mode: mode, format: format, w: stdout}
+	if path != "" && path != "-" {
+		f, err := os.Create(path)
+		if err != nil {
+			return nil, fmt.Errorf("creating %s: %w", path, err)
+		}
+		s.f, s.w = f, f
+	}
+	return s, nil
+}
+
+func (s *Sink) Name() string            { return s.name }
+func (s *Sink) Mode() pipeline.SinkMode { return s.mode }
+
+// Deliver writes incs and flushes them to the file (and, for a file, to
+// disk: the outbox is cleared after this returns).
+func (s *Sink) Deliver(_ context.Context, incs []pipeline.Incident) error {
+	w := bufio.NewWriterSize(s.w, 64<<10)
+	var err error
+	if s.format == Table {
+		err = WriteTable(w, incs)
+	} else {
+		err = WriteJSONL(w, incs)
+	}
+	if err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("writing incidents: %w", err)
+	}
+	if s.f != nil {
+		if err := s.f.Sync(); err != nil && !isNotSyncable(s.f) {
+			return fmt.Errorf("writing incidents: %w", err)
+		}
+	}
+	return nil
+}
+
+// isNotSyncable is true for /dev/null, pipes and terminals.
+func isNotSyncable(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && !fi.Mode().IsRegular()
+}
+
+// Close closes the file.
+func (s *Sink) Close(context.Context) error {
+	if s.f == nil {
+		return nil
+	}
+	f := s.f
+	s.f = nil
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("closing incidents file: %w", err)
+	}
+	return nil
+}
+
+// WriteJSONL writes one incident per line.
+func WriteJSONL(w io.Writer, incs []pipeline.Incident) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for i := range incs {
+		if err := enc.Encode(&incs[i]); err != nil {
+			return fmt.Errorf("encoding incident %s: %w", incs[i].ID, err)
+		}
+	}
+	return nil
+}
+
+// WriteTable writes one incident per row.
+func WriteTable(w io.Writer, incs []pipeline.Incident) error {
+	if len(incs) == 0 {
+		_, err := fmt.Fprintln(w, "no incidents")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEVERITY\tFIRST SEEN (UTC)\tRULE\tKEY\tEVENTS\tSTATUS\tTITLE")
+	for _, inc := range incs {
+		title := inc.Title
+		if len(title) > 90 {
+			title = title[:87] + "..."
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", strings.ToUpper(inc.Severity.String()),
+			inc.FirstSeen.UTC().Format("2006-01-02 15:04:05"), inc.Rule, KeyString(inc.Key),
+			len(inc.Events)+inc.EventsDropped, inc.Status, title)
+	}
+	return tw.Flush()
+}
+
+// KeyString renders an incident key briefly: the task, the task
+// definition, or name=value pairs.
+func KeyString(k map[string]string) string {
+	if td := k["task_definition_arn"]; td != "" && k["task_arn"] == "" {
+		if i := strings.LastIndex(td, "task-definition/"); i >= 0 {
+			return "taskdef " + td[i+len("task-definition/"):]
+		}
+	}
+	if arn := k["task_arn"]; arn != "" {
+		if t, ok := pipeline.ParseTaskARN(arn); ok {
+			if t.Cluster != "" {
+				return "task " + t.Cluster + "/" + t.ID
+			}
+			return "task " + t.ID
+		}
+		return arn
+	}
+	names := make([]string, 0, len(k))
+	for n := range k {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		if k[n] != "" {
+			parts = append(parts, n+"="+k[n])
+		}
+	}
+	return strings.Join(parts, " ")
+}
