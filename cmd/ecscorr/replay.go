@@ -44,6 +44,7 @@ type replayFlags struct {
 	verbose    bool
 	// commitEvery is the processing time between state commits with --state.
 	commitEvery time.Duration
+	batch       int
 }
 
 func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -62,6 +63,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging")
 	fs.DurationVar(&f.commitEvery, "commit-interval", time.Second, "with --state: processing time between atomic state commits")
+	fs.IntVar(&f.batch, "batch", 1024, "events handed to the correlator at a time (a commit falls between batches)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: ecscorr replay [flags] PATH...\n\nReplays archived logs (files or folders, plain or gzip) in event-time order and writes incidents.")
 		fs.PrintDefaults()
@@ -280,9 +282,10 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 	incs, as, rs, err := pipeline.Replay(ctx, read, eng, pipeline.ReplayOptions{
 		Archive: pipeline.ArchiveOptions{
 			Since: since, Until: until,
-			Relevant: relevance(set),
-			SortMem:  f.sortMem,
-			TempDir:  tmp,
+			Relevant:  relevance(set),
+			SortMem:   f.sortMem,
+			TempDir:   tmp,
+			BatchSize: f.batch,
 		},
 		Resolver:    res,
 		Store:       store,
