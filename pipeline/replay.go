@@ -83,6 +83,9 @@ func NewArchiveInput(read ReadFunc, o ArchiveOptions) *ArchiveInput {
 func (a *ArchiveInput) Name() string  { return a.o.Name }
 func (a *ArchiveInput) Ordered() bool { return true }
 
+// LearnsLinks reports whether Open gives links to a resolver (Learn).
+func (a *ArchiveInput) LearnsLinks() bool { return a.o.Learn != nil }
+
 // Stats returns what was read; complete once Open has returned.
 func (a *ArchiveInput) Stats() ArchiveStats { return a.stats }
 

@@ -64,6 +64,14 @@ type OrderedInput interface {
 	Ordered() bool
 }
 
+// LinkLearner is implemented by inputs that give every event's container
+// and task links to the Runner's resolver themselves before the first Read
+// (a sorted archive learns them while reading everything), so the Runner
+// need not learn them again on arrival.
+type LinkLearner interface {
+	LearnsLinks() bool
+}
+
 // SkipReason says why the Runner did not apply an event.
 type SkipReason string
 
@@ -142,6 +150,7 @@ var runnerWatermarkKey = FamilyKey(FamilyRunner, "watermark")
 
 type inputState struct {
 	in      Input
+	learned bool   // the input learns links itself, before ordering
 	clock   Source // watermark key of an ordered input ("" otherwise)
 	pending []*pendingBatch
 	done    bool
@@ -193,6 +202,9 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 		}
 		names[in.Name()] = true
 		st := &inputState{in: in}
+		if ll, ok := in.(LinkLearner); ok {
+			st.learned = ll.LearnsLinks()
+		}
 		if oi, ok := in.(OrderedInput); ok && oi.Ordered() {
 			// An ordered input's own progress is its clock: everything
 			// strictly before its latest event has arrived.
@@ -431,7 +443,7 @@ func (r *Runner) accept(ctx context.Context, m inputMsg) error {
 	for _, ev := range m.b.Events {
 		r.stats.Received++
 		ev.batch = pb
-		if ev.Entity.TaskARN != "" && (len(ev.Containers) > 0 || ev.Entity.ContainerID != "") {
+		if !st.learned && ev.Entity.TaskARN != "" && (len(ev.Containers) > 0 || ev.Entity.ContainerID != "") {
 			if err := r.res.LearnEvent(ctx, ev, ev.Containers...); err != nil {
 				return err
 			}

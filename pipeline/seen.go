@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"slices"
@@ -17,12 +18,19 @@ import (
 // conflict. It commits with the engine state, so "applied" survives a
 // crash exactly as the state does.
 type seenSet struct {
-	m     map[string]*seenRec
-	order []string // keys in application order (≈ event time), for pruning
+	m     map[seenID]seenRec
+	order []seenID // keys in application order (≈ event time), for pruning
 	head  int
-	added []string // applied since the last checkpoint
-	gone  []string // pruned since the last checkpoint
+	added []seenID // applied since the last checkpoint
+	gone  []seenID // pruned since the last checkpoint
 }
+
+type seenID struct {
+	src Source
+	id  string
+}
+
+func (k seenID) storeKey() []byte { return FamilyKey(FamilySeen, string(k.src), k.id) }
 
 type seenRec struct {
 	T    time.Time
@@ -30,9 +38,7 @@ type seenRec struct {
 	Pos  Position
 }
 
-func newSeenSet() *seenSet { return &seenSet{m: make(map[string]*seenRec)} }
-
-func seenKey(ev *Event) string { return string(ev.Source) + "\x00" + ev.ID }
+func newSeenSet() *seenSet { return &seenSet{m: make(map[seenID]seenRec)} }
 
 // contentHash identifies what an event says, to tell a redelivery from a
 // conflicting event that reuses an ID.
@@ -53,11 +59,11 @@ func (s *seenSet) check(ev *Event) (first *seenRec, conflict bool) {
 	if ev.ID == "" {
 		return nil, false
 	}
-	r := s.m[seenKey(ev)]
-	if r == nil {
+	r, ok := s.m[seenID{ev.Source, ev.ID}]
+	if !ok {
 		return nil, false
 	}
-	return r, r.Hash != contentHash(ev)
+	return &r, r.Hash != contentHash(ev)
 }
 
 // add records ev as applied.
@@ -65,8 +71,8 @@ func (s *seenSet) add(ev *Event) {
 	if ev.ID == "" {
 		return
 	}
-	k := seenKey(ev)
-	s.m[k] = &seenRec{T: ev.Time, Hash: contentHash(ev), Pos: ev.Pos}
+	k := seenID{ev.Source, ev.ID}
+	s.m[k] = seenRec{T: ev.Time, Hash: contentHash(ev), Pos: ev.Pos}
 	s.order = append(s.order, k)
 	s.added = append(s.added, k)
 }
@@ -75,15 +81,15 @@ func (s *seenSet) add(ev *Event) {
 func (s *seenSet) prune(cut time.Time) {
 	for s.head < len(s.order) {
 		k := s.order[s.head]
-		r := s.m[k]
-		if r != nil && !r.T.Before(cut) {
+		r, ok := s.m[k]
+		if ok && !r.T.Before(cut) {
 			break
 		}
-		if r != nil {
+		if ok {
 			delete(s.m, k)
 			s.gone = append(s.gone, k)
 		}
-		s.order[s.head] = ""
+		s.order[s.head] = seenID{}
 		s.head++
 	}
 	if s.head > 4096 && s.head*2 > len(s.order) {
@@ -97,15 +103,15 @@ func (s *seenSet) len() int { return len(s.m) }
 // checkpoint writes what changed since the last call.
 func (s *seenSet) checkpoint(w StateWriter) {
 	for _, k := range s.gone {
-		w.Delete(FamilyKey(FamilySeen, k))
+		w.Delete(k.storeKey())
 	}
 	s.gone = s.gone[:0]
 	for _, k := range s.added {
-		r := s.m[k]
-		if r == nil {
+		r, ok := s.m[k]
+		if !ok {
 			continue // pruned before it was ever written; its deletion is harmless
 		}
-		w.Set(FamilyKey(FamilySeen, k), encodeSeen(r), 0)
+		w.Set(k.storeKey(), encodeSeen(&r), 0)
 	}
 	s.added = s.added[:0]
 }
@@ -114,7 +120,7 @@ func (s *seenSet) checkpoint(w StateWriter) {
 func (s *seenSet) load(st StateStore) error {
 	prefix := []byte{FamilySeen}
 	type kr struct {
-		k string
+		k seenID
 		r *seenRec
 	}
 	var all []kr
@@ -123,7 +129,11 @@ func (s *seenSet) load(st StateStore) error {
 		if err != nil {
 			return err
 		}
-		all = append(all, kr{string(k[1:]), r})
+		src, id, ok := bytes.Cut(k[1:], []byte{0})
+		if !ok {
+			return errSeen
+		}
+		all = append(all, kr{seenID{Source(src), string(id)}, r})
 		return nil
 	})
 	if err != nil {
@@ -132,7 +142,7 @@ func (s *seenSet) load(st StateStore) error {
 	// Prune in time order.
 	slices.SortStableFunc(all, func(a, b kr) int { return a.r.T.Compare(b.r.T) })
 	for _, e := range all {
-		s.m[e.k] = e.r
+		s.m[e.k] = *e.r
 		s.order = append(s.order, e.k)
 	}
 	return nil
