@@ -269,3 +269,96 @@ func TestReplayBadInputIsSkippedNotFatal(t *testing.T) {
 		t.Errorf("incidents from the good records are missing:\n%s", out)
 	}
 }
+
+// Two records with one CloudTrail eventID but other content: the first in
+// event order is applied, the other is counted, logged and dead-lettered
+// with both positions; a plain repeat is counted as a repeat.
+func TestReplayConflictingDuplicateIDs(t *testing.T) {
+	dir := t.TempDir()
+	rec := func(name, user string) string {
+		return `{"eventVersion":"1.08","eventID":"5e1c7e1e-0000-4000-8000-000000000001","eventTime":"2024-05-01T10:00:00Z","eventSource":"cloudtrail.amazonaws.com","eventName":"` + name +
+			`","awsRegion":"eu-west-1","recipientAccountId":"111122223333","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/` + user +
+			`","accountId":"111122223333"},"requestParameters":{"name":"main"},"sourceIPAddress":"203.0.113.9"}`
+	}
+	lines := rec("StopLogging", "alice") + "\n" + rec("StopLogging", "alice") + "\n" + rec("StopLogging", "mallory") + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "trail.jsonl"), []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dl := filepath.Join(t.TempDir(), "dead.jsonl")
+	code, out, errOut := runCmd(t, "replay", "--dead-letter", dl, dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	for _, want := range []string{
+		"events already applied (repeated, or in the kept --state): 1\n",
+		"events reusing an applied id with other content (dead-lettered): 1\n",
+		"events correlated: 1 ",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("summary lacks %q:\n%s", want, errOut)
+		}
+	}
+	incs := parseIncidents(t, out)
+	if len(incs) != 1 {
+		t.Fatalf("%d incidents, want 1:\n%s", len(incs), out)
+	}
+	b, err := os.ReadFile(dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		File, Reason, ID string
+		Line             int
+		First            struct{ Line int }
+		Sample           string
+	}
+	if err := json.Unmarshal(b, &d); err != nil || bytes.Count(b, []byte("\n")) != 1 {
+		t.Fatalf("dead letters: %v\n%s", err, b)
+	}
+	// Raw bytes break the tie ("alice" sorts before "mallory"): line 1 is
+	// applied, line 2 repeats it, line 3 conflicts with it.
+	if d.Reason != "conflicting_duplicate" || d.ID != "5e1c7e1e-0000-4000-8000-000000000001" || d.Line != 3 || d.First.Line != 1 {
+		t.Errorf("dead letter %+v, want the conflict at line 3 against line 1", d)
+	}
+	if !strings.Contains(d.Sample, "user/mallory") {
+		t.Errorf("dead-lettered copy is not mallory's: %s", d.Sample)
+	}
+}
+
+
+// A rerun over a state that already holds the input applies nothing again:
+// the same incidents, byte for byte, no event counted twice or late.
+func TestReplayRerunOverStateIsIdempotent(t *testing.T) {
+	dir := t.TempDir()
+	code, first, errOut := runCmd(t, "replay", "--state", dir, "../../testdata/demo")
+	if code != 0 {
+		t.Fatalf("first run: exit %d\n%s", code, errOut)
+	}
+	code, second, errOut := runCmd(t, "replay", "--state", dir, "../../testdata/demo")
+	if code != 0 {
+		t.Fatalf("rerun: exit %d\n%s", code, errOut)
+	}
+	if second != first {
+		t.Errorf("rerun reports other incidents:\n got %s\nwant %s", second, first)
+	}
+	for _, want := range []string{"events correlated: 0 ", "events already applied (repeated, or in the kept --state): 677\n", "engine: 0 events, 0 late"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("rerun summary lacks %q:\n%s", want, errOut)
+		}
+	}
+}
+
+// An unwritable --out stops the run before it commits anything, and the
+// next run reports every incident.
+func TestReplayUnwritableOutCommitsNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	code, _, errOut := runCmd(t, "replay", "--state", dir, "--out", filepath.Join(t.TempDir(), "missing", "out.jsonl"), "../../testdata/demo")
+	if code != 1 || !strings.Contains(errOut, "no such file or directory") {
+		t.Fatalf("exit %d, want 1 with the reason\n%s", code, errOut)
+	}
+	_, whole, _ := runCmd(t, "replay", "../../testdata/demo")
+	code, again, errOut := runCmd(t, "replay", "--state", dir, "../../testdata/demo")
+	if code != 0 || again != whole {
+		t.Fatalf("exit %d; the run after the failure reports %d incidents, want %d\n%s", code, len(parseIncidents(t, again)), len(parseIncidents(t, whole)), errOut)
+	}
+}

@@ -301,13 +301,14 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 	if err != nil {
 		return 1, err
 	}
+	es := eng.Stats()
 	if err := eng.Close(ctx); err != nil {
 		return 1, fmt.Errorf("closing engine: %w", err)
 	}
 	if !f.quiet {
 		as.OutOfRange += outOfRange.Load()
 		as.Dropped += irrelevant.Load()
-		writeSummary(stderr, reader.Stats(), as, rs, incs, eng.Stats(), time.Since(start))
+		writeSummary(stderr, reader.Stats(), as, rs, incs, es, time.Since(start))
 	}
 	return 0, nil
 }
