@@ -325,7 +325,6 @@ func TestReplayConflictingDuplicateIDs(t *testing.T) {
 	}
 }
 
-
 // A rerun over a state that already holds the input applies nothing again:
 // the same incidents, byte for byte, no event counted twice or late.
 func TestReplayRerunOverStateIsIdempotent(t *testing.T) {

@@ -22,12 +22,12 @@ import (
 type Kind byte
 
 const (
-	KindWindow     Kind = 'w' // threshold/temporal windows per rule+key
-	KindPartial    Kind = 'p' // sequence partials and metric clocks per rule+key
-	KindBaseline   Kind = 'b' // metric baselines per rule+key
-	KindIncident   Kind = 'i' // open incidents by id
-	KindDedup      Kind = 'd' // dedup key → incident id
-	KindMeta       Kind = 'm' // engine watermark and similar singletons
+	KindWindow   Kind = 'w' // threshold/temporal windows per rule+key
+	KindPartial  Kind = 'p' // sequence partials and metric clocks per rule+key
+	KindBaseline Kind = 'b' // metric baselines per rule+key
+	KindIncident Kind = 'i' // open incidents by id
+	KindDedup    Kind = 'd' // dedup key → incident id
+	KindMeta     Kind = 'm' // engine watermark and similar singletons
 
 	// Families the pipeline writes (pipeline/state.go).
 	KindContainer  = Kind(pipeline.FamilyContainer) // container short id → task ARN
