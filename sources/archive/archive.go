@@ -36,6 +36,10 @@ type Options struct {
 	// uses it to skip the bulk of CloudTrail that no rule can match. It
 	// must be safe for concurrent use.
 	Filter func(src pipeline.Source, typ string, t time.Time) bool
+	// Now is the wall-clock start of the run: records more than
+	// MaxClockSkew after it (or before MinEventTime) are skipped as
+	// SkipTimeOutOfRange. Zero means time.Now() at NewReader.
+	Now time.Time
 }
 
 // RecordError describes a skipped record or a damaged file.
@@ -83,6 +87,9 @@ const maxPooledBuf = 1 << 20
 func NewReader(opts Options) *Reader {
 	if opts.MaxRecordBytes <= 0 {
 		opts.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
 	}
 	log := opts.Logger
 	if log == nil {
@@ -211,6 +218,7 @@ func (r *Reader) ReadFile(ctx context.Context, path string, emit func(*pipeline.
 	defer f.Close()
 	d := newDecoder(emit, bad, r.opts.MaxRecordBytes)
 	d.filter = r.opts.Filter
+	d.latest = r.opts.Now.Add(MaxClockSkew)
 	fileErr, skipped, err := r.readStream(ctx, path, f, d)
 	if err == nil {
 		err = d.emitErr

@@ -53,7 +53,8 @@
 // events).
 //
 // A record that fails (bad JSON, wrong types, missing required members,
-// unparsable times, too large) is reported through the bad callback with
+// unparsable times, too large, an event time before 2004 or more than a
+// day after the run started) is reported through the bad callback with
 // file, line and record index, counted by class in Stats.Skipped, and the
 // read goes on.
 package archive
