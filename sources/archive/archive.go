@@ -70,6 +70,8 @@ type Reader struct {
 
 	mu    sync.Mutex
 	stats Stats
+	// readDir lists a folder (a seam for tests: root reads any folder).
+	readDir func(string) ([]fs.DirEntry, error)
 	// bufs recycles scanner buffers and bufio readers between files;
 	// many small objects are common (one S3 object per 5 minutes).
 	bufs sync.Pool
@@ -95,7 +97,7 @@ func NewReader(opts Options) *Reader {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Reader{opts: opts, log: log, stats: Stats{Read: map[pipeline.Source]int64{}, Skipped: map[string]int64{}}}
+	return &Reader{opts: opts, log: log, readDir: os.ReadDir, stats: Stats{Read: map[pipeline.Source]int64{}, Skipped: map[string]int64{}}}
 }
 
 // Stats returns a copy of the counters so far.
@@ -118,42 +120,12 @@ func (r *Reader) Stats() Stats {
 	return s
 }
 
-// Read walks each path (a file, or a folder recursively in lexical order)
-// and reads every file as ReadFile does. It goes on after bad records and
-// bad files; it returns an error only for ctx cancellation or an emit error.
+// Read reads every file that Files lists under paths, as ReadFile does.
+// It goes on after bad records and bad files; it returns an error only for
+// ctx cancellation or an emit error.
 func (r *Reader) Read(ctx context.Context, paths []string, emit func(*pipeline.Event) error, bad func(RecordError)) error {
-	for _, root := range paths {
-		fi, err := os.Stat(root)
-		if err != nil {
-			r.fileError(root, err, bad)
-			continue
-		}
-		if !fi.IsDir() {
-			if err := r.ReadFile(ctx, root, emit, bad); err != nil {
-				return err
-			}
-			continue
-		}
-		err = filepath.WalkDir(root, func(p string, de fs.DirEntry, werr error) error {
-			if werr != nil {
-				r.fileError(p, werr, bad)
-				if de != nil && de.IsDir() {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			if de.IsDir() {
-				if p != root && strings.HasPrefix(de.Name(), ".") {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			if !de.Type().IsRegular() {
-				return nil
-			}
-			return r.ReadFile(ctx, p, emit, bad)
-		})
-		if err != nil {
+	for _, file := range r.Files(paths, nil, bad) {
+		if err := r.ReadFile(ctx, file, emit, bad); err != nil {
 			return err
 		}
 	}

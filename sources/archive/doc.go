@@ -4,7 +4,11 @@
 //
 // # Files
 //
-// Folders are walked recursively in lexical order. CloudTrail-Digest/ and
+// Reader.Files is the one walk (replay uses it too): folders recursively
+// in lexical order, symbolic links followed (a link to a folder above it is
+// a loop and is not followed; a file reached twice is read once), hidden
+// folders not entered, and each thing not read counted by class (see
+// IsFileClass). CloudTrail-Digest/ and
 // CloudTrail-Insight/ objects, dot files and obviously non-JSON files
 // (README.md, *.yaml, anything not starting with '{' or '[') are counted
 // as skipped files. Each file is opened plain or gzip, sniffed from its
