@@ -301,14 +301,20 @@ func (fr *fileReader) run() string {
 		}
 		// A {"Records":[...]} object is streamed wherever it appears, even
 		// on one line of a JSON lines file.
-		if sc.peek() == '{' && sc.recordsStart() {
-			if !fr.array(pipeline.SourceCloudTrail) || !fr.closeObject() {
+		if sc.peek() == '{' && sc.startsWithRecords() {
+			if !fr.object() {
 				return fr.problem()
 			}
 			continue
 		}
 		if lineMode {
-			b, line, st := sc.nextLine()
+			b, line, st := sc.nextLine(true)
+			if st == valHuge {
+				if !fr.object() {
+					return fr.problem()
+				}
+				continue
+			}
 			if !fr.handle(b, line, 0, st, "") {
 				return fr.problem()
 			}
@@ -317,7 +323,13 @@ func (fr *fileReader) run() string {
 		switch sc.peek() {
 		case '{':
 			startLine := sc.line
-			v, line, st := sc.value()
+			v, line, st := sc.value(true)
+			if st == valHuge {
+				if !fr.object() {
+					return fr.problem()
+				}
+				continue
+			}
 			if !fr.handle(v, line, 0, st, "") {
 				return fr.problem()
 			}
@@ -328,7 +340,7 @@ func (fr *fileReader) run() string {
 			}
 		case '[':
 			sc.s++
-			if !fr.array("") {
+			if !fr.array("", func(v []byte, line, rec int, st valStatus) bool { return fr.handle(v, line, rec, st, "") }) {
 				return fr.problem()
 			}
 		default:
@@ -354,6 +366,11 @@ func (fr *fileReader) handle(v []byte, line, rec int, st valStatus, src pipeline
 	p := fr.pos(line, rec)
 	switch st {
 	case valOK:
+		if len(v) > d.max {
+			// Buffered whole (the buffer has slack), but still too large.
+			d.reject(p, src, SkipTooLarge, fmt.Sprintf("record exceeds %d bytes; skipped", d.max), v)
+			return true
+		}
 		if len(v) > 0 && (src != pipeline.SourceCloudTrail || !d.fastCloudTrail(v, p)) {
 			d.decode(v, p, nil, 0)
 		}
@@ -376,9 +393,10 @@ func (fr *fileReader) handle(v []byte, line, rec int, st valStatus, src pipeline
 	return false
 }
 
-// array streams the elements of an array whose '[' was consumed, each as
-// a record, and consumes the ']'. It reports false if the stream ended.
-func (fr *fileReader) array(src pipeline.Source) bool {
+// array streams the elements of an array whose '[' was consumed, passing
+// each to elem, and consumes the ']'. It reports false if the stream
+// ended (elem reports false for that too).
+func (fr *fileReader) array(src pipeline.Source, elem func(v []byte, line, rec int, st valStatus) bool) bool {
 	sc := fr.sc
 	rec := 0
 	for {
@@ -402,8 +420,8 @@ func (fr *fileReader) array(src pipeline.Source) bool {
 			sc.s++
 			continue
 		case '{', '[':
-			v, line, st := sc.value()
-			if !fr.handle(v, line, rec, st, src) {
+			v, line, st := sc.value(false)
+			if !elem(v, line, rec, st) {
 				return false
 			}
 			rec++
@@ -419,28 +437,6 @@ func (fr *fileReader) array(src pipeline.Source) bool {
 				sc.s++
 			}
 			rec++
-		}
-	}
-}
-
-// closeObject consumes the rest of a {"Records":[...] ...} object after the
-// array: normally just '}', possibly further members, which are skipped.
-func (fr *fileReader) closeObject() bool {
-	sc := fr.sc
-	for {
-		if !sc.skipWS() {
-			return false
-		}
-		switch c := sc.peek(); c {
-		case '}':
-			sc.s++
-			return true
-		case '{', '[':
-			if _, _, st := sc.value(); st == valEOF {
-				return false
-			}
-		default:
-			sc.s++
 		}
 	}
 }

@@ -17,11 +17,19 @@
 // A file is cut into records without decoding it whole:
 //
 //  1. {"Records":[ at the start of a value (CloudTrail S3 objects, which
-//     may be hundreds of MB on one line): the array is streamed element
-//     by element; memory stays near MaxRecordBytes.
+//     may be hundreds of MB on one line): the object is streamed member
+//     by member and the array element by element; memory stays near
+//     MaxRecordBytes.
 //  2. A top-level JSON array: streamed element by element likewise.
 //  3. Any other value: read whole (up to MaxRecordBytes) and decoded.
-//     Pretty-printed documents and concatenated documents work.
+//     Pretty-printed documents and concatenated documents work. An object
+//     larger than that is streamed as in 1, whatever the order of its
+//     members: the elements of Records, findings/Findings, events
+//     (filter-log-events) and logEvents (CloudWatch Logs) are records,
+//     each within the limit. Log events are decoded in batches of up to
+//     MaxRecordBytes with the members seen so far (owner, logGroup,
+//     logStream) as context; members after a larger array cannot help
+//     the batches before them.
 //  4. If the first value sat alone on its line, the file is JSON lines
 //     and is read line by line from then on, so a damaged line costs
 //     only that line.
