@@ -217,8 +217,11 @@ func encodeEvent(w *bufio.Writer, ev *Event) error {
 	putS(ev.ID)
 	putS(string(ev.Source))
 	putS(ev.Type)
-	n := binary.PutVarint(tmp[:], ev.Time.UnixNano())
+	// Seconds and nanoseconds apart: UnixNano overflows outside about
+	// 1678–2262, and a sort must not change a time whatever it is.
+	n := binary.PutVarint(tmp[:], ev.Time.Unix())
 	w.Write(tmp[:n])
+	putU(uint64(ev.Time.Nanosecond()))
 	e := &ev.Entity
 	for _, s := range []string{e.Account, e.Region, e.Cluster, e.Service, e.TaskARN, e.TaskDefinitionARN, e.ContainerID, e.Principal} {
 		putS(s)
@@ -279,11 +282,18 @@ func decodeEvent(r *bufio.Reader) (*Event, error) {
 	if ev.Type, err = getS(); err != nil {
 		return fail(err)
 	}
-	ns, err := binary.ReadVarint(r)
+	sec, err := binary.ReadVarint(r)
 	if err != nil {
 		return fail(err)
 	}
-	ev.Time = time.Unix(0, ns).UTC()
+	nsec, err := getU()
+	if err != nil {
+		return fail(err)
+	}
+	if nsec >= 1e9 {
+		return nil, fmt.Errorf("corrupt run: %d nanoseconds", nsec)
+	}
+	ev.Time = time.Unix(sec, int64(nsec)).UTC()
 	e := &ev.Entity
 	for _, p := range []*string{&e.Account, &e.Region, &e.Cluster, &e.Service, &e.TaskARN, &e.TaskDefinitionARN, &e.ContainerID, &e.Principal} {
 		if *p, err = getS(); err != nil {

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -316,7 +315,7 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 // readParallel reads files on up to GOMAXPROCS goroutines; the archive
 // reader's own walk decides which files to read and in which order.
 func readParallel(ctx context.Context, r *archive.Reader, paths []string, skip map[string]bool, emit func(*pipeline.Event) error, bad func(archive.RecordError)) error {
-	files := listFiles(paths, skip, bad)
+	files := r.Files(paths, func(abs string) bool { return skip[abs] }, bad)
 	workers := min(runtime.GOMAXPROCS(0), len(files))
 	if workers <= 1 {
 		for _, file := range files {
@@ -492,38 +491,6 @@ func progressPrinter(stderr io.Writer, start time.Time) func(pipeline.ArchiveSta
 		el := now.Sub(start).Seconds()
 		fmt.Fprintf(stderr, "\r\033[K%s: %d records read, %d correlated, %.0f records/s", phase, read, run.Applied, float64(read)/max(el, 1e-3))
 	}
-}
-
-// listFiles expands folders (recursively, lexical order, hidden folders
-// skipped) so that files can be read in parallel; the reader itself
-// decides, per file, whether it is a log at all.
-func listFiles(paths []string, skip map[string]bool, bad func(archive.RecordError)) []string {
-	var files []string
-	for _, root := range paths {
-		err := filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
-			if err != nil {
-				bad(archive.RecordError{Pos: pipeline.Position{File: p}, Reason: err.Error()})
-				return nil
-			}
-			if de.IsDir() {
-				if p != root && strings.HasPrefix(de.Name(), ".") {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			if de.Type().IsRegular() {
-				if abs, err := filepath.Abs(p); err == nil && skip[abs] {
-					return nil
-				}
-				files = append(files, p)
-			}
-			return nil
-		})
-		if err != nil {
-			bad(archive.RecordError{Pos: pipeline.Position{File: root}, Reason: err.Error()})
-		}
-	}
-	return files
 }
 
 // tuneGC trades memory for speed in replay, where throughput matters and

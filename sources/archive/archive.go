@@ -36,6 +36,10 @@ type Options struct {
 	// uses it to skip the bulk of CloudTrail that no rule can match. It
 	// must be safe for concurrent use.
 	Filter func(src pipeline.Source, typ string, t time.Time) bool
+	// Now is the wall-clock start of the run: records more than
+	// MaxClockSkew after it (or before MinEventTime) are skipped as
+	// SkipTimeOutOfRange. Zero means time.Now() at NewReader.
+	Now time.Time
 }
 
 // RecordError describes a skipped record or a damaged file.
@@ -66,6 +70,8 @@ type Reader struct {
 
 	mu    sync.Mutex
 	stats Stats
+	// readDir lists a folder (a seam for tests: root reads any folder).
+	readDir func(string) ([]fs.DirEntry, error)
 	// bufs recycles scanner buffers and bufio readers between files;
 	// many small objects are common (one S3 object per 5 minutes).
 	bufs sync.Pool
@@ -84,11 +90,14 @@ func NewReader(opts Options) *Reader {
 	if opts.MaxRecordBytes <= 0 {
 		opts.MaxRecordBytes = DefaultMaxRecordBytes
 	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Reader{opts: opts, log: log, stats: Stats{Read: map[pipeline.Source]int64{}, Skipped: map[string]int64{}}}
+	return &Reader{opts: opts, log: log, readDir: os.ReadDir, stats: Stats{Read: map[pipeline.Source]int64{}, Skipped: map[string]int64{}}}
 }
 
 // Stats returns a copy of the counters so far.
@@ -111,42 +120,12 @@ func (r *Reader) Stats() Stats {
 	return s
 }
 
-// Read walks each path (a file, or a folder recursively in lexical order)
-// and reads every file as ReadFile does. It goes on after bad records and
-// bad files; it returns an error only for ctx cancellation or an emit error.
+// Read reads every file that Files lists under paths, as ReadFile does.
+// It goes on after bad records and bad files; it returns an error only for
+// ctx cancellation or an emit error.
 func (r *Reader) Read(ctx context.Context, paths []string, emit func(*pipeline.Event) error, bad func(RecordError)) error {
-	for _, root := range paths {
-		fi, err := os.Stat(root)
-		if err != nil {
-			r.fileError(root, err, bad)
-			continue
-		}
-		if !fi.IsDir() {
-			if err := r.ReadFile(ctx, root, emit, bad); err != nil {
-				return err
-			}
-			continue
-		}
-		err = filepath.WalkDir(root, func(p string, de fs.DirEntry, werr error) error {
-			if werr != nil {
-				r.fileError(p, werr, bad)
-				if de != nil && de.IsDir() {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			if de.IsDir() {
-				if p != root && strings.HasPrefix(de.Name(), ".") {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			if !de.Type().IsRegular() {
-				return nil
-			}
-			return r.ReadFile(ctx, p, emit, bad)
-		})
-		if err != nil {
+	for _, file := range r.Files(paths, nil, bad) {
+		if err := r.ReadFile(ctx, file, emit, bad); err != nil {
 			return err
 		}
 	}
@@ -211,6 +190,7 @@ func (r *Reader) ReadFile(ctx context.Context, path string, emit func(*pipeline.
 	defer f.Close()
 	d := newDecoder(emit, bad, r.opts.MaxRecordBytes)
 	d.filter = r.opts.Filter
+	d.latest = r.opts.Now.Add(MaxClockSkew)
 	fileErr, skipped, err := r.readStream(ctx, path, f, d)
 	if err == nil {
 		err = d.emitErr
@@ -321,14 +301,20 @@ func (fr *fileReader) run() string {
 		}
 		// A {"Records":[...]} object is streamed wherever it appears, even
 		// on one line of a JSON lines file.
-		if sc.peek() == '{' && sc.recordsStart() {
-			if !fr.array(pipeline.SourceCloudTrail) || !fr.closeObject() {
+		if sc.peek() == '{' && sc.startsWithRecords() {
+			if !fr.object() {
 				return fr.problem()
 			}
 			continue
 		}
 		if lineMode {
-			b, line, st := sc.nextLine()
+			b, line, st := sc.nextLine(true)
+			if st == valHuge {
+				if !fr.object() {
+					return fr.problem()
+				}
+				continue
+			}
 			if !fr.handle(b, line, 0, st, "") {
 				return fr.problem()
 			}
@@ -337,7 +323,13 @@ func (fr *fileReader) run() string {
 		switch sc.peek() {
 		case '{':
 			startLine := sc.line
-			v, line, st := sc.value()
+			v, line, st := sc.value(true)
+			if st == valHuge {
+				if !fr.object() {
+					return fr.problem()
+				}
+				continue
+			}
 			if !fr.handle(v, line, 0, st, "") {
 				return fr.problem()
 			}
@@ -348,7 +340,7 @@ func (fr *fileReader) run() string {
 			}
 		case '[':
 			sc.s++
-			if !fr.array("") {
+			if !fr.array("", func(v []byte, line, rec int, st valStatus) bool { return fr.handle(v, line, rec, st, "") }) {
 				return fr.problem()
 			}
 		default:
@@ -374,6 +366,11 @@ func (fr *fileReader) handle(v []byte, line, rec int, st valStatus, src pipeline
 	p := fr.pos(line, rec)
 	switch st {
 	case valOK:
+		if len(v) > d.max {
+			// Buffered whole (the buffer has slack), but still too large.
+			d.reject(p, src, SkipTooLarge, fmt.Sprintf("record exceeds %d bytes; skipped", d.max), v)
+			return true
+		}
 		if len(v) > 0 && (src != pipeline.SourceCloudTrail || !d.fastCloudTrail(v, p)) {
 			d.decode(v, p, nil, 0)
 		}
@@ -396,9 +393,10 @@ func (fr *fileReader) handle(v []byte, line, rec int, st valStatus, src pipeline
 	return false
 }
 
-// array streams the elements of an array whose '[' was consumed, each as
-// a record, and consumes the ']'. It reports false if the stream ended.
-func (fr *fileReader) array(src pipeline.Source) bool {
+// array streams the elements of an array whose '[' was consumed, passing
+// each to elem, and consumes the ']'. It reports false if the stream
+// ended (elem reports false for that too).
+func (fr *fileReader) array(src pipeline.Source, elem func(v []byte, line, rec int, st valStatus) bool) bool {
 	sc := fr.sc
 	rec := 0
 	for {
@@ -422,8 +420,8 @@ func (fr *fileReader) array(src pipeline.Source) bool {
 			sc.s++
 			continue
 		case '{', '[':
-			v, line, st := sc.value()
-			if !fr.handle(v, line, rec, st, src) {
+			v, line, st := sc.value(false)
+			if !elem(v, line, rec, st) {
 				return false
 			}
 			rec++
@@ -439,28 +437,6 @@ func (fr *fileReader) array(src pipeline.Source) bool {
 				sc.s++
 			}
 			rec++
-		}
-	}
-}
-
-// closeObject consumes the rest of a {"Records":[...] ...} object after the
-// array: normally just '}', possibly further members, which are skipped.
-func (fr *fileReader) closeObject() bool {
-	sc := fr.sc
-	for {
-		if !sc.skipWS() {
-			return false
-		}
-		switch c := sc.peek(); c {
-		case '}':
-			sc.s++
-			return true
-		case '{', '[':
-			if _, _, st := sc.value(); st == valEOF {
-				return false
-			}
-		default:
-			sc.s++
 		}
 	}
 }

@@ -63,6 +63,9 @@ func (d *decoder) cloudTrail(u *ctFields, data []byte, pos pipeline.Position) {
 		d.reject(pos, src, SkipInvalid, "CloudTrail eventTime: "+err.Error(), data)
 		return
 	}
+	if !d.inRange(t, pos, src, data) {
+		return
+	}
 	typ := u.EventSource + ":" + u.EventName
 	if !d.keep(src, typ, t) {
 		return

@@ -21,21 +21,31 @@ type logEvent struct {
 
 // subscription decodes a CloudWatch Logs subscription payload.
 func (d *decoder) subscription(u *doc, data []byte, pos pipeline.Position, depth int) {
-	switch u.MessageType {
+	wc, ok := d.subscriptionCtx(u.MessageType, u.Owner, u.LogGroup, u.LogStream, data, pos)
+	if ok {
+		d.logEvents(u.LogEvents, wc, pos, depth)
+	}
+}
+
+// subscriptionCtx is what a subscription payload's members say about its
+// log events; it reports false (having counted why) when the payload
+// holds no records.
+func (d *decoder) subscriptionCtx(messageType, owner, logGroup, logStream string, data []byte, pos pipeline.Position) (*wrapCtx, bool) {
+	switch messageType {
 	case "CONTROL_MESSAGE":
 		// Sent once to check the destination is reachable; not a record.
 		d.skip(SkipControlMessage)
-		return
+		return nil, false
 	case "DATA_MESSAGE", "":
 	default:
-		d.reject(pos, "", SkipUnsupported, "unsupported CloudWatch Logs messageType "+u.MessageType, data)
-		return
+		d.reject(pos, "", SkipUnsupported, "unsupported CloudWatch Logs messageType "+messageType, data)
+		return nil, false
 	}
-	wc := &wrapCtx{owner: u.Owner, region: regionIn(u.LogStream), cluster: clusterFromLogGroup(u.LogGroup)}
+	wc := &wrapCtx{owner: owner, region: regionIn(logStream), cluster: clusterFromLogGroup(logGroup)}
 	if wc.region == "" {
-		wc.region = regionIn(u.LogGroup)
+		wc.region = regionIn(logGroup)
 	}
-	d.logEvents(u.LogEvents, wc, pos, depth)
+	return wc, true
 }
 
 // filterLogEvents decodes `aws logs filter-log-events` output.
@@ -49,6 +59,13 @@ func (d *decoder) logEvents(raw []byte, wc *wrapCtx, pos pipeline.Position, dept
 		d.reject(pos, "", classOf(err), "CloudWatch Logs events: "+errText(err), raw)
 		return
 	}
+	d.logEventBatch(evs, func(i int) pipeline.Position { p := pos; p.Record = i; return p }, wc, depth)
+}
+
+// logEventBatch decodes the messages of one batch of log events (a
+// payload, or as much of a streamed one as fits in memory); posOf gives
+// the position of event i.
+func (d *decoder) logEventBatch(evs []logEvent, posOf func(int) pipeline.Position, wc *wrapCtx, depth int) {
 	if wc.region == "" || wc.owner == "" {
 		// One log group lives in one account and region: Container
 		// Insights Task events in the same batch say which.
@@ -67,8 +84,7 @@ func (d *decoder) logEvents(raw []byte, wc *wrapCtx, pos pipeline.Position, dept
 		if d.emitErr != nil {
 			return
 		}
-		p := pos
-		p.Record = i
+		p := posOf(i)
 		msg := str(evs[i].Message)
 		if msg == "" {
 			d.reject(p, "", SkipInvalid, "log event without a string message", evs[i].Message)

@@ -17,17 +17,18 @@ import (
 
 // Skip reason classes, the keys of Stats.Skipped.
 const (
-	SkipBadJSON        = "bad_json"         // not JSON, or JSON cut short
-	SkipInvalid        = "invalid_record"   // wrong types, missing required fields, bad times
-	SkipTooLarge       = "too_large"        // longer than MaxRecordBytes
-	SkipUnsupported    = "unsupported_type" // valid but of a kind we do not read
-	SkipUnrecognised   = "unrecognised"     // JSON of no known shape
-	SkipControlMessage = "control_message"  // CloudWatch Logs CONTROL_MESSAGE
-	SkipBadFile        = "bad_file"         // unreadable or damaged file (e.g. truncated gzip)
-	SkipDigestFile     = "digest_file"      // CloudTrail-Digest/ objects
-	SkipInsightFile    = "insight_file"     // CloudTrail-Insight/ objects
-	SkipHiddenFile     = "hidden_file"      // dot files
-	SkipNonJSONFile    = "non_json_file"    // README.md and other non-JSON files
+	SkipBadJSON        = "bad_json"          // not JSON, or JSON cut short
+	SkipInvalid        = "invalid_record"    // wrong types, missing required fields, bad times
+	SkipTimeOutOfRange = "time_out_of_range" // event time before minEventTime or over a day after the run's start
+	SkipTooLarge       = "too_large"         // longer than MaxRecordBytes
+	SkipUnsupported    = "unsupported_type"  // valid but of a kind we do not read
+	SkipUnrecognised   = "unrecognised"      // JSON of no known shape
+	SkipControlMessage = "control_message"   // CloudWatch Logs CONTROL_MESSAGE
+	SkipBadFile        = "bad_file"          // unreadable or damaged file (e.g. truncated gzip)
+	SkipDigestFile     = "digest_file"       // CloudTrail-Digest/ objects
+	SkipInsightFile    = "insight_file"      // CloudTrail-Insight/ objects
+	SkipHiddenFile     = "hidden_file"       // dot files
+	SkipNonJSONFile    = "non_json_file"     // README.md and other non-JSON files
 )
 
 // maxDepth bounds wrapper recursion (a log event holding an EventBridge
@@ -195,7 +196,7 @@ func (d *decoder) prefilterCloudTrail(data []byte) (filtered, asked bool) {
 		return false, false
 	}
 	t, err := pipeline.ParseTimeString(ts)
-	if err != nil {
+	if err != nil || (!d.latest.IsZero() && (t.Before(minEventTime) || t.After(d.latest))) {
 		return false, false
 	}
 	return !d.keep(pipeline.SourceCloudTrail, src+":"+name, t), true
@@ -223,6 +224,44 @@ type decoder struct {
 	filter   func(pipeline.Source, string, time.Time) bool
 	filtered map[pipeline.Source]int64
 	kept     bool // the current record already passed the filter
+	// latest is the newest plausible event time; zero disables the
+	// range check (Decode).
+	latest time.Time
+}
+
+// minEventTime is the earliest plausible event time: no AWS log format
+// read here predates it, and anything before it is a damaged record.
+var minEventTime = time.Date(2004, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// MaxClockSkew is how far past the run's start an event time may lie.
+const MaxClockSkew = 24 * time.Hour
+
+// inRange reports whether t is a plausible event time, rejecting the
+// record (with the bound it violates) if not. Times outside the range
+// would be corrupted or refused further on (state, JSON output).
+func (d *decoder) inRange(t time.Time, pos pipeline.Position, src pipeline.Source, data []byte) bool {
+	if d.latest.IsZero() {
+		return true
+	}
+	switch {
+	case t.Before(minEventTime):
+		d.reject(pos, src, SkipTimeOutOfRange, fmt.Sprintf("event time %s is before %s, the earliest plausible event time; skipped",
+			fmtTime(t), minEventTime.Format(time.RFC3339)), data)
+		return false
+	case t.After(d.latest):
+		d.reject(pos, src, SkipTimeOutOfRange, fmt.Sprintf("event time %s is after %s, %s past the start of this run; skipped",
+			fmtTime(t), d.latest.Format(time.RFC3339), MaxClockSkew), data)
+		return false
+	}
+	return true
+}
+
+// fmtTime formats any time, even one RFC 3339 cannot hold.
+func fmtTime(t time.Time) string {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return t.String()
+	}
+	return t.Format(time.RFC3339Nano)
 }
 
 func newDecoder(emit func(*pipeline.Event) error, bad func(RecordError), max int) *decoder {
@@ -262,7 +301,7 @@ func (d *decoder) reject(pos pipeline.Position, src pipeline.Source, class, reas
 }
 
 func (d *decoder) send(ev *pipeline.Event) {
-	if d.emitErr != nil {
+	if d.emitErr != nil || !d.inRange(ev.Time, ev.Pos, ev.Source, ev.Raw) {
 		return
 	}
 	pipeline.CompleteEntity(&ev.Entity)

@@ -4,7 +4,11 @@
 //
 // # Files
 //
-// Folders are walked recursively in lexical order. CloudTrail-Digest/ and
+// Reader.Files is the one walk (replay uses it too): folders recursively
+// in lexical order, symbolic links followed (a link to a folder above it is
+// a loop and is not followed; a file reached twice is read once), hidden
+// folders not entered, and each thing not read counted by class (see
+// IsFileClass). CloudTrail-Digest/ and
 // CloudTrail-Insight/ objects, dot files and obviously non-JSON files
 // (README.md, *.yaml, anything not starting with '{' or '[') are counted
 // as skipped files. Each file is opened plain or gzip, sniffed from its
@@ -13,11 +17,19 @@
 // A file is cut into records without decoding it whole:
 //
 //  1. {"Records":[ at the start of a value (CloudTrail S3 objects, which
-//     may be hundreds of MB on one line): the array is streamed element
-//     by element; memory stays near MaxRecordBytes.
+//     may be hundreds of MB on one line): the object is streamed member
+//     by member and the array element by element; memory stays near
+//     MaxRecordBytes.
 //  2. A top-level JSON array: streamed element by element likewise.
 //  3. Any other value: read whole (up to MaxRecordBytes) and decoded.
-//     Pretty-printed documents and concatenated documents work.
+//     Pretty-printed documents and concatenated documents work. An object
+//     larger than that is streamed as in 1, whatever the order of its
+//     members: the elements of Records, findings/Findings, events
+//     (filter-log-events) and logEvents (CloudWatch Logs) are records,
+//     each within the limit. Log events are decoded in batches of up to
+//     MaxRecordBytes with the members seen so far (owner, logGroup,
+//     logStream) as context; members after a larger array cannot help
+//     the batches before them.
 //  4. If the first value sat alone on its line, the file is JSON lines
 //     and is read line by line from then on, so a damaged line costs
 //     only that line.
@@ -53,7 +65,8 @@
 // events).
 //
 // A record that fails (bad JSON, wrong types, missing required members,
-// unparsable times, too large) is reported through the bad callback with
+// unparsable times, too large, an event time before 2004 or more than a
+// day after the run started) is reported through the bad callback with
 // file, line and record index, counted by class in Stats.Skipped, and the
 // read goes on.
 package archive

@@ -308,7 +308,7 @@ func TestControlMessageAndSkippedFiles(t *testing.T) {
 	if ids(res.events) != "org1" || len(res.errs) != 0 {
 		t.Fatalf("events %q errors %v", ids(res.events), res.errs)
 	}
-	want := map[string]int64{SkipControlMessage: 1, SkipDigestFile: 1, SkipInsightFile: 1, SkipHiddenFile: 1, SkipNonJSONFile: 2}
+	want := map[string]int64{SkipControlMessage: 1, SkipDigestFile: 1, SkipInsightFile: 1, SkipHiddenFile: 1, SkipHiddenDir: 1, SkipNonJSONFile: 2}
 	if fmt.Sprint(res.stats.Skipped) != fmt.Sprint(want) || res.stats.SkippedFiles != 5 || res.stats.Files != 2 {
 		t.Fatalf("stats = %+v, want skipped %v, 5 skipped files, 2 files read", res.stats, want)
 	}

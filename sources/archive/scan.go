@@ -46,6 +46,9 @@ const (
 	valTooLarge           // longer than max; consumed and dropped
 	valBroken             // cut at a newline where the value cannot go on
 	valEOF                // stream ended (or failed) inside the value
+	// valHuge: an object longer than max, left unread for the caller to
+	// stream member by member (only when asked to).
+	valHuge
 )
 
 const (
@@ -184,9 +187,11 @@ func (sc *scanner) restOfLineBlank() bool {
 	}
 }
 
-// line returns the next non-blank line (without its newline and trailing
-// whitespace) in line mode. The slice aliases the buffer.
-func (sc *scanner) nextLine() (b []byte, line int, st valStatus) {
+// nextLine returns the next non-blank line (without its newline and
+// trailing whitespace) in line mode. The slice aliases the buffer. With
+// stream, a line longer than max that starts an object is left unread
+// (valHuge).
+func (sc *scanner) nextLine(stream bool) (b []byte, line int, st valStatus) {
 	line = sc.line
 	from := 0
 	for {
@@ -199,6 +204,9 @@ func (sc *scanner) nextLine() (b []byte, line int, st valStatus) {
 		}
 		from = sc.e - sc.s
 		if from > sc.max {
+			if stream && sc.buf[sc.s] == '{' {
+				return nil, line, valHuge
+			}
 			sc.sample = append(sc.sample[:0], sc.buf[sc.s:sc.s+min(from, sampleLen)]...)
 			sc.skipLine()
 			return nil, line, valTooLarge
@@ -221,8 +229,9 @@ func (sc *scanner) nextLine() (b []byte, line int, st valStatus) {
 // newline inside a string, or at a newline followed by a '{' or '[' in
 // column 0 where no value can start: that is the next record of a JSON
 // lines file after a damaged one (a '{' there is only valid as an array
-// element).
-func (sc *scanner) value() (v []byte, line int, st valStatus) {
+// element). With stream, an object longer than max is left unread
+// (valHuge) for the caller to stream.
+func (sc *scanner) value(stream bool) (v []byte, line int, st valStatus) {
 	line = sc.line
 	sc.stack = sc.stack[:0]
 	// p is the absolute scan position in buf; the value starts at sc.s.
@@ -237,6 +246,10 @@ func (sc *scanner) value() (v []byte, line int, st valStatus) {
 	for {
 		if p >= len(buf) {
 			if !dropping && p-sc.s > sc.max {
+				if stream && sc.buf[sc.s] == '{' {
+					sc.line = line
+					return nil, line, valHuge
+				}
 				dropping = true
 				sc.sample = append(sc.sample[:0], sc.buf[sc.s:sc.s+min(p-sc.s, sampleLen)]...)
 			}
@@ -346,10 +359,10 @@ func (sc *scanner) cut(i, line int, dropping bool) ([]byte, int, valStatus) {
 	return v, line, valBroken
 }
 
-// recordsStart reports whether the next value is an object whose first
-// member is "Records" holding an array (the CloudTrail S3 object layout),
-// and if so consumes up to and including the '['.
-func (sc *scanner) recordsStart() bool {
+// startsWithRecords reports whether the next value is an object whose
+// first member is "Records" holding an array (the CloudTrail S3 object
+// layout), which is streamed without trying to hold it whole.
+func (sc *scanner) startsWithRecords() bool {
 	sc.ensure(128)
 	b := sc.buf[sc.s:sc.e]
 	j := 0
@@ -373,11 +386,82 @@ func (sc *scanner) recordsStart() bool {
 	}
 	j++
 	ws()
-	if j >= len(b) || b[j] != '[' {
-		return false
+	return j < len(b) && b[j] == '['
+}
+
+// scalar consumes the string, number or literal that starts at the next
+// byte and returns it (aliasing the buffer). A string longer than max is
+// consumed and dropped (valTooLarge); a raw newline in a string cuts it
+// (valBroken).
+func (sc *scanner) scalar() (v []byte, st valStatus) {
+	p := sc.s
+	if sc.buf[p] != '"' {
+		// A number or literal ends at a delimiter; it is short.
+		for {
+			for p < sc.e {
+				switch sc.buf[p] {
+				case ',', '}', ']', ' ', '\t', '\r', '\n', ':', '"', '{', '[':
+					v = sc.buf[sc.s:p]
+					sc.s = p
+					return v, valOK
+				}
+				p++
+				if p-sc.s > sampleLen {
+					// Not a JSON scalar: let the caller reject it.
+					v = sc.buf[sc.s:p]
+					sc.s = p
+					return v, valBroken
+				}
+			}
+			i := p - sc.s
+			if !sc.fill() {
+				v = sc.buf[sc.s : sc.s+i]
+				sc.s += i
+				return v, valEOF
+			}
+			p = sc.s + i
+		}
 	}
-	j++
-	sc.line += bytes.Count(b[:j], []byte{'\n'})
-	sc.s += j
-	return true
+	p++
+	dropping := false
+	for {
+		for p < sc.e && !strSpecial[sc.buf[p]] {
+			p++
+		}
+		if p < sc.e {
+			switch sc.buf[p] {
+			case '"':
+				p++
+				v = sc.buf[sc.s:p]
+				sc.s = p
+				if dropping {
+					return nil, valTooLarge
+				}
+				return v, valOK
+			case '\\':
+				if p+1 < sc.e {
+					p += 2
+					continue
+				}
+			default: // raw newline
+				v = sc.buf[sc.s:p]
+				sc.s = p
+				return v, valBroken
+			}
+		}
+		if !dropping && p-sc.s > sc.max {
+			dropping = true
+			sc.sample = append(sc.sample[:0], sc.buf[sc.s:sc.s+min(p-sc.s, sampleLen)]...)
+		}
+		if dropping {
+			sc.s = p
+		}
+		i := p - sc.s
+		if !sc.fill() {
+			v = sc.buf[sc.s : sc.s+i]
+			sc.s += i
+			return v, valEOF
+		}
+		p = sc.s + i
+	}
 }

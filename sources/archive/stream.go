@@ -1,0 +1,241 @@
+package archive
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// The container members of a top-level object whose array elements are
+// records. An object is streamed member by member when it starts with
+// Records (the CloudTrail S3 layout) or when it is too large to hold:
+// the size limit applies to one record, never to the object around the
+// records, whatever the order of its members.
+type container int
+
+const (
+	notContainer container = iota
+	ctRecords              // {"Records":[...]}: CloudTrail
+	gdFindings             // {"findings":[...]} / {"Findings":[...]}: GuardDuty export
+	cwlLogEvents           // {"messageType":...,"logEvents":[...]}: CloudWatch Logs subscription
+	cwlEvents              // {"events":[...]}: aws logs filter-log-events
+)
+
+func containerOf(key string) container {
+	switch key {
+	case "Records":
+		return ctRecords
+	case "findings", "Findings":
+		return gdFindings
+	case "logEvents":
+		return cwlLogEvents
+	case "events":
+		return cwlEvents
+	}
+	return notContainer
+}
+
+// source is the source of the container's records, if it has one.
+func (k container) source() pipeline.Source {
+	switch k {
+	case ctRecords:
+		return pipeline.SourceCloudTrail
+	case gdFindings:
+		return pipeline.SourceGuardDuty
+	}
+	return ""
+}
+
+// streamed is what object learns about the object it streams.
+type streamed struct {
+	startLine int
+	head      []byte // the object's first bytes, for error samples
+	// Members that give log events their context; only those before the
+	// events array are known when a batch is decoded early.
+	messageType, owner, logGroup, logStream string
+	eventSource                             bool // a CloudTrail record: "events" is not a container
+	containers                              int  // arrays streamed
+	tooLarge                                string
+	// wc is the log events' context, fixed at the first batch; drop says
+	// the payload holds no records (a control message).
+	wc   *wrapCtx
+	drop bool
+	// pending log events, decoded in batches (see flush).
+	pending      []logEvent
+	pendingPos   []pipeline.Position
+	pendingBytes int
+	pendingKind  container
+}
+
+// object streams the top-level object that starts at the next byte ('{'):
+// container members element by element, other members read (each within
+// the record size limit) for the context they give. It reports false if
+// the stream ended.
+func (fr *fileReader) object() bool {
+	sc, d := fr.sc, fr.d
+	ob := &streamed{startLine: sc.line, head: bytes.Clone(sc.buf[sc.s:min(sc.e, sc.s+sampleLen)])}
+	sc.s++ // '{'
+	for {
+		if d.emitErr != nil || fr.tick() != nil {
+			return false
+		}
+		if !sc.skipWS() {
+			fr.cutShort(ob, "file ends inside a record")
+			return false
+		}
+		switch sc.peek() {
+		case '}':
+			sc.s++
+			fr.finish(ob)
+			return true
+		case ',':
+			sc.s++
+			continue
+		case '"':
+		default:
+			fr.cutShort(ob, fmt.Sprintf("invalid JSON: %q where a member name should be", sc.peek()))
+			return true
+		}
+		raw, st := sc.scalar()
+		if st != valOK {
+			fr.cutShort(ob, "invalid JSON: member name cut short")
+			return st != valEOF
+		}
+		key := str(raw)
+		if !sc.skipWS() {
+			fr.cutShort(ob, "file ends inside a record")
+			return false
+		}
+		if sc.peek() != ':' {
+			fr.cutShort(ob, fmt.Sprintf("invalid JSON: no ':' after member %q", key))
+			return true
+		}
+		sc.s++
+		if !sc.skipWS() {
+			fr.cutShort(ob, "file ends inside a record")
+			return false
+		}
+		if k := containerOf(key); k != notContainer && sc.peek() == '[' && !(k == cwlEvents && ob.eventSource) {
+			sc.s++
+			ob.containers++
+			if !fr.array(k.source(), func(v []byte, line, rec int, st valStatus) bool { return fr.element(ob, k, v, line, rec, st) }) {
+				fr.flush(ob)
+				return false
+			}
+			fr.flush(ob)
+			continue
+		}
+		var v []byte
+		if c := sc.peek(); c == '{' || c == '[' {
+			v, _, st = sc.value(false)
+		} else {
+			v, st = sc.scalar()
+		}
+		switch st {
+		case valOK:
+			ob.note(key, v)
+		case valTooLarge:
+			if ob.tooLarge == "" {
+				ob.tooLarge = key
+			}
+		case valBroken:
+			fr.cutShort(ob, fmt.Sprintf("invalid JSON: member %q cut short by a line break", key))
+			return true
+		default:
+			fr.cutShort(ob, "file ends inside a record")
+			return false
+		}
+	}
+}
+
+// note keeps the members that give log events context.
+func (ob *streamed) note(key string, v []byte) {
+	switch key {
+	case "messageType":
+		ob.messageType = str(v)
+	case "owner":
+		ob.owner = str(v)
+	case "logGroup":
+		ob.logGroup = str(v)
+	case "logStream":
+		ob.logStream = str(v)
+	case "eventSource":
+		ob.eventSource = true
+	}
+}
+
+// element handles one element of a streamed container array.
+func (fr *fileReader) element(ob *streamed, k container, v []byte, line, rec int, st valStatus) bool {
+	if k == ctRecords || k == gdFindings || st != valOK {
+		return fr.handle(v, line, rec, st, k.source())
+	}
+	d := fr.d
+	p := fr.pos(line, rec)
+	var le logEvent
+	if err := json.Unmarshal(v, &le); err != nil {
+		d.reject(p, "", classOf(err), "CloudWatch Logs event: "+errText(err), v)
+		return true
+	}
+	le.Message = bytes.Clone(le.Message)
+	ob.pending = append(ob.pending, le)
+	ob.pendingPos = append(ob.pendingPos, p)
+	ob.pendingBytes += len(v)
+	ob.pendingKind = k
+	if ob.pendingBytes > d.max {
+		fr.flush(ob)
+	}
+	return true
+}
+
+// flush decodes the pending log events as one batch, with the context the
+// members before them gave.
+func (fr *fileReader) flush(ob *streamed) {
+	if len(ob.pending) == 0 {
+		return
+	}
+	d := fr.d
+	if ob.wc == nil && !ob.drop {
+		ob.wc = &wrapCtx{}
+		if ob.pendingKind == cwlLogEvents {
+			var ok bool
+			ob.wc, ok = d.subscriptionCtx(ob.messageType, ob.owner, ob.logGroup, ob.logStream, ob.head, fr.pos(ob.startLine, 0))
+			ob.drop = !ok
+		}
+	}
+	if !ob.drop {
+		d.logEventBatch(ob.pending, func(i int) pipeline.Position { return ob.pendingPos[i] }, ob.wc, 0)
+	}
+	clear(ob.pending)
+	ob.pending, ob.pendingPos, ob.pendingBytes = ob.pending[:0], ob.pendingPos[:0], 0
+}
+
+// finish reports what the end of a streamed object says: an object
+// without containers was one record too large to hold.
+func (fr *fileReader) finish(ob *streamed) {
+	d := fr.d
+	p := fr.pos(ob.startLine, 0)
+	switch {
+	case ob.containers == 0:
+		d.reject(p, guessSource(ob.head), SkipTooLarge, fmt.Sprintf("record exceeds %d bytes; skipped", d.max), ob.head)
+	case ob.tooLarge != "":
+		d.reject(p, "", SkipTooLarge, fmt.Sprintf("member %q exceeds %d bytes; skipped", ob.tooLarge, d.max), ob.head)
+	}
+}
+
+// cutShort reports a streamed object that is not valid JSON; what it held
+// before the damage has been read.
+func (fr *fileReader) cutShort(ob *streamed, reason string) {
+	fr.flush(ob)
+	if fr.d.emitErr != nil || fr.stopErr != nil {
+		return
+	}
+	if reason == "file ends inside a record" && fr.sc.err != nil && !errors.Is(fr.sc.err, io.EOF) {
+		return // a read error is reported once for the file
+	}
+	fr.d.reject(fr.pos(ob.startLine, 0), guessSource(ob.head), SkipBadJSON, reason, ob.head)
+}
