@@ -78,8 +78,12 @@ func (w *Watermarks) Current(now time.Time) time.Time {
 
 // ReorderBuffer holds events until the watermark passes them and releases
 // them in event-time order, so that arrival order within the allowed
-// lateness does not change what the engine sees.
+// lateness does not change what the engine sees. Events that arrive in
+// order (a sorted archive, a quiet stream) go through a FIFO at O(1);
+// only the out-of-order ones pay for the heap.
 type ReorderBuffer struct {
+	fifo     []*Event // in Less order; fifo[head:] is live
+	head     int
 	h        eventHeap
 	released time.Time
 	// Late counts events that arrived after the watermark had passed them.
@@ -94,17 +98,49 @@ func (r *ReorderBuffer) Push(ev *Event) bool {
 		r.Late++
 		return false
 	}
+	if n := len(r.fifo); n == r.head || !Less(ev, r.fifo[n-1]) {
+		r.fifo = append(r.fifo, ev)
+		return true
+	}
 	heap.Push(&r.h, ev)
 	return true
 }
 
 // Release calls fn, in order, for every buffered event at or before wm.
 func (r *ReorderBuffer) Release(wm time.Time, fn func(*Event) error) error {
-	for len(r.h) > 0 && !r.h[0].Time.After(wm) {
-		ev := heap.Pop(&r.h).(*Event)
+	for {
+		var ev *Event
+		fromFIFO := r.head < len(r.fifo)
+		switch {
+		case fromFIFO && len(r.h) > 0:
+			if Less(r.h[0], r.fifo[r.head]) {
+				ev, fromFIFO = r.h[0], false
+			} else {
+				ev = r.fifo[r.head]
+			}
+		case fromFIFO:
+			ev = r.fifo[r.head]
+		case len(r.h) > 0:
+			ev = r.h[0]
+		}
+		if ev == nil || ev.Time.After(wm) {
+			break
+		}
+		if fromFIFO {
+			r.fifo[r.head] = nil
+			r.head++
+		} else {
+			heap.Pop(&r.h)
+		}
 		if err := fn(ev); err != nil {
 			return err
 		}
+	}
+	if r.head == len(r.fifo) {
+		r.fifo, r.head = r.fifo[:0], 0
+	} else if r.head > 1024 && r.head*2 > len(r.fifo) {
+		r.fifo = append(r.fifo[:0], r.fifo[r.head:]...)
+		r.head = 0
 	}
 	if wm.After(r.released) {
 		r.released = wm
@@ -113,7 +149,7 @@ func (r *ReorderBuffer) Release(wm time.Time, fn func(*Event) error) error {
 }
 
 // Len is the number of buffered events.
-func (r *ReorderBuffer) Len() int { return len(r.h) }
+func (r *ReorderBuffer) Len() int { return len(r.fifo) - r.head + len(r.h) }
 
 type eventHeap []*Event
 

@@ -183,7 +183,7 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 	if o.CommitEvery <= 0 {
 		o.CommitEvery = time.Second
 	}
-	r := &Runner{o: o, log: o.Logger, step: o.AdvanceEvery, seen: newSeenSet(),
+	r := &Runner{o: o, log: o.Logger, step: o.AdvanceEvery, seen: newSeenSet(o.Store != nil),
 		changes: map[string]Incident{}, final: map[string]Incident{}, undelivered: map[int][]Incident{}, closed: map[int]bool{}}
 	r.stats.Unresolved = map[Source]int64{}
 	r.res = o.Resolver
@@ -508,6 +508,14 @@ func (r *Runner) apply(ctx context.Context, ev *Event) error {
 	if ev.Time.After(r.stats.Last) {
 		r.stats.Last = ev.Time
 	}
+	if !r.lastAdv.IsZero() && ev.Time.Before(r.lastAdv.Add(-r.horizon)) {
+		r.stats.TooLate++
+		if r.o.OnSkip != nil {
+			r.o.OnSkip(SkipTooLate, ev, nil)
+		}
+		return nil
+	}
+	// check also records the event as applied.
 	if first, conflict := r.seen.check(ev); first != nil {
 		reason := SkipDuplicate
 		if conflict {
@@ -517,18 +525,10 @@ func (r *Runner) apply(ctx context.Context, ev *Event) error {
 			r.stats.Duplicates++
 		}
 		if r.o.OnSkip != nil {
-			r.o.OnSkip(reason, ev, &first.Pos)
+			r.o.OnSkip(reason, ev, first)
 		}
 		return nil
 	}
-	if !r.lastAdv.IsZero() && ev.Time.Before(r.lastAdv.Add(-r.horizon)) {
-		r.stats.TooLate++
-		if r.o.OnSkip != nil {
-			r.o.OnSkip(SkipTooLate, ev, nil)
-		}
-		return nil
-	}
-	r.seen.add(ev)
 	if err := r.res.Resolve(ctx, ev, ev.Containers...); err != nil {
 		return fmt.Errorf("resolving task of %s: %w", ev.Pos, err)
 	}

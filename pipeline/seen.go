@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"slices"
@@ -17,33 +16,60 @@ import (
 // second event with the same ID but other content is reported as a
 // conflict. It commits with the engine state, so "applied" survives a
 // crash exactly as the state does.
+//
+// Entries hold no pointers (a 128-bit digest of source and id, the time,
+// a content digest and the position with its file interned), so that a
+// set of millions costs the garbage collector nothing to scan.
 type seenSet struct {
 	m     map[seenID]seenRec
 	order []seenID // keys in application order (≈ event time), for pruning
 	head  int
-	added []seenID // applied since the last checkpoint
-	gone  []seenID // pruned since the last checkpoint
+	files []string          // interned file names of positions
+	fidx  map[string]uint32 // file name → index in files
+	// persist is set when a store keeps the set: then the changes since
+	// the last checkpoint are tracked.
+	persist bool
+	added   []seenID
+	gone    []seenID
+	d       xxhash.Digest // reused: digests must not allocate per event
 }
 
-type seenID struct {
-	src Source
-	id  string
-}
-
-func (k seenID) storeKey() []byte { return FamilyKey(FamilySeen, string(k.src), k.id) }
+// seenID is two independent 64-bit digests of source and id: a false
+// match needs both to collide (about 1 in 2^128 per pair).
+type seenID [2]uint64
 
 type seenRec struct {
-	T    time.Time
-	Hash uint64
-	Pos  Position
+	sec    int64 // event time, lossless for any year
+	nsec   int32
+	file   uint32
+	line   int32
+	record int32
+	hash   uint64 // content digest
 }
 
-func newSeenSet() *seenSet { return &seenSet{m: make(map[seenID]seenRec)} }
+func newSeenSet(persist bool) *seenSet {
+	return &seenSet{m: make(map[seenID]seenRec), fidx: make(map[string]uint32), persist: persist}
+}
+
+var zero = []byte{0}
+
+func (s *seenSet) idOf(ev *Event) seenID {
+	var k seenID
+	for i := range k {
+		s.d.ResetWithSeed(uint64(i) + 0x9e3779b97f4a7c15)
+		s.d.WriteString(string(ev.Source))
+		s.d.Write(zero)
+		s.d.WriteString(ev.ID)
+		k[i] = s.d.Sum64()
+	}
+	return k
+}
 
 // contentHash identifies what an event says, to tell a redelivery from a
 // conflicting event that reuses an ID.
-func contentHash(ev *Event) uint64 {
-	d := xxhash.New()
+func (s *seenSet) contentHash(ev *Event) uint64 {
+	d := &s.d
+	d.Reset()
 	d.WriteString(ev.Type)
 	var b [12]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(ev.Time.Unix()))
@@ -53,43 +79,62 @@ func contentHash(ev *Event) uint64 {
 	return d.Sum64()
 }
 
-// check reports whether ev was applied before; when it was, first is the
-// record of the applied copy and conflict says whether the content differs.
-func (s *seenSet) check(ev *Event) (first *seenRec, conflict bool) {
-	if ev.ID == "" {
-		return nil, false
+func (r *seenRec) time() time.Time { return time.Unix(r.sec, int64(r.nsec)).UTC() }
+
+func (s *seenSet) pos(r *seenRec) Position {
+	p := Position{Line: int(r.line), Record: int(r.record)}
+	if int(r.file) < len(s.files) {
+		p.File = s.files[r.file]
 	}
-	r, ok := s.m[seenID{ev.Source, ev.ID}]
-	if !ok {
-		return nil, false
-	}
-	return &r, r.Hash != contentHash(ev)
+	return p
 }
 
-// add records ev as applied.
-func (s *seenSet) add(ev *Event) {
-	if ev.ID == "" {
-		return
+func (s *seenSet) intern(file string) uint32 {
+	if i, ok := s.fidx[file]; ok {
+		return i
 	}
-	k := seenID{ev.Source, ev.ID}
-	s.m[k] = seenRec{T: ev.Time, Hash: contentHash(ev), Pos: ev.Pos}
+	i := uint32(len(s.files))
+	s.files = append(s.files, file)
+	s.fidx[file] = i
+	return i
+}
+
+// check reports whether ev was applied before; when it was, first is the
+// position of the applied copy and conflict says whether the content
+// differs. Otherwise it records ev as applied.
+func (s *seenSet) check(ev *Event) (first *Position, conflict bool) {
+	if ev.ID == "" {
+		return nil, false
+	}
+	k := s.idOf(ev)
+	if r, ok := s.m[k]; ok {
+		p := s.pos(&r)
+		return &p, r.hash != s.contentHash(ev)
+	}
+	s.m[k] = seenRec{sec: ev.Time.Unix(), nsec: int32(ev.Time.Nanosecond()), hash: s.contentHash(ev),
+		file: s.intern(ev.Pos.File), line: int32(ev.Pos.Line), record: int32(ev.Pos.Record)}
 	s.order = append(s.order, k)
-	s.added = append(s.added, k)
+	if s.persist {
+		s.added = append(s.added, k)
+	}
+	return nil, false
 }
 
 // prune forgets events older than cut.
 func (s *seenSet) prune(cut time.Time) {
+	cs, cn := cut.Unix(), int32(cut.Nanosecond())
 	for s.head < len(s.order) {
 		k := s.order[s.head]
 		r, ok := s.m[k]
-		if ok && !r.T.Before(cut) {
+		if ok && (r.sec > cs || (r.sec == cs && r.nsec >= cn)) {
 			break
 		}
 		if ok {
 			delete(s.m, k)
-			s.gone = append(s.gone, k)
+			if s.persist {
+				s.gone = append(s.gone, k)
+			}
 		}
-		s.order[s.head] = seenID{}
 		s.head++
 	}
 	if s.head > 4096 && s.head*2 > len(s.order) {
@@ -99,6 +144,13 @@ func (s *seenSet) prune(cut time.Time) {
 }
 
 func (s *seenSet) len() int { return len(s.m) }
+
+func (k seenID) storeKey() []byte {
+	b := make([]byte, 0, 17)
+	b = append(b, FamilySeen)
+	b = binary.BigEndian.AppendUint64(b, k[0])
+	return binary.BigEndian.AppendUint64(b, k[1])
+}
 
 // checkpoint writes what changed since the last call.
 func (s *seenSet) checkpoint(w StateWriter) {
@@ -111,78 +163,94 @@ func (s *seenSet) checkpoint(w StateWriter) {
 		if !ok {
 			continue // pruned before it was ever written; its deletion is harmless
 		}
-		w.Set(k.storeKey(), encodeSeen(&r), 0)
+		w.Set(k.storeKey(), s.encode(&r), 0)
 	}
 	s.added = s.added[:0]
 }
 
 // load restores the set from the store.
 func (s *seenSet) load(st StateStore) error {
-	prefix := []byte{FamilySeen}
 	type kr struct {
 		k seenID
-		r *seenRec
+		r seenRec
 	}
 	var all []kr
-	err := st.Iterate(prefix, func(k, v []byte) error {
-		r, err := decodeSeen(v)
+	err := st.Iterate([]byte{FamilySeen}, func(k, v []byte) error {
+		if len(k) != 17 {
+			return errSeen
+		}
+		r, err := s.decode(v)
 		if err != nil {
 			return err
 		}
-		src, id, ok := bytes.Cut(k[1:], []byte{0})
-		if !ok {
-			return errSeen
-		}
-		all = append(all, kr{seenID{Source(src), string(id)}, r})
+		all = append(all, kr{seenID{binary.BigEndian.Uint64(k[1:]), binary.BigEndian.Uint64(k[9:])}, r})
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	// Prune in time order.
-	slices.SortStableFunc(all, func(a, b kr) int { return a.r.T.Compare(b.r.T) })
+	// Pruning walks the set in time order.
+	slices.SortStableFunc(all, func(a, b kr) int {
+		if a.r.sec != b.r.sec {
+			return compare(a.r.sec, b.r.sec)
+		}
+		return compare(a.r.nsec, b.r.nsec)
+	})
 	for _, e := range all {
-		s.m[e.k] = *e.r
+		s.m[e.k] = e.r
 		s.order = append(s.order, e.k)
 	}
 	return nil
 }
 
-// Times are stored as seconds and nanoseconds: lossless for any year.
-func encodeSeen(r *seenRec) []byte {
-	b := make([]byte, 0, 32+len(r.Pos.File))
-	b = binary.AppendVarint(b, r.T.Unix())
-	b = binary.AppendUvarint(b, uint64(r.T.Nanosecond()))
-	b = binary.BigEndian.AppendUint64(b, r.Hash)
-	b = binary.AppendUvarint(b, uint64(r.Pos.Line))
-	b = binary.AppendUvarint(b, uint64(r.Pos.Record))
-	return append(b, r.Pos.File...)
+func compare[T int64 | int32](a, b T) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (s *seenSet) encode(r *seenRec) []byte {
+	file := s.files[r.file]
+	b := make([]byte, 0, 40+len(file))
+	b = binary.AppendVarint(b, r.sec)
+	b = binary.AppendUvarint(b, uint64(r.nsec))
+	b = binary.BigEndian.AppendUint64(b, r.hash)
+	b = binary.AppendUvarint(b, uint64(r.line))
+	b = binary.AppendUvarint(b, uint64(r.record))
+	return append(b, file...)
 }
 
 var errSeen = errors.New("corrupt seen-event record")
 
-func decodeSeen(b []byte) (*seenRec, error) {
-	sec, n := binary.Varint(b)
-	if n <= 0 {
-		return nil, errSeen
+func (s *seenSet) decode(b []byte) (seenRec, error) {
+	var r seenRec
+	var n int
+	if r.sec, n = binary.Varint(b); n <= 0 {
+		return r, errSeen
 	}
 	b = b[n:]
 	ns, n := binary.Uvarint(b)
 	if n <= 0 || len(b[n:]) < 8 {
-		return nil, errSeen
+		return r, errSeen
 	}
+	r.nsec = int32(ns)
 	b = b[n:]
-	r := &seenRec{T: time.Unix(sec, int64(ns)).UTC(), Hash: binary.BigEndian.Uint64(b)}
+	r.hash = binary.BigEndian.Uint64(b)
 	b = b[8:]
 	line, n := binary.Uvarint(b)
 	if n <= 0 {
-		return nil, errSeen
+		return r, errSeen
 	}
 	b = b[n:]
 	rec, n := binary.Uvarint(b)
 	if n <= 0 {
-		return nil, errSeen
+		return r, errSeen
 	}
-	r.Pos = Position{File: string(b[n:]), Line: int(line), Record: int(rec)}
+	r.line, r.record = int32(line), int32(rec)
+	r.file = s.intern(string(b[n:]))
 	return r, nil
 }
