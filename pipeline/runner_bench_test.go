@@ -9,7 +9,7 @@ import (
 
 type nopCorrelator struct{}
 
-func (nopCorrelator) Process(context.Context, *Event) ([]Incident, error)   { return nil, nil }
+func (nopCorrelator) Process(context.Context, *Event) ([]Incident, error)    { return nil, nil }
 func (nopCorrelator) Advance(context.Context, time.Time) ([]Incident, error) { return nil, nil }
 func (nopCorrelator) Horizon() time.Duration                                 { return time.Hour }
 func (nopCorrelator) CheckpointBatch(context.Context, StateWriter) error     { return nil }
