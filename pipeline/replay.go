@@ -202,6 +202,8 @@ type ReplayOptions struct {
 	// AdvanceEvery: see RunnerOptions.
 	AdvanceEvery time.Duration
 	CommitEvery  time.Duration
+	DrainTimeout time.Duration
+	Delivery     map[string]DeliveryPolicy
 	OnSkip       func(reason SkipReason, ev *Event, first *Position)
 	Progress     func(ArchiveStats, RunStats)
 	Logger       *slog.Logger
@@ -225,6 +227,7 @@ func Replay(ctx context.Context, read ReadFunc, c Correlator, o ReplayOptions) (
 	ro := RunnerOptions{
 		Inputs: []Input{in}, Correlator: c, Resolver: res, Store: o.Store, Sinks: o.Sinks,
 		AdvanceEvery: o.AdvanceEvery, CommitEvery: o.CommitEvery, OnSkip: o.OnSkip, Logger: o.Logger,
+		DrainTimeout: o.DrainTimeout, Delivery: o.Delivery,
 	}
 	if !ao.Until.IsZero() {
 		ro.End = ao.Until.Add(-time.Nanosecond)

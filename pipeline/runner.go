@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -23,6 +25,14 @@ type RunnerOptions struct {
 	// whose state is thrown away).
 	Store StateStore
 	Sinks []Sink
+	// Delivery is the policy of each stream sink by name (retries,
+	// backoff, rate limit, batch size, minimum severity); sinks not named
+	// get the defaults.
+	Delivery map[string]DeliveryPolicy
+	// DrainTimeout, for finite runs, is how long to wait at the end for
+	// stream sinks to take what is due (0: do not wait; what is left stays
+	// in the outbox for the next run).
+	DrainTimeout time.Duration
 	// Lateness is the allowed lateness per source (DefaultLateness for the
 	// rest); IdleAfter is the processing time after which a silent source
 	// stops holding the watermark back (0: never, as in replay). An
@@ -138,15 +148,21 @@ type Runner struct {
 	// SinkFinal sinks (with those an earlier, interrupted run left in the
 	// outbox).
 	final map[string]Incident
-	// delivered are outbox keys of stream sinks to delete at the next commit.
-	delivered [][]byte
-	// undelivered are changes a stream sink failed to take: retried after
-	// the next commit.
-	undelivered map[int][]Incident
-	closed      map[int]bool // sinks already closed
+	// drainers deliver the outbox to stream sinks (by sink index).
+	drainers map[int]*drainer
+	outSeq   uint64       // last outbox sequence number
+	closed   map[int]bool // sinks already closed
+	// stopDrainers stops the drainers and waits for them.
+	stopDrainers func()
 }
 
-var runnerWatermarkKey = FamilyKey(FamilyRunner, "watermark")
+var (
+	runnerWatermarkKey = FamilyKey(FamilyRunner, "watermark")
+	outboxSeqKey       = FamilyKey(FamilyRunner, "outbox-seq")
+)
+
+// reportKey is where a SinkFinal sink's record of an incident lives.
+func reportKey(sink, id string) []byte { return FamilyKey(FamilyReport, sink, id) }
 
 type inputState struct {
 	in      Input
@@ -184,7 +200,7 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 		o.CommitEvery = time.Second
 	}
 	r := &Runner{o: o, log: o.Logger, step: o.AdvanceEvery, seen: newSeenSet(o.Store != nil),
-		changes: map[string]Incident{}, final: map[string]Incident{}, undelivered: map[int][]Incident{}, closed: map[int]bool{}}
+		changes: map[string]Incident{}, final: map[string]Incident{}, drainers: map[int]*drainer{}, closed: map[int]bool{}}
 	r.stats.Unresolved = map[Source]int64{}
 	r.res = o.Resolver
 	if r.res == nil {
@@ -214,6 +230,16 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 		r.ins = append(r.ins, st)
 	}
 	r.wms = NewWatermarks(o.DefaultLateness, lateness, o.IdleAfter)
+	sinkNames := map[string]bool{}
+	for i, s := range o.Sinks {
+		if sinkNames[s.Name()] {
+			return nil, fmt.Errorf("runner: two sinks named %q", s.Name())
+		}
+		sinkNames[s.Name()] = true
+		if s.Mode() == SinkStream {
+			r.drainers[i] = newDrainer(s, o.Delivery[s.Name()], o.Store, o.Logger, o.Now)
+		}
+	}
 	r.horizon = o.Correlator.Horizon()
 	return r, nil
 }
@@ -257,6 +283,22 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 			}
 		}
 	}()
+
+	dctx, stopDrainers := context.WithCancel(ctx)
+	var drainWG sync.WaitGroup
+	for _, d := range r.drainers {
+		drainWG.Add(1)
+		go func() {
+			defer drainWG.Done()
+			d.run(dctx)
+		}()
+	}
+	// Drainers stop before sinks are closed.
+	r.stopDrainers = func() {
+		stopDrainers()
+		drainWG.Wait()
+	}
+	defer r.stopDrainers()
 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -337,6 +379,8 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 	if err := r.deliverFinal(ctx); err != nil {
 		return r.stats, err
 	}
+	r.waitDrained(ctx, r.o.DrainTimeout)
+	r.stopDrainers()
 	return r.stats, r.closeSinks(ctx)
 }
 
@@ -355,6 +399,9 @@ func (r *Runner) shutdown(ctx context.Context, cause error) error {
 			}
 		}
 		st.pending = nil
+	}
+	if r.stopDrainers != nil {
+		r.stopDrainers()
 	}
 	if err := r.closeSinks(cctx); err != nil {
 		cause = errors.Join(cause, err)
@@ -396,34 +443,33 @@ func (r *Runner) load(ctx context.Context) error {
 		}
 		r.stats.Watermark = r.lastAdv
 	}
+	if v, ok, err := r.o.Store.Get(outboxSeqKey); err != nil {
+		return fmt.Errorf("runner: loading the outbox: %w", err)
+	} else if ok && len(v) == 8 {
+		r.outSeq = binary.BigEndian.Uint64(v)
+	}
 	for si, s := range r.o.Sinks {
-		prefix := FamilyKey(FamilyOutbox, s.Name(), "")
-		var left []Incident
-		err := r.o.Store.Iterate(prefix, func(k, v []byte) error {
+		if d := r.drainers[si]; d != nil {
+			if err := d.load(); err != nil {
+				return fmt.Errorf("runner: loading the outbox of %s: %w", s.Name(), err)
+			}
+			if n := d.pending(); n > 0 {
+				r.log.Info("runner: undelivered incidents from an earlier run", "sink", s.Name(), "entries", n)
+			}
+			continue
+		}
+		err := r.o.Store.Iterate(FamilyKey(FamilyReport, s.Name(), ""), func(k, v []byte) error {
 			var inc Incident
 			if err := json.Unmarshal(v, &inc); err != nil {
-				return fmt.Errorf("outbox entry %q: %w", k, err)
+				return fmt.Errorf("report entry %q: %w", k, err)
 			}
-			left = append(left, inc)
+			if r.o.Report == nil || r.o.Report(inc) {
+				r.final[inc.ID] = inc
+			}
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("runner: loading the outbox of %s: %w", s.Name(), err)
-		}
-		if len(left) == 0 {
-			continue
-		}
-		if s.Mode() == SinkStream {
-			r.log.Info("runner: undelivered incidents from an earlier run", "sink", s.Name(), "incidents", len(left))
-		}
-		if s.Mode() == SinkFinal {
-			for _, inc := range left {
-				if r.o.Report == nil || r.o.Report(inc) {
-					r.final[inc.ID] = inc
-				}
-			}
-		} else {
-			r.undelivered[si] = left
+			return fmt.Errorf("runner: loading the report of %s: %w", s.Name(), err)
 		}
 	}
 	return ctx.Err()
@@ -591,6 +637,23 @@ func (r *Runner) commit(ctx context.Context) error {
 	for _, id := range r.changeIDs {
 		changes = append(changes, r.changes[id])
 	}
+	// One outbox entry per change and stream sink that takes it.
+	entries := map[int][]*OutboxEntry{}
+	var all []*OutboxEntry
+	now := r.o.Now()
+	seq0 := r.outSeq
+	for _, inc := range changes {
+		for si := range r.o.Sinks {
+			d := r.drainers[si]
+			if d == nil || !d.accepts(&inc) {
+				continue
+			}
+			r.outSeq++
+			e := &OutboxEntry{Seq: r.outSeq, Sink: d.sink.Name(), Incident: inc, Enqueued: now}
+			entries[si] = append(entries[si], e)
+			all = append(all, e)
+		}
+	}
 	if r.o.Store != nil {
 		txn := r.o.Store.Begin()
 		if err := r.o.Correlator.CheckpointBatch(ctx, txn); err != nil {
@@ -618,24 +681,34 @@ func (r *Runner) commit(ctx context.Context) error {
 				}
 			}
 		}
-		for _, k := range r.delivered {
-			txn.Delete(k)
-		}
 		for _, inc := range changes {
 			v, err := json.Marshal(inc)
 			if err != nil {
 				txn.Cancel()
-				return fmt.Errorf("encoding incident %s for the outbox: %w", inc.ID, err)
+				return fmt.Errorf("encoding incident %s for the report: %w", inc.ID, err)
 			}
-			for _, s := range r.o.Sinks {
-				txn.Set(FamilyKey(FamilyOutbox, s.Name(), inc.ID), v, 0)
+			for si, s := range r.o.Sinks {
+				if r.drainers[si] == nil {
+					txn.Set(reportKey(s.Name(), inc.ID), v, 0)
+				}
 			}
 		}
+		for _, e := range all {
+			v, err := json.Marshal(e)
+			if err != nil {
+				txn.Cancel()
+				return fmt.Errorf("encoding incident %s for the outbox: %w", e.Incident.ID, err)
+			}
+			txn.Set(outboxKey(e.Sink, e.Seq), v, 0)
+		}
+		if len(entries) > 0 {
+			txn.Set(outboxSeqKey, binary.BigEndian.AppendUint64(nil, r.outSeq), 0)
+		}
 		if err := txn.Commit(); err != nil {
+			r.outSeq = seq0
 			return fmt.Errorf("committing state: %w", err)
 		}
 	}
-	r.delivered = r.delivered[:0]
 	r.stats.Commits++
 	for _, a := range acks {
 		for _, b := range a.bs {
@@ -647,25 +720,8 @@ func (r *Runner) commit(ctx context.Context) error {
 	}
 	clear(r.changes)
 	r.changeIDs = r.changeIDs[:0]
-	for si, s := range r.o.Sinks {
-		if s.Mode() != SinkStream {
-			continue
-		}
-		batch := append(r.undelivered[si], changes...)
-		if len(batch) == 0 {
-			continue
-		}
-		if err := s.Deliver(ctx, batch); err != nil {
-			// Kept in the outbox; issue #8 brings retries with backoff.
-			r.log.Warn("sink delivery failed; incidents stay in the outbox", "sink", s.Name(), "incidents", len(batch), "err", err)
-			r.undelivered[si] = batch
-			continue
-		}
-		delete(r.undelivered, si)
-		r.stats.Delivered += int64(len(batch))
-		for _, inc := range batch {
-			r.delivered = append(r.delivered, FamilyKey(FamilyOutbox, s.Name(), inc.ID))
-		}
+	for si, es := range entries {
+		r.drainers[si].enqueue(es)
 	}
 	return nil
 }
@@ -689,19 +745,35 @@ func (r *Runner) deliverFinal(ctx context.Context) error {
 		}
 		r.stats.Delivered += int64(len(all))
 	}
-	done := r.delivered
-	r.delivered = nil
-	if r.o.Store == nil || len(done) == 0 {
-		return nil
-	}
-	txn := r.o.Store.Begin()
-	for _, k := range done {
-		txn.Delete(k)
-	}
-	if err := txn.Commit(); err != nil {
-		return fmt.Errorf("clearing the outbox: %w", err)
-	}
 	return nil
+}
+
+// SinkStats returns the delivery counters of each stream sink by name.
+func (r *Runner) SinkStats() map[string]SinkStats {
+	out := make(map[string]SinkStats, len(r.drainers))
+	for _, d := range r.drainers {
+		out[d.sink.Name()] = d.Stats()
+	}
+	return out
+}
+
+// waitDrained waits, at most timeout, until no stream sink has entries
+// waiting.
+func (r *Runner) waitDrained(ctx context.Context, timeout time.Duration) {
+	if timeout <= 0 || len(r.drainers) == 0 {
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		left := 0
+		for _, d := range r.drainers {
+			left += d.pending()
+		}
+		if left == 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Stats returns the counters so far.

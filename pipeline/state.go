@@ -42,7 +42,8 @@ const (
 	FamilyContainer byte = 'c' // container short id (or "taskdef:" task ARN) → task ARN (or task definition ARN)
 	FamilyPosition  byte = 'x' // input name → opaque position
 	FamilySeen      byte = 's' // source 0x00 event id → seenRec: events already applied
-	FamilyOutbox    byte = 'o' // sink name 0x00 incident id → incident (JSON) not yet delivered
+	FamilyOutbox    byte = 'o' // sink name 0x00 sequence (8 bytes) → OutboxEntry (JSON) not yet delivered
+	FamilyReport    byte = 'R' // report sink name 0x00 incident id → final incident (JSON)
 	FamilyRunner    byte = 'r' // the Runner's own singletons (its watermark)
 )
 

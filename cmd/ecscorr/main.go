@@ -25,6 +25,7 @@ Usage:
   ecscorr replay [flags] PATH...      replay archived logs and print incidents
   ecscorr rules check PATH...         check rule files; every error with file:line:col
   ecscorr rules test FILE...          run rule unit tests (*_test.yaml)
+  ecscorr outbox list|retry|drop      show and re-drive incidents waiting for (or dead-lettered by) a sink
   ecscorr version
 
 Run "ecscorr <command> -h" for a command's flags.
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "replay":
 		return cmdReplay(ctx, args[1:], stdout, stderr)
+	case "outbox":
+		return cmdOutbox(ctx, args[1:], stdout, stderr)
 	case "rules":
 		if len(args) < 2 {
 			fmt.Fprint(stderr, usage)

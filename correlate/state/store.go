@@ -33,7 +33,8 @@ const (
 	KindContainer  = Kind(pipeline.FamilyContainer) // container short id → task ARN
 	KindCheckpoint = Kind(pipeline.FamilyPosition)  // source positions and other generic values
 	KindSeen       = Kind(pipeline.FamilySeen)      // events already applied
-	KindOutbox     = Kind(pipeline.FamilyOutbox)    // incidents not yet delivered
+	KindOutbox     = Kind(pipeline.FamilyOutbox)    // incident changes not yet delivered, per stream sink
+	KindReport     = Kind(pipeline.FamilyReport)    // the report's incidents, per report sink
 	KindRunner     = Kind(pipeline.FamilyRunner)    // the Runner's watermark
 
 	// The commit journal (commit.go).
