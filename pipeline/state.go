@@ -45,6 +45,7 @@ const (
 	FamilyOutbox    byte = 'o' // sink name 0x00 sequence (8 bytes) → OutboxEntry (JSON) not yet delivered
 	FamilyReport    byte = 'R' // report sink name 0x00 incident id → final incident (JSON)
 	FamilyRunner    byte = 'r' // the Runner's own singletons (its watermark)
+	FamilySink      byte = 'k' // sink name 0x00 key → value: what a sink remembers (a Slack thread, the severity last posted)
 )
 
 // FamilyKey builds a key of a family from parts joined by 0x00.

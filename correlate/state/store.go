@@ -36,6 +36,7 @@ const (
 	KindOutbox     = Kind(pipeline.FamilyOutbox)    // incident changes not yet delivered, per stream sink
 	KindReport     = Kind(pipeline.FamilyReport)    // the report's incidents, per report sink
 	KindRunner     = Kind(pipeline.FamilyRunner)    // the Runner's watermark
+	KindSink       = Kind(pipeline.FamilySink)      // what sinks remember
 
 	// The commit journal (commit.go).
 	kindJournal Kind = 'J' // journal chunks of a commit too large for one transaction
