@@ -340,7 +340,7 @@ func (fr *fileReader) run() string {
 			}
 		case '[':
 			sc.s++
-			if !fr.array("", func(v []byte, line, rec int, st valStatus) bool { return fr.handle(v, line, rec, st, "") }) {
+			if fr.array("", func(v []byte, line, rec int, st valStatus) bool { return fr.handle(v, line, rec, st, "") }) == arrayStopped {
 				return fr.problem()
 			}
 		default:
@@ -393,38 +393,60 @@ func (fr *fileReader) handle(v []byte, line, rec int, st valStatus, src pipeline
 	return false
 }
 
+// How an array ended.
+type arrayEnd int
+
+const (
+	arrayClosed  arrayEnd = iota // at its ']'
+	arrayCut                     // at the end of a truncated line; the next record follows
+	arrayStopped                 // the stream ended, or a stop was asked for
+)
+
 // array streams the elements of an array whose '[' was consumed, passing
-// each to elem, and consumes the ']'. It reports false if the stream
-// ended (elem reports false for that too).
-func (fr *fileReader) array(src pipeline.Source, elem func(v []byte, line, rec int, st valStatus) bool) bool {
+// each to elem (which reports false if the stream ended), and consumes
+// the ']'. An array whose elements start on the line of its '[' (a
+// CloudTrail object on one line) ends with its line if that line was
+// truncated: a record starting the next line is not one of its elements.
+func (fr *fileReader) array(src pipeline.Source, elem func(v []byte, line, rec int, st valStatus) bool) arrayEnd {
 	sc := fr.sc
 	rec := 0
+	compact, first := false, true
 	for {
 		if fr.d.emitErr != nil {
-			return false
+			return arrayStopped
 		}
 		if err := fr.tick(); err != nil {
-			return false
+			return arrayStopped
 		}
 		if !sc.skipWS() {
 			if sc.err == nil || errors.Is(sc.err, io.EOF) {
 				fr.d.reject(fr.pos(sc.line, rec), src, SkipBadJSON, "invalid JSON: file ends inside an array", nil)
 			}
-			return false
+			return arrayStopped
 		}
-		switch c := sc.peek(); c {
+		c := sc.peek()
+		if first {
+			compact, first = !sc.nl, false
+		} else if compact && sc.nl && sc.col == 0 && (c == '{' || c == '[') {
+			fr.d.reject(fr.pos(sc.line-1, rec), src, SkipBadJSON, "invalid JSON: line ends inside an array", nil)
+			return arrayCut
+		}
+		switch c {
 		case ']':
 			sc.s++
-			return true
+			return arrayClosed
 		case ',':
 			sc.s++
 			continue
 		case '{', '[':
 			v, line, st := sc.value(false)
 			if !elem(v, line, rec, st) {
-				return false
+				return arrayStopped
 			}
 			rec++
+			if st == valBroken && sc.cutAtLine && compact {
+				return arrayCut
+			}
 		default:
 			// A scalar element or garbage: skip to the next separator.
 			line := sc.line

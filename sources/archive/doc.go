@@ -34,6 +34,13 @@
 //     and is read line by line from then on, so a damaged line costs
 //     only that line.
 //
+// A record cut short (a truncated line or copy) costs only itself: the
+// scanner cuts a value where no value can go on (a '{' where no value may
+// start, a line less indented than the level it would be in, a '{' at
+// column 0 of a line inside a JSON lines record) and reading resumes at
+// the next record. A one-line array ends with its line if that line was
+// truncated.
+//
 // # Records
 //
 // Decode detects the shape of each document from one decode into a union

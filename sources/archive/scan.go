@@ -28,13 +28,22 @@ func hasStrSpecial(x uint64) bool {
 // value is consumed and dropped (valTooLarge). It counts lines so that
 // errors can name them.
 type scanner struct {
-	r     io.Reader
-	buf   []byte
-	s, e  int // unread data is buf[s:e]
-	line  int // 1-based line of buf[s]
-	max   int
-	err   error // sticky read error; io.EOF at the end
-	stack []byte
+	r    io.Reader
+	buf  []byte
+	s, e int // unread data is buf[s:e]
+	line int // 1-based line of buf[s]
+	max  int
+	err  error // sticky read error; io.EOF at the end
+	// The open brackets of the value being scanned, what each expects
+	// next and the indentation of its lines (see value).
+	stack   []byte
+	states  []uint8
+	indents []int32
+	// cutAtLine says the last value cut (valBroken) was cut at a line break.
+	cutAtLine bool
+	// nl and col: see skipWS.
+	nl  bool
+	col int
 	// sample keeps the head of a value dropped for being too large.
 	sample []byte
 }
@@ -110,14 +119,18 @@ func (sc *scanner) fill() bool {
 }
 
 // skipWS skips whitespace (and a UTF-8 byte order mark) and reports
-// whether a byte is available.
+// whether a byte is available. nl says whether it crossed a line break,
+// and then col is the column of the next byte.
 func (sc *scanner) skipWS() bool {
+	sc.nl = false
 	for {
 		for sc.s < sc.e {
 			switch sc.buf[sc.s] {
 			case '\n':
 				sc.line++
+				sc.nl, sc.col = true, -1
 			case ' ', '\t', '\r':
+				sc.col++
 			case 0xEF:
 				if sc.e-sc.s >= 3 && sc.buf[sc.s+1] == 0xBB && sc.buf[sc.s+2] == 0xBF {
 					sc.s += 2
@@ -198,6 +211,9 @@ func (sc *scanner) nextLine(stream bool) (b []byte, line int, st valStatus) {
 		i := bytes.IndexByte(sc.buf[sc.s+from:sc.e], '\n')
 		if i >= 0 {
 			end := sc.s + from + i
+			if stream && end-sc.s > sc.max && sc.buf[sc.s] == '{' {
+				return nil, line, valHuge
+			}
 			b = bytes.TrimRight(sc.buf[sc.s:end], " \t\r")
 			sc.s = end
 			return b, line, valOK
@@ -222,18 +238,49 @@ func (sc *scanner) nextLine(stream bool) (b []byte, line int, st valStatus) {
 	}
 }
 
+// Frame states of value's bracket tracking: what may come next.
+const (
+	stKey   uint8 = iota // an object member name (or '}')
+	stColon              // ':' after a member name
+	stValue              // a value (or ']' right after '[')
+	stNext               // ',' or the closing bracket
+)
+
+// Frame indentation: the column of the first line of a frame's contents
+// once known, else one of these.
+const (
+	indentNone    = -2 // nothing inside the frame yet
+	indentCompact = -1 // its contents start on its opening line
+)
+
 // value consumes the JSON value that starts at the next byte ('{' or '[')
 // and returns it (aliasing the buffer, valid until the next call) with the
-// line it starts on. It balances brackets and strings only; full
-// validation is the decoder's job. A value is cut (valBroken) at a raw
-// newline inside a string, or at a newline followed by a '{' or '[' in
-// column 0 where no value can start: that is the next record of a JSON
-// lines file after a damaged one (a '{' there is only valid as an array
-// element). With stream, an object longer than max is left unread
-// (valHuge) for the caller to stream.
+// line it starts on. It balances brackets and strings and tracks what may
+// come next in each; full validation is the decoder's job.
+//
+// A record cut short (a truncated line or copy) must not swallow the next
+// record, so a value is cut (valBroken, the rest left unread) where no
+// value can go on:
+//   - a raw newline inside a string;
+//   - a '{' or '[' where no value may start (after a member, instead of a
+//     member name): the next record;
+//   - a line that starts below the indentation of the frame it would be
+//     in (pretty-printed input: formatters indent every level deeper), or
+//     below its parent's when it is the frame's first line;
+//   - a '{' or '[' at column 0, unless it is an element of an array of a
+//     pretty-printed value (Python's indent=0): formatters never put a
+//     member's value flush left, so this is the next record of a JSON
+//     lines file after a damaged one.
+//
+// After a cut, cutAtLine says whether the cut fell at a line break.
+// With stream, an object longer than max is left unread (valHuge) for the
+// caller to stream.
 func (sc *scanner) value(stream bool) (v []byte, line int, st valStatus) {
 	line = sc.line
 	sc.stack = sc.stack[:0]
+	sc.states = sc.states[:0]
+	sc.indents = sc.indents[:0]
+	sc.cutAtLine = false
 	// p is the absolute scan position in buf; the value starts at sc.s.
 	// Locals keep the hot loop in registers; they are reloaded after fill,
 	// which may move the data.
@@ -241,8 +288,6 @@ func (sc *scanner) value(stream bool) (v []byte, line int, st valStatus) {
 	buf := sc.buf[:sc.e]
 	dropping := false
 	inStr := false
-	expectVal := false
-	afterColon := false
 	for {
 		if p >= len(buf) {
 			if !dropping && p-sc.s > sc.max {
@@ -293,30 +338,65 @@ func (sc *scanner) value(stream bool) (v []byte, line int, st valStatus) {
 					buf, p = sc.buf[:sc.e], sc.s+i
 					continue
 				}
+				if buf[p+1] == '\n' {
+					// A newline cannot be escaped either.
+					sc.cutAtLine = true
+					return sc.cut(p+1-sc.s, line, dropping)
+				}
 				p += 2
 			default: // a raw newline cannot be inside a JSON string
+				sc.cutAtLine = true
 				return sc.cut(p-sc.s, line, dropping)
 			}
 			continue
 		}
 		c := buf[p]
-		if c > ' ' {
-			afterColon = c == ':'
+		n := len(sc.stack) - 1 // the innermost frame, -1 before the value starts
+		if n >= 0 && sc.indents[n] == indentNone && c > ' ' {
+			sc.indents[n] = indentCompact
 		}
 		switch c {
 		case '"':
 			inStr = true
-			expectVal = false
-		case '{', '[':
-			sc.stack = append(sc.stack, c)
-			expectVal = c == '['
-		case '}', ']':
-			if n := len(sc.stack); n > 0 {
-				sc.stack = sc.stack[:n-1]
+			if n >= 0 {
+				if sc.stack[n] == '{' && sc.states[n] == stKey {
+					sc.states[n] = stColon
+				} else {
+					sc.states[n] = stNext
+				}
 			}
-			expectVal = false
-			if len(sc.stack) == 0 {
+		case '{', '[':
+			if n >= 0 && sc.states[n] != stValue {
+				// Where no value may start: the next record.
+				return sc.cut(p-sc.s, line, dropping)
+			}
+			if n >= 0 {
+				sc.states[n] = stNext
+			}
+			sc.stack = append(sc.stack, c)
+			if c == '{' {
+				sc.states = append(sc.states, stKey)
+			} else {
+				sc.states = append(sc.states, stValue)
+			}
+			sc.indents = append(sc.indents, indentNone)
+		case '}', ']':
+			if n < 0 || sc.stack[n] != c-2 { // '}'-2 is '{', ']'-2 is '['
+				// Closes what the value did not open: the value was cut
+				// short and this closes the array around it.
+				return sc.cut(p-sc.s, line, dropping)
+			}
+			sc.stack = sc.stack[:n]
+			sc.states = sc.states[:n]
+			sc.indents = sc.indents[:n]
+			if n == 0 {
 				p++
+				if stream && !dropping && p-sc.s > sc.max && sc.buf[sc.s] == '{' {
+					// Buffered whole thanks to the buffer's slack, but over
+					// the limit all the same: stream it like a longer one.
+					sc.line = line
+					return nil, line, valHuge
+				}
 				v = sc.buf[sc.s:p]
 				sc.s = p
 				if dropping {
@@ -324,32 +404,47 @@ func (sc *scanner) value(stream bool) (v []byte, line int, st valStatus) {
 				}
 				return v, line, valOK
 			}
+			sc.states[n-1] = stNext
 		case ':':
-			expectVal = true
+			sc.states[n] = stValue
 		case ',':
-			expectVal = sc.stack[len(sc.stack)-1] == '['
+			if sc.stack[n] == '{' {
+				sc.states[n] = stKey
+			} else {
+				sc.states[n] = stValue
+			}
 		case ' ', '\t', '\r':
 		case '\n':
-			if p+1 >= len(buf) {
-				i := p - sc.s
-				if sc.fill() {
-					buf, p = sc.buf[:sc.e], sc.s+i
+			// Look at how the next line starts.
+			q := p + 1
+			for {
+				for q < len(buf) && (buf[q] == ' ' || buf[q] == '\t' || buf[q] == '\r') {
+					q++
 				}
+				if q < len(buf) || q-p > readChunk/2 {
+					break
+				}
+				i, j := p-sc.s, q-sc.s
+				if !sc.fill() {
+					break
+				}
+				buf, p, q = sc.buf[:sc.e], sc.s+i, sc.s+j
 			}
-			// Formatters never put a member's value flush left on the
-			// next line, so this is the next record.
-			if p+1 < len(buf) && (buf[p+1] == '{' || buf[p+1] == '[') && (!expectVal || afterColon) {
+			if q < len(buf) && sc.lineBreaks(buf[q], q-p-1) {
+				sc.cutAtLine = true
 				return sc.cut(p-sc.s, line, dropping)
 			}
 			sc.line++
 		default:
-			expectVal = false
+			if n >= 0 && sc.states[n] == stValue {
+				sc.states[n] = stNext
+			}
 		}
 		p++
 	}
 }
 
-// cut ends a damaged value before offset i (a newline, left unread).
+// cut ends a damaged value before offset i (left unread).
 func (sc *scanner) cut(i, line int, dropping bool) ([]byte, int, valStatus) {
 	v := sc.buf[sc.s : sc.s+i]
 	if dropping {
@@ -357,6 +452,38 @@ func (sc *scanner) cut(i, line int, dropping bool) ([]byte, int, valStatus) {
 	}
 	sc.s += i
 	return v, line, valBroken
+}
+
+// lineBreaks reports whether a line inside a value that starts with c at
+// column col cannot belong to it (see value).
+func (sc *scanner) lineBreaks(c byte, col int) bool {
+	if c == '}' || c == ']' {
+		return false
+	}
+	n := len(sc.stack) - 1
+	// Lines are never shallower than the innermost known indentation
+	// around them (for a frame's first line: its parent's).
+	first := sc.indents[n] == indentNone
+	from := n
+	if first {
+		from = n - 1
+	}
+	for i := from; i >= 0; i-- {
+		if ind := sc.indents[i]; ind >= 0 {
+			if col < int(ind) {
+				return true
+			}
+			break
+		}
+	}
+	if first {
+		sc.indents[n] = int32(col)
+	}
+	if col == 0 && (c == '{' || c == '[') {
+		inArray := sc.stack[n] == '[' && sc.states[n] == stValue
+		return !inArray || sc.indents[0] == indentCompact
+	}
+	return false
 }
 
 // startsWithRecords reports whether the next value is an object whose

@@ -123,11 +123,15 @@ func (fr *fileReader) object() bool {
 		if k := containerOf(key); k != notContainer && sc.peek() == '[' && !(k == cwlEvents && ob.eventSource) {
 			sc.s++
 			ob.containers++
-			if !fr.array(k.source(), func(v []byte, line, rec int, st valStatus) bool { return fr.element(ob, k, v, line, rec, st) }) {
-				fr.flush(ob)
-				return false
-			}
+			end := fr.array(k.source(), func(v []byte, line, rec int, st valStatus) bool { return fr.element(ob, k, v, line, rec, st) })
 			fr.flush(ob)
+			switch end {
+			case arrayStopped:
+				return false
+			case arrayCut:
+				// The line ended inside the array: the object ends with it.
+				return true
+			}
 			continue
 		}
 		var v []byte
