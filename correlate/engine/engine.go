@@ -59,12 +59,14 @@ type Engine struct {
 	dedup     map[string]string   // rule id \x00 dedup key → incident id
 
 	// dirty state to write at the next checkpoint
-	dirtyKeys  map[*keyState]struct{}
-	deadKeys   [][]byte
-	dirtyIncs  map[string]struct{}
-	deadIncs   []string
-	deadDedups [][]byte
-	wmDirty    bool
+	dirtyKeys map[*keyState]struct{}
+	// changedKeys wait for their expiry to be refreshed (expiry.go)
+	changedKeys []*keyState
+	deadKeys    [][]byte
+	dirtyIncs   map[string]struct{}
+	deadIncs    []string
+	deadDedups  [][]byte
+	wmDirty     bool
 
 	// per-event scratch, reused
 	env     rule.Env
@@ -236,6 +238,7 @@ func (e *Engine) Process(ctx context.Context, ev *pipeline.Event) ([]pipeline.In
 	e.evalSignals(anyType)
 	if len(e.hits) > 0 {
 		e.dispatch()
+		e.flushExpiry()
 	}
 	e.ev = nil
 	e.env.Raw = nil
@@ -515,6 +518,7 @@ func (e *Engine) runTimers(now time.Time) {
 		if ks == nil {
 			continue
 		}
+		e.changed(ks)
 		switch rt.r.Kind {
 		case rule.KindSequence:
 			e.seqTimer(rt, ks, t.at)
@@ -522,6 +526,7 @@ func (e *Engine) runTimers(now time.Time) {
 			e.tempTimer(rt, ks, t.at)
 		}
 	}
+	e.flushExpiry()
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -562,6 +567,8 @@ type stats struct {
 	bySev                                 [pipeline.SeverityCritical + 1]uint64
 	evalErrors, templateErrors, rawErrors uint64
 	logged                                map[string]bool
+	// expiryChecks counts expired() calls: the cost of the key cap.
+	expiryChecks uint64
 }
 
 func (s *stats) init(set *rule.Set) {

@@ -147,11 +147,13 @@ func (e *Engine) Close(ctx context.Context) error {
 	defer e.mu.Unlock()
 	for _, rt := range e.rules {
 		clear(rt.keys)
+		rt.exp = nil
 		clear(rt.open)
 	}
 	clear(e.incidents)
 	clear(e.dedup)
 	e.timers = nil
+	e.changedKeys = nil
 	return nil
 }
 
@@ -184,8 +186,8 @@ func (e *Engine) load(ctx context.Context) error {
 				stale = append(stale, bytes.Clone(k))
 				return nil
 			}
-			ks.key, ks.rt = string(k[len(prefix):]), rt
-			rt.keys[ks.key] = ks
+			ks.key = string(k[len(prefix):])
+			e.addKey(rt, ks)
 			return nil
 		})
 		if err != nil {
@@ -203,8 +205,7 @@ func (e *Engine) load(ctx context.Context) error {
 				ks := rt.keys[key]
 				if ks == nil {
 					// The clock expired but the baseline is still useful.
-					ks = &keyState{Hash: rt.r.Hash, key: key, rt: rt, Met: &metricState{}}
-					rt.keys[key] = ks
+					ks = e.addKey(rt, &keyState{Hash: rt.r.Hash, key: key, Met: &metricState{}})
 				}
 				if ks.Met == nil {
 					ks.Met = &metricState{}
@@ -230,6 +231,7 @@ func (e *Engine) load(ctx context.Context) error {
 			}
 		}
 	}
+	e.flushExpiry()
 	var incs []*openInc
 	err = e.st.Iterate(state.Key(state.KindIncident), func(k, v []byte) error {
 		oi := &openInc{}

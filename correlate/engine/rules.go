@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"container/heap"
 	"time"
 
 	"github.com/ecscorr/ecscorr/correlate/rule"
@@ -11,6 +12,7 @@ type ruleRT struct {
 	idx       int
 	r         *rule.Rule
 	keys      map[string]*keyState
+	exp       expiryHeap          // keys by expiry (expiry.go)
 	open      map[string][]string // group key → open incident ids
 	maxEvents int
 	maxKeys   int
@@ -106,12 +108,17 @@ type keyState struct {
 	key   string
 	rt    *ruleRT
 	dirty bool
+	// expiry heap (expiry.go): place, expiry, queued for a refresh
+	hidx   int
+	expAt  time.Time
+	queued bool
 }
 
 // getKey returns the key's state, creating it if create is set and the
 // rule's key cap allows.
 func (e *Engine) getKey(rt *ruleRT, key string, vals []string, create bool) *keyState {
 	if ks := rt.keys[key]; ks != nil {
+		e.changed(ks)
 		return ks
 	}
 	if !create {
@@ -127,8 +134,7 @@ func (e *Engine) getKey(rt *ruleRT, key string, vals []string, create bool) *key
 			return nil
 		}
 	}
-	ks := &keyState{Hash: rt.r.Hash, Vals: vals, key: key, rt: rt}
-	rt.keys[key] = ks
+	ks := e.addKey(rt, &keyState{Hash: rt.r.Hash, Vals: vals, key: key})
 	return ks
 }
 
@@ -139,8 +145,19 @@ func (e *Engine) touch(ks *keyState) {
 	}
 }
 
+// addKey adds a new key state to its rule (in memory).
+func (e *Engine) addKey(rt *ruleRT, ks *keyState) *keyState {
+	ks.rt, ks.hidx = rt, -1
+	rt.keys[ks.key] = ks
+	e.changed(ks)
+	return ks
+}
+
 func (e *Engine) dropKey(ks *keyState) {
 	delete(ks.rt.keys, ks.key)
+	if ks.hidx >= 0 {
+		heap.Remove(&ks.rt.exp, ks.hidx)
+	}
 	delete(e.dirtyKeys, ks)
 	if e.st != nil {
 		e.deadKeys = append(e.deadKeys, keyStoreKey(ks.rt, ks.key))
@@ -148,6 +165,11 @@ func (e *Engine) dropKey(ks *keyState) {
 }
 
 // expired reports whether a key's state can no longer matter at now.
+func (e *Engine) expired(rt *ruleRT, ks *keyState, now time.Time) bool {
+	e.stats.expiryChecks++
+	return rt.expired(ks, now)
+}
+
 func (rt *ruleRT) expired(ks *keyState, now time.Time) bool {
 	if rt.seenLive(ks, now) {
 		return false // a duplicate delivery may still come
@@ -177,15 +199,6 @@ func (rt *ruleRT) expired(ks *keyState, now time.Time) bool {
 		return ks.Touch.Add(rt.retention()).Before(now)
 	}
 	return true
-}
-
-// sweepRule forgets expired keys of a rule.
-func (e *Engine) sweepRule(rt *ruleRT, now time.Time) {
-	for _, ks := range rt.keys {
-		if rt.expired(ks, now) {
-			e.dropKey(ks)
-		}
-	}
 }
 
 // sweep forgets expired key state and incidents. It only removes what is
