@@ -248,38 +248,9 @@ func (e *Engine) Process(ctx context.Context, ev *pipeline.Event) ([]pipeline.In
 
 func (e *Engine) setEnv(ev *pipeline.Event) {
 	e.env.Event = rule.EventEnv{ID: ev.ID, Source: string(ev.Source), Type: ev.Type, Time: ev.Time, Severity: ev.Severity.String(), Sample: ev.Sample}
-	e.env.Entity = entityEnv(&ev.Entity)
+	e.env.Entity = rule.EntityEnvOf(ev.Entity)
 	e.env.Raw = nil
 	e.env.Fields = nil
-}
-
-func entityEnv(en *pipeline.Entity) rule.EntityEnv {
-	return rule.EntityEnv{
-		Account: en.Account, Region: en.Region, Cluster: en.Cluster, Service: en.Service,
-		TaskARN: en.TaskARN, TaskDefinitionARN: en.TaskDefinitionARN,
-		TaskDefinitionFamily: taskDefFamily(en.TaskDefinitionARN),
-		ContainerID:          en.ContainerID, Principal: en.Principal,
-	}
-}
-
-// taskDefFamily returns the family of a task definition ARN
-// (arn:...:task-definition/<family>:<rev>) or of a bare family:rev.
-func taskDefFamily(s string) string {
-	if s == "" {
-		return ""
-	}
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '/' {
-			s = s[i+1:]
-			break
-		}
-	}
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == ':' {
-			return s[:i]
-		}
-	}
-	return s
 }
 
 // projectRaw decodes only the top-level raw keys that the event's
@@ -420,30 +391,6 @@ func (e *Engine) collect(rt *ruleRT, rh *ruleHits) {
 }
 
 // processRule and the group key are in keys.go.
-
-func entityField(en *rule.EntityEnv, name string) string {
-	switch name {
-	case "task_arn":
-		return en.TaskARN
-	case "account":
-		return en.Account
-	case "region":
-		return en.Region
-	case "cluster":
-		return en.Cluster
-	case "service":
-		return en.Service
-	case "principal":
-		return en.Principal
-	case "task_definition_arn":
-		return en.TaskDefinitionARN
-	case "task_definition_family":
-		return en.TaskDefinitionFamily
-	case "container_id":
-		return en.ContainerID
-	}
-	return ""
-}
 
 // Advance moves the event-time watermark and decides what waits for it.
 func (e *Engine) Advance(ctx context.Context, watermark time.Time) ([]pipeline.Incident, error) {

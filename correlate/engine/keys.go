@@ -149,7 +149,7 @@ func (e *Engine) groupKeys(rt *ruleRT, fields map[string]any) []keyVals {
 	var lists [][]string // set only when an expression returned a list
 	for i, kf := range by {
 		if kf.Expr == nil {
-			vals[i] = entityField(&e.env.Entity, kf.Entity)
+			vals[i] = rule.EntityField(&e.env.Entity, kf.Entity)
 			if kf.Entity == "task_arn" && vals[i] == "" {
 				return nil
 			}

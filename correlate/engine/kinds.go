@@ -96,7 +96,7 @@ func (e *Engine) onThreshold(rt *ruleRT, key string, vals []string, rh *ruleHits
 			}
 			ent.S = fmt.Sprint(v)
 		default:
-			f, ok := toFloat(v)
+			f, ok := rule.ToFloat(v)
 			if !ok {
 				e.stats.evalErrors++
 				return

@@ -105,7 +105,7 @@ func (e *Engine) metricSample(rt *ruleRT, ks *keyState, h *sigHit) {
 	if vf == "" {
 		vf = "value"
 	}
-	v, ok := toFloat(h.fields[vf])
+	v, ok := rule.ToFloat(h.fields[vf])
 	if !ok {
 		e.stats.evalErrors++
 		e.logOnce("metricvalue:"+rt.r.ID, "metric sample without a numeric value field", "rule", rt.r.ID, "field", vf)

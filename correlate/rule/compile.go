@@ -1003,9 +1003,20 @@ func (l *loader) ruleExceptions(c *ruleCtx, n *yaml.Node) {
 					continue
 				}
 				for i, v := range vals {
-					if i < len(ex.Comps) && ex.Comps[i] == "in" {
+					op := ""
+					if i < len(ex.Comps) {
+						op = ex.Comps[i]
+					}
+					switch op {
+					case "in":
 						if _, ok := v.([]any); !ok {
 							l.errf(f, row, "exception %s: value %d is compared with in and must be a list", ex.Name, i+1)
+							c.ok = false
+						}
+					case "startsWith", "endsWith", "contains":
+						// Compare is false for anything but two strings.
+						if _, ok := v.(string); !ok {
+							l.errf(f, row, "exception %s: value %d is compared with %s and must be a string (quote it)", ex.Name, i+1, op)
 							c.ok = false
 						}
 					}
