@@ -126,7 +126,7 @@ func TestExceptionComparisons(t *testing.T) {
 	// number never "startsWith".
 	x := sig(t, "x", ct, "")
 	m := &rule.Rule{ID: "sw", Severity: pipeline.SeverityLow, Kind: rule.KindMatch,
-		Match: &rule.Step{As: "x", Signals: []*rule.Signal{x}},
+		Match:      &rule.Step{As: "x", Signals: []*rule.Signal{x}},
 		Exceptions: []rule.Exception{{Name: "n", Fields: []*vm.Program{compileAny(t, `raw.n`)}, Comps: []string{"startsWith"}, Values: [][]any{{"1"}}}}}
 	r := newRunner(t, newSet([]*rule.Signal{x}, m), nil).feed([]*pipeline.Event{
 		ev("num", ct, "x", 0, taskA, `{"n":12}`), ev("str", ct, "x", 0, taskB, `{"n":"12"}`)}, false)
