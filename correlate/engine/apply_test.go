@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/expr-lang/expr/vm"
@@ -183,5 +184,20 @@ func TestKeysSeverityOutputFields(t *testing.T) {
 	}
 	if status["off"] != pipeline.IncidentResolved || status["priv"] != pipeline.IncidentOpen || len(status) != 2 {
 		t.Errorf("closes: %v", status)
+	}
+}
+
+// TestOutputEnvTypesAsAtLoad: templates and expressions see the same
+// types at run time as when the loader checked them (rule.BuildOutputEnv):
+// mitre and tags used to be []any at run time, []string at load.
+func TestOutputEnvTypesAsAtLoad(t *testing.T) {
+	x := sig(t, "x", ct, "")
+	m := &rule.Rule{ID: "types", Severity: pipeline.SeverityLow, Kind: rule.KindMatch, Mitre: []string{"T1609"},
+		Match: &rule.Step{As: "x", Signals: []*rule.Signal{x}},
+		Title: template.Must(template.New("t").Funcs(rule.FuncMap()).Parse(`{{ printf "%T %T" .rule.mitre .rule.tags }} {{ json .rule.tags }}`))}
+	r := newRunner(t, newSet([]*rule.Signal{x}, m), nil).feed([]*pipeline.Event{ev("a", ct, "x", 0, taskA, "")}, false)
+	want := rule.BuildOutputEnv(rule.OutputInput{Rule: m})["rule"].(map[string]any)
+	if got := r.list()[0].Title; got != fmt.Sprintf("%T %T []", want["mitre"], want["tags"]) || got != "[]string []string []" {
+		t.Errorf("title %q", got)
 	}
 }
