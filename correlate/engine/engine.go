@@ -143,49 +143,18 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 		rt := newRuleRT(i, r, opts)
 		e.rules = append(e.rules, rt)
 		e.byID[r.ID] = rt
-		if r.Kind == rule.KindTemporal && r.Temporal != nil {
-			e.buildTemporal(rt)
-		}
-		add := func(sigs []*rule.Signal, kind roleKind, step int) {
+		add := func(sigs []*rule.Signal, role roleKind, step int) {
 			for _, s := range sigs {
 				if s == nil || s.Index < 0 || s.Index >= len(e.sigRoles) {
 					continue
 				}
-				e.sigRoles[s.Index] = append(e.sigRoles[s.Index], roleRef{rule: i, kind: kind, step: step})
+				e.sigRoles[s.Index] = append(e.sigRoles[s.Index], roleRef{rule: i, kind: role, step: step})
 			}
 		}
-		switch r.Kind {
-		case rule.KindMatch:
-			if r.Match != nil {
-				add(r.Match.Signals, roleStep, 0)
-			}
-		case rule.KindThreshold:
-			if r.Threshold != nil {
-				add(r.Threshold.Step.Signals, roleStep, 0)
-			}
-		case rule.KindSequence:
-			if r.Sequence != nil {
-				for j := range r.Sequence.Steps {
-					add(r.Sequence.Steps[j].Signals, roleStep, j)
-				}
-				add(r.Sequence.Until, roleUntil, 0)
-			}
-		case rule.KindTemporal:
-			if r.Temporal != nil {
-				for j := range r.Temporal.Signals {
-					add(r.Temporal.Signals[j].Signals, roleStep, j)
-				}
-			}
-		case rule.KindMetric:
-			if r.Metric != nil {
-				if r.Metric.Series != nil {
-					add([]*rule.Signal{r.Metric.Series}, roleSeries, 0)
-				}
-				if r.Metric.Join != nil {
-					add(r.Metric.Join.Signals, roleJoin, 0)
-				}
-			}
+		if rt.kind == nil {
+			return nil, e.unknownKind(r)
 		}
+		rt.kind.init(e, rt, add)
 		if r.Resolve != nil {
 			add(r.Resolve.Signals, roleResolve, 0)
 		}
@@ -466,12 +435,7 @@ func (e *Engine) runTimers(now time.Time) {
 			continue
 		}
 		e.changed(ks)
-		switch rt.r.Kind {
-		case rule.KindSequence:
-			e.seqTimer(rt, ks, t.at)
-		case rule.KindTemporal:
-			e.tempTimer(rt, ks, t.at)
-		}
+		rt.kind.timer(e, rt, ks, t.at)
 	}
 	e.flushExpiry()
 }

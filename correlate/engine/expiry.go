@@ -3,8 +3,6 @@ package engine
 import (
 	"container/heap"
 	"time"
-
-	"github.com/ecscorr/ecscorr/correlate/rule"
 )
 
 // Each rule keeps its keys in a min-heap by expiresAt, so that the key cap
@@ -33,33 +31,7 @@ func (rt *ruleRT) expiresAt(ks *keyState) time.Time {
 	if n := len(ks.Seen); n > 0 {
 		later(ks.Seen[n-1].T.Add(rt.retention() + time.Nanosecond))
 	}
-	switch rt.r.Kind {
-	case rule.KindThreshold:
-		if n := len(ks.Win); n > 0 {
-			later(ks.Win[n-1].T.Add(rt.r.Threshold.Window))
-		}
-	case rule.KindSequence:
-		for _, p := range ks.Parts {
-			switch {
-			case p == nil:
-			case !p.Deadline.IsZero():
-				return maxTime
-			default:
-				later(p.First.Add(rt.r.Sequence.MaxSpan + time.Nanosecond))
-			}
-		}
-	case rule.KindTemporal:
-		if !ks.Pending.IsZero() {
-			return maxTime
-		}
-		for _, l := range ks.Temp {
-			if n := len(l); n > 0 {
-				later(l[n-1].T.Add(rt.r.Temporal.Window))
-			}
-		}
-	case rule.KindMetric:
-		later(ks.Touch.Add(rt.retention() + time.Nanosecond))
-	}
+	later(rt.kind.expiresAt(rt, ks))
 	return at
 }
 

@@ -118,18 +118,7 @@ func (e *Engine) runRule(rt *ruleRT, key string, vals []string, rh *ruleHits) {
 	if rh.resolve != nil {
 		e.resolveSignal(rt, key, rh.resolve)
 	}
-	switch rt.r.Kind {
-	case rule.KindMatch:
-		e.onMatch(rt, key, vals, rh)
-	case rule.KindThreshold:
-		e.onThreshold(rt, key, vals, rh)
-	case rule.KindSequence:
-		e.onSequence(rt, key, vals, rh)
-	case rule.KindTemporal:
-		e.onTemporal(rt, key, vals, rh)
-	case rule.KindMetric:
-		e.onMetric(rt, key, vals, rh)
-	}
+	rt.kind.process(e, rt, key, vals, rh)
 }
 
 // groupKeys computes the rule's keys for the current event, with fields
