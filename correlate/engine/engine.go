@@ -59,12 +59,14 @@ type Engine struct {
 	dedup     map[string]string   // rule id \x00 dedup key → incident id
 
 	// dirty state to write at the next checkpoint
-	dirtyKeys  map[*keyState]struct{}
-	deadKeys   [][]byte
-	dirtyIncs  map[string]struct{}
-	deadIncs   []string
-	deadDedups [][]byte
-	wmDirty    bool
+	dirtyKeys map[*keyState]struct{}
+	// changedKeys wait for their expiry to be refreshed (expiry.go)
+	changedKeys []*keyState
+	deadKeys    [][]byte
+	dirtyIncs   map[string]struct{}
+	deadIncs    []string
+	deadDedups  [][]byte
+	wmDirty     bool
 
 	// per-event scratch, reused
 	env     rule.Env
@@ -141,49 +143,18 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 		rt := newRuleRT(i, r, opts)
 		e.rules = append(e.rules, rt)
 		e.byID[r.ID] = rt
-		if r.Kind == rule.KindTemporal && r.Temporal != nil {
-			e.buildTemporal(rt)
-		}
-		add := func(sigs []*rule.Signal, kind roleKind, step int) {
+		add := func(sigs []*rule.Signal, role roleKind, step int) {
 			for _, s := range sigs {
 				if s == nil || s.Index < 0 || s.Index >= len(e.sigRoles) {
 					continue
 				}
-				e.sigRoles[s.Index] = append(e.sigRoles[s.Index], roleRef{rule: i, kind: kind, step: step})
+				e.sigRoles[s.Index] = append(e.sigRoles[s.Index], roleRef{rule: i, kind: role, step: step})
 			}
 		}
-		switch r.Kind {
-		case rule.KindMatch:
-			if r.Match != nil {
-				add(r.Match.Signals, roleStep, 0)
-			}
-		case rule.KindThreshold:
-			if r.Threshold != nil {
-				add(r.Threshold.Step.Signals, roleStep, 0)
-			}
-		case rule.KindSequence:
-			if r.Sequence != nil {
-				for j := range r.Sequence.Steps {
-					add(r.Sequence.Steps[j].Signals, roleStep, j)
-				}
-				add(r.Sequence.Until, roleUntil, 0)
-			}
-		case rule.KindTemporal:
-			if r.Temporal != nil {
-				for j := range r.Temporal.Signals {
-					add(r.Temporal.Signals[j].Signals, roleStep, j)
-				}
-			}
-		case rule.KindMetric:
-			if r.Metric != nil {
-				if r.Metric.Series != nil {
-					add([]*rule.Signal{r.Metric.Series}, roleSeries, 0)
-				}
-				if r.Metric.Join != nil {
-					add(r.Metric.Join.Signals, roleJoin, 0)
-				}
-			}
+		if rt.kind == nil {
+			return nil, e.unknownKind(r)
 		}
+		rt.kind.init(e, rt, add)
 		if r.Resolve != nil {
 			add(r.Resolve.Signals, roleResolve, 0)
 		}
@@ -236,6 +207,7 @@ func (e *Engine) Process(ctx context.Context, ev *pipeline.Event) ([]pipeline.In
 	e.evalSignals(anyType)
 	if len(e.hits) > 0 {
 		e.dispatch()
+		e.flushExpiry()
 	}
 	e.ev = nil
 	e.env.Raw = nil
@@ -245,38 +217,9 @@ func (e *Engine) Process(ctx context.Context, ev *pipeline.Event) ([]pipeline.In
 
 func (e *Engine) setEnv(ev *pipeline.Event) {
 	e.env.Event = rule.EventEnv{ID: ev.ID, Source: string(ev.Source), Type: ev.Type, Time: ev.Time, Severity: ev.Severity.String(), Sample: ev.Sample}
-	e.env.Entity = entityEnv(&ev.Entity)
+	e.env.Entity = rule.EntityEnvOf(ev.Entity)
 	e.env.Raw = nil
 	e.env.Fields = nil
-}
-
-func entityEnv(en *pipeline.Entity) rule.EntityEnv {
-	return rule.EntityEnv{
-		Account: en.Account, Region: en.Region, Cluster: en.Cluster, Service: en.Service,
-		TaskARN: en.TaskARN, TaskDefinitionARN: en.TaskDefinitionARN,
-		TaskDefinitionFamily: taskDefFamily(en.TaskDefinitionARN),
-		ContainerID:          en.ContainerID, Principal: en.Principal,
-	}
-}
-
-// taskDefFamily returns the family of a task definition ARN
-// (arn:...:task-definition/<family>:<rev>) or of a bare family:rev.
-func taskDefFamily(s string) string {
-	if s == "" {
-		return ""
-	}
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '/' {
-			s = s[i+1:]
-			break
-		}
-	}
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == ':' {
-			return s[:i]
-		}
-	}
-	return s
 }
 
 // projectRaw decodes only the top-level raw keys that the event's
@@ -418,30 +361,6 @@ func (e *Engine) collect(rt *ruleRT, rh *ruleHits) {
 
 // processRule and the group key are in keys.go.
 
-func entityField(en *rule.EntityEnv, name string) string {
-	switch name {
-	case "task_arn":
-		return en.TaskARN
-	case "account":
-		return en.Account
-	case "region":
-		return en.Region
-	case "cluster":
-		return en.Cluster
-	case "service":
-		return en.Service
-	case "principal":
-		return en.Principal
-	case "task_definition_arn":
-		return en.TaskDefinitionARN
-	case "task_definition_family":
-		return en.TaskDefinitionFamily
-	case "container_id":
-		return en.ContainerID
-	}
-	return ""
-}
-
 // Horizon is how far behind the watermark an event can still change state:
 // the longest retention of any rule plus the lateness. The Runner remembers
 // applied events that long (so a redelivery or a rerun is not applied
@@ -527,13 +446,10 @@ func (e *Engine) runTimers(now time.Time) {
 		if ks == nil {
 			continue
 		}
-		switch rt.r.Kind {
-		case rule.KindSequence:
-			e.seqTimer(rt, ks, t.at)
-		case rule.KindTemporal:
-			e.tempTimer(rt, ks, t.at)
-		}
+		e.changed(ks)
+		rt.kind.timer(e, rt, ks, t.at)
 	}
+	e.flushExpiry()
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -574,6 +490,8 @@ type stats struct {
 	bySev                                 [pipeline.SeverityCritical + 1]uint64
 	evalErrors, templateErrors, rawErrors uint64
 	logged                                map[string]bool
+	// expiryChecks counts expired() calls: the cost of the key cap.
+	expiryChecks uint64
 }
 
 func (s *stats) init(set *rule.Set) {

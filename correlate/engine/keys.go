@@ -118,18 +118,7 @@ func (e *Engine) runRule(rt *ruleRT, key string, vals []string, rh *ruleHits) {
 	if rh.resolve != nil {
 		e.resolveSignal(rt, key, rh.resolve)
 	}
-	switch rt.r.Kind {
-	case rule.KindMatch:
-		e.onMatch(rt, key, vals, rh)
-	case rule.KindThreshold:
-		e.onThreshold(rt, key, vals, rh)
-	case rule.KindSequence:
-		e.onSequence(rt, key, vals, rh)
-	case rule.KindTemporal:
-		e.onTemporal(rt, key, vals, rh)
-	case rule.KindMetric:
-		e.onMetric(rt, key, vals, rh)
-	}
+	rt.kind.process(e, rt, key, vals, rh)
 }
 
 // groupKeys computes the rule's keys for the current event, with fields
@@ -149,7 +138,7 @@ func (e *Engine) groupKeys(rt *ruleRT, fields map[string]any) []keyVals {
 	var lists [][]string // set only when an expression returned a list
 	for i, kf := range by {
 		if kf.Expr == nil {
-			vals[i] = entityField(&e.env.Entity, kf.Entity)
+			vals[i] = rule.EntityField(&e.env.Entity, kf.Entity)
 			if kf.Entity == "task_arn" && vals[i] == "" {
 				return nil
 			}

@@ -1,13 +1,10 @@
 package engine
 
 import (
-	"bytes"
 	"container/heap"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"strings"
 	"text/template"
 	"time"
 
@@ -48,34 +45,17 @@ func (r *evRec) ref(step string) pipeline.EventRef {
 func (r *evRec) env(lists map[string][]any) *rule.Env {
 	return &rule.Env{
 		Event:  rule.EventEnv{ID: r.ID, Source: string(r.Source), Type: r.Type, Time: r.Time, Severity: r.Severity.String()},
-		Entity: entityEnv(&r.Entity),
+		Entity: rule.EntityEnvOf(r.Entity),
 		Raw:    decodeRaw(r.Raw),
 		Lists:  lists,
 		Fields: r.Fields,
 	}
 }
 
-func entityMap(en *pipeline.Entity) map[string]any {
-	return map[string]any{
-		"account": en.Account, "region": en.Region, "cluster": en.Cluster, "service": en.Service,
-		"task_arn": en.TaskARN, "task_definition_arn": en.TaskDefinitionARN,
-		"task_definition_family": taskDefFamily(en.TaskDefinitionARN),
-		"container_id":           en.ContainerID, "principal": en.Principal,
-	}
-}
-
+// stepMap is the step's map in the output environment (rule.StepData).
 func (r *evRec) stepMap(raw map[string]any) map[string]any {
-	f := r.Fields
-	if f == nil {
-		f = map[string]any{}
-	}
-	if raw == nil {
-		raw = map[string]any{}
-	}
-	return map[string]any{
-		"signal": r.Signal, "source": string(r.Source), "type": r.Type, "id": r.ID, "time": r.Time,
-		"severity": r.Severity.String(), "raw": raw, "fields": f, "entity": entityMap(&r.Entity),
-	}
+	ev := pipeline.Event{ID: r.ID, Source: r.Source, Type: r.Type, Time: r.Time, Severity: r.Severity, Entity: r.Entity}
+	return rule.StepData(r.Signal, &ev, raw, r.Fields)
 }
 
 // namedRec is a step event with its alias.
@@ -149,9 +129,9 @@ func (e *Engine) rawFor(r *evRec) map[string]any {
 	return decodeRaw(r.Raw)
 }
 
-// outputEnv builds the output environment of a hit.
+// outputEnv builds the output environment of a hit (rule.BuildOutputEnv).
 func (e *Engine) outputEnv(rt *ruleRT, key map[string]string, steps []namedRec, agg map[string]any, signals map[string]bool, last *evRec, count int) map[string]any {
-	sm := make(map[string]any, len(steps))
+	sm := make(map[string]map[string]any, len(steps))
 	raws := make(map[*evRec]map[string]any, len(steps))
 	var lastMap map[string]any
 	for _, s := range steps {
@@ -166,48 +146,19 @@ func (e *Engine) outputEnv(rt *ruleRT, key map[string]string, steps []namedRec, 
 			lastMap = m
 		}
 	}
-	if lastMap == nil && last != nil {
-		lastMap = last.stepMap(e.rawFor(last))
-	}
-	keyMap := make(map[string]any, len(key))
-	for k, v := range key {
-		keyMap[k] = v
-	}
-	if agg == nil {
-		agg = map[string]any{}
-	}
-	sig := make(map[string]any, len(signals))
-	for k, v := range signals {
-		sig[k] = v
-	}
-	r := rt.r
-	var ent map[string]any
+	in := rule.OutputInput{Rule: rt.r, Key: key, Steps: sm, Agg: agg, Signals: signals, Count: count, Event: lastMap}
 	if last != nil {
-		ent = entityMap(&last.Entity)
-	} else {
-		ent = entityMap(&pipeline.Entity{})
+		in.Entity = last.Entity
+		if lastMap == nil {
+			in.Event = last.stepMap(e.rawFor(last))
+		}
 	}
-	return map[string]any{
-		"rule": map[string]any{"id": r.ID, "title": r.TitleSrc, "description": r.Description, "severity": r.Severity.String(),
-			"mitre": toAnySlice(r.Mitre), "tags": toAnySlice(r.Tags)},
-		"key": keyMap, "entity": ent, "steps": sm, "agg": agg, "signals": sig, "count": count, "event": lastMap,
-	}
-}
-
-func toAnySlice(s []string) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
-	}
-	return out
+	return rule.BuildOutputEnv(in)
 }
 
 func (e *Engine) execTemplate(t *template.Template, data map[string]any) string {
-	if t == nil {
-		return ""
-	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
+	s, err := rule.Render(t, data)
+	if err != nil {
 		e.stats.templateErrors++
 		e.logOnce("tmpl:"+t.Name(), "template failed; using its text", "template", t.Name(), "err", err)
 		if t.Tree != nil && t.Tree.Root != nil {
@@ -215,7 +166,7 @@ func (e *Engine) execTemplate(t *template.Template, data map[string]any) string 
 		}
 		return ""
 	}
-	return strings.TrimSpace(b.String())
+	return s
 }
 
 // excepted reports whether an active exception matches the hit's last event.
@@ -227,7 +178,7 @@ func (e *Engine) excepted(rt *ruleRT, last *evRec) bool {
 	var env *rule.Env
 	for i := range exs {
 		ex := &exs[i]
-		if !ex.Expires.IsZero() && !ex.Expires.After(last.Time) {
+		if !ex.Active(last.Time) {
 			continue
 		}
 		if env == nil {
@@ -240,6 +191,8 @@ func (e *Engine) excepted(rt *ruleRT, last *evRec) bool {
 				env = last.env(e.set.Lists)
 			}
 		}
+		// A field that fails is counted and compares as nil: the other
+		// fields and exceptions still apply.
 		vals := make([]any, len(ex.Fields))
 		for j, f := range ex.Fields {
 			v, err := e.vm.Run(f, env)
@@ -249,97 +202,12 @@ func (e *Engine) excepted(rt *ruleRT, last *evRec) bool {
 			vals[j] = v
 		}
 		for _, row := range ex.Values {
-			if len(row) != len(vals) {
-				continue
-			}
-			all := true
-			for j := range vals {
-				comp := "=="
-				if j < len(ex.Comps) && ex.Comps[j] != "" {
-					comp = ex.Comps[j]
-				}
-				if !compare(comp, vals[j], row[j]) {
-					all = false
-					break
-				}
-			}
-			if all {
+			if ex.MatchesRow(vals, row) {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-func compare(comp string, a, b any) bool {
-	switch comp {
-	case "==":
-		return equalAny(a, b)
-	case "!=":
-		return !equalAny(a, b)
-	case "in":
-		switch l := b.(type) {
-		case []any:
-			for _, x := range l {
-				if equalAny(a, x) {
-					return true
-				}
-			}
-		case []string:
-			for _, x := range l {
-				if equalAny(a, x) {
-					return true
-				}
-			}
-		default:
-			return equalAny(a, b)
-		}
-		return false
-	case "startsWith":
-		return a != nil && strings.HasPrefix(fmt.Sprint(a), fmt.Sprint(b))
-	case "endsWith":
-		return a != nil && strings.HasSuffix(fmt.Sprint(a), fmt.Sprint(b))
-	case "contains":
-		return a != nil && strings.Contains(fmt.Sprint(a), fmt.Sprint(b))
-	}
-	return false
-}
-
-func equalAny(a, b any) bool {
-	if fa, ok := toFloat(a); ok {
-		if fb, ok := toFloat(b); ok {
-			return fa == fb
-		}
-	}
-	if a == nil || b == nil {
-		return a == nil && b == nil
-	}
-	return fmt.Sprint(a) == fmt.Sprint(b)
-}
-
-func toFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case float32:
-		return float64(x), true
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case int32:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
-	case uint32:
-		return float64(x), true
-	case uint:
-		return float64(x), true
-	case json.Number:
-		f, err := x.Float64()
-		return f, err == nil
-	}
-	return 0, false
 }
 
 // fire turns a hit into a new or updated incident (or nothing, when an
@@ -566,11 +434,10 @@ func (e *Engine) resolveSignal(rt *ruleRT, key string, h *sigHit) {
 			continue
 		}
 		if c := rt.r.Resolve.Closes; c != nil {
-			env := e.incidentEnv(rt, oi)
 			if evMap == nil {
 				evMap = rec.stepMap(e.rawFor(rec))
 			}
-			env["event"] = evMap
+			env := e.closesEnv(rt, oi, evMap)
 			ok, err := e.runBool(c, env)
 			if err != nil {
 				e.stats.evalErrors++
@@ -609,8 +476,9 @@ func (e *Engine) resolveTimer(rt *ruleRT, id string, at time.Time) {
 	e.resolve(rt, oi, oi.ResolveAt, oi.ResolveBy)
 }
 
-// incidentEnv rebuilds the output environment of an open incident.
-func (e *Engine) incidentEnv(rt *ruleRT, oi *openInc) map[string]any {
+// closesEnv is what resolve.closes sees (rule.ClosesEnv): the open
+// incident's output environment and the resolving event.
+func (e *Engine) closesEnv(rt *ruleRT, oi *openInc, event map[string]any) map[string]any {
 	steps := make([]namedRec, len(oi.Steps))
 	var last *evRec
 	for i, s := range oi.Steps {
@@ -619,13 +487,7 @@ func (e *Engine) incidentEnv(rt *ruleRT, oi *openInc) map[string]any {
 			last = s.Rec
 		}
 	}
-	env := e.outputEnv(rt, oi.Inc.Key, steps, oi.Agg, oi.Signals, last, oi.Inc.Count)
-	cp := make(map[string]any, len(env)+1)
-	for k, v := range env {
-		cp[k] = v
-	}
-	cp["incident"] = env
-	return cp
+	return rule.ClosesEnv(e.outputEnv(rt, oi.Inc.Key, steps, oi.Agg, oi.Signals, last, oi.Inc.Count), event)
 }
 
 func (e *Engine) resolve(rt *ruleRT, oi *openInc, at time.Time, by *pipeline.EventRef) {

@@ -9,7 +9,6 @@ import (
 
 	gojson "github.com/goccy/go-json"
 
-	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/correlate/state"
 	"github.com/ecscorr/ecscorr/pipeline"
 )
@@ -21,20 +20,8 @@ import (
 //	i <incident id>            open incident (JSON)
 //	d <rule id> 0x00 <dedup>   incident id
 //	m engine                   watermark, clock, incident sequence
-func stateKind(rt *ruleRT) state.Kind {
-	switch rt.r.Kind {
-	case rule.KindThreshold, rule.KindTemporal:
-		return state.KindWindow
-	}
-	return state.KindPartial
-}
-
 func keyStoreKey(rt *ruleRT, key string) []byte {
-	return state.Key(stateKind(rt), rt.r.ID, key)
-}
-
-func baselineStoreKey(rt *ruleRT, key string) []byte {
-	return state.Key(state.KindBaseline, rt.r.ID, key)
+	return state.Key(rt.kind.storeKind(), rt.r.ID, key)
 }
 
 func dedupStoreKey(dkey string) []byte { return state.Key(state.KindDedup, dkey) }
@@ -45,11 +32,6 @@ type meta struct {
 	Watermark time.Time `json:"wm"`
 	Clock     time.Time `json:"clock"`
 	IncSeq    uint64    `json:"seq"`
-}
-
-type baselineRec struct {
-	Hash string    `json:"h"`
-	Base *baseline `json:"b"`
 }
 
 // Checkpoint writes all state changed since the last checkpoint in one
@@ -97,12 +79,8 @@ func (e *Engine) CheckpointBatch(ctx context.Context, b pipeline.StateWriter) er
 			return fmt.Errorf("engine: encode state of %s: %w", rt.r.ID, err)
 		}
 		b.Set(keyStoreKey(rt, ks.key), v, rt.ttl)
-		if ks.Met != nil && ks.Met.Base != nil {
-			v, err := gojson.Marshal(baselineRec{Hash: rt.r.Hash, Base: ks.Met.Base})
-			if err != nil {
-				return fmt.Errorf("engine: encode baseline of %s: %w", rt.r.ID, err)
-			}
-			b.Set(baselineStoreKey(rt, ks.key), v, rt.r.Metric.Baseline.Over+e.opts.Lateness+time.Hour)
+		if err := rt.kind.save(e, b, rt, ks); err != nil {
+			return err
 		}
 	}
 	clear(e.dirtyKeys)
@@ -148,11 +126,13 @@ func (e *Engine) Close(ctx context.Context) error {
 	defer e.mu.Unlock()
 	for _, rt := range e.rules {
 		clear(rt.keys)
+		rt.exp = nil
 		clear(rt.open)
 	}
 	clear(e.incidents)
 	clear(e.dedup)
 	e.timers = nil
+	e.changedKeys = nil
 	return nil
 }
 
@@ -178,59 +158,28 @@ func (e *Engine) load(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		prefix := state.Key(stateKind(rt), rt.r.ID, "")
+		prefix := state.Key(rt.kind.storeKind(), rt.r.ID, "")
 		err := e.st.Iterate(prefix, func(k, v []byte) error {
 			ks := &keyState{}
 			if err := gojson.Unmarshal(v, ks); err != nil || ks.Hash != rt.r.Hash {
 				stale = append(stale, bytes.Clone(k))
 				return nil
 			}
-			ks.key, ks.rt = string(k[len(prefix):]), rt
-			rt.keys[ks.key] = ks
+			ks.key = string(k[len(prefix):])
+			e.addKey(rt, ks)
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("engine: load %s: %w", rt.r.ID, err)
 		}
-		if rt.r.Kind == rule.KindMetric {
-			bp := state.Key(state.KindBaseline, rt.r.ID, "")
-			err := e.st.Iterate(bp, func(k, v []byte) error {
-				var br baselineRec
-				if err := gojson.Unmarshal(v, &br); err != nil || br.Hash != rt.r.Hash {
-					stale = append(stale, bytes.Clone(k))
-					return nil
-				}
-				key := string(k[len(bp):])
-				ks := rt.keys[key]
-				if ks == nil {
-					// The clock expired but the baseline is still useful.
-					ks = &keyState{Hash: rt.r.Hash, key: key, rt: rt, Met: &metricState{}}
-					rt.keys[key] = ks
-				}
-				if ks.Met == nil {
-					ks.Met = &metricState{}
-				}
-				ks.Met.Base = br.Base
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("engine: load baselines of %s: %w", rt.r.ID, err)
-			}
+		if err := rt.kind.load(e, rt, &stale); err != nil {
+			return err
 		}
 		for _, ks := range rt.keys {
-			if ks.Met != nil && ks.Met.Base == nil {
-				ks.Met.Base = &baseline{}
-			}
-			for _, p := range ks.Parts {
-				if p != nil && !p.Deadline.IsZero() {
-					e.addTimer(rt, ks.key, p.Deadline)
-				}
-			}
-			if !ks.Pending.IsZero() {
-				e.addTimer(rt, ks.key, ks.Pending)
-			}
+			rt.kind.loaded(e, rt, ks)
 		}
 	}
+	e.flushExpiry()
 	var incs []*openInc
 	err = e.st.Iterate(state.Key(state.KindIncident), func(k, v []byte) error {
 		oi := &openInc{}

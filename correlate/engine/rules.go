@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"container/heap"
 	"time"
 
 	"github.com/ecscorr/ecscorr/correlate/rule"
@@ -10,7 +11,9 @@ import (
 type ruleRT struct {
 	idx       int
 	r         *rule.Rule
+	kind      kind
 	keys      map[string]*keyState
+	exp       expiryHeap          // keys by expiry (expiry.go)
 	open      map[string][]string // group key → open incident ids
 	maxEvents int
 	maxKeys   int
@@ -21,7 +24,7 @@ type ruleRT struct {
 }
 
 func newRuleRT(i int, r *rule.Rule, opts Options) *ruleRT {
-	rt := &ruleRT{idx: i, r: r, keys: make(map[string]*keyState), open: make(map[string][]string)}
+	rt := &ruleRT{idx: i, r: r, kind: kindOf(r.Kind), keys: make(map[string]*keyState), open: make(map[string][]string)}
 	rt.maxEvents = r.MaxEvents
 	if rt.maxEvents <= 0 {
 		rt.maxEvents = opts.MaxEvidence
@@ -30,7 +33,9 @@ func newRuleRT(i int, r *rule.Rule, opts Options) *ruleRT {
 	if rt.maxKeys <= 0 {
 		rt.maxKeys = 100_000
 	}
-	rt.ttl = rt.retention() + opts.Lateness
+	if rt.kind != nil {
+		rt.ttl = rt.retention() + opts.Lateness
+	}
 	for _, kf := range r.By {
 		rt.byFields = rt.byFields || kf.ReadsFields
 	}
@@ -39,28 +44,7 @@ func newRuleRT(i int, r *rule.Rule, opts Options) *ruleRT {
 
 // retention is how long key state may matter after its last event.
 func (rt *ruleRT) retention() time.Duration {
-	d := rt.r.Retention
-	switch rt.r.Kind {
-	case rule.KindThreshold:
-		d = max(d, rt.r.Threshold.Window)
-	case rule.KindSequence:
-		s := rt.r.Sequence
-		m := s.MaxSpan
-		for _, st := range s.Steps {
-			if st.Absent {
-				m = max(m, s.MaxSpan+st.For)
-			}
-		}
-		d = max(d, m)
-	case rule.KindTemporal:
-		d = max(d, rt.r.Temporal.Window)
-	case rule.KindMetric:
-		m := rt.r.Metric
-		d = max(d, m.For, m.Baseline.Over)
-		if m.Join != nil {
-			d = max(d, m.Join.Within)
-		}
-	}
+	d := max(rt.r.Retention, rt.kind.retention(rt.r))
 	if d <= 0 {
 		d = time.Hour
 	}
@@ -106,12 +90,17 @@ type keyState struct {
 	key   string
 	rt    *ruleRT
 	dirty bool
+	// expiry heap (expiry.go): place, expiry, queued for a refresh
+	hidx   int
+	expAt  time.Time
+	queued bool
 }
 
 // getKey returns the key's state, creating it if create is set and the
 // rule's key cap allows.
 func (e *Engine) getKey(rt *ruleRT, key string, vals []string, create bool) *keyState {
 	if ks := rt.keys[key]; ks != nil {
+		e.changed(ks)
 		return ks
 	}
 	if !create {
@@ -127,8 +116,7 @@ func (e *Engine) getKey(rt *ruleRT, key string, vals []string, create bool) *key
 			return nil
 		}
 	}
-	ks := &keyState{Hash: rt.r.Hash, Vals: vals, key: key, rt: rt}
-	rt.keys[key] = ks
+	ks := e.addKey(rt, &keyState{Hash: rt.r.Hash, Vals: vals, key: key})
 	return ks
 }
 
@@ -139,8 +127,19 @@ func (e *Engine) touch(ks *keyState) {
 	}
 }
 
+// addKey adds a new key state to its rule (in memory).
+func (e *Engine) addKey(rt *ruleRT, ks *keyState) *keyState {
+	ks.rt, ks.hidx = rt, -1
+	rt.keys[ks.key] = ks
+	e.changed(ks)
+	return ks
+}
+
 func (e *Engine) dropKey(ks *keyState) {
 	delete(ks.rt.keys, ks.key)
+	if ks.hidx >= 0 {
+		heap.Remove(&ks.rt.exp, ks.hidx)
+	}
 	delete(e.dirtyKeys, ks)
 	if e.st != nil {
 		e.deadKeys = append(e.deadKeys, keyStoreKey(ks.rt, ks.key))
@@ -148,44 +147,16 @@ func (e *Engine) dropKey(ks *keyState) {
 }
 
 // expired reports whether a key's state can no longer matter at now.
+func (e *Engine) expired(rt *ruleRT, ks *keyState, now time.Time) bool {
+	e.stats.expiryChecks++
+	return rt.expired(ks, now)
+}
+
 func (rt *ruleRT) expired(ks *keyState, now time.Time) bool {
 	if rt.seenLive(ks, now) {
 		return false // a duplicate delivery may still come
 	}
-	switch rt.r.Kind {
-	case rule.KindThreshold:
-		return len(ks.Win) == 0 || !ks.Win[len(ks.Win)-1].T.After(now.Add(-rt.r.Threshold.Window))
-	case rule.KindSequence:
-		for _, p := range ks.Parts {
-			if p != nil && !rt.seqExpired(p, now) {
-				return false
-			}
-		}
-		return true
-	case rule.KindTemporal:
-		if !ks.Pending.IsZero() {
-			return false
-		}
-		cut := now.Add(-rt.r.Temporal.Window)
-		for _, l := range ks.Temp {
-			if len(l) > 0 && l[len(l)-1].T.After(cut) {
-				return false
-			}
-		}
-		return true
-	case rule.KindMetric:
-		return ks.Touch.Add(rt.retention()).Before(now)
-	}
-	return true
-}
-
-// sweepRule forgets expired keys of a rule.
-func (e *Engine) sweepRule(rt *ruleRT, now time.Time) {
-	for _, ks := range rt.keys {
-		if rt.expired(ks, now) {
-			e.dropKey(ks)
-		}
-	}
+	return rt.kind.expired(rt, ks, now)
 }
 
 // sweep forgets expired key state and incidents. It only removes what is

@@ -1,37 +1,19 @@
 package rule
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/expr-lang/expr/vm/runtime"
-
-	"github.com/ecscorr/ecscorr/pipeline"
 )
 
-// Helpers that give the engine one implementation of the language's
-// per-hit semantics: key extraction, exceptions, severity overrides.
+// The per-hit semantics of the language that are not expressions: entity
+// key parts and exception comparisons. The engine runs these; there is no
+// other copy.
 
-// KeyValues appends the rule's `by` values for the event in env to dst, in
-// By order. Entity parts read env.Entity; expression parts are formatted
-// with fmt (nil → "").
-func (r *Rule) KeyValues(e *Evaluator, env *Env, dst []string) ([]string, error) {
-	for _, k := range r.By {
-		if k.Expr == nil {
-			dst = append(dst, entityField(&env.Entity, k.Entity))
-			continue
-		}
-		v, err := e.Run(k.Expr, env)
-		if err != nil {
-			return dst, fmt.Errorf("rule %s by %s: %w", r.ID, k.Name, err)
-		}
-		dst = append(dst, toString(v))
-	}
-	return dst, nil
-}
-
-func entityField(e *EntityEnv, name string) string {
+// EntityField returns the entity field a `by:` part names ("" for an
+// unknown name).
+func EntityField(e *EntityEnv, name string) string {
 	switch name {
 	case "account":
 		return e.Account
@@ -58,50 +40,62 @@ func entityField(e *EntityEnv, name string) string {
 	return ""
 }
 
-// Active reports whether the exception applies at event time t.
+// Active reports whether the exception applies at event time t: it has no
+// expiry, or t is before it.
 func (x *Exception) Active(t time.Time) bool {
 	return x.Expires.IsZero() || t.Before(x.Expires)
 }
 
-// Matches reports whether the exception suppresses the event in env at
-// event time t: it is active and, for some row of Values, every field
-// compares true.
-func (x *Exception) Matches(e *Evaluator, env *Env, t time.Time) (bool, error) {
-	if !x.Active(t) {
-		return false, nil
+// MatchesRow reports whether the field values of an event (one per
+// exception field) match one row of Values under Comps (default "==").
+func (x *Exception) MatchesRow(vals []any, row []any) bool {
+	if len(row) != len(vals) {
+		return false
 	}
-	vals := make([]any, len(x.Fields))
-	for i, p := range x.Fields {
-		v, err := e.Run(p, env)
-		if err != nil {
-			return false, fmt.Errorf("exception %s field %d: %w", x.Name, i+1, err)
+	for j := range vals {
+		op := "=="
+		if j < len(x.Comps) && x.Comps[j] != "" {
+			op = x.Comps[j]
 		}
-		vals[i] = v
-	}
-rows:
-	for _, row := range x.Values {
-		for i, want := range row {
-			if !compare(x.Comps[i], vals[i], want) {
-				continue rows
-			}
+		if !Compare(op, vals[j], row[j]) {
+			return false
 		}
-		return true, nil
 	}
-	return false, nil
+	return true
 }
 
-func compare(op string, got, want any) bool {
+// Compare applies an exception comparison to an event's value (got) and a
+// value of the rule (want):
+//
+//   - "==", "!=": numbers (any Go number type, json.Number) compare by
+//     value; nil equals only nil; anything else compares by its printed
+//     form, so an account id written unquoted in YAML (a number) still
+//     equals the account string of an event.
+//   - "in": == against any element of a list want.
+//   - "startsWith", "endsWith", "contains": string operations, false
+//     unless both sides are strings (a number or a list has no prefix).
+func Compare(op string, got, want any) bool {
 	switch op {
 	case "==":
-		return runtime.Equal(got, want)
+		return equalValues(got, want)
 	case "!=":
-		return !runtime.Equal(got, want)
+		return !equalValues(got, want)
 	case "in":
-		list, _ := want.([]any)
-		for _, w := range list {
-			if runtime.Equal(got, w) {
-				return true
+		switch l := want.(type) {
+		case []any:
+			for _, w := range l {
+				if equalValues(got, w) {
+					return true
+				}
 			}
+		case []string:
+			for _, w := range l {
+				if equalValues(got, w) {
+					return true
+				}
+			}
+		default:
+			return equalValues(got, want)
 		}
 		return false
 	}
@@ -121,49 +115,40 @@ func compare(op string, got, want any) bool {
 	return false
 }
 
-// Suppressed returns the name of the first exception of r that matches, or
-// "".
-func (r *Rule) Suppressed(e *Evaluator, env *Env, t time.Time) (string, error) {
-	for i := range r.Exceptions {
-		ok, err := r.Exceptions[i].Matches(e, env, t)
-		if err != nil {
-			return "", fmt.Errorf("rule %s: %w", r.ID, err)
-		}
-		if ok {
-			return r.Exceptions[i].Name, nil
+func equalValues(a, b any) bool {
+	if fa, ok := ToFloat(a); ok {
+		if fb, ok := ToFloat(b); ok {
+			return fa == fb
 		}
 	}
-	return "", nil
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return fmt.Sprint(a) == fmt.Sprint(b)
 }
 
-// EffectiveSeverity applies severity_override in order: the last override
-// whose when holds sets the severity; none → r.Severity.
-func (r *Rule) EffectiveSeverity(e *Evaluator, out OutputEnv) (pipeline.Severity, error) {
-	sev := r.Severity
-	for i, o := range r.Overrides {
-		ok, err := e.Bool(o.When, out)
-		if err != nil {
-			return sev, fmt.Errorf("rule %s severity_override[%d]: %w", r.ID, i, err)
-		}
-		if ok {
-			sev = o.Severity
-		}
+// ToFloat converts any Go number (and json.Number) to float64.
+func ToFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case int32:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	case uint32:
+		return float64(x), true
+	case uint:
+		return float64(x), true
+	case json.Number:
+		f, err := x.Float64()
+		return f, err == nil
 	}
-	return sev, nil
-}
-
-// OutputFields evaluates the rule's output fields in order.
-func (r *Rule) OutputFields(e *Evaluator, out OutputEnv) (map[string]any, error) {
-	if len(r.Fields) == 0 {
-		return nil, nil
-	}
-	m := make(map[string]any, len(r.Fields))
-	for _, f := range r.Fields {
-		v, err := e.Run(f.Prog, out)
-		if err != nil {
-			return m, fmt.Errorf("rule %s output field %s: %w", r.ID, f.Name, err)
-		}
-		m[f.Name] = v
-	}
-	return m, nil
+	return 0, false
 }

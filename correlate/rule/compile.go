@@ -382,10 +382,9 @@ func (l *loader) stepRef(c *ruleCtx, m *mapNode, what, defAs string, requireSign
 	return st
 }
 
-var detectKinds = []string{"match", "threshold", "sequence", "temporal", "metric"}
-
 func (l *loader) ruleDetect(c *ruleCtx, n *yaml.Node) {
 	f := c.f
+	detectKinds := kindNames()
 	dm, ok := l.mapping(f, n, "detect", detectKinds...)
 	if !ok {
 		c.ok = false
@@ -400,33 +399,25 @@ func (l *loader) ruleDetect(c *ruleCtx, n *yaml.Node) {
 		c.ok = false
 		return
 	}
-	kind := dm.order[0]
-	body := dm.get(kind)
-	r := c.r
-	switch kind {
-	case "match":
-		r.Kind = KindMatch
-		mm, ok := l.mapping(f, body, "match", stepRefKeys...)
-		if !ok {
-			c.ok = false
+	name := dm.order[0]
+	for _, k := range Kinds() {
+		if sp := k.spec(); sp.name == name {
+			c.r.Kind = k
+			sp.detect(l, c, dm.get(name))
 			return
 		}
-		st := l.stepRef(c, mm, "match", "match", true)
-		c.addAlias(l, body, st.As)
-		r.Match = &st
-	case "threshold":
-		r.Kind = KindThreshold
-		l.detectThreshold(c, body)
-	case "sequence":
-		r.Kind = KindSequence
-		l.detectSequence(c, body)
-	case "temporal":
-		r.Kind = KindTemporal
-		l.detectTemporal(c, body)
-	case "metric":
-		r.Kind = KindMetric
-		l.detectMetric(c, body)
 	}
+}
+
+func (l *loader) detectMatch(c *ruleCtx, body *yaml.Node) {
+	mm, ok := l.mapping(c.f, body, "match", stepRefKeys...)
+	if !ok {
+		c.ok = false
+		return
+	}
+	st := l.stepRef(c, mm, "match", "match", true)
+	c.addAlias(l, body, st.As)
+	c.r.Match = &st
 }
 
 var cmpKeys = []string{"gt", "gte", "lt", "lte", "eq"}
@@ -1003,9 +994,20 @@ func (l *loader) ruleExceptions(c *ruleCtx, n *yaml.Node) {
 					continue
 				}
 				for i, v := range vals {
-					if i < len(ex.Comps) && ex.Comps[i] == "in" {
+					op := ""
+					if i < len(ex.Comps) {
+						op = ex.Comps[i]
+					}
+					switch op {
+					case "in":
 						if _, ok := v.([]any); !ok {
 							l.errf(f, row, "exception %s: value %d is compared with in and must be a list", ex.Name, i+1)
+							c.ok = false
+						}
+					case "startsWith", "endsWith", "contains":
+						// Compare is false for anything but two strings.
+						if _, ok := v.(string); !ok {
+							l.errf(f, row, "exception %s: value %d is compared with %s and must be a string (quote it)", ex.Name, i+1, op)
 							c.ok = false
 						}
 					}

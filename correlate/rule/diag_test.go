@@ -243,13 +243,20 @@ rules:
         values: [[prod]]
         reason: legacy
         expires: 31/12/2026
+      - name: e4
+        fields: [raw.port]
+        comps: [startsWith]
+        values: [[80]]
+        reason: numbers have no prefix
+        expires: 2026-12-31
 ` + baseSignals, LoadOptions{}, []string{
 			`9:9: error: exception e1: missing reason`,
 			`9:9: error: exception e1: missing expires`,
 			`16:18: warning: exception e2 of rule r expired on 2025-12-31`,
 			`19:23: error: comps: unknown comparison "like"`,
 			`20:18: error: exception e3: row has 1 values for 2 fields`,
-			`22:18: error: exception e3: expires: invalid date "31/12/2026"`}},
+			`22:18: error: exception e3: expires: invalid date "31/12/2026"`,
+			`26:18: error: exception e4: value 1 is compared with startsWith and must be a string (quote it)`}},
 		{"unknown by field", `
 rules:
   - id: r

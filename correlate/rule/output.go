@@ -46,7 +46,8 @@ func parseTemplate(name, text string) (*template.Template, [][]string, error) {
 	return t, chains, nil
 }
 
-// Render executes t against env; a nil template renders "".
+// Render executes t against env, without leading and trailing space (YAML
+// block scalars end in a newline); a nil template renders "".
 func Render(t *template.Template, env OutputEnv) (string, error) {
 	if t == nil {
 		return "", nil
@@ -55,7 +56,7 @@ func Render(t *template.Template, env OutputEnv) (string, error) {
 	if err := t.Execute(&b, env); err != nil {
 		return b.String(), err
 	}
-	return b.String(), nil
+	return strings.TrimSpace(b.String()), nil
 }
 
 func toString(v any) string {
@@ -198,7 +199,7 @@ func BuildOutputEnv(in OutputInput) OutputEnv {
 	if r := in.Rule; r != nil {
 		ruleM = map[string]any{
 			"id": r.ID, "title": r.TitleSrc, "description": r.Description,
-			"severity": r.Severity.String(), "mitre": r.Mitre, "tags": r.Tags,
+			"severity": r.Severity.String(), "mitre": nonNil(r.Mitre), "tags": nonNil(r.Tags),
 		}
 	}
 	key := make(map[string]any, len(in.Key))
@@ -231,6 +232,15 @@ func BuildOutputEnv(in OutputInput) OutputEnv {
 		"count":   in.Count,
 		"event":   ev,
 	}
+}
+
+// nonNil keeps a list a list ([] in JSON, never null) at load and at run
+// time alike.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // ClosesEnv is what Resolve.Closes sees: the open incident's OutputEnv

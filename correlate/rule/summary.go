@@ -62,45 +62,7 @@ func writeRule(b *strings.Builder, r *Rule, label string) {
 	}
 	fmt.Fprintf(b, "%s %s kind=%s severity=%s by=[%s] retention=%s hash=%s\n", label, r.ID, r.Kind, r.Severity,
 		strings.Join(by, ", "), fmtDur(r.Retention), r.Hash)
-	switch r.Kind {
-	case KindMatch:
-		fmt.Fprintf(b, "  match %s\n", stepString(*r.Match))
-	case KindThreshold:
-		t := r.Threshold
-		if t.Leaky != nil {
-			fmt.Fprintf(b, "  threshold %s leaky capacity=%d leakspeed=%s\n", stepString(t.Step), t.Leaky.Capacity, fmtDur(t.Leaky.LeakSpeed))
-			break
-		}
-		ev := ""
-		if t.Agg == AggDistinct {
-			ev = " evidence=all"
-			if t.DistinctEvidence {
-				ev = " evidence=distinct"
-			}
-		}
-		fmt.Fprintf(b, "  threshold %s window=%s agg=%s cmp=%s reset=%t%s\n", stepString(t.Step), fmtDur(t.Window),
-			[]string{"", "count", "distinct", "sum", "avg"}[t.Agg], cmpString(t.Cmp), t.ResetAfterFire, ev)
-	case KindSequence:
-		q := r.Sequence
-		fmt.Fprintf(b, "  sequence maxspan=%s keep_earliest=%t until=[%s]\n", fmtDur(q.MaxSpan), q.KeepEarliest, sigNames(q.Until))
-		for _, st := range q.Steps {
-			fmt.Fprintf(b, "    step %s\n", stepString(st))
-		}
-	case KindTemporal:
-		t := r.Temporal
-		fmt.Fprintf(b, "  temporal window=%s condition=%t\n", fmtDur(t.Window), t.Condition != nil)
-		for _, st := range t.Signals {
-			fmt.Fprintf(b, "    signal %s\n", stepString(st))
-		}
-	case KindMetric:
-		m := r.Metric
-		fmt.Fprintf(b, "  metric series=%s value=%s for=%s baseline=%s/%s/%d reset_on_gap=%t gap=%s\n", m.Series.Name, m.ValueField,
-			fmtDur(m.For), []string{"", "p95", "mean", "max"}[m.Baseline.Stat], fmtDur(m.Baseline.Over), m.Baseline.MinSamples,
-			m.ResetOnGap, fmtDur(m.Gap))
-		if m.Join != nil {
-			fmt.Fprintf(b, "    and_then %s\n", stepString(*m.Join))
-		}
-	}
+	r.Kind.spec().summary(b, r)
 	if r.Resolve != nil {
 		fmt.Fprintf(b, "  resolve signals=[%s] metric_clears=%t closes=%t keep_firing_for=%s\n", sigNames(r.Resolve.Signals),
 			r.Resolve.MetricClears, r.Resolve.Closes != nil, fmtDur(r.Resolve.KeepFiringFor))

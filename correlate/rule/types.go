@@ -228,33 +228,6 @@ type EntityEnv struct {
 	Principal            string `expr:"principal"`
 }
 
-// Kind is the detection kind of a rule: exactly one per rule.
-type Kind int
-
-const (
-	KindMatch Kind = iota + 1
-	KindThreshold
-	KindSequence
-	KindTemporal
-	KindMetric
-)
-
-func (k Kind) String() string {
-	switch k {
-	case KindMatch:
-		return "match"
-	case KindThreshold:
-		return "threshold"
-	case KindSequence:
-		return "sequence"
-	case KindTemporal:
-		return "temporal"
-	case KindMetric:
-		return "metric"
-	}
-	return "unknown"
-}
-
 // KeyField is one part of a rule's `by:` grouping key. Either Entity names
 // an entity field (task_arn, account, region, cluster, service, principal,
 // task_definition_arn, task_definition_family, container_id) or Expr is an

@@ -4,8 +4,72 @@ import (
 	"math/bits"
 	"time"
 
+	"github.com/ecscorr/ecscorr/correlate/rule"
+	"github.com/ecscorr/ecscorr/correlate/state"
 	"github.com/ecscorr/ecscorr/pipeline"
 )
+
+// temporalKind: unordered signals within a window under a boolean
+// condition; a condition a later event could still undo waits for the
+// window's close (a timer).
+type temporalKind struct{ noExtraState }
+
+func (temporalKind) ruleKind() rule.Kind { return rule.KindTemporal }
+
+func (temporalKind) init(e *Engine, rt *ruleRT, role func([]*rule.Signal, roleKind, int)) {
+	tp := rt.r.Temporal
+	if tp == nil {
+		return
+	}
+	e.buildTemporal(rt)
+	for j := range tp.Signals {
+		role(tp.Signals[j].Signals, roleStep, j)
+	}
+}
+
+func (temporalKind) process(e *Engine, rt *ruleRT, key string, vals []string, rh *ruleHits) {
+	e.onTemporal(rt, key, vals, rh)
+}
+
+func (temporalKind) timer(e *Engine, rt *ruleRT, ks *keyState, at time.Time) { e.tempTimer(rt, ks, at) }
+
+func (temporalKind) retention(r *rule.Rule) time.Duration { return r.Temporal.Window }
+
+func (temporalKind) expired(rt *ruleRT, ks *keyState, now time.Time) bool {
+	if !ks.Pending.IsZero() {
+		return false
+	}
+	cut := now.Add(-rt.r.Temporal.Window)
+	for _, l := range ks.Temp {
+		if len(l) > 0 && l[len(l)-1].T.After(cut) {
+			return false
+		}
+	}
+	return true
+}
+
+func (temporalKind) expiresAt(rt *ruleRT, ks *keyState) time.Time {
+	if !ks.Pending.IsZero() {
+		return maxTime // its timer decides
+	}
+	at := minTime
+	for _, l := range ks.Temp {
+		if n := len(l); n > 0 {
+			if t := l[n-1].T.Add(rt.r.Temporal.Window); t.After(at) {
+				at = t
+			}
+		}
+	}
+	return at
+}
+
+func (temporalKind) storeKind() state.Kind { return state.KindWindow }
+
+func (temporalKind) loaded(e *Engine, rt *ruleRT, ks *keyState) {
+	if !ks.Pending.IsZero() {
+		e.addTimer(rt, ks.key, ks.Pending)
+	}
+}
 
 // tempEntry is one event of a temporal alias inside the window.
 type tempEntry struct {

@@ -1,12 +1,114 @@
 package engine
 
 import (
+	"bytes"
+	"fmt"
 	"slices"
 	"time"
 
+	gojson "github.com/goccy/go-json"
+
 	"github.com/ecscorr/ecscorr/correlate/rule"
+	"github.com/ecscorr/ecscorr/correlate/state"
 	"github.com/ecscorr/ecscorr/pipeline"
 )
+
+// metricKind: a condition on a series sustained `for` a duration against a
+// per-key baseline, optionally joined with an event; the baseline is
+// persisted in its own record, with its own TTL.
+type metricKind struct{ noTimers }
+
+func (metricKind) ruleKind() rule.Kind { return rule.KindMetric }
+
+func (metricKind) init(e *Engine, rt *ruleRT, role func([]*rule.Signal, roleKind, int)) {
+	m := rt.r.Metric
+	if m == nil {
+		return
+	}
+	if m.Series != nil {
+		role([]*rule.Signal{m.Series}, roleSeries, 0)
+	}
+	if m.Join != nil {
+		role(m.Join.Signals, roleJoin, 0)
+	}
+}
+
+func (metricKind) process(e *Engine, rt *ruleRT, key string, vals []string, rh *ruleHits) {
+	e.onMetric(rt, key, vals, rh)
+}
+
+func (metricKind) retention(r *rule.Rule) time.Duration {
+	m := r.Metric
+	d := max(m.For, m.Baseline.Over)
+	if m.Join != nil {
+		d = max(d, m.Join.Within)
+	}
+	return d
+}
+
+func (metricKind) expired(rt *ruleRT, ks *keyState, now time.Time) bool {
+	return ks.Touch.Add(rt.retention()).Before(now)
+}
+
+func (metricKind) expiresAt(rt *ruleRT, ks *keyState) time.Time {
+	return ks.Touch.Add(rt.retention() + time.Nanosecond)
+}
+
+func (metricKind) storeKind() state.Kind { return state.KindPartial }
+
+func baselineStoreKey(rt *ruleRT, key string) []byte {
+	return state.Key(state.KindBaseline, rt.r.ID, key)
+}
+
+type baselineRec struct {
+	Hash string    `json:"h"`
+	Base *baseline `json:"b"`
+}
+
+func (metricKind) save(e *Engine, b pipeline.StateWriter, rt *ruleRT, ks *keyState) error {
+	if ks.Met == nil || ks.Met.Base == nil {
+		return nil
+	}
+	v, err := gojson.Marshal(baselineRec{Hash: rt.r.Hash, Base: ks.Met.Base})
+	if err != nil {
+		return fmt.Errorf("engine: encode baseline of %s: %w", rt.r.ID, err)
+	}
+	b.Set(baselineStoreKey(rt, ks.key), v, rt.r.Metric.Baseline.Over+e.opts.Lateness+time.Hour)
+	return nil
+}
+
+// load restores the baselines, also of keys whose clock has expired: the
+// baseline is still useful.
+func (metricKind) load(e *Engine, rt *ruleRT, stale *[][]byte) error {
+	bp := state.Key(state.KindBaseline, rt.r.ID, "")
+	err := e.st.Iterate(bp, func(k, v []byte) error {
+		var br baselineRec
+		if err := gojson.Unmarshal(v, &br); err != nil || br.Hash != rt.r.Hash {
+			*stale = append(*stale, bytes.Clone(k))
+			return nil
+		}
+		key := string(k[len(bp):])
+		ks := rt.keys[key]
+		if ks == nil {
+			ks = e.addKey(rt, &keyState{Hash: rt.r.Hash, key: key, Met: &metricState{}})
+		}
+		if ks.Met == nil {
+			ks.Met = &metricState{}
+		}
+		ks.Met.Base = br.Base
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("engine: load baselines of %s: %w", rt.r.ID, err)
+	}
+	return nil
+}
+
+func (metricKind) loaded(e *Engine, rt *ruleRT, ks *keyState) {
+	if ks.Met != nil && ks.Met.Base == nil {
+		ks.Met.Base = &baseline{}
+	}
+}
 
 // metricState is the `for` clock of one key of a metric rule.
 type metricState struct {
@@ -105,7 +207,7 @@ func (e *Engine) metricSample(rt *ruleRT, ks *keyState, h *sigHit) {
 	if vf == "" {
 		vf = "value"
 	}
-	v, ok := toFloat(h.fields[vf])
+	v, ok := rule.ToFloat(h.fields[vf])
 	if !ok {
 		e.stats.evalErrors++
 		e.logOnce("metricvalue:"+rt.r.ID, "metric sample without a numeric value field", "rule", rt.r.ID, "field", vf)

@@ -1,0 +1,61 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/ecscorr/ecscorr/correlate/rule"
+	"github.com/ecscorr/ecscorr/correlate/state"
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// matchKind: every matching event fires (dedup merges repeats). Its key
+// state only remembers event ids, for duplicate deliveries.
+type matchKind struct {
+	noTimers
+	noExtraState
+}
+
+func (matchKind) ruleKind() rule.Kind { return rule.KindMatch }
+
+func (matchKind) init(e *Engine, rt *ruleRT, role func([]*rule.Signal, roleKind, int)) {
+	if m := rt.r.Match; m != nil {
+		role(m.Signals, roleStep, 0)
+	}
+}
+
+func (matchKind) process(e *Engine, rt *ruleRT, key string, vals []string, rh *ruleHits) {
+	e.onMatch(rt, key, vals, rh)
+}
+
+func (matchKind) retention(*rule.Rule) time.Duration { return 0 }
+
+func (matchKind) expired(*ruleRT, *keyState, time.Time) bool { return true }
+
+func (matchKind) expiresAt(*ruleRT, *keyState) time.Time { return minTime }
+
+func (matchKind) storeKind() state.Kind { return state.KindPartial }
+
+func (matchKind) loaded(*Engine, *ruleRT, *keyState) {}
+
+func (e *Engine) onMatch(rt *ruleRT, key string, vals []string, rh *ruleHits) {
+	if len(rh.steps) == 0 {
+		return
+	}
+	sh := rh.steps[0]
+	st := rt.r.Match
+	if !e.stepWhere(st, sh.hit) {
+		return
+	}
+	// Key state only remembers ids here; at the key cap the hit still fires.
+	if e.duplicate(rt, e.getKey(rt, key, vals, true)) {
+		return
+	}
+	rec := e.hitRec(sh.hit)
+	as := stepAlias(st, rec.Signal)
+	e.fire(&hit{rt: rt, key: key, vals: vals,
+		steps:    []namedRec{{as, rec}},
+		evidence: []pipeline.EventRef{rec.ref(as)},
+		agg:      map[string]any{"count": 1},
+		signals:  map[string]bool{rec.Signal: true},
+		last:     rec, at: rec.Time})
+}
