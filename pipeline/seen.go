@@ -79,8 +79,6 @@ func (s *seenSet) contentHash(ev *Event) uint64 {
 	return d.Sum64()
 }
 
-func (r *seenRec) time() time.Time { return time.Unix(r.sec, int64(r.nsec)).UTC() }
-
 func (s *seenSet) pos(r *seenRec) Position {
 	p := Position{Line: int(r.line), Record: int(r.record)}
 	if int(r.file) < len(s.files) {
@@ -142,8 +140,6 @@ func (s *seenSet) prune(cut time.Time) {
 		s.head = 0
 	}
 }
-
-func (s *seenSet) len() int { return len(s.m) }
 
 func (k seenID) storeKey() []byte {
 	b := make([]byte, 0, 17)
