@@ -50,7 +50,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var f replayFlags
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Var(&f.rules, "rules", "rule file or folder (repeatable; default: the built-in pack)")
+	fs.Var(&f.rules, "rules", rulesFlagHelp)
 	fs.StringVar(&f.since, "since", "", "only events at or after this RFC 3339 time")
 	fs.StringVar(&f.until, "until", "", "only events before this RFC 3339 time")
 	fs.StringVar(&f.out, "out", "", "write incidents to this file instead of stdout")
@@ -132,19 +132,11 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return code
 }
 
-// loadRules loads the given rule paths, or the embedded pack, printing
-// diagnostics; it reports false when any error was found.
+// loadRules loads the given rule paths (see rule.LoadPaths: `builtin` is
+// the embedded pack, no path means the pack alone), printing diagnostics;
+// it reports false when any error was found.
 func loadRules(paths []string, stderr io.Writer, notes bool) (*rule.Set, bool) {
-	opts := rule.LoadOptions{Now: time.Now()}
-	var (
-		set   *rule.Set
-		diags rule.Diagnostics
-	)
-	if len(paths) == 0 {
-		set, diags = rule.LoadFS(rules.Builtin, opts)
-	} else {
-		set, diags = rule.LoadFiles(paths, opts)
-	}
+	set, diags := rule.LoadPaths(paths, rule.LoadOptions{Now: time.Now(), Builtin: rules.Builtin})
 	printDiags(stderr, diags, notes)
 	if diags.HasErrors() {
 		fmt.Fprintf(stderr, "ecscorr: rules have errors; refusing to start\n")

@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/rules"
 )
 
 // DefaultMaxRetention bounds windows when LoadOptions.MaxRetention is zero.
@@ -33,12 +34,97 @@ type LoadOptions struct {
 	// Now is compared with exception expiry dates for warnings (default
 	// time.Now()).
 	Now time.Time
+	// Builtin is the pack BuiltinName stands for in LoadPaths (default
+	// rules.Builtin).
+	Builtin fs.FS
 }
 
 // NamedSource is one rule file's content.
 type NamedSource struct {
 	Name string
 	Data []byte
+	// Builtin marks a file of the built-in pack: macro and list names are
+	// scoped (see scope), signal names and rule ids are global.
+	Builtin bool
+}
+
+// BuiltinName stands for the embedded built-in pack wherever rule paths are
+// given (--rules, rules check, rule_files of rule tests). A folder of that
+// name is given as ./builtin.
+const BuiltinName = "builtin"
+
+// LoadPaths is how every command loads rules. Each path is a rule file, a
+// folder (as LoadFiles reads it) or BuiltinName for opts.Builtin; no path
+// means the built-in pack alone. A path that defines nothing (an empty file
+// or folder) is an error, and so is a load without any rule.
+func LoadPaths(paths []string, opts LoadOptions) (*Set, Diagnostics) {
+	if len(paths) == 0 {
+		paths = []string{BuiltinName}
+	}
+	type group struct {
+		path  string
+		files []string
+	}
+	var (
+		srcs    []NamedSource
+		groups  []group
+		builtin bool
+	)
+	for _, p := range paths {
+		var (
+			s   []NamedSource
+			err error
+		)
+		if p == BuiltinName {
+			if builtin {
+				continue // the pack once, however often it is named
+			}
+			builtin = true
+			s, err = ReadBuiltin(opts.Builtin)
+		} else {
+			s, err = ReadPaths([]string{p})
+		}
+		if err != nil {
+			return nil, Diagnostics{{Pos: errPos(err), Severity: SevError, Msg: err.Error()}}
+		}
+		g := group{path: p}
+		for _, src := range s {
+			g.files = append(g.files, src.Name)
+		}
+		groups = append(groups, g)
+		srcs = append(srcs, s...)
+	}
+	l := load(srcs, opts)
+	for _, g := range groups {
+		n := 0
+		for _, name := range g.files {
+			n += l.defined[name]
+		}
+		if n == 0 && !l.diags.HasErrors() {
+			l.diag(SevError, Pos{File: g.path}, "%s defines no list, macro, signal or rule", g.path)
+		}
+	}
+	if !l.diags.HasErrors() && len(l.set.Rules)+len(l.set.Disabled) == 0 {
+		l.diag(SevError, Pos{File: paths[0]}, "no rules in %s: nothing would be correlated", strings.Join(paths, ", "))
+	}
+	return l.finish()
+}
+
+// ReadBuiltin reads the rule files of the built-in pack (rules.Builtin when
+// fsys is nil), named builtin/<path> and marked Builtin.
+func ReadBuiltin(fsys fs.FS) ([]NamedSource, error) {
+	if fsys == nil {
+		fsys = rules.Builtin
+	}
+	srcs, err := ReadFS(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("reading the built-in pack: %w", err)
+	}
+	for i := range srcs {
+		srcs[i].Name = BuiltinName + "/" + srcs[i].Name
+		srcs[i].Builtin = true
+	}
+	return srcs, nil
 }
 
 // LoadFiles loads rule files and folders (every *.yaml / *.yml below a
@@ -68,8 +154,13 @@ func errPos(err error) Pos {
 	return Pos{}
 }
 
+// errNoRuleFiles is why a folder without rule files is refused: a load of
+// it would silently run nothing.
+var errNoRuleFiles = errors.New("folder holds no rule files (*.yaml, *.yml other than *_test.yaml)")
+
 // ReadPaths reads rule files and folders as LoadFiles does, so that callers
 // can combine them with other sources (e.g. the built-in pack) in one Load.
+// A folder without any rule file is an error.
 func ReadPaths(paths []string) ([]NamedSource, error) {
 	var srcs []NamedSource
 	for _, p := range paths {
@@ -85,6 +176,7 @@ func ReadPaths(paths []string) ([]NamedSource, error) {
 			srcs = append(srcs, NamedSource{Name: p, Data: data})
 			continue
 		}
+		before := len(srcs)
 		err = filepath.WalkDir(p, func(fp string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
@@ -101,6 +193,9 @@ func ReadPaths(paths []string) ([]NamedSource, error) {
 		})
 		if err != nil {
 			return nil, err
+		}
+		if len(srcs) == before {
+			return nil, &fs.PathError{Op: "read", Path: p, Err: errNoRuleFiles}
 		}
 	}
 	return srcs, nil
@@ -141,6 +236,11 @@ func isRuleFile(name string) bool {
 // Load loads, checks and compiles rule files given by content. The Set is
 // nil when there are errors; warnings come with a usable Set.
 func Load(files []NamedSource, opts LoadOptions) (*Set, Diagnostics) {
+	return load(files, opts).finish()
+}
+
+// load reads and compiles files; finish turns the result into Load's.
+func load(files []NamedSource, opts LoadOptions) *loader {
 	if opts.MaxRetention <= 0 {
 		opts.MaxRetention = DefaultMaxRetention
 	}
@@ -148,11 +248,12 @@ func Load(files []NamedSource, opts LoadOptions) (*Set, Diagnostics) {
 		opts.Now = time.Now()
 	}
 	l := &loader{
-		opts:   opts,
-		lists:  make(map[string]*listDef),
-		macros: make(map[string]*macroDef),
-		sigs:   make(map[string]*sigDef),
-		ruleID: make(map[string]*ruleDef),
+		opts:    opts,
+		lists:   [2]map[string]*listDef{{}, {}},
+		macros:  [2]map[string]*macroDef{{}, {}},
+		sigs:    make(map[string]*sigDef),
+		ruleID:  make(map[string]*ruleDef),
+		defined: make(map[string]int),
 		set: &Set{
 			SignalsByName: make(map[string]*Signal),
 			Lists:         make(map[string][]any),
@@ -162,6 +263,10 @@ func Load(files []NamedSource, opts LoadOptions) (*Set, Diagnostics) {
 		l.readFile(src)
 	}
 	l.compileAll()
+	return l
+}
+
+func (l *loader) finish() (*Set, Diagnostics) {
 	l.diags.sort()
 	if l.diags.HasErrors() {
 		return nil, l.diags
@@ -170,9 +275,54 @@ func Load(files []NamedSource, opts LoadOptions) (*Set, Diagnostics) {
 	return l.set, l.diags
 }
 
+// scope is where a file's macro and list names resolve. The user's files
+// share one scope and see their own definitions first, then the built-in
+// pack's; the pack sees only its own. So a user's file may define a name
+// the pack defines (e.g. ct_ok) without a clash, and the pack's rules keep
+// their meaning whatever the user defines.
+type scope uint8
+
+const (
+	scopeUser scope = iota
+	scopePack
+)
+
+func (f *srcFile) scope() scope {
+	if f.builtin {
+		return scopePack
+	}
+	return scopeUser
+}
+
+func (l *loader) lookupMacro(sc scope, name string) *macroDef {
+	if d := l.macros[sc][name]; d != nil || sc == scopePack {
+		return d
+	}
+	return l.macros[scopePack][name]
+}
+
+func (l *loader) lookupList(sc scope, name string) *listDef {
+	if d := l.lists[sc][name]; d != nil || sc == scopePack {
+		return d
+	}
+	return l.lists[scopePack][name]
+}
+
+// listKey is the key of a list in Set.Lists (what `lists.<name>` reads at
+// run time): its name, or builtin.<name> for a pack list that a user's
+// list of the same name hides from the user's files.
+func (l *loader) listKey(d *listDef) string {
+	if d.f.builtin && l.lists[scopeUser][d.name] != nil {
+		return BuiltinName + "." + d.name
+	}
+	return d.name
+}
+
 type listDef struct {
 	f    *srcFile
 	node *yaml.Node // key node
+	name string
+	vals []any
 }
 
 type sigDef struct {
@@ -190,14 +340,16 @@ type ruleDef struct {
 type loader struct {
 	opts   LoadOptions
 	diags  Diagnostics
-	lists  map[string]*listDef
-	macros map[string]*macroDef
+	lists  [2]map[string]*listDef  // by scope
+	macros [2]map[string]*macroDef // by scope
 	sigs   map[string]*sigDef
 	sigOrd []*sigDef
 	ruleID map[string]*ruleDef
 	rules  []*ruleDef
 	set    *Set
 	zones  *zoneCache // inZone's locations, shared by the compiled programs
+	// defined counts the lists, macros, signals and rules of each file.
+	defined map[string]int
 }
 
 var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -205,7 +357,7 @@ var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 var ruleIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
 func (l *loader) readFile(src NamedSource) {
-	f := &srcFile{name: src.Name, lines: strings.Split(string(src.Data), "\n")}
+	f := &srcFile{name: src.Name, lines: strings.Split(string(src.Data), "\n"), builtin: src.Builtin}
 	l.set.Files = append(l.set.Files, src.Name)
 	dec := yaml.NewDecoder(bytes.NewReader(src.Data))
 	for {
@@ -294,11 +446,13 @@ func (l *loader) readList(f *srcFile, k, v *yaml.Node) {
 		l.errf(f, k, "list name %q is not an identifier", name)
 		return
 	}
-	if prev := l.lists[name]; prev != nil {
+	if prev := l.lists[f.scope()][name]; prev != nil {
 		l.errf(f, k, "duplicate list %q (first defined at %s)", name, l.pos(prev.f, prev.node))
 		return
 	}
-	l.lists[name] = &listDef{f: f, node: k}
+	d := &listDef{f: f, node: k, name: name}
+	l.lists[f.scope()][name] = d
+	l.defined[f.name]++
 	items, ok := l.seq(f, v, "list "+name)
 	if !ok {
 		return
@@ -317,7 +471,7 @@ func (l *loader) readList(f *srcFile, k, v *yaml.Node) {
 		}
 		vals = append(vals, val)
 	}
-	l.set.Lists[name] = vals
+	d.vals = vals
 }
 
 func (l *loader) readMacro(f *srcFile, k, v *yaml.Node) {
@@ -332,7 +486,7 @@ func (l *loader) readMacro(f *srcFile, k, v *yaml.Node) {
 			return
 		}
 	}
-	if prev := l.macros[name]; prev != nil {
+	if prev := l.macros[f.scope()][name]; prev != nil {
 		l.errf(f, k, "duplicate macro %q (first defined at %s)", name, l.pos(prev.f, prev.node))
 		return
 	}
@@ -340,7 +494,8 @@ func (l *loader) readMacro(f *srcFile, k, v *yaml.Node) {
 	if !ok {
 		return
 	}
-	l.macros[name] = &macroDef{name: name, src: src, f: f, node: deref(v)}
+	l.macros[f.scope()][name] = &macroDef{name: name, src: src, f: f, node: deref(v), key: k}
+	l.defined[f.name]++
 }
 
 func (l *loader) readSignalDef(f *srcFile, n *yaml.Node) {
@@ -365,9 +520,10 @@ func (l *loader) readSignalDef(f *srcFile, n *yaml.Node) {
 		return
 	}
 	if prev := l.sigs[name]; prev != nil {
-		l.errf(f, nameNode, "duplicate signal %q (first defined at %s)", name, l.pos(prev.f, prev.node))
+		l.errf(f, nameNode, "duplicate signal %q (first defined at %s)%s", name, l.pos(prev.f, prev.node), packClash(prev.f, f, "signal names"))
 		return
 	}
+	l.defined[f.name]++
 	d := &sigDef{f: f, node: n, name: name}
 	l.sigs[name] = d
 	l.sigOrd = append(l.sigOrd, d)
@@ -395,15 +551,45 @@ func (l *loader) readRuleDef(f *srcFile, n *yaml.Node) {
 		return
 	}
 	if prev := l.ruleID[id]; prev != nil {
-		l.errf(f, idNode, "duplicate rule id %q (first defined at %s)", id, l.pos(prev.f, prev.node))
+		l.errf(f, idNode, "duplicate rule id %q (first defined at %s)%s", id, l.pos(prev.f, prev.node), packClash(prev.f, f, "rule ids"))
 		return
 	}
+	l.defined[f.name]++
 	d := &ruleDef{f: f, node: n, id: id}
 	l.ruleID[id] = d
 	l.rules = append(l.rules, d)
 }
 
+// packClash explains a clash between a user's file and the built-in pack.
+func packClash(a, b *srcFile, what string) string {
+	if a.builtin == b.builtin {
+		return ""
+	}
+	return fmt.Sprintf(": %s are global, so a name of the built-in pack cannot be reused (macros and lists can)", what)
+}
+
+// scopeLists fills Set.Lists and notes every name of the user's that hides
+// one of the pack's.
+func (l *loader) scopeLists() {
+	for _, sc := range []scope{scopeUser, scopePack} {
+		for _, d := range l.lists[sc] {
+			l.set.Lists[l.listKey(d)] = d.vals
+		}
+	}
+	for name, d := range l.lists[scopeUser] {
+		if p := l.lists[scopePack][name]; p != nil {
+			l.diag(SevNote, l.pos(d.f, d.node), "list %s hides the built-in pack's list of that name (%s) in your files; the pack keeps its own", name, l.pos(p.f, p.node))
+		}
+	}
+	for name, d := range l.macros[scopeUser] {
+		if p := l.macros[scopePack][name]; p != nil {
+			l.diag(SevNote, l.pos(d.f, d.key), "macro %s hides the built-in pack's macro of that name (%s) in your files; the pack keeps its own", name, l.pos(p.f, p.key))
+		}
+	}
+}
+
 func (l *loader) compileAll() {
+	l.scopeLists()
 	l.checkMacros()
 	for _, d := range l.sigOrd {
 		if s := l.compileSignal(d); s != nil {

@@ -14,8 +14,9 @@ import (
 // srcFile is one loaded file: its name for positions and its lines for
 // mapping expression offsets back to the file.
 type srcFile struct {
-	name  string
-	lines []string
+	name    string
+	lines   []string
+	builtin bool // a file of the built-in pack (NamedSource.Builtin)
 }
 
 func (l *loader) pos(f *srcFile, n *yaml.Node) Pos {

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// docExample writes the complete example of docs/rules.md (which reuses
+// the pack's macro ct_ok and list shells) into dir/my-rules/.
+func docExample(t *testing.T, dir string) string {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/rules.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(doc)
+	s = s[strings.Index(s, "## 9. Complete example"):]
+	start := strings.Index(s, "```yaml\n") + len("```yaml\n")
+	end := strings.Index(s[start:], "```")
+	rulesDir := filepath.Join(dir, "my-rules")
+	if err := os.MkdirAll(rulesDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rulesDir, "example.yaml"), []byte(s[start:start+end]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return rulesDir
+}
+
+func TestRulesCheckBuiltinPlusOwn(t *testing.T) {
+	mine := docExample(t, t.TempDir())
+	code, pack, errOut := runCmd(t, "rules", "check")
+	if code != 0 {
+		t.Fatalf("pack: exit %d\n%s", code, errOut)
+	}
+	code, out, errOut := runCmd(t, "rules", "check", "builtin", mine)
+	if code != 0 || out != "ok: 25 signals, 14 rules\n" || pack != "ok: 22 signals, 13 rules\n" {
+		t.Fatalf("exit %d, %q (pack %q)\n%s", code, out, pack, errOut)
+	}
+	if !strings.Contains(errOut, filepath.Join(mine, "example.yaml")+":8:3: note: macro ct_ok hides the built-in pack's macro") {
+		t.Errorf("no note on ct_ok:\n%s", errOut)
+	}
+	// --builtin is the same as the PATH builtin.
+	if code, out2, _ := runCmd(t, "rules", "check", "--builtin", mine); code != 0 || out2 != out {
+		t.Errorf("--builtin: exit %d %q", code, out2)
+	}
+	// Without builtin, the example loads alone.
+	if code, out3, _ := runCmd(t, "rules", "check", mine); code != 0 || out3 != "ok: 3 signals, 1 rules\n" {
+		t.Errorf("alone: exit %d %q", code, out3)
+	}
+}
+
+// The pack plus the docs' example gives the pack's incidents byte for byte,
+// plus the example's own.
+func TestReplayBuiltinPlusOwn(t *testing.T) {
+	mine := docExample(t, t.TempDir())
+	code, both, errOut := runCmd(t, "replay", "--rules", "builtin", "--rules", mine, "../../testdata/demo")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	want, err := os.ReadFile("testdata/demo.golden.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pack, own []string
+	for _, line := range strings.SplitAfter(both, "\n") {
+		if strings.Contains(line, `"rule":"my-ecs-exec-reverse-shell-c2"`) {
+			own = append(own, line)
+		} else {
+			pack = append(pack, line)
+		}
+	}
+	if strings.Join(pack, "") != string(want) || len(own) != 1 {
+		t.Errorf("%d own incidents; pack incidents equal the golden: %v", len(own), strings.Join(pack, "") == string(want))
+	}
+}
+
+// A real folder named builtin is ./builtin; the bare word is the pack.
+func TestRulesFolderNamedBuiltin(t *testing.T) {
+	demo, err := filepath.Abs("../../testdata/demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	docExample(t, dir)
+	if err := os.Rename(filepath.Join(dir, "my-rules"), filepath.Join(dir, "builtin")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rules", "check", "./builtin"}, "ok: 3 signals, 1 rules\n"},
+		{[]string{"rules", "check", "builtin"}, "ok: 22 signals, 13 rules\n"},
+		{[]string{"rules", "check", "builtin", "./builtin"}, "ok: 25 signals, 14 rules\n"},
+	} {
+		if code, out, errOut := runCmd(t, tc.args...); code != 0 || out != tc.want {
+			t.Errorf("%v: exit %d %q\n%s", tc.args, code, out, errOut)
+		}
+	}
+	code, out, errOut := runCmd(t, "replay", "--rules", "./builtin", demo)
+	if code != 0 || strings.Count(out, "\n") != 1 || !strings.Contains(out, `"rule":"my-ecs-exec-reverse-shell-c2"`) {
+		t.Errorf("replay --rules ./builtin: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, _, errOut = runCmd(t, "replay", "--help")
+	if code != 0 || !strings.Contains(errOut, "a folder named builtin is ./builtin") {
+		t.Errorf("replay --help: exit %d\n%s", code, errOut)
+	}
+}
+
+// A rule test loads builtin plus the user's rules through the same loader.
+func TestRulesTestBuiltinPlusOwn(t *testing.T) {
+	dir := t.TempDir()
+	docExample(t, dir)
+	const fixture = "falco-redirect-stdout-network.constructed.json"
+	data, err := os.ReadFile("../../rules/builtin/fixtures/" + fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, fixture), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	test := filepath.Join(dir, "mine_test.yaml")
+	body := `rule_files: [builtin, my-rules/]
+start_time: 2025-06-01T12:00:00Z
+tests:
+  - name: the pack's reverse shell fires; the example's sequence waits
+    entities: {T1: "arn:aws:ecs:eu-west-1:111122223333:task/prod/0f1e2d3c4b5a69788776655443322110"}
+    input_events:
+      - {at: 1m, file: ` + fixture + `, set: {'output_fields.container\.label[com\.amazonaws\.ecs\.task-arn]': "${T1}"}}
+    expect:
+      - eval_time: 2m
+        rule: ecs-reverse-shell
+        incidents: [{severity: high, key: {task_arn: "${T1}"}}]
+      - {eval_time: 2m, rule: my-ecs-exec-reverse-shell-c2, incidents: []}
+`
+	if err := os.WriteFile(test, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd(t, "rules", "test", test)
+	if code != 0 || !strings.HasSuffix(out, "PASS: 1 tests\n") {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// An empty rules folder or file is an error naming it, never 0 rules.
+func TestReplayEmptyRules(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	blank := filepath.Join(dir, "blank.yaml")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blank, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{empty, blank} {
+		code, out, errOut := runCmd(t, "replay", "--rules", p, "../../testdata/demo/falco")
+		if code != 1 || out != "" || !strings.HasPrefix(errOut, p+": error: ") || !strings.Contains(errOut, "refusing to start") {
+			t.Errorf("--rules %s: exit %d, stdout %q, stderr:\n%s", p, code, out, errOut)
+		}
+	}
+}
