@@ -212,32 +212,63 @@ func (l *loader) seq(f *srcFile, n *yaml.Node, what string) ([]*yaml.Node, bool)
 	return n.Content, true
 }
 
-// parseDuration accepts Go durations plus a `d` (24h) unit, e.g. 7d, 1d12h.
-func parseDuration(s string) (time.Duration, error) {
+// ParseDuration parses the one duration grammar of rule files and rule
+// tests: terms of a number and a unit, e.g. 90s, 1h30m, 1.5h, 7d, 2w1d.
+// Units are ns, us (µs), ms, s, m, h, d (24h) and w (7d); fractions are
+// allowed, signs are not. A bare number is an error (is 30 seconds or
+// minutes?), except 0.
+func ParseDuration(s string) (time.Duration, error) {
+	const want = "want e.g. 90s, 10m, 1h30m, 7d, 2w"
+	in := s
 	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, fmt.Errorf("empty duration")
-	}
-	if s == "0" {
+	switch s {
+	case "":
+		return 0, fmt.Errorf("empty duration (%s)", want)
+	case "0":
 		return 0, nil
 	}
-	var days time.Duration
-	if i := strings.IndexByte(s, 'd'); i >= 0 {
-		n, err := strconv.ParseUint(s[:i], 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("invalid duration %q (want e.g. 90s, 10m, 1h30m, 7d)", s)
-		}
-		days = time.Duration(n) * 24 * time.Hour
-		s = s[i+1:]
-		if s == "" {
-			return days, nil
-		}
+	if _, err := strconv.ParseFloat(s, 64); err == nil {
+		return 0, fmt.Errorf("invalid duration %q: a unit is required (e.g. %ss or %sm)", in, s, s)
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("invalid duration %q (want e.g. 90s, 10m, 1h30m, 7d)", s)
+	var total time.Duration
+	for s != "" {
+		i := 0
+		for i < len(s) && (s[i] == '.' || '0' <= s[i] && s[i] <= '9') {
+			i++
+		}
+		j := i
+		for j < len(s) && !(s[j] == '.' || '0' <= s[j] && s[j] <= '9') {
+			j++
+		}
+		num, unit := s[:i], s[i:j]
+		if num == "" || unit == "" {
+			return 0, fmt.Errorf("invalid duration %q (%s)", in, want)
+		}
+		var d time.Duration
+		switch unit {
+		case "d", "w":
+			f, err := strconv.ParseFloat(num, 64)
+			per := 24 * time.Hour
+			if unit == "w" {
+				per *= 7
+			}
+			if err != nil || f*float64(per) >= float64(1<<63) {
+				return 0, fmt.Errorf("invalid duration %q (%s)", in, want)
+			}
+			d = time.Duration(f * float64(per))
+		default:
+			var err error
+			if d, err = time.ParseDuration(num + unit); err != nil {
+				return 0, fmt.Errorf("invalid duration %q (%s)", in, want)
+			}
+		}
+		if total+d < total {
+			return 0, fmt.Errorf("invalid duration %q: too long", in)
+		}
+		total += d
+		s = s[j:]
 	}
-	return days + d, nil
+	return total, nil
 }
 
 func (l *loader) duration(f *srcFile, n *yaml.Node, what string) (time.Duration, bool) {
@@ -245,7 +276,7 @@ func (l *loader) duration(f *srcFile, n *yaml.Node, what string) (time.Duration,
 	if !ok {
 		return 0, false
 	}
-	d, err := parseDuration(s)
+	d, err := ParseDuration(s)
 	if err != nil {
 		l.errf(f, n, "%s: %v", what, err)
 		return 0, false
