@@ -80,6 +80,10 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return 2
 		}
 	}
+	if f.out != "" && f.deadLetter != "" && sameFile(f.out, f.deadLetter) {
+		fmt.Fprintf(stderr, "ecscorr replay: --dead-letter and --out name the same file %s: dead letters would overwrite the incidents\n", f.deadLetter)
+		return 2
+	}
 	if f.format != "jsonl" && f.format != "table" {
 		fmt.Fprintf(stderr, "ecscorr replay: --format must be jsonl or table, not %q\n", f.format)
 		return 2

@@ -164,3 +164,32 @@ func TestReplayEmptyRules(t *testing.T) {
 		}
 	}
 }
+
+// --dead-letter must not overwrite --out: a usage error, nothing written.
+func TestReplayDeadLetterIsNotOut(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "incidents.jsonl")
+	if err := os.WriteFile(out, []byte("keep\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(out, filepath.Join(dir, "link.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	for _, dl := range []string{out, "incidents.jsonl", "./sub/../incidents.jsonl", "link.jsonl"} {
+		if err := os.MkdirAll("sub", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errOut := runCmd(t, "replay", "--out", out, "--dead-letter", dl, dir)
+		want := "ecscorr replay: --dead-letter and --out name the same file " + dl + ": dead letters would overwrite the incidents\n"
+		if code != 2 || errOut != want {
+			t.Errorf("--dead-letter %s: exit %d, stderr %q", dl, code, errOut)
+		}
+	}
+	if data, _ := os.ReadFile(out); string(data) != "keep\n" {
+		t.Errorf("--out was written: %q", data)
+	}
+	if code, _, errOut := runCmd(t, "replay", "--out", out, "--dead-letter", filepath.Join(dir, "dl.jsonl"), "sub"); code != 0 {
+		t.Errorf("different files: exit %d\n%s", code, errOut)
+	}
+}

@@ -10,8 +10,11 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -268,6 +271,7 @@ func load(files []NamedSource, opts LoadOptions) *loader {
 
 func (l *loader) finish() (*Set, Diagnostics) {
 	l.diags.sort()
+	l.diags = l.diags.dedup()
 	if l.diags.HasErrors() {
 		return nil, l.diags
 	}
@@ -367,32 +371,115 @@ func (l *loader) readFile(src NamedSource) {
 			return
 		}
 		if err != nil {
-			l.diag(SevError, yamlErrPos(f.name, err), "%s", yamlErrMsg(err))
+			l.diag(SevError, yamlErrPos(f.name, src.Data, err), "%s", yamlErrMsg(err))
 			return
 		}
 		if len(doc.Content) == 0 || isNull(doc.Content[0]) {
 			continue
 		}
-		l.readDoc(f, doc.Content[0])
+		root := doc.Content[0]
+		if exp, wr, loop := aliasCheck(root); loop != nil {
+			l.errf(f, loop, "yaml: alias *%s is inside its own anchor &%s", loop.Value, loop.Value)
+			continue
+		} else if exp > maxExpanded && exp > 10*wr {
+			l.errf(f, root, "yaml: document expands to more than %d nodes through aliases (%d written); refused as an alias bomb", maxExpanded, wr)
+			continue
+		}
+		l.readDoc(f, root)
 	}
 }
 
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-func yamlErrPos(file string, err error) Pos {
-	if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
-		var line int
-		fmt.Sscanf(m[1], "%d", &line)
-		return Pos{File: file, Line: line, Col: 1}
-	}
-	return Pos{File: file, Line: 1, Col: 1}
-}
 
 func yamlErrMsg(err error) string {
 	if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
 		return "yaml: " + m[2]
 	}
 	return err.Error()
+}
+
+// yamlErrPos locates a yaml.v3 decoding error in data. Its message names
+// no column and, as line, where the enclosing construct starts (0-based
+// for parser errors), not where the problem is. Invalid UTF-8 is located
+// directly; anything else by decoding ever shorter prefixes of data: the
+// shortest that fails with the same message ends at the problem.
+func yamlErrPos(file string, data []byte, err error) Pos {
+	if msg := err.Error(); strings.Contains(msg, "UTF-8") || strings.Contains(msg, "Unicode") {
+		if i := invalidUTF8(data); i >= 0 {
+			line, col := lineCol(data, i)
+			return Pos{File: file, Line: line, Col: col}
+		}
+	}
+	lo := 1
+	if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
+		if n, convErr := strconv.Atoi(m[1]); convErr == nil {
+			lo = max(1, n)
+		}
+	}
+	var ends []int // ends[k-1]: the offset just past line k
+	for i, c := range data {
+		if c == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
+		ends = append(ends, len(data))
+	}
+	want := err.Error()
+	fails := func(n int) bool { return decodeErr(data[:n]) == want }
+	lo = min(lo, len(ends))
+	if !fails(len(data)) {
+		return Pos{File: file, Line: lo, Col: 1}
+	}
+	// The first line whose end makes the prefix fail ...
+	k := lo + sort.Search(len(ends)-lo+1, func(i int) bool { return fails(ends[lo-1+i]) })
+	k = min(k, len(ends))
+	start := 0
+	if k > 1 {
+		start = ends[k-2]
+	}
+	// ... and the first byte of it that does.
+	c := start + 1 + sort.Search(ends[k-1]-start, func(i int) bool { return fails(start + 1 + i) })
+	c = min(c, ends[k-1])
+	_, col := lineCol(data[start:], c-1-start)
+	return Pos{File: file, Line: k, Col: col}
+}
+
+// decodeErr decodes every document of data and returns the error text.
+func decodeErr(data []byte) string {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		if err := dec.Decode(&n); err != nil {
+			if errors.Is(err, io.EOF) {
+				return ""
+			}
+			return err.Error()
+		}
+	}
+}
+
+// invalidUTF8 returns the offset of the first byte of data that is not
+// UTF-8, or -1.
+func invalidUTF8(data []byte) int {
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// lineCol converts a byte offset of data to a 1-based line and column (in
+// characters, as yaml.v3 counts them).
+func lineCol(data []byte, off int) (line, col int) {
+	off = max(0, min(off, len(data)))
+	before := data[:off]
+	line = 1 + bytes.Count(before, []byte{'\n'})
+	lineStart := bytes.LastIndexByte(before, '\n') + 1
+	return line, 1 + utf8.RuneCount(before[lineStart:])
 }
 
 func (l *loader) readDoc(f *srcFile, root *yaml.Node) {

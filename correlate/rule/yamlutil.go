@@ -38,6 +38,54 @@ func (l *loader) warnf(f *srcFile, n *yaml.Node, format string, args ...any) {
 	l.diag(SevWarning, l.pos(f, n), format, args...)
 }
 
+// maxExpanded bounds the nodes a document may expand to through aliases:
+// the loader walks expanded trees (hashes, exception values), so a
+// billion-laughs document must be refused before that.
+const maxExpanded = 100_000
+
+// aliasCheck counts the nodes of n with aliases expanded (saturating past
+// maxExpanded) and as written, and finds an alias inside its own anchor.
+func aliasCheck(n *yaml.Node) (expanded, written int, loop *yaml.Node) {
+	memo := map[*yaml.Node]int{}
+	const busy = -1
+	var size func(n *yaml.Node) int
+	size = func(n *yaml.Node) int {
+		if n.Kind == yaml.AliasNode {
+			if n.Alias == nil {
+				return 1
+			}
+			if memo[n.Alias] == busy {
+				loop = n
+				return 1
+			}
+			return size(n.Alias)
+		}
+		if v, ok := memo[n]; ok && v != busy {
+			return v
+		}
+		memo[n] = busy
+		total := 1
+		for _, c := range n.Content {
+			total = min(total+size(c), maxExpanded+1)
+			if loop != nil {
+				break
+			}
+		}
+		memo[n] = total
+		return total
+	}
+	var count func(n *yaml.Node)
+	count = func(n *yaml.Node) {
+		written++
+		for _, c := range n.Content {
+			count(c)
+		}
+	}
+	expanded = size(n)
+	count(n)
+	return expanded, written, loop
+}
+
 func deref(n *yaml.Node) *yaml.Node {
 	for n != nil && n.Kind == yaml.AliasNode {
 		n = n.Alias
