@@ -420,7 +420,7 @@ func (l *loader) exprPos(f *srcFile, n *yaml.Node, off int) Pos {
 				break
 			}
 			trim := strings.TrimLeft(t, " ")
-			if trim == "" {
+			if trim == "" && (indent < 0 || len(t) <= indent) {
 				if indent >= 0 {
 					start++ // blank line: a newline in the value (approximate for folded)
 				}
@@ -474,5 +474,9 @@ func (l *loader) exprPos(f *srcFile, n *yaml.Node, off int) Pos {
 			s = c
 		}
 	}
-	return Pos{File: f.name, Line: s.line, Col: s.col + off - s.start}
+	col := s.col + off - s.start
+	if t, ok := lineText(s.line); ok {
+		col = min(col, utf8.RuneCountInString(t)+1) // never past the line (folding is approximate)
+	}
+	return Pos{File: f.name, Line: s.line, Col: col}
 }
