@@ -53,10 +53,47 @@ func checkPositions(t *testing.T, name string, data []byte, diags Diagnostics) {
 	}
 }
 
+// seedSnippets splits rule files into one small file per section entry
+// (a signal, a rule, the lists, the macros): small inputs mutate and
+// minimise fast, the whole files keep the cross references.
+func seedSnippets(files [][]byte) [][]byte {
+	var out [][]byte
+	for _, data := range files {
+		var doc yaml.Node
+		if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+			continue
+		}
+		m := doc.Content[0]
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			key, val := m.Content[i].Value, m.Content[i+1]
+			var parts []*yaml.Node
+			switch {
+			case (key == "signals" || key == "rules") && val.Kind == yaml.SequenceNode:
+				for _, it := range val.Content {
+					parts = append(parts, &yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{it}})
+				}
+			case key == "lists" || key == "macros":
+				parts = append(parts, val)
+			}
+			for _, p := range parts {
+				body, err := yaml.Marshal(&yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{{Kind: yaml.ScalarNode, Value: key}, p}})
+				if err == nil {
+					out = append(out, append([]byte(header), body...))
+				}
+			}
+		}
+	}
+	return out
+}
+
 // FuzzLoadRules loads arbitrary bytes as a rule file: no panic, every
 // diagnostic inside the input, and a Set exactly when there is no error.
 func FuzzLoadRules(f *testing.F) {
-	for _, data := range seedRuleFiles(f) {
+	files := seedRuleFiles(f)
+	for _, data := range files {
+		f.Add(data)
+	}
+	for _, data := range seedSnippets(files) {
 		f.Add(data)
 	}
 	f.Add([]byte(header + billionLaughs(3)))
