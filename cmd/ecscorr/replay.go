@@ -140,6 +140,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // the embedded pack, no path means the pack alone), printing diagnostics;
 // it reports false when any error was found.
 func loadRules(paths []string, stderr io.Writer, notes bool) (*rule.Set, bool) {
+	warnBuiltinFolder(paths, stderr)
 	set, diags := rule.LoadPaths(paths, rule.LoadOptions{Now: time.Now(), Builtin: rules.Builtin})
 	printDiags(stderr, diags, notes)
 	if diags.HasErrors() {

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"time"
 
 	"github.com/ecscorr/ecscorr/correlate/rule"
@@ -14,6 +16,17 @@ import (
 
 // rulesFlagHelp describes a --rules value, for every command that takes it.
 const rulesFlagHelp = "rule file or folder, or builtin for the embedded pack (repeatable; default: builtin; a folder named builtin is ./builtin)"
+
+// warnBuiltinFolder warns when `builtin` is given while the current folder
+// has a folder of that name: the word is the embedded pack, never it.
+func warnBuiltinFolder(paths []string, stderr io.Writer) {
+	if !slices.Contains(paths, rule.BuiltinName) {
+		return
+	}
+	if st, err := os.Stat(rule.BuiltinName); err == nil && st.IsDir() {
+		fmt.Fprintf(stderr, "ecscorr: warning: builtin is the embedded pack, not the folder builtin here; give ./builtin to load that folder\n")
+	}
+}
 
 func cmdRulesCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rules check", flag.ContinueOnError)
@@ -34,6 +47,7 @@ func cmdRulesCheck(_ context.Context, args []string, stdout, stderr io.Writer) i
 	if *builtin {
 		paths = append([]string{rule.BuiltinName}, paths...)
 	}
+	warnBuiltinFolder(paths, stderr)
 	set, diags := rule.LoadPaths(paths, rule.LoadOptions{MaxRetention: *maxRet, Now: time.Now(), Builtin: rules.Builtin})
 	if errs := printDiags(stderr, diags, true); errs > 0 {
 		fmt.Fprintf(stderr, "%d error(s)\n", errs)

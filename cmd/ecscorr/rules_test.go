@@ -101,6 +101,36 @@ func TestRulesFolderNamedBuiltin(t *testing.T) {
 			t.Errorf("%v: exit %d %q\n%s", tc.args, code, out, errOut)
 		}
 	}
+	const warning = "ecscorr: warning: builtin is the embedded pack, not the folder builtin here; give ./builtin to load that folder\n"
+	if _, _, errOut := runCmd(t, "rules", "check", "builtin"); !strings.HasPrefix(errOut, warning) {
+		t.Errorf("no warning about the folder builtin:\n%s", errOut)
+	}
+	if _, _, errOut := runCmd(t, "rules", "check", "./builtin"); strings.Contains(errOut, "warning") {
+		t.Errorf("warning for ./builtin:\n%s", errOut)
+	}
+	// In a rule test next to the folder, ./builtin is the folder too: the
+	// pack's reverse-shell rule is not loaded, so the alert raises nothing.
+	const fixture = "falco-redirect-stdout-network.constructed.json"
+	data, err := os.ReadFile(filepath.Join(demo, "../../rules/builtin/fixtures", fixture))
+	if err != nil {
+		t.Fatal(err)
+	}
+	test := "rule_files: [./builtin]\ntests:\n  - name: folder\n    input_events: [{at: 1m, file: " + fixture + "}]\n    expect: [{eval_time: 2m, incidents: []}]\n"
+	if err := os.WriteFile(fixture, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("folder_test.yaml", []byte(test), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCmd(t, "rules", "test", "folder_test.yaml"); code != 0 {
+		t.Errorf("rules test with ./builtin: exit %d\n%s%s", code, out, errOut)
+	}
+	if err := os.WriteFile("pack_test.yaml", []byte(strings.Replace(test, "./builtin", "builtin", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := runCmd(t, "rules", "test", "pack_test.yaml"); code != 1 || !strings.Contains(out, "unexpected incident") {
+		t.Errorf("rules test with the pack: exit %d\n%s", code, out)
+	}
 	code, out, errOut := runCmd(t, "replay", "--rules", "./builtin", demo)
 	if code != 0 || strings.Count(out, "\n") != 1 || !strings.Contains(out, `"rule":"my-ecs-exec-reverse-shell-c2"`) {
 		t.Errorf("replay --rules ./builtin: exit %d\n%s\n%s", code, out, errOut)
