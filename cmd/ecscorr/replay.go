@@ -50,7 +50,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var f replayFlags
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Var(&f.rules, "rules", "rule file or folder (repeatable; default: the built-in pack)")
+	fs.Var(&f.rules, "rules", rulesFlagHelp)
 	fs.StringVar(&f.since, "since", "", "only events at or after this RFC 3339 time")
 	fs.StringVar(&f.until, "until", "", "only events before this RFC 3339 time")
 	fs.StringVar(&f.out, "out", "", "write incidents to this file instead of stdout")
@@ -81,6 +81,10 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
 			return 2
 		}
+	}
+	if f.out != "" && f.deadLetter != "" && sameFile(f.out, f.deadLetter) {
+		fmt.Fprintf(stderr, "ecscorr replay: --dead-letter and --out name the same file %s: dead letters would overwrite the incidents\n", f.deadLetter)
+		return 2
 	}
 	if f.format != "jsonl" && f.format != "table" {
 		fmt.Fprintf(stderr, "ecscorr replay: --format must be jsonl or table, not %q\n", f.format)
@@ -134,19 +138,12 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return code
 }
 
-// loadRules loads the given rule paths, or the embedded pack, printing
-// diagnostics; it reports false when any error was found.
+// loadRules loads the given rule paths (see rule.LoadPaths: `builtin` is
+// the embedded pack, no path means the pack alone), printing diagnostics;
+// it reports false when any error was found.
 func loadRules(paths []string, stderr io.Writer, notes bool) (*rule.Set, bool) {
-	opts := rule.LoadOptions{Now: time.Now()}
-	var (
-		set   *rule.Set
-		diags rule.Diagnostics
-	)
-	if len(paths) == 0 {
-		set, diags = rule.LoadFS(rules.Builtin, opts)
-	} else {
-		set, diags = rule.LoadFiles(paths, opts)
-	}
+	warnBuiltinFolder(paths, stderr)
+	set, diags := rule.LoadPaths(paths, rule.LoadOptions{Now: time.Now(), Builtin: rules.Builtin})
 	printDiags(stderr, diags, notes)
 	if diags.HasErrors() {
 		fmt.Fprintf(stderr, "ecscorr: rules have errors; refusing to start\n")

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"time"
 
 	"github.com/ecscorr/ecscorr/correlate/rule"
@@ -12,43 +14,41 @@ import (
 	"github.com/ecscorr/ecscorr/rules"
 )
 
+// rulesFlagHelp describes a --rules value, for every command that takes it.
+const rulesFlagHelp = "rule file or folder, or builtin for the embedded pack (repeatable; default: builtin; a folder named builtin is ./builtin)"
+
+// warnBuiltinFolder warns when `builtin` is given while the current folder
+// has a folder of that name: the word is the embedded pack, never it.
+func warnBuiltinFolder(paths []string, stderr io.Writer) {
+	if !slices.Contains(paths, rule.BuiltinName) {
+		return
+	}
+	if st, err := os.Stat(rule.BuiltinName); err == nil && st.IsDir() {
+		fmt.Fprintf(stderr, "ecscorr: warning: builtin is the embedded pack, not the folder builtin here; give ./builtin to load that folder\n")
+	}
+}
+
 func cmdRulesCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rules check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	builtin := fs.Bool("builtin", false, "also load the embedded built-in pack (as replay does without --rules)")
+	builtin := fs.Bool("builtin", false, "also load the embedded built-in pack (the same as the PATH builtin)")
 	maxRet := fs.Duration("max-retention", 7*24*time.Hour, "longest window a rule may keep state for")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: ecscorr rules check [flags] PATH...\n\nChecks rule files and folders and reports every error with file:line:col. With no PATH, checks the built-in pack.")
+		fmt.Fprintln(stderr, "Usage: ecscorr rules check [flags] PATH...\n\n"+
+			"Checks rule files and folders, loaded together, and reports every error with file:line:col.\n"+
+			"The PATH builtin is the embedded pack (a folder named builtin is ./builtin); with no PATH,\n"+
+			"checks the pack alone. Example: ecscorr rules check builtin my-rules/")
 		fs.PrintDefaults()
 	}
 	paths, code, ok := parseArgs(fs, args)
 	if !ok {
 		return code
 	}
-	opts := rule.LoadOptions{MaxRetention: *maxRet, Now: time.Now()}
-	var (
-		set   *rule.Set
-		diags rule.Diagnostics
-	)
-	if len(paths) == 0 {
-		set, diags = rule.LoadFS(rules.Builtin, opts)
-	} else {
-		files := make([]rule.NamedSource, 0)
-		if *builtin {
-			b, err := rule.ReadFS(rules.Builtin)
-			if err != nil {
-				fmt.Fprintf(stderr, "ecscorr rules check: reading built-in pack: %v\n", err)
-				return 1
-			}
-			files = append(files, b...)
-		}
-		more, err := rule.ReadPaths(paths)
-		if err != nil {
-			fmt.Fprintf(stderr, "ecscorr rules check: %v\n", err)
-			return 1
-		}
-		set, diags = rule.Load(append(files, more...), opts)
+	if *builtin {
+		paths = append([]string{rule.BuiltinName}, paths...)
 	}
+	warnBuiltinFolder(paths, stderr)
+	set, diags := rule.LoadPaths(paths, rule.LoadOptions{MaxRetention: *maxRet, Now: time.Now(), Builtin: rules.Builtin})
 	if errs := printDiags(stderr, diags, true); errs > 0 {
 		fmt.Fprintf(stderr, "%d error(s)\n", errs)
 		return 1
@@ -61,7 +61,9 @@ func cmdRulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := flag.NewFlagSet("rules test", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: ecscorr rules test FILE...\n\nRuns rule unit tests (*_test.yaml, see docs/rules-testing.md); exits 1 when any fails.")
+		fmt.Fprintln(stderr, "Usage: ecscorr rules test FILE...\n\n"+
+			"Runs rule unit tests (*_test.yaml, see docs/rules-testing.md); exits 1 when any fails.\n"+
+			"In a test's rule_files, builtin is the embedded pack (a folder named builtin is ./builtin).")
 		fs.PrintDefaults()
 	}
 	paths, code, ok := parseArgs(fs, args)

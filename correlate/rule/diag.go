@@ -68,6 +68,30 @@ func (ds Diagnostics) Err() error {
 	return nil
 }
 
+// dedup merges repeats of one diagnostic (same position, severity and
+// message, as YAML aliases produce when they repeat a bad node) into its
+// first occurrence, which says how often it occurred.
+func (ds Diagnostics) dedup() Diagnostics {
+	seen := make(map[Diagnostic]int, len(ds)) // → index in out
+	counts := make([]int, 0, len(ds))
+	out := make(Diagnostics, 0, len(ds))
+	for _, d := range ds {
+		if i, ok := seen[d]; ok {
+			counts[i]++
+			continue
+		}
+		seen[d] = len(out)
+		out = append(out, d)
+		counts = append(counts, 1)
+	}
+	for i, n := range counts {
+		if n > 1 {
+			out[i].Msg += fmt.Sprintf(" (%d times, through YAML aliases)", n)
+		}
+	}
+	return out
+}
+
 func (ds Diagnostics) sort() {
 	slices.SortStableFunc(ds, func(a, b Diagnostic) int {
 		return cmp.Or(cmp.Compare(a.Pos.File, b.Pos.File), cmp.Compare(a.Pos.Line, b.Pos.Line),

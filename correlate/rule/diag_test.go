@@ -393,7 +393,7 @@ rules:
     detect: {match: {signal: exec}}
     resolve: {metric_clears: true}
 ` + baseSignals, LoadOptions{}, []string{`8:30: error: resolve.metric_clears is only valid for metric rules`}},
-		{"yaml syntax error", "signals: [\n", LoadOptions{}, []string{`3:1: error: yaml: did not find expected node content`}},
+		{"yaml syntax error", "signals: [\n", LoadOptions{}, []string{`3:10: error: yaml: did not find expected node content`}},
 		{"disabled rule is still checked", `
 rules:
   - id: r

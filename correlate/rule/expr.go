@@ -3,6 +3,7 @@ package rule
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -47,7 +48,8 @@ type macroDef struct {
 	name string
 	src  string
 	f    *srcFile
-	node *yaml.Node
+	node *yaml.Node // value
+	key  *yaml.Node
 	tree *parser.Tree // nil when it does not parse
 }
 
@@ -117,7 +119,8 @@ func (l *loader) compileExpr(f *srcFile, n *yaml.Node, spec exprSpec) *compiled 
 	if l.zones == nil {
 		l.zones = &zoneCache{}
 	}
-	opts := []expr.Option{expr.Env(env), expr.Patch(&macroExpander{l: l}), l.zones.option()}
+	mx := &macroExpander{l: l, sc: f.scope(), lists: map[*ast.StringNode]bool{}}
+	opts := []expr.Option{expr.Env(env), expr.Patch(mx), l.zones.option()}
 	if spec.kind == envStep {
 		opts = append(opts, expr.Patch(stepAlias{}))
 	}
@@ -133,14 +136,14 @@ func (l *loader) compileExpr(f *srcFile, n *yaml.Node, spec exprSpec) *compiled 
 		l.exprErr(f, n, spec.what, err)
 		return nil
 	}
-	if !l.checkMembers(f, n, spec, tree.Node) || !l.checkZones(f, n, spec, tree.Node) {
+	if !l.checkMembers(f, n, spec, tree.Node, mx.lists) || !l.checkZones(f, n, spec, tree.Node) {
 		return nil
 	}
 	// Keep an unoptimised copy for type derivation: the optimiser rewrites
 	// `in [...]` into constant sets.
 	plain, _ := parser.Parse(src) // parse only; only read by derivation after expansion
 	if plain != nil {
-		ast.Walk(&plain.Node, &macroExpander{l: l})
+		ast.Walk(&plain.Node, &macroExpander{l: l, sc: f.scope()})
 		if spec.kind == envStep {
 			ast.Walk(&plain.Node, stepAlias{})
 		}
@@ -174,9 +177,10 @@ func (l *loader) exprErrAt(f *srcFile, n *yaml.Node, what string, loc file.Locat
 	l.diag(SevError, l.exprPos(f, n, loc.From), "%s: %s", what, fmt.Sprintf(format, args...))
 }
 
-// checkMembers catches what the type checker cannot: unknown lists, and
-// unknown members of the map-shaped output environment.
-func (l *loader) checkMembers(f *srcFile, n *yaml.Node, spec exprSpec, root ast.Node) bool {
+// checkMembers catches what the type checker cannot: unknown lists (those
+// the macro expander did not resolve), and unknown members of the
+// map-shaped output environment.
+func (l *loader) checkMembers(f *srcFile, n *yaml.Node, spec exprSpec, root ast.Node, lists map[*ast.StringNode]bool) bool {
 	ok := true
 	walk(root, func(nd ast.Node) {
 		m, isMember := nd.(*ast.MemberNode)
@@ -192,7 +196,7 @@ func (l *loader) checkMembers(f *srcFile, n *yaml.Node, spec exprSpec, root ast.
 		what := id.Value
 		switch {
 		case id.Value == "lists":
-			if _, def := l.lists[prop.Value]; !def {
+			if !lists[prop] {
 				l.exprErrAt(f, n, spec.what, m.Location(), "unknown list %q", prop.Value)
 				ok = false
 			}
@@ -243,20 +247,35 @@ type visitFunc func(ast.Node)
 
 func (v visitFunc) Visit(n *ast.Node) { v(*n) }
 
-// macroExpander replaces identifiers naming macros by the macro's tree. The
+// macroExpander replaces identifiers naming macros by the macro's tree and
+// `lists.<name>` by the list's key in Set.Lists, both resolved in scope sc;
+// a macro's body resolves in the scope of the file that defines it. The
 // nodes get the identifier's location so that errors point at the use.
 type macroExpander struct {
 	l     *loader
-	stack []string
+	sc    scope
+	stack []*macroDef
+	lists map[*ast.StringNode]bool // the list references resolved; may be nil
 }
 
 func (m *macroExpander) Visit(node *ast.Node) {
+	if mem, ok := (*node).(*ast.MemberNode); ok {
+		if prop := listRef(mem); prop != nil {
+			if d := m.l.lookupList(m.sc, prop.Value); d != nil {
+				prop.Value = m.l.listKey(d)
+				if m.lists != nil {
+					m.lists[prop] = true
+				}
+			}
+		}
+		return
+	}
 	id, ok := (*node).(*ast.IdentifierNode)
 	if !ok {
 		return
 	}
-	def := m.l.macros[id.Value]
-	if def == nil || def.tree == nil || slices.Contains(m.stack, id.Value) {
+	def := m.l.lookupMacro(m.sc, id.Value)
+	if def == nil || def.tree == nil || slices.Contains(m.stack, def) {
 		return
 	}
 	t, err := parser.Parse(def.src)
@@ -264,12 +283,31 @@ func (m *macroExpander) Visit(node *ast.Node) {
 		return
 	}
 	sub := t.Node
-	m.stack = append(m.stack, id.Value)
-	ast.Walk(&sub, m)
-	m.stack = m.stack[:len(m.stack)-1]
+	ast.Walk(&sub, &macroExpander{l: m.l, sc: def.f.scope(), stack: append(slices.Clip(m.stack), def), lists: m.lists})
 	loc := id.Location()
 	walk(sub, func(n ast.Node) { n.SetLocation(loc) })
 	ast.Patch(node, sub)
+}
+
+// listRef returns the name node of `lists.<name>` or `step.lists.<name>`.
+func listRef(m *ast.MemberNode) *ast.StringNode {
+	prop, ok := m.Property.(*ast.StringNode)
+	if !ok {
+		return nil
+	}
+	switch n := m.Node.(type) {
+	case *ast.IdentifierNode:
+		if n.Value == "lists" {
+			return prop
+		}
+	case *ast.MemberNode:
+		id, ok1 := n.Node.(*ast.IdentifierNode)
+		p, ok2 := n.Property.(*ast.StringNode)
+		if ok1 && ok2 && id.Value == "step" && p.Value == "lists" {
+			return prop
+		}
+	}
+	return nil
 }
 
 // stepAlias rewrites step.<x> to <x> in step expressions: the step is the
@@ -292,12 +330,14 @@ func (stepAlias) Visit(node *ast.Node) {
 	}
 }
 
-// macroRefs returns the macro names a tree refers to.
-func (l *loader) macroRefs(t *parser.Tree) []string {
-	var out []string
+// macroRefs returns the macros a tree refers to, resolved in scope sc.
+func (l *loader) macroRefs(sc scope, t *parser.Tree) []*macroDef {
+	var out []*macroDef
 	walk(t.Node, func(n ast.Node) {
-		if id, ok := n.(*ast.IdentifierNode); ok && l.macros[id.Value] != nil && !slices.Contains(out, id.Value) {
-			out = append(out, id.Value)
+		if id, ok := n.(*ast.IdentifierNode); ok {
+			if d := l.lookupMacro(sc, id.Value); d != nil && !slices.Contains(out, d) {
+				out = append(out, d)
+			}
 		}
 	})
 	return out
@@ -305,16 +345,17 @@ func (l *loader) macroRefs(t *parser.Tree) []string {
 
 // checkMacros parses every macro and reports cycles.
 func (l *loader) checkMacros() {
-	names := make([]string, 0, len(l.macros))
-	for name := range l.macros {
-		names = append(names, name)
+	var defs []*macroDef
+	for _, sc := range []scope{scopeUser, scopePack} {
+		names := slices.Sorted(maps.Keys(l.macros[sc]))
+		for _, name := range names {
+			defs = append(defs, l.macros[sc][name])
+		}
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		d := l.macros[name]
+	for _, d := range defs {
 		t, err := parser.Parse(d.src)
 		if err != nil {
-			l.exprErr(d.f, d.node, "macro "+name, err)
+			l.exprErr(d.f, d.node, "macro "+d.name, err)
 			continue
 		}
 		d.tree = t
@@ -324,35 +365,37 @@ func (l *loader) checkMacros() {
 		grey
 		black
 	)
-	color := map[string]int{}
-	var visit func(name string, path []string) bool
-	visit = func(name string, path []string) bool {
-		d := l.macros[name]
-		switch color[name] {
+	color := map[*macroDef]int{}
+	var visit func(d *macroDef, path []*macroDef) bool
+	visit = func(d *macroDef, path []*macroDef) bool {
+		switch color[d] {
 		case grey:
-			i := slices.Index(path, name)
-			cyc := append(slices.Clone(path[i:]), name)
-			l.errf(d.f, d.node, "macro cycle: %s", strings.Join(cyc, " → "))
+			i := slices.Index(path, d)
+			var cyc []string
+			for _, p := range path[i:] {
+				cyc = append(cyc, p.name)
+			}
+			l.errf(d.f, d.node, "macro cycle: %s", strings.Join(append(cyc, d.name), " → "))
 			return false
 		case black:
 			return true
 		}
-		color[name] = grey
+		color[d] = grey
 		ok := true
 		if d.tree != nil {
-			for _, r := range l.macroRefs(d.tree) {
-				if !visit(r, append(path, name)) {
+			for _, r := range l.macroRefs(d.f.scope(), d.tree) {
+				if !visit(r, append(path, d)) {
 					ok = false
 					d.tree = nil // never expand a cyclic macro
 					break
 				}
 			}
 		}
-		color[name] = black
+		color[d] = black
 		return ok
 	}
-	for _, name := range names {
-		visit(name, nil)
+	for _, d := range defs {
+		visit(d, nil)
 	}
 }
 

@@ -10,12 +10,16 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/rules"
 )
 
 // DefaultMaxRetention bounds windows when LoadOptions.MaxRetention is zero.
@@ -33,12 +37,97 @@ type LoadOptions struct {
 	// Now is compared with exception expiry dates for warnings (default
 	// time.Now()).
 	Now time.Time
+	// Builtin is the pack BuiltinName stands for in LoadPaths (default
+	// rules.Builtin).
+	Builtin fs.FS
 }
 
 // NamedSource is one rule file's content.
 type NamedSource struct {
 	Name string
 	Data []byte
+	// Builtin marks a file of the built-in pack: macro and list names are
+	// scoped (see scope), signal names and rule ids are global.
+	Builtin bool
+}
+
+// BuiltinName stands for the embedded built-in pack wherever rule paths are
+// given (--rules, rules check, rule_files of rule tests). A folder of that
+// name is given as ./builtin.
+const BuiltinName = "builtin"
+
+// LoadPaths is how every command loads rules. Each path is a rule file, a
+// folder (as LoadFiles reads it) or BuiltinName for opts.Builtin; no path
+// means the built-in pack alone. A path that defines nothing (an empty file
+// or folder) is an error, and so is a load without any rule.
+func LoadPaths(paths []string, opts LoadOptions) (*Set, Diagnostics) {
+	if len(paths) == 0 {
+		paths = []string{BuiltinName}
+	}
+	type group struct {
+		path  string
+		files []string
+	}
+	var (
+		srcs    []NamedSource
+		groups  []group
+		builtin bool
+	)
+	for _, p := range paths {
+		var (
+			s   []NamedSource
+			err error
+		)
+		if p == BuiltinName {
+			if builtin {
+				continue // the pack once, however often it is named
+			}
+			builtin = true
+			s, err = ReadBuiltin(opts.Builtin)
+		} else {
+			s, err = ReadPaths([]string{p})
+		}
+		if err != nil {
+			return nil, Diagnostics{{Pos: errPos(err), Severity: SevError, Msg: err.Error()}}
+		}
+		g := group{path: p}
+		for _, src := range s {
+			g.files = append(g.files, src.Name)
+		}
+		groups = append(groups, g)
+		srcs = append(srcs, s...)
+	}
+	l := load(srcs, opts)
+	for _, g := range groups {
+		n := 0
+		for _, name := range g.files {
+			n += l.defined[name]
+		}
+		if n == 0 && !l.diags.HasErrors() {
+			l.diag(SevError, Pos{File: g.path}, "%s defines no list, macro, signal or rule", g.path)
+		}
+	}
+	if !l.diags.HasErrors() && len(l.set.Rules)+len(l.set.Disabled) == 0 {
+		l.diag(SevError, Pos{File: paths[0]}, "no rules in %s: nothing would be correlated", strings.Join(paths, ", "))
+	}
+	return l.finish()
+}
+
+// ReadBuiltin reads the rule files of the built-in pack (rules.Builtin when
+// fsys is nil), named builtin/<path> and marked Builtin.
+func ReadBuiltin(fsys fs.FS) ([]NamedSource, error) {
+	if fsys == nil {
+		fsys = rules.Builtin
+	}
+	srcs, err := ReadFS(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("reading the built-in pack: %w", err)
+	}
+	for i := range srcs {
+		srcs[i].Name = BuiltinName + "/" + srcs[i].Name
+		srcs[i].Builtin = true
+	}
+	return srcs, nil
 }
 
 // LoadFiles loads rule files and folders (every *.yaml / *.yml below a
@@ -68,8 +157,13 @@ func errPos(err error) Pos {
 	return Pos{}
 }
 
+// errNoRuleFiles is why a folder without rule files is refused: a load of
+// it would silently run nothing.
+var errNoRuleFiles = errors.New("folder holds no rule files (*.yaml, *.yml other than *_test.yaml)")
+
 // ReadPaths reads rule files and folders as LoadFiles does, so that callers
 // can combine them with other sources (e.g. the built-in pack) in one Load.
+// A folder without any rule file is an error.
 func ReadPaths(paths []string) ([]NamedSource, error) {
 	var srcs []NamedSource
 	for _, p := range paths {
@@ -85,6 +179,7 @@ func ReadPaths(paths []string) ([]NamedSource, error) {
 			srcs = append(srcs, NamedSource{Name: p, Data: data})
 			continue
 		}
+		before := len(srcs)
 		err = filepath.WalkDir(p, func(fp string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
@@ -101,6 +196,9 @@ func ReadPaths(paths []string) ([]NamedSource, error) {
 		})
 		if err != nil {
 			return nil, err
+		}
+		if len(srcs) == before {
+			return nil, &fs.PathError{Op: "read", Path: p, Err: errNoRuleFiles}
 		}
 	}
 	return srcs, nil
@@ -141,6 +239,11 @@ func isRuleFile(name string) bool {
 // Load loads, checks and compiles rule files given by content. The Set is
 // nil when there are errors; warnings come with a usable Set.
 func Load(files []NamedSource, opts LoadOptions) (*Set, Diagnostics) {
+	return load(files, opts).finish()
+}
+
+// load reads and compiles files; finish turns the result into Load's.
+func load(files []NamedSource, opts LoadOptions) *loader {
 	if opts.MaxRetention <= 0 {
 		opts.MaxRetention = DefaultMaxRetention
 	}
@@ -148,11 +251,12 @@ func Load(files []NamedSource, opts LoadOptions) (*Set, Diagnostics) {
 		opts.Now = time.Now()
 	}
 	l := &loader{
-		opts:   opts,
-		lists:  make(map[string]*listDef),
-		macros: make(map[string]*macroDef),
-		sigs:   make(map[string]*sigDef),
-		ruleID: make(map[string]*ruleDef),
+		opts:    opts,
+		lists:   [2]map[string]*listDef{{}, {}},
+		macros:  [2]map[string]*macroDef{{}, {}},
+		sigs:    make(map[string]*sigDef),
+		ruleID:  make(map[string]*ruleDef),
+		defined: make(map[string]int),
 		set: &Set{
 			SignalsByName: make(map[string]*Signal),
 			Lists:         make(map[string][]any),
@@ -162,7 +266,12 @@ func Load(files []NamedSource, opts LoadOptions) (*Set, Diagnostics) {
 		l.readFile(src)
 	}
 	l.compileAll()
+	return l
+}
+
+func (l *loader) finish() (*Set, Diagnostics) {
 	l.diags.sort()
+	l.diags = l.diags.dedup()
 	if l.diags.HasErrors() {
 		return nil, l.diags
 	}
@@ -170,9 +279,54 @@ func Load(files []NamedSource, opts LoadOptions) (*Set, Diagnostics) {
 	return l.set, l.diags
 }
 
+// scope is where a file's macro and list names resolve. The user's files
+// share one scope and see their own definitions first, then the built-in
+// pack's; the pack sees only its own. So a user's file may define a name
+// the pack defines (e.g. ct_ok) without a clash, and the pack's rules keep
+// their meaning whatever the user defines.
+type scope uint8
+
+const (
+	scopeUser scope = iota
+	scopePack
+)
+
+func (f *srcFile) scope() scope {
+	if f.builtin {
+		return scopePack
+	}
+	return scopeUser
+}
+
+func (l *loader) lookupMacro(sc scope, name string) *macroDef {
+	if d := l.macros[sc][name]; d != nil || sc == scopePack {
+		return d
+	}
+	return l.macros[scopePack][name]
+}
+
+func (l *loader) lookupList(sc scope, name string) *listDef {
+	if d := l.lists[sc][name]; d != nil || sc == scopePack {
+		return d
+	}
+	return l.lists[scopePack][name]
+}
+
+// listKey is the key of a list in Set.Lists (what `lists.<name>` reads at
+// run time): its name, or builtin.<name> for a pack list that a user's
+// list of the same name hides from the user's files.
+func (l *loader) listKey(d *listDef) string {
+	if d.f.builtin && l.lists[scopeUser][d.name] != nil {
+		return BuiltinName + "." + d.name
+	}
+	return d.name
+}
+
 type listDef struct {
 	f    *srcFile
 	node *yaml.Node // key node
+	name string
+	vals []any
 }
 
 type sigDef struct {
@@ -190,14 +344,16 @@ type ruleDef struct {
 type loader struct {
 	opts   LoadOptions
 	diags  Diagnostics
-	lists  map[string]*listDef
-	macros map[string]*macroDef
+	lists  [2]map[string]*listDef  // by scope
+	macros [2]map[string]*macroDef // by scope
 	sigs   map[string]*sigDef
 	sigOrd []*sigDef
 	ruleID map[string]*ruleDef
 	rules  []*ruleDef
 	set    *Set
 	zones  *zoneCache // inZone's locations, shared by the compiled programs
+	// defined counts the lists, macros, signals and rules of each file.
+	defined map[string]int
 }
 
 var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -205,7 +361,7 @@ var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 var ruleIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
 func (l *loader) readFile(src NamedSource) {
-	f := &srcFile{name: src.Name, lines: strings.Split(string(src.Data), "\n")}
+	f := &srcFile{name: src.Name, lines: strings.Split(string(src.Data), "\n"), builtin: src.Builtin}
 	l.set.Files = append(l.set.Files, src.Name)
 	dec := yaml.NewDecoder(bytes.NewReader(src.Data))
 	for {
@@ -215,32 +371,115 @@ func (l *loader) readFile(src NamedSource) {
 			return
 		}
 		if err != nil {
-			l.diag(SevError, yamlErrPos(f.name, err), "%s", yamlErrMsg(err))
+			l.diag(SevError, yamlErrPos(f.name, src.Data, err), "%s", yamlErrMsg(err))
 			return
 		}
 		if len(doc.Content) == 0 || isNull(doc.Content[0]) {
 			continue
 		}
-		l.readDoc(f, doc.Content[0])
+		root := doc.Content[0]
+		if exp, wr, loop := aliasCheck(root); loop != nil {
+			l.errf(f, loop, "yaml: alias *%s is inside its own anchor &%s", loop.Value, loop.Value)
+			continue
+		} else if exp > maxExpanded && exp > 10*wr {
+			l.errf(f, root, "yaml: document expands to more than %d nodes through aliases (%d written); refused as an alias bomb", maxExpanded, wr)
+			continue
+		}
+		l.readDoc(f, root)
 	}
 }
 
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-func yamlErrPos(file string, err error) Pos {
-	if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
-		var line int
-		fmt.Sscanf(m[1], "%d", &line)
-		return Pos{File: file, Line: line, Col: 1}
-	}
-	return Pos{File: file, Line: 1, Col: 1}
-}
 
 func yamlErrMsg(err error) string {
 	if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
 		return "yaml: " + m[2]
 	}
 	return err.Error()
+}
+
+// yamlErrPos locates a yaml.v3 decoding error in data. Its message names
+// no column and, as line, where the enclosing construct starts (0-based
+// for parser errors), not where the problem is. Invalid UTF-8 is located
+// directly; anything else by decoding ever shorter prefixes of data: the
+// shortest that fails with the same message ends at the problem.
+func yamlErrPos(file string, data []byte, err error) Pos {
+	if msg := err.Error(); strings.Contains(msg, "UTF-8") || strings.Contains(msg, "Unicode") {
+		if i := invalidUTF8(data); i >= 0 {
+			line, col := lineCol(data, i)
+			return Pos{File: file, Line: line, Col: col}
+		}
+	}
+	lo := 1
+	if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
+		if n, convErr := strconv.Atoi(m[1]); convErr == nil {
+			lo = max(1, n)
+		}
+	}
+	var ends []int // ends[k-1]: the offset just past line k
+	for i, c := range data {
+		if c == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
+		ends = append(ends, len(data))
+	}
+	want := err.Error()
+	fails := func(n int) bool { return decodeErr(data[:n]) == want }
+	lo = min(lo, len(ends))
+	if !fails(len(data)) {
+		return Pos{File: file, Line: lo, Col: 1}
+	}
+	// The first line whose end makes the prefix fail ...
+	k := lo + sort.Search(len(ends)-lo+1, func(i int) bool { return fails(ends[lo-1+i]) })
+	k = min(k, len(ends))
+	start := 0
+	if k > 1 {
+		start = ends[k-2]
+	}
+	// ... and the first byte of it that does.
+	c := start + 1 + sort.Search(ends[k-1]-start, func(i int) bool { return fails(start + 1 + i) })
+	c = min(c, ends[k-1])
+	_, col := lineCol(data[start:], c-1-start)
+	return Pos{File: file, Line: k, Col: col}
+}
+
+// decodeErr decodes every document of data and returns the error text.
+func decodeErr(data []byte) string {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		if err := dec.Decode(&n); err != nil {
+			if errors.Is(err, io.EOF) {
+				return ""
+			}
+			return err.Error()
+		}
+	}
+}
+
+// invalidUTF8 returns the offset of the first byte of data that is not
+// UTF-8, or -1.
+func invalidUTF8(data []byte) int {
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// lineCol converts a byte offset of data to a 1-based line and column (in
+// characters, as yaml.v3 counts them).
+func lineCol(data []byte, off int) (line, col int) {
+	off = max(0, min(off, len(data)))
+	before := data[:off]
+	line = 1 + bytes.Count(before, []byte{'\n'})
+	lineStart := bytes.LastIndexByte(before, '\n') + 1
+	return line, 1 + utf8.RuneCount(before[lineStart:])
 }
 
 func (l *loader) readDoc(f *srcFile, root *yaml.Node) {
@@ -294,11 +533,13 @@ func (l *loader) readList(f *srcFile, k, v *yaml.Node) {
 		l.errf(f, k, "list name %q is not an identifier", name)
 		return
 	}
-	if prev := l.lists[name]; prev != nil {
+	if prev := l.lists[f.scope()][name]; prev != nil {
 		l.errf(f, k, "duplicate list %q (first defined at %s)", name, l.pos(prev.f, prev.node))
 		return
 	}
-	l.lists[name] = &listDef{f: f, node: k}
+	d := &listDef{f: f, node: k, name: name}
+	l.lists[f.scope()][name] = d
+	l.defined[f.name]++
 	items, ok := l.seq(f, v, "list "+name)
 	if !ok {
 		return
@@ -317,7 +558,7 @@ func (l *loader) readList(f *srcFile, k, v *yaml.Node) {
 		}
 		vals = append(vals, val)
 	}
-	l.set.Lists[name] = vals
+	d.vals = vals
 }
 
 func (l *loader) readMacro(f *srcFile, k, v *yaml.Node) {
@@ -332,7 +573,7 @@ func (l *loader) readMacro(f *srcFile, k, v *yaml.Node) {
 			return
 		}
 	}
-	if prev := l.macros[name]; prev != nil {
+	if prev := l.macros[f.scope()][name]; prev != nil {
 		l.errf(f, k, "duplicate macro %q (first defined at %s)", name, l.pos(prev.f, prev.node))
 		return
 	}
@@ -340,7 +581,8 @@ func (l *loader) readMacro(f *srcFile, k, v *yaml.Node) {
 	if !ok {
 		return
 	}
-	l.macros[name] = &macroDef{name: name, src: src, f: f, node: deref(v)}
+	l.macros[f.scope()][name] = &macroDef{name: name, src: src, f: f, node: deref(v), key: k}
+	l.defined[f.name]++
 }
 
 func (l *loader) readSignalDef(f *srcFile, n *yaml.Node) {
@@ -365,9 +607,10 @@ func (l *loader) readSignalDef(f *srcFile, n *yaml.Node) {
 		return
 	}
 	if prev := l.sigs[name]; prev != nil {
-		l.errf(f, nameNode, "duplicate signal %q (first defined at %s)", name, l.pos(prev.f, prev.node))
+		l.errf(f, nameNode, "duplicate signal %q (first defined at %s)%s", name, l.pos(prev.f, prev.node), packClash(prev.f, f, "signal names"))
 		return
 	}
+	l.defined[f.name]++
 	d := &sigDef{f: f, node: n, name: name}
 	l.sigs[name] = d
 	l.sigOrd = append(l.sigOrd, d)
@@ -395,15 +638,45 @@ func (l *loader) readRuleDef(f *srcFile, n *yaml.Node) {
 		return
 	}
 	if prev := l.ruleID[id]; prev != nil {
-		l.errf(f, idNode, "duplicate rule id %q (first defined at %s)", id, l.pos(prev.f, prev.node))
+		l.errf(f, idNode, "duplicate rule id %q (first defined at %s)%s", id, l.pos(prev.f, prev.node), packClash(prev.f, f, "rule ids"))
 		return
 	}
+	l.defined[f.name]++
 	d := &ruleDef{f: f, node: n, id: id}
 	l.ruleID[id] = d
 	l.rules = append(l.rules, d)
 }
 
+// packClash explains a clash between a user's file and the built-in pack.
+func packClash(a, b *srcFile, what string) string {
+	if a.builtin == b.builtin {
+		return ""
+	}
+	return fmt.Sprintf(": %s are global, so a name of the built-in pack cannot be reused (macros and lists can)", what)
+}
+
+// scopeLists fills Set.Lists and notes every name of the user's that hides
+// one of the pack's.
+func (l *loader) scopeLists() {
+	for _, sc := range []scope{scopeUser, scopePack} {
+		for _, d := range l.lists[sc] {
+			l.set.Lists[l.listKey(d)] = d.vals
+		}
+	}
+	for name, d := range l.lists[scopeUser] {
+		if p := l.lists[scopePack][name]; p != nil {
+			l.diag(SevNote, l.pos(d.f, d.node), "list %s hides the built-in pack's list of that name (%s) in your files; the pack keeps its own", name, l.pos(p.f, p.node))
+		}
+	}
+	for name, d := range l.macros[scopeUser] {
+		if p := l.macros[scopePack][name]; p != nil {
+			l.diag(SevNote, l.pos(d.f, d.key), "macro %s hides the built-in pack's macro of that name (%s) in your files; the pack keeps its own", name, l.pos(p.f, p.key))
+		}
+	}
+}
+
 func (l *loader) compileAll() {
+	l.scopeLists()
 	l.checkMacros()
 	for _, d := range l.sigOrd {
 		if s := l.compileSignal(d); s != nil {

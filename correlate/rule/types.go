@@ -15,13 +15,19 @@ import (
 	"github.com/ecscorr/ecscorr/pipeline"
 )
 
-// Pos is a position in a rule or test file, printed as file:line:col.
+// Pos is a position in a rule or test file, printed as file:line:col, or
+// as the bare path when there is no line (a path that cannot be read).
 type Pos struct {
 	File      string
 	Line, Col int
 }
 
-func (p Pos) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col) }
+func (p Pos) String() string {
+	if p.Line == 0 {
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
 
 // Set is a loaded, checked and compiled set of rule files.
 type Set struct {

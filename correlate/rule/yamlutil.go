@@ -14,8 +14,9 @@ import (
 // srcFile is one loaded file: its name for positions and its lines for
 // mapping expression offsets back to the file.
 type srcFile struct {
-	name  string
-	lines []string
+	name    string
+	lines   []string
+	builtin bool // a file of the built-in pack (NamedSource.Builtin)
 }
 
 func (l *loader) pos(f *srcFile, n *yaml.Node) Pos {
@@ -35,6 +36,54 @@ func (l *loader) errf(f *srcFile, n *yaml.Node, format string, args ...any) {
 
 func (l *loader) warnf(f *srcFile, n *yaml.Node, format string, args ...any) {
 	l.diag(SevWarning, l.pos(f, n), format, args...)
+}
+
+// maxExpanded bounds the nodes a document may expand to through aliases:
+// the loader walks expanded trees (hashes, exception values), so a
+// billion-laughs document must be refused before that.
+const maxExpanded = 100_000
+
+// aliasCheck counts the nodes of n with aliases expanded (saturating past
+// maxExpanded) and as written, and finds an alias inside its own anchor.
+func aliasCheck(n *yaml.Node) (expanded, written int, loop *yaml.Node) {
+	memo := map[*yaml.Node]int{}
+	const busy = -1
+	var size func(n *yaml.Node) int
+	size = func(n *yaml.Node) int {
+		if n.Kind == yaml.AliasNode {
+			if n.Alias == nil {
+				return 1
+			}
+			if memo[n.Alias] == busy {
+				loop = n
+				return 1
+			}
+			return size(n.Alias)
+		}
+		if v, ok := memo[n]; ok && v != busy {
+			return v
+		}
+		memo[n] = busy
+		total := 1
+		for _, c := range n.Content {
+			total = min(total+size(c), maxExpanded+1)
+			if loop != nil {
+				break
+			}
+		}
+		memo[n] = total
+		return total
+	}
+	var count func(n *yaml.Node)
+	count = func(n *yaml.Node) {
+		written++
+		for _, c := range n.Content {
+			count(c)
+		}
+	}
+	expanded = size(n)
+	count(n)
+	return expanded, written, loop
 }
 
 func deref(n *yaml.Node) *yaml.Node {
@@ -211,32 +260,63 @@ func (l *loader) seq(f *srcFile, n *yaml.Node, what string) ([]*yaml.Node, bool)
 	return n.Content, true
 }
 
-// parseDuration accepts Go durations plus a `d` (24h) unit, e.g. 7d, 1d12h.
-func parseDuration(s string) (time.Duration, error) {
+// ParseDuration parses the one duration grammar of rule files and rule
+// tests: terms of a number and a unit, e.g. 90s, 1h30m, 1.5h, 7d, 2w1d.
+// Units are ns, us (µs), ms, s, m, h, d (24h) and w (7d); fractions are
+// allowed, signs are not. A bare number is an error (is 30 seconds or
+// minutes?), except 0.
+func ParseDuration(s string) (time.Duration, error) {
+	const want = "want e.g. 90s, 10m, 1h30m, 7d, 2w"
+	in := s
 	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, fmt.Errorf("empty duration")
-	}
-	if s == "0" {
+	switch s {
+	case "":
+		return 0, fmt.Errorf("empty duration (%s)", want)
+	case "0":
 		return 0, nil
 	}
-	var days time.Duration
-	if i := strings.IndexByte(s, 'd'); i >= 0 {
-		n, err := strconv.ParseUint(s[:i], 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("invalid duration %q (want e.g. 90s, 10m, 1h30m, 7d)", s)
-		}
-		days = time.Duration(n) * 24 * time.Hour
-		s = s[i+1:]
-		if s == "" {
-			return days, nil
-		}
+	if _, err := strconv.ParseFloat(s, 64); err == nil {
+		return 0, fmt.Errorf("invalid duration %q: a unit is required (e.g. %ss or %sm)", in, s, s)
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("invalid duration %q (want e.g. 90s, 10m, 1h30m, 7d)", s)
+	var total time.Duration
+	for s != "" {
+		i := 0
+		for i < len(s) && (s[i] == '.' || '0' <= s[i] && s[i] <= '9') {
+			i++
+		}
+		j := i
+		for j < len(s) && !(s[j] == '.' || '0' <= s[j] && s[j] <= '9') {
+			j++
+		}
+		num, unit := s[:i], s[i:j]
+		if num == "" || unit == "" {
+			return 0, fmt.Errorf("invalid duration %q (%s)", in, want)
+		}
+		var d time.Duration
+		switch unit {
+		case "d", "w":
+			f, err := strconv.ParseFloat(num, 64)
+			per := 24 * time.Hour
+			if unit == "w" {
+				per *= 7
+			}
+			if err != nil || f*float64(per) >= float64(1<<63) {
+				return 0, fmt.Errorf("invalid duration %q (%s)", in, want)
+			}
+			d = time.Duration(f * float64(per))
+		default:
+			var err error
+			if d, err = time.ParseDuration(num + unit); err != nil {
+				return 0, fmt.Errorf("invalid duration %q (%s)", in, want)
+			}
+		}
+		if total+d < total {
+			return 0, fmt.Errorf("invalid duration %q: too long", in)
+		}
+		total += d
+		s = s[j:]
 	}
-	return days + d, nil
+	return total, nil
 }
 
 func (l *loader) duration(f *srcFile, n *yaml.Node, what string) (time.Duration, bool) {
@@ -244,7 +324,7 @@ func (l *loader) duration(f *srcFile, n *yaml.Node, what string) (time.Duration,
 	if !ok {
 		return 0, false
 	}
-	d, err := parseDuration(s)
+	d, err := ParseDuration(s)
 	if err != nil {
 		l.errf(f, n, "%s: %v", what, err)
 		return 0, false
@@ -340,7 +420,7 @@ func (l *loader) exprPos(f *srcFile, n *yaml.Node, off int) Pos {
 				break
 			}
 			trim := strings.TrimLeft(t, " ")
-			if trim == "" {
+			if trim == "" && (indent < 0 || len(t) <= indent) {
 				if indent >= 0 {
 					start++ // blank line: a newline in the value (approximate for folded)
 				}
@@ -394,5 +474,9 @@ func (l *loader) exprPos(f *srcFile, n *yaml.Node, off int) Pos {
 			s = c
 		}
 	}
-	return Pos{File: f.name, Line: s.line, Col: s.col + off - s.start}
+	col := s.col + off - s.start
+	if t, ok := lineText(s.line); ok {
+		col = min(col, utf8.RuneCountInString(t)+1) // never past the line (folding is approximate)
+	}
+	return Pos{File: f.name, Line: s.line, Col: col}
 }

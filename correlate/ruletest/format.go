@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ecscorr/ecscorr/correlate/rule"
 )
 
 // File is a parsed test file.
@@ -124,48 +126,20 @@ func (e *EventsExpect) UnmarshalYAML(n *yaml.Node) error {
 	return fmt.Errorf("line %d: events: want a number or a list of event ids", n.Line)
 }
 
-// Duration is a time.Duration written as Go durations plus `d` (days), or a
-// bare number of seconds.
+// Duration is a time.Duration written as in rule files (rule.ParseDuration:
+// a unit is required, e.g. 30s, 5m, 1h30m, 2d; 0 is allowed bare).
 type Duration time.Duration
 
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := ParseDuration(n.Value)
+	v, err := rule.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		return fmt.Errorf("line %d:%d: %w", n.Line, n.Column, err)
 	}
 	*d = Duration(v)
 	return nil
 }
 
 func (d Duration) String() string { return formatOffset(time.Duration(d)) }
-
-// ParseDuration parses "90s", "1h30m", "2d", "1d12h", "0" or "30" (seconds).
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, fmt.Errorf("empty duration")
-	}
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Duration(n) * time.Second, nil
-	}
-	var days time.Duration
-	if i := strings.IndexByte(s, 'd'); i > 0 {
-		n, err := strconv.Atoi(s[:i])
-		if err != nil {
-			return 0, fmt.Errorf("bad duration %q", s)
-		}
-		days = time.Duration(n) * 24 * time.Hour
-		s = s[i+1:]
-		if s == "" {
-			return days, nil
-		}
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("bad duration %q (want e.g. 30s, 5m, 1h30m, 2d)", s)
-	}
-	return days + v, nil
-}
 
 // formatOffset prints an offset compactly: 10m, 1h30m, 45s.
 func formatOffset(d time.Duration) string {

@@ -84,7 +84,11 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key", "rule_files: [x.yaml]\ntests:\n  - {name: a, expekt: []}\n", "expekt"},
 		{"file and event", "rule_files: [x.yaml]\ntests:\n  - {name: a, input_events: [{file: a, event: {}}], expect: [{eval_time: 1m, incidents: []}]}\n", "exactly one of file or event"},
 		{"bad series", "rule_files: [x.yaml]\ntests:\n  - {name: a, input_series: [{series: disk}], expect: [{eval_time: 1m, incidents: []}]}\n", "want cpu_pct or mem_pct"},
-		{"bad duration", "rule_files: [x.yaml]\ntests:\n  - {name: a, expect: [{eval_time: soon, incidents: []}]}\n", "bad duration"},
+		{"bad duration", "rule_files: [x.yaml]\ntests:\n  - {name: a, expect: [{eval_time: soon, incidents: []}]}\n",
+			`t.yaml: line 3:36: invalid duration "soon" (want e.g. 90s, 10m, 1h30m, 7d, 2w)`},
+		// One grammar with rule files: a bare number is not 30 seconds.
+		{"bare number", "rule_files: [x.yaml]\ntests:\n  - name: a\n    input_events: [{at: 30, event: {}}]\n    expect: [{eval_time: 1m, incidents: []}]\n",
+			`t.yaml: line 4:25: invalid duration "30": a unit is required (e.g. 30s or 30m)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("t.yaml", []byte(tc.yaml))

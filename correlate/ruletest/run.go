@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -18,12 +17,11 @@ import (
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/correlate/state"
 	"github.com/ecscorr/ecscorr/pipeline"
-	"github.com/ecscorr/ecscorr/rules"
 	"github.com/ecscorr/ecscorr/sources/archive"
 )
 
 // BuiltinName in rule_files stands for the embedded rule pack.
-const BuiltinName = "builtin"
+const BuiltinName = rule.BuiltinName
 
 // Options configure a run.
 type Options struct {
@@ -174,21 +172,14 @@ func RunFile(ctx context.Context, path string, opts Options) (FileResult, error)
 	return fr, nil
 }
 
-// loadRules loads the rule files named by the test file, relative to it.
+// loadRules loads the rule files named by the test file, relative to it,
+// as every command loads rules (rule.LoadPaths): `builtin` is the pack.
 func loadRules(f *File, opts Options) (*rule.Set, error) {
 	dir := filepath.Dir(f.path)
-	var srcs []rule.NamedSource
+	var paths []string
 	for _, rf := range f.RuleFiles {
 		if rf == BuiltinName {
-			b := opts.Builtin
-			if b == nil {
-				b = rules.Builtin
-			}
-			s, err := fsSources(b, "builtin")
-			if err != nil {
-				return nil, fmt.Errorf("%s: loading builtin rules: %w", f.path, err)
-			}
-			srcs = append(srcs, s...)
+			paths = append(paths, rf)
 			continue
 		}
 		p := rf
@@ -203,48 +194,17 @@ func loadRules(f *File, opts Options) (*rule.Set, error) {
 			return nil, fmt.Errorf("%s: rule_files %q: no such file", f.path, rf)
 		}
 		for _, m := range matches {
-			if st, err := os.Stat(m); err == nil && st.IsDir() {
-				// A folder: every rule file below it, as `rules check` loads it.
-				ds, err := fsSources(os.DirFS(m), m)
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", f.path, err)
-				}
-				srcs = append(srcs, ds...)
-				continue
+			if m == BuiltinName { // a folder named builtin, not the pack
+				m = "." + string(filepath.Separator) + m
 			}
-			data, err := os.ReadFile(m)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", f.path, err)
-			}
-			srcs = append(srcs, rule.NamedSource{Name: m, Data: data})
+			paths = append(paths, m)
 		}
 	}
-	set, diags := rule.Load(srcs, rule.LoadOptions{})
+	set, diags := rule.LoadPaths(paths, rule.LoadOptions{Builtin: opts.Builtin})
 	if diags.HasErrors() {
 		return nil, fmt.Errorf("%s: rules do not load:\n%w", f.path, diags.Errors())
 	}
 	return set, nil
-}
-
-// fsSources reads every rule file (*.yaml, *.yml, not *_test.yaml) of a pack.
-func fsSources(fsys fs.FS, prefix string) ([]rule.NamedSource, error) {
-	var out []rule.NamedSource
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		if !(strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) ||
-			strings.HasSuffix(p, "_test.yaml") || strings.HasSuffix(p, "_test.yml") {
-			return nil
-		}
-		data, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return err
-		}
-		out = append(out, rule.NamedSource{Name: prefix + "/" + p, Data: data})
-		return nil
-	})
-	return out, err
 }
 
 // runTest runs one test on a fresh engine; every problem becomes a failure.
