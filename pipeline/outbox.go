@@ -48,6 +48,12 @@ func (e *BatchError) Error() string {
 
 // DeliveryPolicy says how one stream sink is drained.
 type DeliveryPolicy struct {
+	// Type is the sink's kind (slack, securityhub, ...): a rule's route
+	// names sinks by name or by type.
+	Type string
+	// AllRoutes makes the sink take every incident whatever its route (an
+	// archive: a JSONL file, a Kafka topic).
+	AllRoutes bool
 	// MinSeverity: incidents below it never reach the sink.
 	MinSeverity Severity
 	// MaxAttempts before an incident is dead-lettered (default 10).
@@ -159,13 +165,15 @@ func (d *drainer) load() error {
 	})
 }
 
-// accepts says whether inc goes to this sink: its route names the sink
-// (or it has none) and its severity is high enough.
+// accepts says whether inc goes to this sink: its route names the sink or
+// its type (or it has none, or the sink takes all routes) and its severity
+// is high enough.
 func (d *drainer) accepts(inc *Incident) bool {
 	if inc.Severity < d.pol.MinSeverity {
 		return false
 	}
-	return len(inc.Route) == 0 || slices.Contains(inc.Route, d.sink.Name())
+	return d.pol.AllRoutes || len(inc.Route) == 0 || slices.Contains(inc.Route, d.sink.Name()) ||
+		(d.pol.Type != "" && slices.Contains(inc.Route, d.pol.Type))
 }
 
 // enqueue adds entries committed to the store (or, without one, just made).

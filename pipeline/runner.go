@@ -117,6 +117,9 @@ type RunStats struct {
 	Last       time.Time
 	Watermark  time.Time
 	Buffered   int // events waiting in the reorder buffer
+	// Sinks are the delivery counters of the stream sinks when the run
+	// ended.
+	Sinks map[string]SinkStats
 }
 
 // Runner drives the correlator for replay and live mode alike: it reads
@@ -381,6 +384,7 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 	}
 	r.waitDrained(ctx, r.o.DrainTimeout)
 	r.stopDrainers()
+	r.stats.Sinks = r.SinkStats()
 	return r.stats, r.closeSinks(ctx)
 }
 
@@ -403,6 +407,7 @@ func (r *Runner) shutdown(ctx context.Context, cause error) error {
 	if r.stopDrainers != nil {
 		r.stopDrainers()
 	}
+	r.stats.Sinks = r.SinkStats()
 	if err := r.closeSinks(cctx); err != nil {
 		cause = errors.Join(cause, err)
 	}

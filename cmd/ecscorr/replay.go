@@ -42,8 +42,10 @@ type replayFlags struct {
 	cpuProfile string
 	verbose    bool
 	// commitEvery is the processing time between state commits with --state.
-	commitEvery time.Duration
-	batch       int
+	commitEvery  time.Duration
+	batch        int
+	config       string
+	drainTimeout time.Duration
 }
 
 func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -62,6 +64,8 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging")
 	fs.DurationVar(&f.commitEvery, "commit-interval", time.Second, "with --state: processing time between atomic state commits")
+	fs.StringVar(&f.config, "config", "", "config file whose sinks (Slack, Security Hub, ...) also get the incidents, as live mode would send them")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "with --config: how long to wait at the end for sinks to take what is due (the rest stays in the --state outbox)")
 	fs.IntVar(&f.batch, "batch", 1024, "events handed to the correlator at a time (a commit falls between batches)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: ecscorr replay [flags] PATH...\n\nReplays archived logs (files or folders, plain or gzip) in event-time order and writes incidents.")
@@ -125,12 +129,22 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		defer pprof.StopCPUProfile()
 	}
+	var cfg *config
+	if f.config != "" {
+		var diags rule.Diagnostics
+		cfg, diags = loadConfig(f.config)
+		printDiags(stderr, diags, true)
+		if diags.HasErrors() {
+			fmt.Fprintln(stderr, "ecscorr: the config has errors; refusing to start")
+			return 1
+		}
+	}
 	set, ok := loadRules(f.rules, stderr, f.verbose)
 	if !ok {
 		return 1
 	}
 	tuneGC()
-	code, err := replay(ctx, f, set, paths, since, until, stdout, stderr, log)
+	code, err := replay(ctx, f, cfg, set, paths, since, until, stdout, stderr, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
 		return 1
@@ -152,7 +166,7 @@ func loadRules(paths []string, stderr io.Writer, notes bool) (*rule.Set, bool) {
 	return set, true
 }
 
-func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, since, until time.Time, stdout, stderr io.Writer, log *slog.Logger) (int, error) {
+func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, paths []string, since, until time.Time, stdout, stderr io.Writer, log *slog.Logger) (int, error) {
 	start := time.Now()
 	// The destination is opened first: an unwritable --out stops the run
 	// before it has read or committed anything.
@@ -181,6 +195,10 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 		}
 		defer st.Close()
 		store, cm = st, st
+	}
+	streams, policies, err := buildSinks(cfg, store, stdout)
+	if err != nil {
+		return 1, err
 	}
 	eng, err = engine.New(ctx, set, st, engine.Options{Logger: log, Ephemeral: st == nil})
 	if err != nil {
@@ -283,13 +301,15 @@ func replay(ctx context.Context, f replayFlags, set *rule.Set, paths []string, s
 			TempDir:   tmp,
 			BatchSize: f.batch,
 		},
-		Resolver:    res,
-		Store:       store,
-		Sinks:       []pipeline.Sink{sink},
-		CommitEvery: f.commitEvery,
-		OnSkip:      onSkip,
-		Progress:    progress,
-		Logger:      log,
+		Resolver:     res,
+		Store:        store,
+		Sinks:        append([]pipeline.Sink{sink}, streams...),
+		Delivery:     policies,
+		DrainTimeout: f.drainTimeout,
+		CommitEvery:  f.commitEvery,
+		OnSkip:       onSkip,
+		Progress:     progress,
+		Logger:       log,
 	})
 	if progress != nil {
 		fmt.Fprint(stderr, "\r\033[K")
@@ -456,6 +476,22 @@ func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ArchiveStats, run p
 		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
 	}
 	fmt.Fprintln(w)
+	sinkNames := make([]string, 0, len(run.Sinks))
+	for n := range run.Sinks {
+		sinkNames = append(sinkNames, n)
+	}
+	slices.Sort(sinkNames)
+	for _, n := range sinkNames {
+		s := run.Sinks[n]
+		fmt.Fprintf(w, "  sink %s: %d delivered, %d retries, %d dead-lettered, %d waiting", n, s.Delivered, s.Retries, s.DeadLetters, s.Depth)
+		if s.Depth > 0 {
+			fmt.Fprintf(w, " (oldest %s; see ecscorr outbox list)", s.OldestAge.Round(time.Second))
+		}
+		if s.Dead > 0 {
+			fmt.Fprintf(w, ", %d dead in the outbox", s.Dead)
+		}
+		fmt.Fprintln(w)
+	}
 	for _, line := range es.SummaryLines() {
 		fmt.Fprintf(w, "  %s\n", line)
 	}

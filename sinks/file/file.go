@@ -45,16 +45,21 @@ type Sink struct {
 	f      *os.File // nil for a writer the caller owns (stdout)
 }
 
-// Create opens path for writing (truncating it) up front, so that an
-// unwritable destination stops a run before it has done anything; "" or
-// "-" means stdout.
+// Create opens path for writing up front, so that an unwritable
+// destination stops a run before it has done anything; "" or "-" means
+// stdout. A report (SinkFinal) replaces the file; a stream appends to it,
+// so that a restart keeps what was delivered before.
 func Create(path string, format Format, mode pipeline.SinkMode, stdout io.Writer) (*Sink, error) {
 	if mode == pipeline.SinkStream && format != JSONL {
 		return nil, fmt.Errorf("a stream of incidents is written as jsonl, not %s", format)
 	}
 	s := &Sink{name: "file", mode: mode, format: format, w: stdout}
 	if path != "" && path != "-" {
-		f, err := os.Create(path)
+		flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+		if mode == pipeline.SinkStream {
+			flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND
+		}
+		f, err := os.OpenFile(path, flags, 0o644)
 		if err != nil {
 			return nil, fmt.Errorf("creating %s: %w", path, err)
 		}

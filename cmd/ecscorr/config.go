@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ecscorr/ecscorr/correlate/rule"
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// config is ecscorr's configuration file (--config): where incidents go,
+// and, for `run`, what is read. Every key is checked: an unknown key or a
+// wrong value stops start-up with file:line:col.
+type config struct {
+	Sinks []sinkConfig
+}
+
+// sinkConfig is one entry of `sinks:`. The delivery keys apply to every
+// stream sink; the rest depend on the type.
+type sinkConfig struct {
+	Type string `yaml:"type"`
+	Name string `yaml:"name"` // default: the type; unique
+	// Delivery policy (pipeline.DeliveryPolicy).
+	MinSeverity string   `yaml:"min_severity"`
+	MaxAttempts int      `yaml:"max_attempts"`
+	Backoff     duration `yaml:"backoff"`
+	MaxBackoff  duration `yaml:"max_backoff"`
+	Rate        float64  `yaml:"rate"` // deliveries per second
+	BatchSize   int      `yaml:"batch_size"`
+	AllRoutes   bool     `yaml:"all_routes"` // take every incident, whatever the rule's route
+
+	// jsonl
+	Path string `yaml:"path"`
+
+	pos  rule.Pos
+	keys map[string]rule.Pos // keys given, where
+}
+
+// duration is a config duration in the rule grammar (30s, 5m, 1h, 2d).
+type duration time.Duration
+
+func (d *duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := rule.ParseDuration(n.Value)
+	if err != nil {
+		return err
+	}
+	*d = duration(v)
+	return nil
+}
+
+// sinkTypes are the sink types and the keys each takes besides the
+// delivery keys.
+var sinkTypes = map[string][]string{
+	"jsonl": {"path"},
+}
+
+var deliveryKeys = []string{"type", "name", "min_severity", "max_attempts", "backoff", "max_backoff", "rate", "batch_size", "all_routes"}
+
+// loadConfig reads and checks a config file; every problem is returned
+// with its position.
+func loadConfig(path string) (*config, rule.Diagnostics) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, rule.Diagnostics{{Pos: rule.Pos{File: path}, Severity: rule.SevError, Msg: err.Error()}}
+	}
+	c := &config{}
+	var diags rule.Diagnostics
+	errAt := func(n *yaml.Node, format string, args ...any) {
+		diags = append(diags, rule.Diagnostic{Pos: rule.Pos{File: path, Line: n.Line, Col: n.Column}, Severity: rule.SevError, Msg: fmt.Sprintf(format, args...)})
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		line := 0
+		if _, rest, ok := strings.Cut(err.Error(), "line "); ok {
+			fmt.Sscanf(rest, "%d", &line)
+		}
+		return nil, rule.Diagnostics{{Pos: rule.Pos{File: path, Line: line, Col: 1}, Severity: rule.SevError, Msg: err.Error()}}
+	}
+	if len(doc.Content) == 0 {
+		return c, nil
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		errAt(root, "the config is a mapping (sinks: ...)")
+		return nil, diags
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		switch k.Value {
+		case "sinks":
+			if v.Kind != yaml.SequenceNode {
+				errAt(v, "sinks is a list of sinks")
+				continue
+			}
+			names := map[string]rule.Pos{}
+			for _, sn := range v.Content {
+				sc, ok := decodeSink(path, sn, errAt)
+				if !ok {
+					continue
+				}
+				if p, dup := names[sc.Name]; dup {
+					errAt(sn, "a second sink named %q (the first is at %s); give one a name:", sc.Name, p)
+					continue
+				}
+				names[sc.Name] = sc.pos
+				c.Sinks = append(c.Sinks, sc)
+			}
+		default:
+			errAt(k, "unknown key %q (known: sinks)", k.Value)
+		}
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return c, nil
+}
+
+func decodeSink(path string, n *yaml.Node, errAt func(*yaml.Node, string, ...any)) (sinkConfig, bool) {
+	sc := sinkConfig{pos: rule.Pos{File: path, Line: n.Line, Col: n.Column}, keys: map[string]rule.Pos{}}
+	if n.Kind != yaml.MappingNode {
+		errAt(n, "a sink is a mapping with a type:")
+		return sc, false
+	}
+	var typeNode *yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "type" {
+			typeNode = n.Content[i+1]
+		}
+	}
+	if typeNode == nil {
+		errAt(n, "sink without a type: (one of %s)", strings.Join(typeNames(), ", "))
+		return sc, false
+	}
+	extra, known := sinkTypes[typeNode.Value]
+	if !known {
+		errAt(typeNode, "unknown sink type %q (one of %s)", typeNode.Value, strings.Join(typeNames(), ", "))
+		return sc, false
+	}
+	allowed := map[string]bool{}
+	for _, k := range append(append([]string{}, deliveryKeys...), extra...) {
+		allowed[k] = true
+	}
+	fields := yamlFields(&sc)
+	ok := true
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !allowed[k.Value] {
+			errAt(k, "unknown key %q for a %s sink (known: %s)", k.Value, typeNode.Value, strings.Join(append(append([]string{}, deliveryKeys...), extra...), ", "))
+			ok = false
+			continue
+		}
+		if err := v.Decode(fields[k.Value]); err != nil {
+			errAt(v, "%s: %s", k.Value, strings.TrimPrefix(err.Error(), "yaml: "))
+			ok = false
+			continue
+		}
+		sc.keys[k.Value] = rule.Pos{File: path, Line: k.Line, Col: k.Column}
+	}
+	if sc.Name == "" {
+		sc.Name = sc.Type
+	}
+	if sc.MinSeverity != "" {
+		if _, err := pipeline.ParseSeverity(sc.MinSeverity); err != nil {
+			errAt(valueNode(n, "min_severity"), "min_severity: %v", err)
+			ok = false
+		}
+	}
+	for _, k := range []string{"max_attempts", "batch_size"} {
+		if v := reflect.ValueOf(fields[k]).Elem().Int(); v < 0 {
+			errAt(valueNode(n, k), "%s must not be negative", k)
+			ok = false
+		}
+	}
+	if sc.Rate < 0 {
+		errAt(valueNode(n, "rate"), "rate must not be negative")
+		ok = false
+	}
+	if sc.Type == "jsonl" && sc.Path == "" {
+		errAt(n, "a jsonl sink needs path: (a file, or - for stdout)")
+		ok = false
+	}
+	return sc, ok
+}
+
+func valueNode(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return m
+}
+
+// yamlFields maps the yaml names of sc's fields to pointers to them.
+func yamlFields(sc *sinkConfig) map[string]any {
+	out := map[string]any{}
+	v := reflect.ValueOf(sc).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		if tag := t.Field(i).Tag.Get("yaml"); tag != "" {
+			out[tag] = v.Field(i).Addr().Interface()
+		}
+	}
+	return out
+}
+
+func typeNames() []string {
+	names := make([]string, 0, len(sinkTypes))
+	for n := range sinkTypes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// policy is the sink's delivery policy over the type's defaults.
+func (sc *sinkConfig) policy(def pipeline.DeliveryPolicy) pipeline.DeliveryPolicy {
+	p := def
+	p.Type, p.AllRoutes = sc.Type, sc.AllRoutes
+	if sc.MinSeverity != "" {
+		p.MinSeverity, _ = pipeline.ParseSeverity(sc.MinSeverity)
+	}
+	if sc.MaxAttempts > 0 {
+		p.MaxAttempts = sc.MaxAttempts
+	}
+	if sc.Backoff > 0 {
+		p.BackoffBase = time.Duration(sc.Backoff)
+	}
+	if sc.MaxBackoff > 0 {
+		p.BackoffMax = time.Duration(sc.MaxBackoff)
+	}
+	if sc.Rate > 0 {
+		p.Rate = sc.Rate
+	}
+	if sc.BatchSize > 0 {
+		p.BatchSize = sc.BatchSize
+	}
+	return p
+}
