@@ -53,6 +53,11 @@ type RunnerOptions struct {
 	// End, for finite runs, is the watermark to advance to once every
 	// input is exhausted (zero: the latest event time).
 	End time.Time
+	// MaxApplied bounds the applied-event set (default 2,000,000 events,
+	// about 100 MB); past it the oldest are forgotten before the horizon
+	// (counted in RunStats.AppliedEvicted): a redelivery of one of those
+	// would be applied again.
+	MaxApplied int
 	// Report, when set, picks the incidents of earlier runs over the same
 	// Store that SinkFinal sinks get besides this run's (a replay report of
 	// the window it replays); nil gives them all.
@@ -104,6 +109,9 @@ type RunStats struct {
 	Duplicates int64
 	Conflicts  int64
 	TooLate    int64
+	// AppliedEvicted counts applied events forgotten early because the
+	// applied-event set was full (RunnerOptions.MaxApplied).
+	AppliedEvicted uint64
 	// Late counts events that arrived after the watermark had passed them
 	// (applied anyway, out of order: the correlator's decisions already
 	// taken stand).
@@ -202,9 +210,13 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 	if o.CommitEvery <= 0 {
 		o.CommitEvery = time.Second
 	}
+	if o.MaxApplied <= 0 {
+		o.MaxApplied = 2_000_000
+	}
 	r := &Runner{o: o, log: o.Logger, step: o.AdvanceEvery, seen: newSeenSet(o.Store != nil),
 		changes: map[string]Incident{}, final: map[string]Incident{}, drainers: map[int]*drainer{}, closed: map[int]bool{}}
 	r.stats.Unresolved = map[Source]int64{}
+	r.seen.max = o.MaxApplied
 	r.res = o.Resolver
 	if r.res == nil {
 		cm, _ := o.Store.(ContainerMap)
@@ -385,6 +397,7 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 	r.waitDrained(ctx, r.o.DrainTimeout)
 	r.stopDrainers()
 	r.stats.Sinks = r.SinkStats()
+	r.stats.AppliedEvicted = r.seen.evicted
 	return r.stats, r.closeSinks(ctx)
 }
 
@@ -408,6 +421,7 @@ func (r *Runner) shutdown(ctx context.Context, cause error) error {
 		r.stopDrainers()
 	}
 	r.stats.Sinks = r.SinkStats()
+	r.stats.AppliedEvicted = r.seen.evicted
 	if err := r.closeSinks(cctx); err != nil {
 		cause = errors.Join(cause, err)
 	}
@@ -783,6 +797,7 @@ func (r *Runner) waitDrained(ctx context.Context, timeout time.Duration) {
 
 // Stats returns the counters so far.
 func (r *Runner) Stats() RunStats {
+	r.stats.AppliedEvicted = r.seen.evicted
 	s := r.stats
 	s.Unresolved = make(map[Source]int64, len(r.stats.Unresolved))
 	for k, v := range r.stats.Unresolved {

@@ -31,6 +31,10 @@ type seenSet struct {
 	persist bool
 	added   []seenID
 	gone    []seenID
+	// max bounds the set (0: unbounded); past it the oldest are forgotten
+	// before the horizon, counted in evicted.
+	max     int
+	evicted uint64
 	d       xxhash.Digest // reused: digests must not allocate per event
 }
 
@@ -114,6 +118,17 @@ func (s *seenSet) check(ev *Event) (first *Position, conflict bool) {
 	s.order = append(s.order, k)
 	if s.persist {
 		s.added = append(s.added, k)
+	}
+	for s.max > 0 && len(s.m) > s.max && s.head < len(s.order) {
+		old := s.order[s.head]
+		s.head++
+		if _, ok := s.m[old]; ok {
+			delete(s.m, old)
+			s.evicted++
+			if s.persist {
+				s.gone = append(s.gone, old)
+			}
+		}
 	}
 	return nil, false
 }
