@@ -437,6 +437,9 @@ func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ArchiveStats, run p
 	if run.Conflicts > 0 {
 		fmt.Fprintf(w, "  events reusing an applied id with other content (dead-lettered): %d\n", run.Conflicts)
 	}
+	if run.AppliedEvicted > 0 {
+		fmt.Fprintf(w, "  applied events forgotten early (the applied-event set was full): %d\n", run.AppliedEvicted)
+	}
 	if run.TooLate > 0 {
 		fmt.Fprintf(w, "  events older than every rule's reach behind the watermark: %d\n", run.TooLate)
 	}
