@@ -30,6 +30,17 @@ bench: build
 	GOMEMLIMIT=768MiB /usr/bin/time -f 'peak RSS: %M KiB, wall %e s' ./bin/ecscorr replay --out /dev/null $(BENCH_DIR)
 	$(MAKE) bench-go
 
+## fuzz: run every Fuzz target in the repository (found by grep, so new ones join) for FUZZTIME each, one at a time
+FUZZTIME ?= 10m
+fuzz:
+	@set -e; for file in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+		pkg=$$(dirname $$file); \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) $(FUZZFLAGS) $$pkg; \
+		done; \
+	done
+
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/... ./sources/... ./correlate/... ./cmd/...
 
