@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ecscorr/ecscorr/pipeline"
-	"github.com/ecscorr/ecscorr/sources/archive"
+	"github.com/ecscorr/ecscorr/pipeline/format"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -238,10 +238,10 @@ func TestSeriesRecords(t *testing.T) {
 func decodeAll(t *testing.T, raw []byte) []*pipeline.Event {
 	t.Helper()
 	var evs []*pipeline.Event
-	err := archive.Decode(raw, pipeline.Position{File: "test"}, func(ev *pipeline.Event) error {
+	err := format.Decode(raw, pipeline.Position{File: "test"}, func(ev *pipeline.Event) error {
 		evs = append(evs, ev)
 		return nil
-	}, func(e archive.RecordError) { t.Errorf("decode: %v", e) })
+	}, func(e format.RecordError) { t.Errorf("decode: %v", e) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/pipeline/format"
 )
 
 // fuzzCheck decodes data with Decode and through the file reader (with a
@@ -27,12 +28,12 @@ func fuzzCheck(t *testing.T, data []byte) {
 			t.Fatalf("bad record error %+v", e)
 		}
 	}
-	if err := Decode(data, pipeline.Position{File: "fuzz"}, emit, bad); err != nil {
+	if err := format.Decode(data, pipeline.Position{File: "fuzz"}, emit, bad); err != nil {
 		t.Fatal(err)
 	}
 	for i, max := range []int{DefaultMaxRecordBytes, 200} {
 		r := fuzzReaders[i]
-		d := newDecoder(emit, bad, max)
+		d := format.NewDecoder(format.DecoderOptions{Emit: emit, Bad: bad, MaxRecordBytes: max})
 		if _, _, err := r.readStream(context.Background(), "fuzz", bytes.NewReader(data), d); err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +82,7 @@ var fuzzSeeds = sync.OnceValues(func() ([]fuzzSeed, error) {
 			if err != nil {
 				return err
 			}
-			plain, err := gunzipCapped(raw, 64<<20)
+			plain, err := gunzipTest(raw, 64<<20)
 			if err != nil {
 				return fmt.Errorf("%s: %w", p, err)
 			}

@@ -9,6 +9,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/pipeline/format"
 )
 
 // The container members of a top-level object whose array elements are
@@ -63,10 +64,10 @@ type streamed struct {
 	tooLarge                                string
 	// wc is the log events' context, fixed at the first batch; drop says
 	// the payload holds no records (a control message).
-	wc   *wrapCtx
+	wc   *format.WrapContext
 	drop bool
 	// pending log events, decoded in batches (see flush).
-	pending      []logEvent
+	pending      []format.LogEvent
 	pendingPos   []pipeline.Position
 	pendingBytes int
 	pendingKind  container
@@ -81,7 +82,7 @@ func (fr *fileReader) object() bool {
 	ob := &streamed{startLine: sc.line, head: bytes.Clone(sc.buf[sc.s:min(sc.e, sc.s+sampleLen)])}
 	sc.s++ // '{'
 	for {
-		if d.emitErr != nil || fr.tick() != nil {
+		if d.Err() != nil || fr.tick() != nil {
 			return false
 		}
 		if !sc.skipWS() {
@@ -106,7 +107,7 @@ func (fr *fileReader) object() bool {
 			fr.cutShort(ob, "invalid JSON: member name cut short")
 			return st != valEOF
 		}
-		key := str(raw)
+		key := unquote(raw)
 		if !sc.skipWS() {
 			fr.cutShort(ob, "file ends inside a record")
 			return false
@@ -161,13 +162,13 @@ func (fr *fileReader) object() bool {
 func (ob *streamed) note(key string, v []byte) {
 	switch key {
 	case "messageType":
-		ob.messageType = str(v)
+		ob.messageType = unquote(v)
 	case "owner":
-		ob.owner = str(v)
+		ob.owner = unquote(v)
 	case "logGroup":
-		ob.logGroup = str(v)
+		ob.logGroup = unquote(v)
 	case "logStream":
-		ob.logStream = str(v)
+		ob.logStream = unquote(v)
 	case "eventSource":
 		ob.eventSource = true
 	}
@@ -180,17 +181,15 @@ func (fr *fileReader) element(ob *streamed, k container, v []byte, line, rec int
 	}
 	d := fr.d
 	p := fr.pos(line, rec)
-	var le logEvent
-	if err := json.Unmarshal(v, &le); err != nil {
-		d.reject(p, "", classOf(err), "CloudWatch Logs event: "+errText(err), v)
+	le, ok := d.ParseLogEvent(v, p)
+	if !ok {
 		return true
 	}
-	le.Message = bytes.Clone(le.Message)
 	ob.pending = append(ob.pending, le)
 	ob.pendingPos = append(ob.pendingPos, p)
 	ob.pendingBytes += len(v)
 	ob.pendingKind = k
-	if ob.pendingBytes > d.max {
+	if ob.pendingBytes > d.MaxRecordBytes() {
 		fr.flush(ob)
 	}
 	return true
@@ -204,15 +203,15 @@ func (fr *fileReader) flush(ob *streamed) {
 	}
 	d := fr.d
 	if ob.wc == nil && !ob.drop {
-		ob.wc = &wrapCtx{}
+		ob.wc = &format.WrapContext{}
 		if ob.pendingKind == cwlLogEvents {
 			var ok bool
-			ob.wc, ok = d.subscriptionCtx(ob.messageType, ob.owner, ob.logGroup, ob.logStream, ob.head, fr.pos(ob.startLine, 0))
+			ob.wc, ok = d.SubscriptionContext(ob.messageType, ob.owner, ob.logGroup, ob.logStream, ob.head, fr.pos(ob.startLine, 0))
 			ob.drop = !ok
 		}
 	}
 	if !ob.drop {
-		d.logEventBatch(ob.pending, func(i int) pipeline.Position { return ob.pendingPos[i] }, ob.wc, 0)
+		d.LogEventBatch(ob.pending, func(i int) pipeline.Position { return ob.pendingPos[i] }, ob.wc)
 	}
 	clear(ob.pending)
 	ob.pending, ob.pendingPos, ob.pendingBytes = ob.pending[:0], ob.pendingPos[:0], 0
@@ -225,9 +224,9 @@ func (fr *fileReader) finish(ob *streamed) {
 	p := fr.pos(ob.startLine, 0)
 	switch {
 	case ob.containers == 0:
-		d.reject(p, guessSource(ob.head), SkipTooLarge, fmt.Sprintf("record exceeds %d bytes; skipped", d.max), ob.head)
+		d.Reject(p, format.GuessSource(ob.head), SkipTooLarge, fmt.Sprintf("record exceeds %d bytes; skipped", d.MaxRecordBytes()), ob.head)
 	case ob.tooLarge != "":
-		d.reject(p, "", SkipTooLarge, fmt.Sprintf("member %q exceeds %d bytes; skipped", ob.tooLarge, d.max), ob.head)
+		d.Reject(p, "", SkipTooLarge, fmt.Sprintf("member %q exceeds %d bytes; skipped", ob.tooLarge, d.MaxRecordBytes()), ob.head)
 	}
 }
 
@@ -235,11 +234,23 @@ func (fr *fileReader) finish(ob *streamed) {
 // before the damage has been read.
 func (fr *fileReader) cutShort(ob *streamed, reason string) {
 	fr.flush(ob)
-	if fr.d.emitErr != nil || fr.stopErr != nil {
+	if fr.d.Err() != nil || fr.stopErr != nil {
 		return
 	}
 	if reason == "file ends inside a record" && fr.sc.err != nil && !errors.Is(fr.sc.err, io.EOF) {
 		return // a read error is reported once for the file
 	}
-	fr.d.reject(fr.pos(ob.startLine, 0), guessSource(ob.head), SkipBadJSON, reason, ob.head)
+	fr.d.Reject(fr.pos(ob.startLine, 0), format.GuessSource(ob.head), SkipBadJSON, reason, ob.head)
+}
+
+// unquote returns the string a raw JSON string holds ("" for other values).
+func unquote(raw []byte) string {
+	if s, ok := pipeline.UnquotePlain(raw); ok {
+		return s
+	}
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
 }
