@@ -239,6 +239,8 @@ type Decoder struct {
 	// latest is the newest plausible event time; zero disables the
 	// range check.
 	latest time.Time
+	// formats is the registry, in detection order.
+	formats []*Format
 }
 
 // DecoderOptions configure a Decoder.
@@ -342,7 +344,7 @@ func newDecoder(emit func(*pipeline.Event) error, bad func(RecordError), max int
 	if max <= 0 {
 		max = DefaultMaxRecordBytes
 	}
-	return &Decoder{emit: emit, bad: bad, max: max}
+	return &Decoder{emit: emit, bad: bad, max: max, formats: formats()}
 }
 
 // Decode decodes one JSON document of any supported shape (a record, an
@@ -423,7 +425,8 @@ func (d *Decoder) flushRead() {
 	d.lastN = 0
 }
 
-// decode dispatches one document; see doc.go for the detection order.
+// decode dispatches one document to its format (see formats for the
+// detection order).
 func (d *Decoder) decode(data []byte, pos pipeline.Position, wc *WrapContext, depth int) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
@@ -455,34 +458,12 @@ func (d *Decoder) decode(data []byte, pos pipeline.Position, wc *WrapContext, de
 		d.reject(pos, GuessSource(data), classOf(err), "invalid JSON: "+errText(err), data)
 		return
 	}
-	switch {
-	case u.DetailType != "" && len(u.Detail) > 0:
-		d.eventBridge(&u, data, pos, wc, depth)
-	case len(u.Records) > 0:
-		d.decodeArray(u.Records, pos, pipeline.SourceCloudTrail, wc, depth)
-	case u.MessageType != "" || len(u.LogEvents) > 0:
-		d.subscription(&u, data, pos, depth)
-	case len(u.Awslogs) > 0:
-		d.lambdaLogs(u.Awslogs, pos, depth)
-	case len(u.Findings) > 0:
-		d.decodeArray(u.Findings, pos, pipeline.SourceGuardDuty, wc, depth)
-	case len(u.Events) > 0 && u.EventSource == "":
-		d.filterLogEvents(&u, pos, depth)
-	case u.EventSource != "" && (u.EventName != "" || u.EventVersion != ""):
-		d.cloudTrail(&u.ctFields, data, pos)
-	case len(u.ProductArn) > 0:
-		d.reject(pos, "", SkipUnsupported, "unsupported record: Security Hub finding", data)
-	case u.SchemaVersion != "" || (len(u.ID) > 0 && len(u.Type) > 0 && (len(u.Resource) > 0 || len(u.Service) > 0)):
-		d.guardDuty(&u, data, pos)
-	case u.Rule != "" && (u.Output != "" || u.OutputFields != nil || u.Priority != ""):
-		d.falco(&u, data, pos)
-	case len(u.Type) > 0 && (len(u.Timestamp) > 0 || u.TaskID != "" || u.ClusterName != ""):
-		d.insights(&u, data, pos, wc)
-	case u.EventTime != "" || u.EventVersion != "":
-		d.reject(pos, pipeline.SourceCloudTrail, SkipInvalid, "CloudTrail record without eventSource/eventName", data)
-	default:
+	f := detect(&u, d.formats)
+	if f == nil {
 		d.reject(pos, "", SkipUnrecognised, "unrecognised record: no known format matches", data)
+		return
 	}
+	f.decode(d, &u, data, pos, wc, depth)
 }
 
 // decodeArray decodes each element of a JSON array as its own record;

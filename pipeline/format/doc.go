@@ -9,9 +9,11 @@
 //
 // # Decoding
 //
-// Decoder.Decode (and Decode) detects the shape of each document from one
-// decode into a union of the top-level members of every format, in this
-// order:
+// The registry (registry.go) lists every format once, in detection order;
+// decoding, rule tests (SetTime, SuffixID) and signal dispatch (TypeFields)
+// all read it. Decoder.Decode (and Decode) detects the shape of each
+// document from one decode into a union of the top-level members of every
+// format, in this order:
 //
 //  1. EventBridge envelope (detail-type + detail): "GuardDuty Finding" →
 //     GuardDuty; "... via CloudTrail" → CloudTrail; source aws.ecs / "ECS
