@@ -41,6 +41,15 @@ type Format struct {
 	idFields []string
 	// inner is the member holding the one record an envelope wraps.
 	inner string
+	// records are the members of a container format whose array
+	// elements are records of recordSource, or log events (logEvents),
+	// for readers that stream an object too large to hold.
+	records      []string
+	recordSource pipeline.Source
+	logEvents    bool
+	// context makes the context of a container's log events from its
+	// other members (nil: none).
+	context func(d *Decoder, members map[string]string, sample []byte, pos pipeline.Position) (*WrapContext, bool)
 }
 
 // formats lists every format in detection order: the first whose detect
@@ -58,14 +67,21 @@ func formats() []*Format {
 			inner:    "detail",
 		},
 		{
-			Name:   "CloudTrail S3 object",
-			detect: func(u *doc) bool { return len(u.Records) > 0 },
+			Name:         "CloudTrail S3 object",
+			records:      []string{"Records"},
+			recordSource: pipeline.SourceCloudTrail,
+			detect:       func(u *doc) bool { return len(u.Records) > 0 },
 			decode: func(d *Decoder, u *doc, _ []byte, pos pipeline.Position, wc *WrapContext, depth int) {
 				d.decodeArray(u.Records, pos, pipeline.SourceCloudTrail, wc, depth)
 			},
 		},
 		{
-			Name:   "CloudWatch Logs subscription payload",
+			Name:      "CloudWatch Logs subscription payload",
+			records:   []string{"logEvents"},
+			logEvents: true,
+			context: func(d *Decoder, m map[string]string, sample []byte, pos pipeline.Position) (*WrapContext, bool) {
+				return d.SubscriptionContext(m["messageType"], m["owner"], m["logGroup"], m["logStream"], sample, pos)
+			},
 			detect: func(u *doc) bool { return u.MessageType != "" || len(u.LogEvents) > 0 },
 			decode: func(d *Decoder, u *doc, data []byte, pos pipeline.Position, _ *WrapContext, depth int) {
 				d.subscription(u, data, pos, depth)
@@ -79,15 +95,19 @@ func formats() []*Format {
 			},
 		},
 		{
-			Name:   "GuardDuty findings list",
-			detect: func(u *doc) bool { return len(u.Findings) > 0 },
+			Name:         "GuardDuty findings list",
+			records:      []string{"findings", "Findings"},
+			recordSource: pipeline.SourceGuardDuty,
+			detect:       func(u *doc) bool { return len(u.Findings) > 0 },
 			decode: func(d *Decoder, u *doc, _ []byte, pos pipeline.Position, wc *WrapContext, depth int) {
 				d.decodeArray(u.Findings, pos, pipeline.SourceGuardDuty, wc, depth)
 			},
 		},
 		{
-			Name:   "CloudWatch Logs filter-log-events output",
-			detect: func(u *doc) bool { return len(u.Events) > 0 && u.EventSource == "" },
+			Name:      "CloudWatch Logs filter-log-events output",
+			records:   []string{"events"},
+			logEvents: true,
+			detect:    func(u *doc) bool { return len(u.Events) > 0 && u.EventSource == "" },
 			decode: func(d *Decoder, u *doc, _ []byte, pos pipeline.Position, _ *WrapContext, depth int) {
 				d.filterLogEvents(u, pos, depth)
 			},
@@ -210,6 +230,46 @@ func Sources() []pipeline.Source {
 		}
 	}
 	return out
+}
+
+// Container is a member of a container format that holds records, for
+// readers that stream an object too large to hold member by member.
+type Container struct {
+	f *Format
+}
+
+// Source is the source of the container's records ("" for log events).
+func (c Container) Source() pipeline.Source { return c.f.recordSource }
+
+// LogEvents reports whether the elements are CloudWatch Logs log events
+// (for Decoder.ParseLogEvent and LogEventBatch).
+func (c Container) LogEvents() bool { return c.f.logEvents }
+
+// ContainerMember reports whether member key of an object holds an array
+// of records, given the object's string members seen before it (members
+// of a record make it a record, not a container).
+func ContainerMember(key string, members map[string]string) (Container, bool) {
+	if members["eventSource"] != "" {
+		return Container{}, false
+	}
+	for _, f := range formats() {
+		for _, r := range f.records {
+			if r == key {
+				return Container{f: f}, true
+			}
+		}
+	}
+	return Container{}, false
+}
+
+// StreamContext is the context of a streamed container's log events, from
+// the object's string members seen so far; it reports false (having
+// counted why) if they hold no records.
+func (d *Decoder) StreamContext(c Container, members map[string]string, sample []byte, pos pipeline.Position) (*WrapContext, bool) {
+	if c.f.context == nil {
+		return &WrapContext{}, true
+	}
+	return c.f.context(d, members, sample, pos)
 }
 
 // detect returns the format of a decoded top-level document, or nil.

@@ -12,56 +12,25 @@ import (
 	"github.com/ecscorr/ecscorr/pipeline/format"
 )
 
-// The container members of a top-level object whose array elements are
-// records. An object is streamed member by member when it starts with
-// Records (the CloudTrail S3 layout) or when it is too large to hold:
-// the size limit applies to one record, never to the object around the
-// records, whatever the order of its members.
-type container int
+// An object is streamed member by member when it starts with Records (the
+// CloudTrail S3 layout) or when it is too large to hold: the members that
+// hold records (format.ContainerMember) element by element, the size limit
+// applying to each record, never to the object around them, whatever the
+// order of its members.
 
-const (
-	notContainer container = iota
-	ctRecords              // {"Records":[...]}: CloudTrail
-	gdFindings             // {"findings":[...]} / {"Findings":[...]}: GuardDuty export
-	cwlLogEvents           // {"messageType":...,"logEvents":[...]}: CloudWatch Logs subscription
-	cwlEvents              // {"events":[...]}: aws logs filter-log-events
-)
-
-func containerOf(key string) container {
-	switch key {
-	case "Records":
-		return ctRecords
-	case "findings", "Findings":
-		return gdFindings
-	case "logEvents":
-		return cwlLogEvents
-	case "events":
-		return cwlEvents
-	}
-	return notContainer
-}
-
-// source is the source of the container's records, if it has one.
-func (k container) source() pipeline.Source {
-	switch k {
-	case ctRecords:
-		return pipeline.SourceCloudTrail
-	case gdFindings:
-		return pipeline.SourceGuardDuty
-	}
-	return ""
-}
+// maxMembers bounds the string members kept for context.
+const maxMembers = 64
 
 // streamed is what object learns about the object it streams.
 type streamed struct {
 	startLine int
 	head      []byte // the object's first bytes, for error samples
-	// Members that give log events their context; only those before the
-	// events array are known when a batch is decoded early.
-	messageType, owner, logGroup, logStream string
-	eventSource                             bool // a CloudTrail record: "events" is not a container
-	containers                              int  // arrays streamed
-	tooLarge                                string
+	// members are the object's short string members, which give log
+	// events their context; only those before the events array are known
+	// when a batch is decoded early.
+	members    map[string]string
+	containers int // arrays streamed
+	tooLarge   string
 	// wc is the log events' context, fixed at the first batch; drop says
 	// the payload holds no records (a control message).
 	wc   *format.WrapContext
@@ -70,7 +39,7 @@ type streamed struct {
 	pending      []format.LogEvent
 	pendingPos   []pipeline.Position
 	pendingBytes int
-	pendingKind  container
+	pendingKind  format.Container
 }
 
 // object streams the top-level object that starts at the next byte ('{'):
@@ -121,10 +90,10 @@ func (fr *fileReader) object() bool {
 			fr.cutShort(ob, "file ends inside a record")
 			return false
 		}
-		if k := containerOf(key); k != notContainer && sc.peek() == '[' && !(k == cwlEvents && ob.eventSource) {
+		if k, ok := format.ContainerMember(key, ob.members); ok && sc.peek() == '[' {
 			sc.s++
 			ob.containers++
-			end := fr.array(k.source(), func(v []byte, line, rec int, st valStatus) bool { return fr.element(ob, k, v, line, rec, st) })
+			end := fr.array(k.Source(), func(v []byte, line, rec int, st valStatus) bool { return fr.element(ob, k, v, line, rec, st) })
 			fr.flush(ob)
 			switch end {
 			case arrayStopped:
@@ -158,26 +127,21 @@ func (fr *fileReader) object() bool {
 	}
 }
 
-// note keeps the members that give log events context.
+// note keeps the short string members, for context.
 func (ob *streamed) note(key string, v []byte) {
-	switch key {
-	case "messageType":
-		ob.messageType = unquote(v)
-	case "owner":
-		ob.owner = unquote(v)
-	case "logGroup":
-		ob.logGroup = unquote(v)
-	case "logStream":
-		ob.logStream = unquote(v)
-	case "eventSource":
-		ob.eventSource = true
+	if len(v) == 0 || v[0] != '"' || len(v) > 1024 || len(ob.members) >= maxMembers {
+		return
 	}
+	if ob.members == nil {
+		ob.members = map[string]string{}
+	}
+	ob.members[key] = unquote(v)
 }
 
 // element handles one element of a streamed container array.
-func (fr *fileReader) element(ob *streamed, k container, v []byte, line, rec int, st valStatus) bool {
-	if k == ctRecords || k == gdFindings || st != valOK {
-		return fr.handle(v, line, rec, st, k.source())
+func (fr *fileReader) element(ob *streamed, k format.Container, v []byte, line, rec int, st valStatus) bool {
+	if !k.LogEvents() || st != valOK {
+		return fr.handle(v, line, rec, st, k.Source())
 	}
 	d := fr.d
 	p := fr.pos(line, rec)
@@ -203,12 +167,9 @@ func (fr *fileReader) flush(ob *streamed) {
 	}
 	d := fr.d
 	if ob.wc == nil && !ob.drop {
-		ob.wc = &format.WrapContext{}
-		if ob.pendingKind == cwlLogEvents {
-			var ok bool
-			ob.wc, ok = d.SubscriptionContext(ob.messageType, ob.owner, ob.logGroup, ob.logStream, ob.head, fr.pos(ob.startLine, 0))
-			ob.drop = !ok
-		}
+		var ok bool
+		ob.wc, ok = d.StreamContext(ob.pendingKind, ob.members, ob.head, fr.pos(ob.startLine, 0))
+		ob.drop = !ok
 	}
 	if !ob.drop {
 		d.LogEventBatch(ob.pending, func(i int) pipeline.Position { return ob.pendingPos[i] }, ob.wc)
