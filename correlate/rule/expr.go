@@ -19,6 +19,9 @@ import (
 	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/pipeline/format"
 )
 
 // envKind selects what an expression is compiled against.
@@ -526,26 +529,26 @@ func derive(n ast.Node, path []string) valueSet {
 // deriveTypes derives a signal's event types from its where tree.
 func deriveTypes(src string, tree ast.Node) ([]string, bool) {
 	et := derive(tree, []string{"event", "type"})
+	// The type is the format's type members joined (format.Format).
 	var st valueSet
-	switch src {
-	case "cloudtrail":
-		s, n := derive(tree, []string{"raw", "eventSource"}), derive(tree, []string{"raw", "eventName"})
-		if s.ok && n.ok {
-			st.ok = true
-			for _, a := range s.vals {
-				for _, b := range n.vals {
-					st.vals = append(st.vals, a+":"+b)
+	if f, ok := format.ForSource(pipeline.Source(src)); ok && len(f.TypeFields) > 0 {
+		st = valueSet{ok: true, vals: []string{f.TypePrefix}}
+		for i, field := range f.TypeFields {
+			vs := derive(tree, []string{"raw", field})
+			if !vs.ok {
+				st = valueSet{}
+				break
+			}
+			var next []string
+			for _, a := range st.vals {
+				for _, b := range vs.vals {
+					if i > 0 {
+						b = ":" + b
+					}
+					next = append(next, a+b)
 				}
 			}
-		}
-	case "falco":
-		st = derive(tree, []string{"raw", "rule"})
-	case "guardduty":
-		st = derive(tree, []string{"raw", "type"})
-	case "container_insights":
-		st = derive(tree, []string{"raw", "Type"})
-		for i, v := range st.vals {
-			st.vals[i] = "metrics/" + v
+			st.vals = next
 		}
 	}
 	var out valueSet

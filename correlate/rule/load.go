@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/pipeline/format"
 	"github.com/ecscorr/ecscorr/rules"
 )
 
@@ -694,7 +695,15 @@ func (l *loader) compileAll() {
 	}
 }
 
-var sourceNames = []string{"cloudtrail", "guardduty", "container_insights", "falco", "ecs", "any"}
+// sourceNames are the sources a signal may name: every record format's
+// (format.Sources), and any.
+func sourceNames() []string {
+	var names []string
+	for _, s := range format.Sources() {
+		names = append(names, string(s))
+	}
+	return append(names, "any")
+}
 
 func (l *loader) compileSignal(d *sigDef) *Signal {
 	f := d.f
@@ -706,13 +715,13 @@ func (l *loader) compileSignal(d *sigDef) *Signal {
 	good := true
 	srcName := ""
 	if !m.has("source") {
-		l.errf(f, d.node, "signal %s: missing source (want one of: %s)", d.name, strings.Join(sourceNames, ", "))
+		l.errf(f, d.node, "signal %s: missing source (want one of: %s)", d.name, strings.Join(sourceNames(), ", "))
 		good = false
 	} else if v, ok := l.str(f, m.get("source"), "source"); ok {
 		if v == "any" {
 			srcName = "any"
 		} else if src, err := pipeline.ParseSource(v); err != nil {
-			l.errf(f, m.get("source"), "signal %s: unknown source %q (want one of: %s)", d.name, v, strings.Join(sourceNames, ", "))
+			l.errf(f, m.get("source"), "signal %s: unknown source %q (want one of: %s)", d.name, v, strings.Join(sourceNames(), ", "))
 			good = false
 		} else {
 			s.Source = src

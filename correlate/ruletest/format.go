@@ -1,5 +1,5 @@
 // Package ruletest runs rule unit test files (`*_test.yaml`, format in
-// docs/rules-testing.md): raw records go through the archive decoder, the
+// docs/rules-testing.md): raw records go through the format decoder (pipeline/format), the
 // container resolver and the correlation engine on a virtual event-time
 // clock, and the incidents existing at given instants are compared with the
 // expectations.

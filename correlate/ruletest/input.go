@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ecscorr/ecscorr/pipeline/format"
 )
 
 // vars substitutes ${NAME} in strings.
@@ -126,12 +128,12 @@ func buildRecords(in *InputEvent, fixturesDir string, start time.Time, v vars) (
 			var at time.Time
 			if in.At != nil {
 				at = start.Add(time.Duration(*in.At) + time.Duration(n)*time.Duration(in.Every))
-				if err := setRecordTime(obj, at); err != nil {
-					return nil, err
+				if err := format.SetTime(obj, at); err != nil {
+					return nil, fmt.Errorf("at: %w", err)
 				}
 			}
 			if n > 0 {
-				suffixIdentity(obj, fmt.Sprintf("-r%d", n))
+				format.SuffixID(obj, fmt.Sprintf("-r%d", n))
 			}
 			raw, err := marshalJSON(obj)
 			if err != nil {
@@ -350,94 +352,4 @@ func setPath(obj map[string]any, path []string, value any) error {
 		}
 	}
 	return nil
-}
-
-// recordKind detects the format of a raw record for time setting.
-func recordKind(m map[string]any) string {
-	has := func(k string) bool { _, ok := m[k]; return ok }
-	switch {
-	case has("logEvents"):
-		return "cloudwatch_logs"
-	case has("detail-type") && has("detail"):
-		return "eventbridge"
-	case has("eventSource") && (has("eventTime") || has("eventName")):
-		return "cloudtrail" // eventTime is created when missing
-	case has("schemaVersion") && has("service") && has("type"):
-		return "guardduty"
-	case has("rule") && has("output") && has("priority"):
-		return "falco"
-	case has("Type") && has("Timestamp"):
-		return "container_insights"
-	}
-	return ""
-}
-
-// setRecordTime writes t into the record's time fields by format.
-func setRecordTime(m map[string]any, t time.Time) error {
-	t = t.UTC()
-	iso := func() string {
-		if t.Nanosecond() == 0 {
-			return t.Format(time.RFC3339)
-		}
-		return t.Format("2006-01-02T15:04:05.000Z")
-	}
-	switch k := recordKind(m); k {
-	case "cloudtrail":
-		m["eventTime"] = iso()
-	case "guardduty":
-		ms := t.Format("2006-01-02T15:04:05.000Z")
-		m["updatedAt"] = ms
-		m["createdAt"] = ms
-		if svc, ok := m["service"].(map[string]any); ok {
-			svc["eventFirstSeen"] = ms
-			svc["eventLastSeen"] = ms
-		}
-	case "falco":
-		m["time"] = t.Format(time.RFC3339Nano)
-		if of, ok := m["output_fields"].(map[string]any); ok {
-			if _, ok := of["evt.time"]; ok {
-				of["evt.time"] = json.Number(strconv.FormatInt(t.UnixNano(), 10))
-			}
-		}
-	case "container_insights":
-		m["Timestamp"] = json.Number(strconv.FormatInt(t.UnixMilli(), 10))
-	case "eventbridge":
-		m["time"] = t.Format(time.RFC3339)
-		d, _ := m["detail"].(map[string]any)
-		if d == nil {
-			return nil
-		}
-		if recordKind(d) != "" {
-			return setRecordTime(d, t)
-		}
-		if _, ok := d["updatedAt"]; ok { // ECS Task State Change
-			d["updatedAt"] = t.Format("2006-01-02T15:04:05.000Z")
-		}
-	case "cloudwatch_logs":
-		return fmt.Errorf("at: cannot set the time of a CloudWatch Logs envelope; omit at and keep its timestamps")
-	default:
-		return fmt.Errorf("at: unrecognised record format (not CloudTrail, GuardDuty, Falco, Container Insights or EventBridge), cannot set its time")
-	}
-	return nil
-}
-
-// suffixIdentity makes a repeated record's id distinct.
-func suffixIdentity(m map[string]any, sfx string) {
-	switch recordKind(m) {
-	case "cloudtrail":
-		if s, ok := m["eventID"].(string); ok {
-			m["eventID"] = s + sfx
-		}
-	case "guardduty":
-		if s, ok := m["id"].(string); ok {
-			m["id"] = s + sfx
-		}
-	case "eventbridge":
-		if s, ok := m["id"].(string); ok {
-			m["id"] = s + sfx
-		}
-		if d, ok := m["detail"].(map[string]any); ok {
-			suffixIdentity(d, sfx)
-		}
-	}
 }

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ecscorr/ecscorr/pipeline"
-	"github.com/ecscorr/ecscorr/sources/archive"
+	"github.com/ecscorr/ecscorr/pipeline/format"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -163,42 +163,6 @@ func TestSetPath(t *testing.T) {
 	}
 }
 
-// TestSetRecordTime checks the time fields written per format against what
-// the archive decoder reads back, through the real decoder.
-func TestSetRecordTime(t *testing.T) {
-	at := time.Date(2025, 6, 1, 12, 34, 56, 0, time.UTC)
-	for _, tc := range []struct {
-		name string
-		rec  string
-		src  pipeline.Source
-	}{
-		{"cloudtrail", `{"eventVersion":"1.08","eventTime":"2020-01-01T00:00:00Z","eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity","eventID":"x","awsRegion":"us-east-1","userIdentity":{"type":"IAMUser"}}`, pipeline.SourceCloudTrail},
-		{"cloudtrail without eventTime", `{"eventVersion":"1.08","eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity","eventID":"x","awsRegion":"us-east-1"}`, pipeline.SourceCloudTrail},
-		{"falco", `{"output":"x","priority":"Warning","rule":"Terminal shell in container","time":"2020-01-01T00:00:00.000000000Z","output_fields":{"container.id":"abcdefabcdef","evt.time":1577836800000000000}}`, pipeline.SourceFalco},
-		{"guardduty", `{"schemaVersion":"2.0","accountId":"111122223333","region":"eu-west-1","id":"f1","type":"Execution:Runtime/ReverseShell","severity":8,"createdAt":"2020-01-01T00:00:00.000Z","updatedAt":"2020-01-01T00:00:00.000Z","resource":{"resourceType":"ECSCluster","ecsClusterDetails":{"name":"prod","taskDetails":{"arn":"arn:aws:ecs:eu-west-1:111122223333:task/prod/aaaa1111bbbb2222cccc3333dddd4444"}}},"service":{"eventFirstSeen":"2020-01-01T00:00:00.000Z","eventLastSeen":"2020-01-01T00:00:00.000Z","additionalInfo":{"sample":false}}}`, pipeline.SourceGuardDuty},
-		{"eventbridge ecs task state change", `{"version":"0","id":"e1","detail-type":"ECS Task State Change","source":"aws.ecs","account":"111122223333","time":"2020-01-01T00:00:00Z","region":"eu-west-1","resources":["arn:aws:ecs:eu-west-1:111122223333:task/prod/aaaa1111bbbb2222cccc3333dddd4444"],"detail":{"taskArn":"arn:aws:ecs:eu-west-1:111122223333:task/prod/aaaa1111bbbb2222cccc3333dddd4444","clusterArn":"arn:aws:ecs:eu-west-1:111122223333:cluster/prod","lastStatus":"RUNNING","updatedAt":"2020-01-01T00:00:00.000Z","containers":[{"name":"app","runtimeId":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}]}}`, pipeline.SourceECS},
-		{"container insights", `{"Version":"0","Type":"Task","TaskId":"aaaa1111bbbb2222cccc3333dddd4444","ClusterName":"prod","AccountID":"111122223333","Region":"eu-west-1","Timestamp":1577836800000,"CpuUtilized":1,"CpuReserved":1024}`, pipeline.SourceContainerInsights},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			objs, err := splitRecords([]byte(tc.rec))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := setRecordTime(objs[0], at); err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := marshalJSON(objs[0])
-			evs := decodeAll(t, raw)
-			if len(evs) != 1 || !evs[0].Time.Equal(at) || evs[0].Source != tc.src {
-				t.Fatalf("decoded %d events; first %+v; want 1 %s event at %s", len(evs), evs, tc.src, at)
-			}
-		})
-	}
-	if err := setRecordTime(map[string]any{"logEvents": []any{}}, at); err == nil {
-		t.Error("CloudWatch Logs envelope with at: want an error")
-	}
-}
-
 func TestSplitRecords(t *testing.T) {
 	for _, tc := range []struct {
 		in string
@@ -242,10 +206,10 @@ func TestSeriesRecords(t *testing.T) {
 func decodeAll(t *testing.T, raw []byte) []*pipeline.Event {
 	t.Helper()
 	var evs []*pipeline.Event
-	err := archive.Decode(raw, pipeline.Position{File: "test"}, func(ev *pipeline.Event) error {
+	err := format.Decode(raw, pipeline.Position{File: "test"}, func(ev *pipeline.Event) error {
 		evs = append(evs, ev)
 		return nil
-	}, func(e archive.RecordError) { t.Errorf("decode: %v", e) })
+	}, func(e format.RecordError) { t.Errorf("decode: %v", e) })
 	if err != nil {
 		t.Fatal(err)
 	}

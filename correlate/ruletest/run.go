@@ -17,7 +17,7 @@ import (
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/correlate/state"
 	"github.com/ecscorr/ecscorr/pipeline"
-	"github.com/ecscorr/ecscorr/sources/archive"
+	"github.com/ecscorr/ecscorr/pipeline/format"
 )
 
 // BuiltinName in rule_files stands for the embedded rule pack.
@@ -371,12 +371,12 @@ func buildEvents(f *File, t *Test, v vars) ([]*pipeline.Event, error) {
 		pos := pipeline.Position{File: r.file, Line: r.line, Record: r.idx}
 		var bad []string
 		n := 0
-		err := archive.Decode(r.raw, pos, func(ev *pipeline.Event) error {
+		err := format.Decode(r.raw, pos, func(ev *pipeline.Event) error {
 			n++
 			ev.Seq = uint64(len(events))
 			events = append(events, ev)
 			return nil
-		}, func(e archive.RecordError) { bad = append(bad, e.Error()) })
+		}, func(e format.RecordError) { bad = append(bad, e.Error()) })
 		where := fmt.Sprintf("%s:%d (%s record %d)", f.path, r.line, r.file, r.idx)
 		if err != nil {
 			return nil, fmt.Errorf("%s: decode: %w", where, err)

@@ -17,10 +17,35 @@ import (
 	kgzip "github.com/klauspost/compress/gzip"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/pipeline/format"
 )
 
 // DefaultMaxRecordBytes is the default cap on one record (line or value).
-const DefaultMaxRecordBytes = 16 << 20
+const DefaultMaxRecordBytes = format.DefaultMaxRecordBytes
+
+// RecordError describes a skipped record or a damaged file.
+type RecordError = format.RecordError
+
+// Skip classes of records (format's), the keys of Stats.Skipped with the
+// file classes below.
+const (
+	SkipBadJSON        = format.SkipBadJSON
+	SkipInvalid        = format.SkipInvalid
+	SkipTimeOutOfRange = format.SkipTimeOutOfRange
+	SkipTooLarge       = format.SkipTooLarge
+	SkipUnsupported    = format.SkipUnsupported
+	SkipUnrecognised   = format.SkipUnrecognised
+	SkipControlMessage = format.SkipControlMessage
+)
+
+// Skip classes of files (see also walk.go).
+const (
+	SkipBadFile     = "bad_file"      // unreadable or damaged file (e.g. truncated gzip)
+	SkipDigestFile  = "digest_file"   // CloudTrail-Digest/ objects
+	SkipInsightFile = "insight_file"  // CloudTrail-Insight/ objects
+	SkipHiddenFile  = "hidden_file"   // dot files
+	SkipNonJSONFile = "non_json_file" // README.md and other non-JSON files
+)
 
 // Options configure a Reader.
 type Options struct {
@@ -41,16 +66,6 @@ type Options struct {
 	// SkipTimeOutOfRange. Zero means time.Now() at NewReader.
 	Now time.Time
 }
-
-// RecordError describes a skipped record or a damaged file.
-type RecordError struct {
-	Pos    pipeline.Position
-	Source pipeline.Source // "" if unknown
-	Reason string
-	Sample []byte // first ≤ 512 bytes of the record
-}
-
-func (e RecordError) Error() string { return e.Pos.String() + ": " + e.Reason }
 
 // Stats counts what a Reader did.
 type Stats struct {
@@ -188,28 +203,27 @@ func (r *Reader) ReadFile(ctx context.Context, path string, emit func(*pipeline.
 		return nil
 	}
 	defer f.Close()
-	d := newDecoder(emit, bad, r.opts.MaxRecordBytes)
-	d.filter = r.opts.Filter
-	d.latest = r.opts.Now.Add(MaxClockSkew)
+	d := format.NewDecoder(format.DecoderOptions{Emit: emit, Bad: bad, MaxRecordBytes: r.opts.MaxRecordBytes,
+		Filter: r.opts.Filter, Latest: r.opts.Now.Add(format.MaxClockSkew)})
 	fileErr, skipped, err := r.readStream(ctx, path, f, d)
 	if err == nil {
-		err = d.emitErr
+		err = d.Err()
 	}
-	d.flushRead()
+	read, filtered, skippedRecs := d.Counts()
 	r.mu.Lock()
 	if !skipped {
 		r.stats.Files++
 	}
-	for k, v := range d.read {
+	for k, v := range read {
 		r.stats.Read[k] += v
 	}
-	for k, v := range d.filtered {
+	for k, v := range filtered {
 		if r.stats.Filtered == nil {
 			r.stats.Filtered = map[pipeline.Source]int64{}
 		}
 		r.stats.Filtered[k] += v
 	}
-	for k, v := range d.skipped {
+	for k, v := range skippedRecs {
 		r.stats.Skipped[k] += v
 	}
 	r.mu.Unlock()
@@ -221,7 +235,7 @@ func (r *Reader) ReadFile(ctx context.Context, path string, emit func(*pipeline.
 
 // readStream reads records from one file. It returns a file-level problem
 // (reported once) and an error that stops the whole read.
-func (r *Reader) readStream(ctx context.Context, path string, f io.Reader, d *decoder) (fileErr string, skipped bool, err error) {
+func (r *Reader) readStream(ctx context.Context, path string, f io.Reader, d *format.Decoder) (fileErr string, skipped bool, err error) {
 	fb, _ := r.bufs.Get().(*fileBufs)
 	if fb == nil {
 		fb = &fileBufs{br: bufio.NewReaderSize(f, 64<<10)}
@@ -267,7 +281,7 @@ func readProblem(sc *scanner, path string) string {
 }
 
 type fileReader struct {
-	d     *decoder
+	d     *format.Decoder
 	sc    *scanner
 	path  string
 	ctx   context.Context
@@ -293,7 +307,7 @@ func (fr *fileReader) run() string {
 	sc, d := fr.sc, fr.d
 	lineMode := false
 	for {
-		if d.emitErr != nil || fr.tick() != nil {
+		if d.Err() != nil || fr.tick() != nil {
 			return ""
 		}
 		if !sc.skipWS() {
@@ -346,7 +360,7 @@ func (fr *fileReader) run() string {
 		default:
 			line := sc.line
 			head := sc.skipLine()
-			d.reject(fr.pos(line, 0), "", SkipBadJSON, "not JSON: line does not start a JSON value", head)
+			d.Reject(fr.pos(line, 0), "", SkipBadJSON, "not JSON: line does not start a JSON value", head)
 		}
 	}
 }
@@ -354,7 +368,7 @@ func (fr *fileReader) run() string {
 // problem describes why reading stopped early, unless it was a stop
 // request (emit error, cancellation).
 func (fr *fileReader) problem() string {
-	if fr.d.emitErr != nil || fr.stopErr != nil {
+	if fr.d.Err() != nil || fr.stopErr != nil {
 		return ""
 	}
 	return readProblem(fr.sc, fr.path)
@@ -366,20 +380,15 @@ func (fr *fileReader) handle(v []byte, line, rec int, st valStatus, src pipeline
 	p := fr.pos(line, rec)
 	switch st {
 	case valOK:
-		if len(v) > d.max {
-			// Buffered whole (the buffer has slack), but still too large.
-			d.reject(p, src, SkipTooLarge, fmt.Sprintf("record exceeds %d bytes; skipped", d.max), v)
-			return true
-		}
-		if len(v) > 0 && (src != pipeline.SourceCloudTrail || !d.fastCloudTrail(v, p)) {
-			d.decode(v, p, nil, 0)
+		if len(v) > 0 {
+			d.Record(v, p, src)
 		}
 		return true
 	case valTooLarge:
-		d.reject(p, src, SkipTooLarge, fmt.Sprintf("record exceeds %d bytes; skipped", d.max), fr.sc.sample)
+		d.Reject(p, src, SkipTooLarge, fmt.Sprintf("record exceeds %d bytes; skipped", d.MaxRecordBytes()), fr.sc.sample)
 		return true
 	case valBroken:
-		d.reject(p, src, SkipBadJSON, "invalid JSON: record cut short by a line break", v)
+		d.Reject(p, src, SkipBadJSON, "invalid JSON: record cut short by a line break", v)
 		return true
 	}
 	// valEOF: the stream ended inside the record. A read error is reported
@@ -388,7 +397,7 @@ func (fr *fileReader) handle(v []byte, line, rec int, st valStatus, src pipeline
 		return false
 	}
 	if len(v) > 0 {
-		d.reject(p, src, SkipBadJSON, "invalid JSON: file ends inside a record", v)
+		d.Reject(p, src, SkipBadJSON, "invalid JSON: file ends inside a record", v)
 	}
 	return false
 }
@@ -412,7 +421,7 @@ func (fr *fileReader) array(src pipeline.Source, elem func(v []byte, line, rec i
 	rec := 0
 	compact, first := false, true
 	for {
-		if fr.d.emitErr != nil {
+		if fr.d.Err() != nil {
 			return arrayStopped
 		}
 		if err := fr.tick(); err != nil {
@@ -420,7 +429,7 @@ func (fr *fileReader) array(src pipeline.Source, elem func(v []byte, line, rec i
 		}
 		if !sc.skipWS() {
 			if sc.err == nil || errors.Is(sc.err, io.EOF) {
-				fr.d.reject(fr.pos(sc.line, rec), src, SkipBadJSON, "invalid JSON: file ends inside an array", nil)
+				fr.d.Reject(fr.pos(sc.line, rec), src, SkipBadJSON, "invalid JSON: file ends inside an array", nil)
 			}
 			return arrayStopped
 		}
@@ -428,7 +437,7 @@ func (fr *fileReader) array(src pipeline.Source, elem func(v []byte, line, rec i
 		if first {
 			compact, first = !sc.nl, false
 		} else if compact && sc.nl && sc.col == 0 && (c == '{' || c == '[') {
-			fr.d.reject(fr.pos(sc.line-1, rec), src, SkipBadJSON, "invalid JSON: line ends inside an array", nil)
+			fr.d.Reject(fr.pos(sc.line-1, rec), src, SkipBadJSON, "invalid JSON: line ends inside an array", nil)
 			return arrayCut
 		}
 		switch c {
@@ -454,7 +463,7 @@ func (fr *fileReader) array(src pipeline.Source, elem func(v []byte, line, rec i
 			for sc.s < sc.e && sc.buf[sc.s] != ',' && sc.buf[sc.s] != ']' && sc.buf[sc.s] != '\n' {
 				sc.s++
 			}
-			fr.d.reject(fr.pos(line, rec), src, SkipBadJSON, "array element is not a JSON object", sc.buf[start:sc.s])
+			fr.d.Reject(fr.pos(line, rec), src, SkipBadJSON, "array element is not a JSON object", sc.buf[start:sc.s])
 			if sc.s == start {
 				sc.s++
 			}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/pipeline/format"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -236,7 +237,7 @@ func TestConcurrentReadFile(t *testing.T) {
 func TestDecodeRawIsACopy(t *testing.T) {
 	buf := []byte(ctLine("e1", `"2026-01-02T03:04:05Z"`))
 	var got *pipeline.Event
-	if err := Decode(buf, pipeline.Position{File: "sqs"}, func(e *pipeline.Event) error { got = e; return nil }, nil); err != nil {
+	if err := format.Decode(buf, pipeline.Position{File: "sqs"}, func(e *pipeline.Event) error { got = e; return nil }, nil); err != nil {
 		t.Fatal(err)
 	}
 	want := string(buf)
@@ -248,7 +249,7 @@ func TestDecodeRawIsACopy(t *testing.T) {
 	}
 	stop := fmt.Errorf("full")
 	env := []byte(`{"detail-type":"AWS API Call via CloudTrail","source":"aws.ecs","detail":` + want + `}`)
-	if err := Decode(env, pipeline.Position{}, func(e *pipeline.Event) error {
+	if err := format.Decode(env, pipeline.Position{}, func(e *pipeline.Event) error {
 		if string(e.Raw) != want {
 			t.Errorf("envelope Raw = %q, want the inner record", e.Raw)
 		}

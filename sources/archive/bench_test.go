@@ -14,6 +14,7 @@ import (
 	kgzip "github.com/klauspost/compress/gzip"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/pipeline/format"
 )
 
 const benchRecords = 50_000
@@ -96,11 +97,11 @@ func BenchmarkDecodeCloudTrailRecord(b *testing.B) {
 	for i := range recs {
 		recs[i] = []byte(ctRecord(i))
 	}
-	d := newDecoder(func(*pipeline.Event) error { return nil }, func(e RecordError) { b.Fatal(e) }, 0)
+	d := format.NewDecoder(format.DecoderOptions{Emit: func(*pipeline.Event) error { return nil }, Bad: func(e RecordError) { b.Fatal(e) }})
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		d.decode(recs[i&1023], pipeline.Position{}, nil, 0)
+		d.Decode(recs[i&1023], pipeline.Position{})
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
@@ -124,7 +125,7 @@ func firstLine(b *testing.B, path string) string {
 		b.Fatal(err)
 	}
 	if len(data) > 2 && data[0] == 0x1f {
-		if data, err = gunzipCapped(data, 1<<20); err != nil {
+		if data, err = gunzipTest(data, 1<<20); err != nil {
 			b.Fatal(err)
 		}
 	}

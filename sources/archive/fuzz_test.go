@@ -3,15 +3,16 @@ package archive
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/pipeline/format"
 )
 
 // fuzzCheck decodes data with Decode and through the file reader (with a
@@ -27,12 +28,12 @@ func fuzzCheck(t *testing.T, data []byte) {
 			t.Fatalf("bad record error %+v", e)
 		}
 	}
-	if err := Decode(data, pipeline.Position{File: "fuzz"}, emit, bad); err != nil {
+	if err := format.Decode(data, pipeline.Position{File: "fuzz"}, emit, bad); err != nil {
 		t.Fatal(err)
 	}
 	for i, max := range []int{DefaultMaxRecordBytes, 200} {
 		r := fuzzReaders[i]
-		d := newDecoder(emit, bad, max)
+		d := format.NewDecoder(format.DecoderOptions{Emit: emit, Bad: bad, MaxRecordBytes: max})
 		if _, _, err := r.readStream(context.Background(), "fuzz", bytes.NewReader(data), d); err != nil {
 			t.Fatal(err)
 		}
@@ -48,11 +49,112 @@ func wrapCWL(msg []byte) []byte {
 		strconv.Quote(string(msg)) + `}]}`)
 }
 
+// fuzzSeed is one seed input: a whole small file, a line of a JSON lines
+// file, or one record (an event's Raw) of a fixture or the demo data.
+type fuzzSeed struct {
+	data   []byte
+	source pipeline.Source // the record's source; "" for files and lines
+}
+
+// fuzzSeedDirs hold every fixture and golden input, and the demo data.
+var fuzzSeedDirs = []string{"testdata/samples", "testdata/constructed", "testdata/invictus", "../../testdata/demo"}
+
+// fuzzSeeds reads the seed inputs once per test binary.
+var fuzzSeeds = sync.OnceValues(func() ([]fuzzSeed, error) {
+	const maxWhole = 16 << 10 // larger files are seeded by their records
+	var seeds []fuzzSeed
+	seen := map[string]bool{}
+	add := func(b []byte, src pipeline.Source) {
+		if k := string(b); len(b) > 0 && !seen[k] {
+			seen[k] = true
+			seeds = append(seeds, fuzzSeed{data: b, source: src})
+		}
+	}
+	// One record of each source and type is enough for coverage.
+	types := map[string]bool{}
+	r := NewReader(Options{})
+	for _, dir := range fuzzSeedDirs {
+		err := filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
+			if err != nil || de.IsDir() || skipClass(p) != "" {
+				return err
+			}
+			raw, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			plain, err := gunzipTest(raw, 64<<20)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			if len(plain) <= maxWhole {
+				add(plain, "")
+			}
+			if lines := bytes.Split(plain, []byte("\n")); len(lines) > 2 {
+				for _, l := range lines[:min(len(lines), 50)] {
+					if l = bytes.TrimSpace(l); len(l) <= maxWhole {
+						add(l, "")
+					}
+				}
+			}
+			return r.ReadFile(context.Background(), p, func(e *pipeline.Event) error {
+				if k := string(e.Source) + "\x00" + e.Type; !types[k] {
+					types[k] = true
+					add(e.Raw, e.Source)
+				}
+				return nil
+			}, nil)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return seeds, nil
+})
+
+// addSeeds adds the seeds that keep accepts to f's corpus.
+func addSeeds(f *testing.F, keep func(fuzzSeed) bool) {
+	seeds, err := fuzzSeeds()
+	if err != nil {
+		f.Fatal(err)
+	}
+	n := 0
+	for _, s := range seeds {
+		if keep(s) {
+			f.Add(s.data)
+			n++
+		}
+	}
+	if n == 0 {
+		f.Fatal("no seeds")
+	}
+}
+
+// ofSource keeps the records of src and the files and lines that mention
+// one of marks.
+func ofSource(src pipeline.Source, marks ...string) func(fuzzSeed) bool {
+	return func(s fuzzSeed) bool {
+		if s.source != "" {
+			return s.source == src
+		}
+		for _, m := range marks {
+			if bytes.Contains(s.data, []byte(m)) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
 func FuzzDecode(f *testing.F) {
+	addSeeds(f, func(fuzzSeed) bool { return true })
+	f.Add([]byte("{\"a\":1}\n{\"b\":\n{\"Records\":[1,{}]}"))
+	f.Add([]byte(`[{"eventTime":1},{"rule":"r","time":"x"}]`))
+	f.Add([]byte("{\"x\":1,\"Records\":[{\"eventVersion\":\"1.08\",\n  {\"a\":[\n]}\n]}"))
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzCheck(t, data) })
 }
 
 func FuzzDecodeCloudTrail(f *testing.F) {
+	addSeeds(f, ofSource(pipeline.SourceCloudTrail, `"eventSource"`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzCheck(t, data)
 		fuzzCheck(t, append(append([]byte(`{"Records":[`), data...), ']', '}'))
@@ -61,6 +163,7 @@ func FuzzDecodeCloudTrail(f *testing.F) {
 }
 
 func FuzzDecodeGuardDuty(f *testing.F) {
+	addSeeds(f, ofSource(pipeline.SourceGuardDuty, `"schemaVersion"`, `"SchemaVersion"`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzCheck(t, data)
 		fuzzCheck(t, append(append([]byte(`{"findings":[`), data...), ']', '}'))
@@ -69,6 +172,7 @@ func FuzzDecodeGuardDuty(f *testing.F) {
 }
 
 func FuzzDecodeContainerInsights(f *testing.F) {
+	addSeeds(f, ofSource(pipeline.SourceContainerInsights, `"TaskId"`, `\"TaskId\"`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzCheck(t, data)
 		fuzzCheck(t, wrapCWL(data))
@@ -76,6 +180,7 @@ func FuzzDecodeContainerInsights(f *testing.F) {
 }
 
 func FuzzDecodeFalco(f *testing.F) {
+	addSeeds(f, ofSource(pipeline.SourceFalco, `"output_fields"`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzCheck(t, data)
 		fuzzCheck(t, wrapCWL(data))
@@ -83,75 +188,11 @@ func FuzzDecodeFalco(f *testing.F) {
 }
 
 func FuzzDecodeCWL(f *testing.F) {
+	addSeeds(f, func(s fuzzSeed) bool {
+		return s.source == "" && (bytes.Contains(s.data, []byte(`"logEvents"`)) || bytes.Contains(s.data, []byte(`"awslogs"`)) || bytes.Contains(s.data, []byte(`"events"`)))
+	})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzCheck(t, data)
 		fuzzCheck(t, gzipBytes(t, data))
 	})
-}
-
-// TestWriteFuzzSeeds (with -update) writes the seed corpora from the
-// samples and constructed records.
-func TestWriteFuzzSeeds(t *testing.T) {
-	if !*update {
-		t.Skip("run with -update to rewrite testdata/fuzz")
-	}
-	read := func(p string) []byte {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(b) > 2 && b[0] == 0x1f && b[1] == 0x8b {
-			b, err = gunzipCapped(b, 1<<20)
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		return b
-	}
-	lines := func(p string) [][]byte {
-		var out [][]byte
-		for _, l := range bytes.Split(read(p), []byte("\n")) {
-			if len(bytes.TrimSpace(l)) > 0 {
-				out = append(out, l)
-			}
-		}
-		return out
-	}
-	glob := func(pat string) (out [][]byte) {
-		ms, _ := filepath.Glob(pat)
-		for _, m := range ms {
-			out = append(out, read(m))
-		}
-		return out
-	}
-	seeds := map[string][][]byte{
-		"FuzzDecodeCloudTrail": append(glob("testdata/samples/cloudtrail/*.json"), lines("testdata/constructed/cloudtrail-ecs-calls.jsonl")...),
-		"FuzzDecodeGuardDuty": append(append(glob("testdata/samples/guardduty/*.json"), lines("testdata/constructed/guardduty-export.jsonl.gz")...),
-			read("testdata/constructed/guardduty-getfindings-pascalcase.json")),
-		"FuzzDecodeContainerInsights": append(glob("testdata/samples/container-insights/*.json"), read("testdata/constructed/filter-log-events-container-insights.json")),
-		"FuzzDecodeFalco":             append(glob("testdata/samples/falco/*.json"), lines("testdata/constructed/falco-alerts-ecs.jsonl")...),
-		"FuzzDecodeCWL": append(append(glob("testdata/samples/cloudwatch-logs/*.json"), read("testdata/constructed/cwl-subscription-falco.json.gz"),
-			read("testdata/constructed/cwl-control-message.json.gz")), read("testdata/constructed/lambda-awslogs-container-insights.json")),
-	}
-	var all [][]byte
-	for _, s := range seeds {
-		all = append(all, s...)
-	}
-	all = append(all, lines("testdata/constructed/eventbridge-ecs-and-other.jsonl")...)
-	all = append(all, read("testdata/constructed/eventbridge-cloudtrail-StopTask-legacy-arn.json"),
-		[]byte("{\"a\":1}\n{\"b\":\n{\"Records\":[1,{}]}"), []byte(`[{"eventTime":1},{"rule":"r","time":"x"}]`))
-	seeds["FuzzDecode"] = all
-	for name, ss := range seeds {
-		dir := filepath.Join("testdata", "fuzz", name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range ss {
-			sum := sha256.Sum256(s)
-			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s)
-			if err := os.WriteFile(filepath.Join(dir, "seed-"+hex.EncodeToString(sum[:8])), []byte(body), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -393,4 +394,16 @@ func TestEmitErrorStops(t *testing.T) {
 	if err := r.Read(ctx, []string{"testdata/invictus"}, func(*pipeline.Event) error { return nil }, nil); err != context.Canceled {
 		t.Fatalf("cancelled read: err = %v", err)
 	}
+}
+
+// gunzipTest inflates gzip data (plain data is returned as is).
+func gunzipTest(b []byte, max int) ([]byte, error) {
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		return b, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(io.LimitReader(zr, int64(max)))
 }

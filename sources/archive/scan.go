@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+
+	"github.com/ecscorr/ecscorr/pipeline/format"
 )
 
 // strSpecial marks the bytes that end a run of plain string content.
@@ -63,7 +65,7 @@ const (
 const (
 	initialBuf = 128 << 10
 	readChunk  = 64 << 10
-	sampleLen  = 512
+	sampleLen  = format.SampleLen
 )
 
 // newScanner reads r; buf, if not nil, is a spare buffer to reuse.

@@ -9,67 +9,37 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/pipeline/format"
 )
 
-// The container members of a top-level object whose array elements are
-// records. An object is streamed member by member when it starts with
-// Records (the CloudTrail S3 layout) or when it is too large to hold:
-// the size limit applies to one record, never to the object around the
-// records, whatever the order of its members.
-type container int
+// An object is streamed member by member when it starts with Records (the
+// CloudTrail S3 layout) or when it is too large to hold: the members that
+// hold records (format.ContainerMember) element by element, the size limit
+// applying to each record, never to the object around them, whatever the
+// order of its members.
 
-const (
-	notContainer container = iota
-	ctRecords              // {"Records":[...]}: CloudTrail
-	gdFindings             // {"findings":[...]} / {"Findings":[...]}: GuardDuty export
-	cwlLogEvents           // {"messageType":...,"logEvents":[...]}: CloudWatch Logs subscription
-	cwlEvents              // {"events":[...]}: aws logs filter-log-events
-)
-
-func containerOf(key string) container {
-	switch key {
-	case "Records":
-		return ctRecords
-	case "findings", "Findings":
-		return gdFindings
-	case "logEvents":
-		return cwlLogEvents
-	case "events":
-		return cwlEvents
-	}
-	return notContainer
-}
-
-// source is the source of the container's records, if it has one.
-func (k container) source() pipeline.Source {
-	switch k {
-	case ctRecords:
-		return pipeline.SourceCloudTrail
-	case gdFindings:
-		return pipeline.SourceGuardDuty
-	}
-	return ""
-}
+// maxMembers bounds the string members kept for context.
+const maxMembers = 64
 
 // streamed is what object learns about the object it streams.
 type streamed struct {
 	startLine int
 	head      []byte // the object's first bytes, for error samples
-	// Members that give log events their context; only those before the
-	// events array are known when a batch is decoded early.
-	messageType, owner, logGroup, logStream string
-	eventSource                             bool // a CloudTrail record: "events" is not a container
-	containers                              int  // arrays streamed
-	tooLarge                                string
+	// members are the object's short string members, which give log
+	// events their context; only those before the events array are known
+	// when a batch is decoded early.
+	members    map[string]string
+	containers int // arrays streamed
+	tooLarge   string
 	// wc is the log events' context, fixed at the first batch; drop says
 	// the payload holds no records (a control message).
-	wc   *wrapCtx
+	wc   *format.WrapContext
 	drop bool
 	// pending log events, decoded in batches (see flush).
-	pending      []logEvent
+	pending      []format.LogEvent
 	pendingPos   []pipeline.Position
 	pendingBytes int
-	pendingKind  container
+	pendingKind  format.Container
 }
 
 // object streams the top-level object that starts at the next byte ('{'):
@@ -81,7 +51,7 @@ func (fr *fileReader) object() bool {
 	ob := &streamed{startLine: sc.line, head: bytes.Clone(sc.buf[sc.s:min(sc.e, sc.s+sampleLen)])}
 	sc.s++ // '{'
 	for {
-		if d.emitErr != nil || fr.tick() != nil {
+		if d.Err() != nil || fr.tick() != nil {
 			return false
 		}
 		if !sc.skipWS() {
@@ -106,7 +76,7 @@ func (fr *fileReader) object() bool {
 			fr.cutShort(ob, "invalid JSON: member name cut short")
 			return st != valEOF
 		}
-		key := str(raw)
+		key := unquote(raw)
 		if !sc.skipWS() {
 			fr.cutShort(ob, "file ends inside a record")
 			return false
@@ -120,10 +90,10 @@ func (fr *fileReader) object() bool {
 			fr.cutShort(ob, "file ends inside a record")
 			return false
 		}
-		if k := containerOf(key); k != notContainer && sc.peek() == '[' && !(k == cwlEvents && ob.eventSource) {
+		if k, ok := format.ContainerMember(key, ob.members); ok && sc.peek() == '[' {
 			sc.s++
 			ob.containers++
-			end := fr.array(k.source(), func(v []byte, line, rec int, st valStatus) bool { return fr.element(ob, k, v, line, rec, st) })
+			end := fr.array(k.Source(), func(v []byte, line, rec int, st valStatus) bool { return fr.element(ob, k, v, line, rec, st) })
 			fr.flush(ob)
 			switch end {
 			case arrayStopped:
@@ -157,40 +127,33 @@ func (fr *fileReader) object() bool {
 	}
 }
 
-// note keeps the members that give log events context.
+// note keeps the short string members, for context.
 func (ob *streamed) note(key string, v []byte) {
-	switch key {
-	case "messageType":
-		ob.messageType = str(v)
-	case "owner":
-		ob.owner = str(v)
-	case "logGroup":
-		ob.logGroup = str(v)
-	case "logStream":
-		ob.logStream = str(v)
-	case "eventSource":
-		ob.eventSource = true
+	if len(v) == 0 || v[0] != '"' || len(v) > 1024 || len(ob.members) >= maxMembers {
+		return
 	}
+	if ob.members == nil {
+		ob.members = map[string]string{}
+	}
+	ob.members[key] = unquote(v)
 }
 
 // element handles one element of a streamed container array.
-func (fr *fileReader) element(ob *streamed, k container, v []byte, line, rec int, st valStatus) bool {
-	if k == ctRecords || k == gdFindings || st != valOK {
-		return fr.handle(v, line, rec, st, k.source())
+func (fr *fileReader) element(ob *streamed, k format.Container, v []byte, line, rec int, st valStatus) bool {
+	if !k.LogEvents() || st != valOK {
+		return fr.handle(v, line, rec, st, k.Source())
 	}
 	d := fr.d
 	p := fr.pos(line, rec)
-	var le logEvent
-	if err := json.Unmarshal(v, &le); err != nil {
-		d.reject(p, "", classOf(err), "CloudWatch Logs event: "+errText(err), v)
+	le, ok := d.ParseLogEvent(v, p)
+	if !ok {
 		return true
 	}
-	le.Message = bytes.Clone(le.Message)
 	ob.pending = append(ob.pending, le)
 	ob.pendingPos = append(ob.pendingPos, p)
 	ob.pendingBytes += len(v)
 	ob.pendingKind = k
-	if ob.pendingBytes > d.max {
+	if ob.pendingBytes > d.MaxRecordBytes() {
 		fr.flush(ob)
 	}
 	return true
@@ -204,15 +167,12 @@ func (fr *fileReader) flush(ob *streamed) {
 	}
 	d := fr.d
 	if ob.wc == nil && !ob.drop {
-		ob.wc = &wrapCtx{}
-		if ob.pendingKind == cwlLogEvents {
-			var ok bool
-			ob.wc, ok = d.subscriptionCtx(ob.messageType, ob.owner, ob.logGroup, ob.logStream, ob.head, fr.pos(ob.startLine, 0))
-			ob.drop = !ok
-		}
+		var ok bool
+		ob.wc, ok = d.StreamContext(ob.pendingKind, ob.members, ob.head, fr.pos(ob.startLine, 0))
+		ob.drop = !ok
 	}
 	if !ob.drop {
-		d.logEventBatch(ob.pending, func(i int) pipeline.Position { return ob.pendingPos[i] }, ob.wc, 0)
+		d.LogEventBatch(ob.pending, func(i int) pipeline.Position { return ob.pendingPos[i] }, ob.wc)
 	}
 	clear(ob.pending)
 	ob.pending, ob.pendingPos, ob.pendingBytes = ob.pending[:0], ob.pendingPos[:0], 0
@@ -225,9 +185,9 @@ func (fr *fileReader) finish(ob *streamed) {
 	p := fr.pos(ob.startLine, 0)
 	switch {
 	case ob.containers == 0:
-		d.reject(p, guessSource(ob.head), SkipTooLarge, fmt.Sprintf("record exceeds %d bytes; skipped", d.max), ob.head)
+		d.Reject(p, format.GuessSource(ob.head), SkipTooLarge, fmt.Sprintf("record exceeds %d bytes; skipped", d.MaxRecordBytes()), ob.head)
 	case ob.tooLarge != "":
-		d.reject(p, "", SkipTooLarge, fmt.Sprintf("member %q exceeds %d bytes; skipped", ob.tooLarge, d.max), ob.head)
+		d.Reject(p, "", SkipTooLarge, fmt.Sprintf("member %q exceeds %d bytes; skipped", ob.tooLarge, d.MaxRecordBytes()), ob.head)
 	}
 }
 
@@ -235,11 +195,23 @@ func (fr *fileReader) finish(ob *streamed) {
 // before the damage has been read.
 func (fr *fileReader) cutShort(ob *streamed, reason string) {
 	fr.flush(ob)
-	if fr.d.emitErr != nil || fr.stopErr != nil {
+	if fr.d.Err() != nil || fr.stopErr != nil {
 		return
 	}
 	if reason == "file ends inside a record" && fr.sc.err != nil && !errors.Is(fr.sc.err, io.EOF) {
 		return // a read error is reported once for the file
 	}
-	fr.d.reject(fr.pos(ob.startLine, 0), guessSource(ob.head), SkipBadJSON, reason, ob.head)
+	fr.d.Reject(fr.pos(ob.startLine, 0), format.GuessSource(ob.head), SkipBadJSON, reason, ob.head)
+}
+
+// unquote returns the string a raw JSON string holds ("" for other values).
+func unquote(raw []byte) string {
+	if s, ok := pipeline.UnquotePlain(raw); ok {
+		return s
+	}
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/pipeline/format"
 )
 
 // readBytes reads data as one file through the file reader.
@@ -18,8 +19,8 @@ func readBytes(t *testing.T, data []byte) result {
 	t.Helper()
 	r := bytesReader
 	var res result
-	d := newDecoder(func(e *pipeline.Event) error { res.events = append(res.events, e); return nil },
-		func(e RecordError) { res.errs = append(res.errs, e) }, 0)
+	d := format.NewDecoder(format.DecoderOptions{Emit: func(e *pipeline.Event) error { res.events = append(res.events, e); return nil },
+		Bad: func(e RecordError) { res.errs = append(res.errs, e) }})
 	if _, _, err := r.readStream(context.Background(), "f", bytes.NewReader(data), d); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package archive
+package format
 
 import (
 	"strings"
@@ -21,7 +21,7 @@ type ecsDetail struct {
 
 // ecs decodes ECS's own EventBridge events (Task State Change and the
 // other ECS detail-types). Raw keeps the whole envelope.
-func (d *decoder) ecs(u *doc, data []byte, pos pipeline.Position) {
+func (d *Decoder) ecs(u *doc, data []byte, pos pipeline.Position) {
 	const src = pipeline.SourceECS
 	id := scalar(u.ID)
 	if id == "" {

@@ -1,4 +1,4 @@
-package archive
+package format
 
 import (
 	"bytes"
@@ -15,7 +15,24 @@ import (
 	"github.com/ecscorr/ecscorr/pipeline"
 )
 
-// Skip reason classes, the keys of Stats.Skipped.
+// DefaultMaxRecordBytes is the default cap on one record.
+const DefaultMaxRecordBytes = 16 << 20
+
+// SampleLen caps the record sample of a RecordError.
+const SampleLen = 512
+
+// RecordError describes a skipped record (or, from a file reader, a
+// damaged file).
+type RecordError struct {
+	Pos    pipeline.Position
+	Source pipeline.Source // "" if unknown
+	Reason string
+	Sample []byte // first ≤ SampleLen bytes of the record
+}
+
+func (e RecordError) Error() string { return e.Pos.String() + ": " + e.Reason }
+
+// Skip reason classes of records, the keys of the skipped counts.
 const (
 	SkipBadJSON        = "bad_json"          // not JSON, or JSON cut short
 	SkipInvalid        = "invalid_record"    // wrong types, missing required fields, bad times
@@ -24,11 +41,6 @@ const (
 	SkipUnsupported    = "unsupported_type"  // valid but of a kind we do not read
 	SkipUnrecognised   = "unrecognised"      // JSON of no known shape
 	SkipControlMessage = "control_message"   // CloudWatch Logs CONTROL_MESSAGE
-	SkipBadFile        = "bad_file"          // unreadable or damaged file (e.g. truncated gzip)
-	SkipDigestFile     = "digest_file"       // CloudTrail-Digest/ objects
-	SkipInsightFile    = "insight_file"      // CloudTrail-Insight/ objects
-	SkipHiddenFile     = "hidden_file"       // dot files
-	SkipNonJSONFile    = "non_json_file"     // README.md and other non-JSON files
 )
 
 // maxDepth bounds wrapper recursion (a log event holding an EventBridge
@@ -145,7 +157,7 @@ func unmarshalDoc(data []byte, u *doc) error {
 // fastCloudTrail decodes data as a CloudTrail record if it is a complete
 // one; otherwise it reports false and the caller takes the general path,
 // which also produces the right error.
-func (d *decoder) fastCloudTrail(data []byte, pos pipeline.Position) bool {
+func (d *Decoder) fastCloudTrail(data []byte, pos pipeline.Position) bool {
 	asked := false
 	if d.filter != nil {
 		var filtered bool
@@ -174,7 +186,7 @@ var eventVersionPrefix = []byte(`{"eventVersion"`)
 // the full decode, which reports it properly. A record the filter rejects
 // is not decoded further, so damage past those fields goes unnoticed: the
 // filter says nobody will read it.
-func (d *decoder) prefilterCloudTrail(data []byte) (filtered, asked bool) {
+func (d *Decoder) prefilterCloudTrail(data []byte) (filtered, asked bool) {
 	var src, name, ts string
 	okSrc, okName, okTime := false, false, false
 	plain := true
@@ -202,15 +214,15 @@ func (d *decoder) prefilterCloudTrail(data []byte) (filtered, asked bool) {
 	return !d.keep(pipeline.SourceCloudTrail, src+":"+name, t), true
 }
 
-// wrapCtx is what a wrapper (CloudWatch Logs payload) knows about the
+// WrapContext is what a wrapper (CloudWatch Logs payload) knows about the
 // records inside it.
-type wrapCtx struct {
+type WrapContext struct {
 	owner, region, cluster string
 }
 
-// decoder turns documents into events and counts what it does; one per
-// file (not shared between goroutines).
-type decoder struct {
+// Decoder turns documents into events and counts what it does; one per
+// stream (a file, a queue partition), not shared between goroutines.
+type Decoder struct {
 	emit    func(*pipeline.Event) error
 	bad     func(RecordError)
 	max     int
@@ -220,13 +232,77 @@ type decoder struct {
 	emitErr error
 	last    pipeline.Source
 	lastN   int64
-	// filter and filtered: see Options.Filter.
+	// filter and filtered: see DecoderOptions.Filter.
 	filter   func(pipeline.Source, string, time.Time) bool
 	filtered map[pipeline.Source]int64
 	kept     bool // the current record already passed the filter
 	// latest is the newest plausible event time; zero disables the
-	// range check (Decode).
+	// range check.
 	latest time.Time
+	// formats is the registry, in detection order.
+	formats []*Format
+}
+
+// DecoderOptions configure a Decoder.
+type DecoderOptions struct {
+	// Emit receives every event; an error stops decoding (see Err).
+	Emit func(*pipeline.Event) error
+	// Bad receives every record skipped, with its position and reason;
+	// nil only counts them.
+	Bad func(RecordError)
+	// MaxRecordBytes caps one record; 0 means DefaultMaxRecordBytes.
+	MaxRecordBytes int
+	// Filter, when set, is asked about each valid CloudTrail record once
+	// its type and time are known and before the rest of the work;
+	// records it rejects are counted as read and filtered, not emitted.
+	Filter func(src pipeline.Source, typ string, t time.Time) bool
+	// Latest is the newest plausible event time (the run's start plus
+	// MaxClockSkew): later records, and records before 2004, are skipped
+	// as SkipTimeOutOfRange. Zero disables the check.
+	Latest time.Time
+}
+
+// NewDecoder returns a Decoder with opts.
+func NewDecoder(opts DecoderOptions) *Decoder {
+	d := newDecoder(opts.Emit, opts.Bad, opts.MaxRecordBytes)
+	d.filter, d.latest = opts.Filter, opts.Latest
+	return d
+}
+
+// Decode decodes one document of any supported shape (see the package
+// doc); Record in pos is the index of an element of a container.
+func (d *Decoder) Decode(data []byte, pos pipeline.Position) { d.decode(data, pos, nil, 0) }
+
+// Record decodes one record known to be an element of a container of
+// src's records (a CloudTrail Records array takes a fast path).
+func (d *Decoder) Record(data []byte, pos pipeline.Position, src pipeline.Source) {
+	if len(data) > d.max {
+		d.reject(pos, src, SkipTooLarge, fmt.Sprintf("record exceeds %d bytes; skipped", d.max), data)
+		return
+	}
+	if src != pipeline.SourceCloudTrail || !d.fastCloudTrail(data, pos) {
+		d.decode(data, pos, nil, 0)
+	}
+}
+
+// Reject counts a record skipped for reason (of a Skip* class) and
+// reports it to Bad.
+func (d *Decoder) Reject(pos pipeline.Position, src pipeline.Source, class, reason string, sample []byte) {
+	d.reject(pos, src, class, reason, sample)
+}
+
+// Err is the first error Emit returned.
+func (d *Decoder) Err() error { return d.emitErr }
+
+// MaxRecordBytes is the cap on one record.
+func (d *Decoder) MaxRecordBytes() int { return d.max }
+
+// Counts returns the valid records per source (emitted or filtered), the
+// filtered ones and the skipped ones per class, so far. The maps are the
+// decoder's own; nil when empty.
+func (d *Decoder) Counts() (read, filtered map[pipeline.Source]int64, skipped map[string]int64) {
+	d.flushRead()
+	return d.read, d.filtered, d.skipped
 }
 
 // minEventTime is the earliest plausible event time: no AWS log format
@@ -239,7 +315,7 @@ const MaxClockSkew = 24 * time.Hour
 // inRange reports whether t is a plausible event time, rejecting the
 // record (with the bound it violates) if not. Times outside the range
 // would be corrupted or refused further on (state, JSON output).
-func (d *decoder) inRange(t time.Time, pos pipeline.Position, src pipeline.Source, data []byte) bool {
+func (d *Decoder) inRange(t time.Time, pos pipeline.Position, src pipeline.Source, data []byte) bool {
 	if d.latest.IsZero() {
 		return true
 	}
@@ -264,11 +340,11 @@ func fmtTime(t time.Time) string {
 	return t.Format(time.RFC3339Nano)
 }
 
-func newDecoder(emit func(*pipeline.Event) error, bad func(RecordError), max int) *decoder {
+func newDecoder(emit func(*pipeline.Event) error, bad func(RecordError), max int) *Decoder {
 	if max <= 0 {
 		max = DefaultMaxRecordBytes
 	}
-	return &decoder{emit: emit, bad: bad, max: max}
+	return &Decoder{emit: emit, bad: bad, max: max, formats: formats()}
 }
 
 // Decode decodes one JSON document of any supported shape (a record, an
@@ -281,7 +357,7 @@ func Decode(data []byte, pos pipeline.Position, emit func(*pipeline.Event) error
 	return d.emitErr
 }
 
-func (d *decoder) skip(class string) {
+func (d *Decoder) skip(class string) {
 	if d.skipped == nil {
 		d.skipped = make(map[string]int64)
 	}
@@ -289,18 +365,18 @@ func (d *decoder) skip(class string) {
 }
 
 // reject reports a skipped record.
-func (d *decoder) reject(pos pipeline.Position, src pipeline.Source, class, reason string, sample []byte) {
+func (d *Decoder) reject(pos pipeline.Position, src pipeline.Source, class, reason string, sample []byte) {
 	d.skip(class)
 	if d.bad == nil {
 		return
 	}
-	if len(sample) > sampleLen {
-		sample = sample[:sampleLen]
+	if len(sample) > SampleLen {
+		sample = sample[:SampleLen]
 	}
 	d.bad(RecordError{Pos: pos, Source: src, Reason: reason, Sample: bytes.Clone(sample)})
 }
 
-func (d *decoder) send(ev *pipeline.Event) {
+func (d *Decoder) send(ev *pipeline.Event) {
 	if d.emitErr != nil || !d.inRange(ev.Time, ev.Pos, ev.Source, ev.Raw) {
 		return
 	}
@@ -313,7 +389,7 @@ func (d *decoder) send(ev *pipeline.Event) {
 }
 
 // count adds a valid record of src to the read counters.
-func (d *decoder) count(src pipeline.Source) {
+func (d *Decoder) count(src pipeline.Source) {
 	if d.last == src {
 		d.lastN++
 		return
@@ -324,7 +400,7 @@ func (d *decoder) count(src pipeline.Source) {
 
 // keep asks the filter about a valid record; a rejected one is counted as
 // read and filtered.
-func (d *decoder) keep(src pipeline.Source, typ string, t time.Time) bool {
+func (d *Decoder) keep(src pipeline.Source, typ string, t time.Time) bool {
 	if d.kept || d.filter == nil || d.filter(src, typ, t) {
 		return true
 	}
@@ -338,7 +414,7 @@ func (d *decoder) keep(src pipeline.Source, typ string, t time.Time) bool {
 
 // flushRead moves the run-length count of the current source into read;
 // counting runs keeps a map update off the per-event path.
-func (d *decoder) flushRead() {
+func (d *Decoder) flushRead() {
 	if d.lastN == 0 {
 		return
 	}
@@ -349,8 +425,9 @@ func (d *decoder) flushRead() {
 	d.lastN = 0
 }
 
-// decode dispatches one document; see doc.go for the detection order.
-func (d *decoder) decode(data []byte, pos pipeline.Position, wc *wrapCtx, depth int) {
+// decode dispatches one document to its format (see formats for the
+// detection order).
+func (d *Decoder) decode(data []byte, pos pipeline.Position, wc *WrapContext, depth int) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
 		d.reject(pos, "", SkipBadJSON, "empty record", nil)
@@ -378,42 +455,20 @@ func (d *decoder) decode(data []byte, pos pipeline.Position, wc *wrapCtx, depth 
 	}
 	var u doc
 	if err := unmarshalDoc(data, &u); err != nil {
-		d.reject(pos, guessSource(data), classOf(err), "invalid JSON: "+errText(err), data)
+		d.reject(pos, GuessSource(data), classOf(err), "invalid JSON: "+errText(err), data)
 		return
 	}
-	switch {
-	case u.DetailType != "" && len(u.Detail) > 0:
-		d.eventBridge(&u, data, pos, wc, depth)
-	case len(u.Records) > 0:
-		d.decodeArray(u.Records, pos, pipeline.SourceCloudTrail, wc, depth)
-	case u.MessageType != "" || len(u.LogEvents) > 0:
-		d.subscription(&u, data, pos, depth)
-	case len(u.Awslogs) > 0:
-		d.lambdaLogs(u.Awslogs, pos, depth)
-	case len(u.Findings) > 0:
-		d.decodeArray(u.Findings, pos, pipeline.SourceGuardDuty, wc, depth)
-	case len(u.Events) > 0 && u.EventSource == "":
-		d.filterLogEvents(&u, pos, depth)
-	case u.EventSource != "" && (u.EventName != "" || u.EventVersion != ""):
-		d.cloudTrail(&u.ctFields, data, pos)
-	case len(u.ProductArn) > 0:
-		d.reject(pos, "", SkipUnsupported, "unsupported record: Security Hub finding", data)
-	case u.SchemaVersion != "" || (len(u.ID) > 0 && len(u.Type) > 0 && (len(u.Resource) > 0 || len(u.Service) > 0)):
-		d.guardDuty(&u, data, pos)
-	case u.Rule != "" && (u.Output != "" || u.OutputFields != nil || u.Priority != ""):
-		d.falco(&u, data, pos)
-	case len(u.Type) > 0 && (len(u.Timestamp) > 0 || u.TaskID != "" || u.ClusterName != ""):
-		d.insights(&u, data, pos, wc)
-	case u.EventTime != "" || u.EventVersion != "":
-		d.reject(pos, pipeline.SourceCloudTrail, SkipInvalid, "CloudTrail record without eventSource/eventName", data)
-	default:
+	f := detect(&u, d.formats)
+	if f == nil {
 		d.reject(pos, "", SkipUnrecognised, "unrecognised record: no known format matches", data)
+		return
 	}
+	f.decode(d, &u, data, pos, wc, depth)
 }
 
 // decodeArray decodes each element of a JSON array as its own record;
 // Record in the position is the element index.
-func (d *decoder) decodeArray(data []byte, pos pipeline.Position, src pipeline.Source, wc *wrapCtx, depth int) {
+func (d *Decoder) decodeArray(data []byte, pos pipeline.Position, src pipeline.Source, wc *WrapContext, depth int) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 || data[0] != '[' {
 		what := "records"
@@ -441,7 +496,7 @@ func (d *decoder) decodeArray(data []byte, pos pipeline.Position, src pipeline.S
 }
 
 // eventBridge handles an EventBridge envelope by its detail-type.
-func (d *decoder) eventBridge(u *doc, data []byte, pos pipeline.Position, wc *wrapCtx, depth int) {
+func (d *Decoder) eventBridge(u *doc, data []byte, pos pipeline.Position, wc *WrapContext, depth int) {
 	dt := u.DetailType
 	switch {
 	case dt == "GuardDuty Finding":
@@ -457,7 +512,7 @@ func (d *decoder) eventBridge(u *doc, data []byte, pos pipeline.Position, wc *wr
 
 // decodeTyped decodes the detail of an envelope, which must be a record of
 // the given source.
-func (d *decoder) decodeTyped(detail []byte, pos pipeline.Position, src pipeline.Source, depth int) {
+func (d *Decoder) decodeTyped(detail []byte, pos pipeline.Position, src pipeline.Source, depth int) {
 	detail = bytes.TrimSpace(detail)
 	if len(detail) == 0 || detail[0] != '{' {
 		d.reject(pos, src, SkipInvalid, "EventBridge detail is not an object", detail)
@@ -574,9 +629,9 @@ func errText(err error) string {
 	return s
 }
 
-// guessSource names the likely source of a record that failed to decode,
+// GuessSource names the likely source of a record that failed to decode,
 // from cheap substring checks, for dead-letter routing.
-func guessSource(b []byte) pipeline.Source {
+func GuessSource(b []byte) pipeline.Source {
 	head := b
 	if len(head) > 4096 {
 		head = head[:4096]

@@ -1,4 +1,4 @@
-package archive
+package format
 
 import (
 	"strings"
@@ -21,7 +21,7 @@ type falcoFields struct {
 	ClusterDot      json.RawMessage `json:"container.label.com.amazonaws.ecs.cluster"`
 }
 
-func (d *decoder) falco(u *doc, data []byte, pos pipeline.Position) {
+func (d *Decoder) falco(u *doc, data []byte, pos pipeline.Position) {
 	const src = pipeline.SourceFalco
 	f := u.OutputFields
 	if f == nil {

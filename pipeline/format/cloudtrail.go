@@ -1,4 +1,4 @@
-package archive
+package format
 
 import (
 	"strings"
@@ -43,7 +43,7 @@ func params(raw []byte) *ctParams {
 
 const ecsEventSource = "ecs.amazonaws.com"
 
-func (d *decoder) cloudTrail(u *ctFields, data []byte, pos pipeline.Position) {
+func (d *Decoder) cloudTrail(u *ctFields, data []byte, pos pipeline.Position) {
 	const src = pipeline.SourceCloudTrail
 	if u.EventTime == "" {
 		d.reject(pos, src, SkipInvalid, "CloudTrail record without eventTime", data)

@@ -1,4 +1,4 @@
-package archive
+package format
 
 import (
 	"strings"
@@ -7,7 +7,7 @@ import (
 )
 
 // insights decodes a Container Insights performance event (EMF), any Type.
-func (d *decoder) insights(u *doc, data []byte, pos pipeline.Position, wc *wrapCtx) {
+func (d *Decoder) insights(u *doc, data []byte, pos pipeline.Position, wc *WrapContext) {
 	const src = pipeline.SourceContainerInsights
 	typ := str(u.Type)
 	if typ == "" {

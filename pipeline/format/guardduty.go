@@ -1,4 +1,4 @@
-package archive
+package format
 
 import (
 	"bytes"
@@ -43,7 +43,7 @@ type gdService struct {
 	} `json:"detection"`
 }
 
-func (d *decoder) guardDuty(u *doc, data []byte, pos pipeline.Position) {
+func (d *Decoder) guardDuty(u *doc, data []byte, pos pipeline.Position) {
 	const src = pipeline.SourceGuardDuty
 	id, typ := scalar(u.ID), str(u.Type)
 	if id == "" || typ == "" {

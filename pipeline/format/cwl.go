@@ -1,4 +1,4 @@
-package archive
+package format
 
 import (
 	"bytes"
@@ -12,25 +12,37 @@ import (
 	"github.com/ecscorr/ecscorr/pipeline"
 )
 
-// logEvent is one event of a subscription payload (id, timestamp, message)
+// LogEvent is one event of a subscription payload (id, timestamp, message)
 // or of filter-log-events output (also logStreamName, eventId).
-type logEvent struct {
+type LogEvent struct {
 	Message       json.RawMessage `json:"message"`
 	LogStreamName string          `json:"logStreamName"`
 }
 
+// ParseLogEvent decodes one element of a streamed logEvents or events
+// array (its message is copied), rejecting it if it is not a log event.
+func (d *Decoder) ParseLogEvent(v []byte, pos pipeline.Position) (LogEvent, bool) {
+	var le LogEvent
+	if err := json.Unmarshal(v, &le); err != nil {
+		d.reject(pos, "", classOf(err), "CloudWatch Logs event: "+errText(err), v)
+		return LogEvent{}, false
+	}
+	le.Message = bytes.Clone(le.Message)
+	return le, true
+}
+
 // subscription decodes a CloudWatch Logs subscription payload.
-func (d *decoder) subscription(u *doc, data []byte, pos pipeline.Position, depth int) {
-	wc, ok := d.subscriptionCtx(u.MessageType, u.Owner, u.LogGroup, u.LogStream, data, pos)
+func (d *Decoder) subscription(u *doc, data []byte, pos pipeline.Position, depth int) {
+	wc, ok := d.SubscriptionContext(u.MessageType, u.Owner, u.LogGroup, u.LogStream, data, pos)
 	if ok {
 		d.logEvents(u.LogEvents, wc, pos, depth)
 	}
 }
 
-// subscriptionCtx is what a subscription payload's members say about its
-// log events; it reports false (having counted why) when the payload
-// holds no records.
-func (d *decoder) subscriptionCtx(messageType, owner, logGroup, logStream string, data []byte, pos pipeline.Position) (*wrapCtx, bool) {
+// SubscriptionContext is what a CloudWatch Logs subscription payload's
+// members say about its log events; it reports false (having counted
+// why) when the payload holds no records. data is the payload's sample.
+func (d *Decoder) SubscriptionContext(messageType, owner, logGroup, logStream string, data []byte, pos pipeline.Position) (*WrapContext, bool) {
 	switch messageType {
 	case "CONTROL_MESSAGE":
 		// Sent once to check the destination is reachable; not a record.
@@ -41,7 +53,7 @@ func (d *decoder) subscriptionCtx(messageType, owner, logGroup, logStream string
 		d.reject(pos, "", SkipUnsupported, "unsupported CloudWatch Logs messageType "+messageType, data)
 		return nil, false
 	}
-	wc := &wrapCtx{owner: owner, region: regionIn(logStream), cluster: clusterFromLogGroup(logGroup)}
+	wc := &WrapContext{owner: owner, region: regionIn(logStream), cluster: clusterFromLogGroup(logGroup)}
 	if wc.region == "" {
 		wc.region = regionIn(logGroup)
 	}
@@ -49,12 +61,12 @@ func (d *decoder) subscriptionCtx(messageType, owner, logGroup, logStream string
 }
 
 // filterLogEvents decodes `aws logs filter-log-events` output.
-func (d *decoder) filterLogEvents(u *doc, pos pipeline.Position, depth int) {
-	d.logEvents(u.Events, &wrapCtx{}, pos, depth)
+func (d *Decoder) filterLogEvents(u *doc, pos pipeline.Position, depth int) {
+	d.logEvents(u.Events, &WrapContext{}, pos, depth)
 }
 
-func (d *decoder) logEvents(raw []byte, wc *wrapCtx, pos pipeline.Position, depth int) {
-	var evs []logEvent
+func (d *Decoder) logEvents(raw []byte, wc *WrapContext, pos pipeline.Position, depth int) {
+	var evs []LogEvent
 	if err := json.Unmarshal(raw, &evs); err != nil {
 		d.reject(pos, "", classOf(err), "CloudWatch Logs events: "+errText(err), raw)
 		return
@@ -62,10 +74,18 @@ func (d *decoder) logEvents(raw []byte, wc *wrapCtx, pos pipeline.Position, dept
 	d.logEventBatch(evs, func(i int) pipeline.Position { p := pos; p.Record = i; return p }, wc, depth)
 }
 
-// logEventBatch decodes the messages of one batch of log events (a
-// payload, or as much of a streamed one as fits in memory); posOf gives
-// the position of event i.
-func (d *decoder) logEventBatch(evs []logEvent, posOf func(int) pipeline.Position, wc *wrapCtx, depth int) {
+// LogEventBatch decodes the messages of one batch of log events (a
+// payload, or as much of a streamed one as fits in memory) with the
+// context of their wrapper (nil: none); posOf gives the position of
+// event i.
+func (d *Decoder) LogEventBatch(evs []LogEvent, posOf func(int) pipeline.Position, wc *WrapContext) {
+	if wc == nil {
+		wc = &WrapContext{}
+	}
+	d.logEventBatch(evs, posOf, wc, 0)
+}
+
+func (d *Decoder) logEventBatch(evs []LogEvent, posOf func(int) pipeline.Position, wc *WrapContext, depth int) {
 	if wc.region == "" || wc.owner == "" {
 		// One log group lives in one account and region: Container
 		// Insights Task events in the same batch say which.
@@ -131,7 +151,7 @@ func accountID(s string) string {
 }
 
 // lambdaLogs decodes Lambda's {"awslogs":{"data":"<base64 gzip>"}}.
-func (d *decoder) lambdaLogs(raw []byte, pos pipeline.Position, depth int) {
+func (d *Decoder) lambdaLogs(raw []byte, pos pipeline.Position, depth int) {
 	var a struct {
 		Data string `json:"data"`
 	}
