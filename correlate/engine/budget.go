@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -34,6 +35,25 @@ var spillPrefix = state.Key(state.KindMeta, "spill", "")
 func spillKey(k []byte) []byte {
 	out := make([]byte, 0, len(spillPrefix)+len(k))
 	return append(append(out, spillPrefix...), k...)
+}
+
+// dropSpill deletes the scratch copies of an earlier process: they are
+// never read (a batch, not Badger's DropPrefix, which stalls the store).
+func dropSpill(st *state.Store) error {
+	b := st.NewBatch()
+	err := st.Iterate(spillPrefix, func(k, _ []byte) error {
+		b.Delete(bytes.Clone(k))
+		return nil
+	})
+	if err == nil {
+		err = b.Commit()
+	} else {
+		b.Cancel()
+	}
+	if err != nil {
+		return fmt.Errorf("engine: drop scratch state: %w", err)
+	}
+	return nil
 }
 
 // spillWriter writes a key state's records under spillPrefix.

@@ -155,9 +155,8 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 		durable:   st != nil && !opts.Ephemeral,
 	}
 	if st != nil && opts.MemoryBudget > 0 {
-		// Scratch copies of an earlier process are never read (budget.go).
-		if err := st.DropPrefix(spillPrefix); err != nil {
-			return nil, fmt.Errorf("engine: %w", err)
+		if err := dropSpill(st); err != nil {
+			return nil, err
 		}
 	}
 	e.env.Lists = set.Lists
