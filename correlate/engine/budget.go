@@ -127,24 +127,20 @@ func (e *Engine) fetch(ks *keyState) {
 		if err != nil {
 			return err
 		}
-		switch {
-		case ok:
-			if err := gojson.Unmarshal(v, ks); err != nil {
-				return err
-			}
-		case ks.spilled:
-			return fmt.Errorf("no scratch copy")
-		default:
-			// Never checkpointed on its own (a metric key restored
-			// from its baseline only).
-			ks.Hash = rt.r.Hash
+		if !ok {
+			// Its record was written (onDisk): it expired in the store
+			// (TTLs run on the wall clock) or was lost.
+			return fmt.Errorf("no record")
+		}
+		if err := gojson.Unmarshal(v, ks); err != nil {
+			return err
 		}
 		return rt.kind.fetch(e, rt, ks, get)
 	}()
 	if err != nil {
 		e.stats.fetchErrors++
 		e.logOnce("fetch:"+rt.r.ID, "evicted key state could not be read back; the key starts empty", "rule", rt.r.ID, "key", ks.key, "err", err)
-		ks.spillValid = false
+		ks.Hash, ks.spillValid = rt.r.Hash, false
 	}
 	rt.kind.loaded(e, rt, ks, false)
 	ks.size = ks.memSize()
@@ -229,7 +225,7 @@ func (e *Engine) enforceBudget() {
 // needsSpill: the key's records in the store are not (known to be) its
 // current state.
 func (e *Engine) needsSpill(ks *keyState) bool {
-	return !e.durable || ks.dirty || ks.unsynced
+	return !e.durable || ks.dirty || ks.unsynced || !ks.onDisk
 }
 
 // evict drops a key state's fields, keeping the stub.
@@ -237,7 +233,7 @@ func (e *Engine) evict(ks *keyState) {
 	e.lru.remove(ks)
 	e.memUsed -= ks.size
 	spilled := e.needsSpill(ks)
-	*ks = keyState{key: ks.key, rt: ks.rt, dirty: ks.dirty, unsynced: ks.unsynced, hidx: ks.hidx, expAt: ks.expAt,
+	*ks = keyState{key: ks.key, rt: ks.rt, dirty: ks.dirty, unsynced: ks.unsynced, onDisk: ks.onDisk, hidx: ks.hidx, expAt: ks.expAt,
 		evicted: true, spilled: spilled, spillValid: spilled}
 	e.stats.evictedKeys++
 }

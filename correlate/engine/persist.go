@@ -112,6 +112,7 @@ func (e *Engine) CheckpointBatch(ctx context.Context, b CheckpointWriter) error 
 		if err := e.writeKey(b, ks); err != nil {
 			return err
 		}
+		ks.onDisk = true
 		if !ks.unsynced {
 			ks.unsynced = true
 			e.unsyncedKeys = append(e.unsyncedKeys, ks)
@@ -170,6 +171,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	clear(e.dedup)
 	e.timers = nil
 	e.changedKeys = nil
+	e.lru, e.memUsed, e.stats.evictedKeys, e.unsyncedKeys = lruList{}, 0, 0, nil
 	return nil
 }
 
@@ -202,7 +204,7 @@ func (e *Engine) load(ctx context.Context) error {
 				stale = append(stale, bytes.Clone(k))
 				return nil
 			}
-			ks.key = string(k[len(prefix):])
+			ks.key, ks.onDisk = string(k[len(prefix):]), true
 			e.addKey(rt, ks)
 			return nil
 		})

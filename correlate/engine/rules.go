@@ -101,6 +101,8 @@ type keyState struct {
 	size                                   int64
 	lprev, lnext                           *keyState
 	evicted, spilled, spillValid, unsynced bool
+	// onDisk: a checkpoint (or the load) has its record in the store.
+	onDisk bool
 }
 
 // getKey returns the key's state, creating it if create is set and the
