@@ -94,6 +94,7 @@ type Engine struct {
 	ruleProj  []projection
 	projCache map[string]projection
 	hits      []sigHit
+	rh        ruleHits // processRule's, reused
 	touched   []int
 	mark      []uint64
 	gen       uint64
