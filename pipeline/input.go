@@ -62,3 +62,11 @@ type Correlator interface {
 	// state (the longest rule retention plus lateness).
 	Horizon() time.Duration
 }
+
+// Committed is implemented by correlators that want to know that their
+// last CheckpointBatch is durable (the engine may then drop from memory
+// what it wrote, without a scratch copy). The Runner calls it after each
+// successful commit.
+type Committed interface {
+	Committed()
+}

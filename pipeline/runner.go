@@ -727,6 +727,9 @@ func (r *Runner) commit(ctx context.Context) error {
 			r.outSeq = seq0
 			return fmt.Errorf("committing state: %w", err)
 		}
+		if c, ok := r.o.Correlator.(Committed); ok {
+			c.Committed()
+		}
 	}
 	r.stats.Commits++
 	for _, a := range acks {

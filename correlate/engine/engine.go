@@ -31,8 +31,15 @@ type Options struct {
 	Lateness time.Duration
 	// Ephemeral runs without a store: nothing is loaded or checkpointed.
 	// Replay uses it when no --state is kept, as the state would be thrown
-	// away; the engine holds its live state in memory either way.
+	// away; the engine holds its live state in memory either way. With a
+	// MemoryBudget, an ephemeral engine may still be given a (temporary)
+	// store: it then only holds evicted key states.
 	Ephemeral bool
+	// MemoryBudget bounds the estimated bytes of key state held in memory
+	// (0: no bound). Past it, the least recently used key states are
+	// evicted to the store and read back on their next event or timer; it
+	// needs a store. Incidents do not depend on it. See budget.go.
+	MemoryBudget int64
 }
 
 // Engine is the correlation engine. Its methods are safe for concurrent
@@ -62,11 +69,18 @@ type Engine struct {
 	dirtyKeys map[*keyState]struct{}
 	// changedKeys wait for their expiry to be refreshed (expiry.go)
 	changedKeys []*keyState
-	deadKeys    [][]byte
-	dirtyIncs   map[string]struct{}
-	deadIncs    []string
-	deadDedups  [][]byte
-	wmDirty     bool
+	// durable: state is loaded from and checkpointed to st
+	durable bool
+	// memory budget (budget.go)
+	lru          lruList
+	memUsed      int64
+	unsyncedKeys []*keyState // written by a checkpoint not yet Committed
+	spillDead    [][]byte    // scratch copies of dropped keys, to delete
+	deadKeys     [][]byte
+	dirtyIncs    map[string]struct{}
+	deadIncs     []string
+	deadDedups   [][]byte
+	wmDirty      bool
 
 	// per-event scratch, reused
 	env     rule.Env
@@ -80,6 +94,7 @@ type Engine struct {
 	ruleProj  []projection
 	projCache map[string]projection
 	hits      []sigHit
+	rh        ruleHits // processRule's, reused
 	touched   []int
 	mark      []uint64
 	gen       uint64
@@ -119,6 +134,9 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 	if st == nil && !opts.Ephemeral {
 		return nil, fmt.Errorf("engine: nil state store (set Options.Ephemeral to run without one)")
 	}
+	if st == nil && opts.MemoryBudget > 0 {
+		return nil, fmt.Errorf("engine: a memory budget needs a store to evict to (a temporary one will do)")
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -135,6 +153,12 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 		dirtyKeys: make(map[*keyState]struct{}),
 		dirtyIncs: make(map[string]struct{}),
 		sigRoles:  make([][]roleRef, len(set.Signals)),
+		durable:   st != nil && !opts.Ephemeral,
+	}
+	if st != nil && opts.MemoryBudget > 0 {
+		if err := dropSpill(st); err != nil {
+			return nil, err
+		}
 	}
 	e.env.Lists = set.Lists
 	e.stats.init(set)
@@ -195,6 +219,7 @@ func (e *Engine) Process(ctx context.Context, ev *pipeline.Event) ([]pipeline.In
 	}
 	byType, anyType := e.set.Candidates(ev.Source, ev.Type)
 	if len(byType) == 0 && len(anyType) == 0 {
+		e.enforceBudget()
 		return e.out, nil
 	}
 	e.ev = ev
@@ -212,6 +237,7 @@ func (e *Engine) Process(ctx context.Context, ev *pipeline.Event) ([]pipeline.In
 	e.ev = nil
 	e.env.Raw = nil
 	e.env.Fields = nil
+	e.enforceBudget()
 	return e.out, nil
 }
 
@@ -390,6 +416,7 @@ func (e *Engine) Advance(ctx context.Context, watermark time.Time) ([]pipeline.I
 		e.sweep(e.wm)
 		e.lastSweep = e.wm
 	}
+	e.enforceBudget()
 	return e.out, nil
 }
 
@@ -446,7 +473,7 @@ func (e *Engine) runTimers(now time.Time) {
 		if ks == nil {
 			continue
 		}
-		e.changed(ks)
+		e.use(ks)
 		rt.kind.timer(e, rt, ks, t.at)
 	}
 	e.flushExpiry()
@@ -475,7 +502,11 @@ type Stats struct {
 	TemplateErrors      uint64
 	RawErrors           uint64
 	OpenIncidents       int
-	Keys                int
+	Keys                int // key states, in memory or evicted
+	// EvictedKeys are key states held in the store for the memory budget;
+	// StateErrors counts those that could not be written or read back.
+	EvictedKeys int
+	StateErrors uint64
 }
 
 type ruleStats struct {
@@ -492,6 +523,8 @@ type stats struct {
 	logged                                map[string]bool
 	// expiryChecks counts expired() calls: the cost of the key cap.
 	expiryChecks uint64
+	evictedKeys  int    // key states evicted to the store (budget.go)
+	fetchErrors  uint64 // evicted states that could not be written or read back
 }
 
 func (s *stats) init(set *rule.Set) {
@@ -520,6 +553,7 @@ func (e *Engine) Stats() Stats {
 		WindowOverflows: map[string]uint64{}, Duplicates: map[string]uint64{}, KeyFanoutOverflows: map[string]uint64{},
 		EvalErrors: e.stats.evalErrors, TemplateErrors: e.stats.templateErrors, RawErrors: e.stats.rawErrors,
 		OpenIncidents: len(e.incidents),
+		EvictedKeys:   e.stats.evictedKeys, StateErrors: e.stats.fetchErrors,
 	}
 	for i, n := range e.stats.sigHits {
 		if n > 0 {

@@ -78,6 +78,7 @@ func (e *Engine) flushExpiry() {
 			continue // dropped meanwhile
 		}
 		ks.expAt = rt.expiresAt(ks)
+		e.account(ks)
 		if ks.hidx < 0 {
 			heap.Push(&rt.exp, ks)
 		} else {
@@ -92,7 +93,8 @@ func (e *Engine) sweepRule(rt *ruleRT, now time.Time) {
 	e.flushExpiry()
 	for len(rt.exp) > 0 && !rt.exp[0].expAt.After(now) {
 		ks := rt.exp[0]
-		if e.expired(rt, ks, now) {
+		// An evicted key has not changed since its expiry was computed.
+		if ks.evicted || e.expired(rt, ks, now) {
 			e.dropKey(ks)
 			continue
 		}

@@ -23,15 +23,18 @@ type keyVals struct {
 // element.
 func (e *Engine) processRule(rt *ruleRT) {
 	if !rt.byFields {
-		var rh ruleHits
-		e.collect(rt, &rh)
+		// Reused: the kinds read it during the call only (an interface
+		// call would otherwise move it to the heap on every event).
+		rh := &e.rh
+		*rh = ruleHits{steps: rh.steps[:0]}
+		e.collect(rt, rh)
 		keys := e.groupKeys(rt, nil)
 		if len(keys) == 0 {
 			e.stats.rules[rt.idx].noKey++
 			return
 		}
 		for _, k := range keys {
-			e.runRule(rt, k.key, k.vals, &rh)
+			e.runRule(rt, k.key, k.vals, rh)
 		}
 		return
 	}

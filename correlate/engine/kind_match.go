@@ -35,7 +35,7 @@ func (matchKind) expiresAt(*ruleRT, *keyState) time.Time { return minTime }
 
 func (matchKind) storeKind() state.Kind { return state.KindPartial }
 
-func (matchKind) loaded(*Engine, *ruleRT, *keyState) {}
+func (matchKind) loaded(*Engine, *ruleRT, *keyState, bool) {}
 
 func (e *Engine) onMatch(rt *ruleRT, key string, vals []string, rh *ruleHits) {
 	if len(rh.steps) == 0 {

@@ -104,7 +104,25 @@ func (metricKind) load(e *Engine, rt *ruleRT, stale *[][]byte) error {
 	return nil
 }
 
-func (metricKind) loaded(e *Engine, rt *ruleRT, ks *keyState) {
+func (metricKind) fetch(e *Engine, rt *ruleRT, ks *keyState, get func([]byte) ([]byte, bool, error)) error {
+	v, ok, err := get(baselineStoreKey(rt, ks.key))
+	if err != nil || !ok {
+		return err
+	}
+	var br baselineRec
+	if err := gojson.Unmarshal(v, &br); err != nil {
+		return err
+	}
+	if br.Hash == rt.r.Hash {
+		if ks.Met == nil {
+			ks.Met = &metricState{}
+		}
+		ks.Met.Base = br.Base
+	}
+	return nil
+}
+
+func (metricKind) loaded(e *Engine, rt *ruleRT, ks *keyState, _ bool) {
 	if ks.Met != nil && ks.Met.Base == nil {
 		ks.Met.Base = &baseline{}
 	}

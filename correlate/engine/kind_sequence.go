@@ -67,7 +67,10 @@ func (sequenceKind) expiresAt(rt *ruleRT, ks *keyState) time.Time {
 
 func (sequenceKind) storeKind() state.Kind { return state.KindPartial }
 
-func (sequenceKind) loaded(e *Engine, rt *ruleRT, ks *keyState) {
+func (sequenceKind) loaded(e *Engine, rt *ruleRT, ks *keyState, startup bool) {
+	if !startup {
+		return
+	}
 	for _, p := range ks.Parts {
 		if p != nil && !p.Deadline.IsZero() {
 			e.addTimer(rt, ks.key, p.Deadline)

@@ -65,8 +65,8 @@ func (temporalKind) expiresAt(rt *ruleRT, ks *keyState) time.Time {
 
 func (temporalKind) storeKind() state.Kind { return state.KindWindow }
 
-func (temporalKind) loaded(e *Engine, rt *ruleRT, ks *keyState) {
-	if !ks.Pending.IsZero() {
+func (temporalKind) loaded(e *Engine, rt *ruleRT, ks *keyState, startup bool) {
+	if startup && !ks.Pending.IsZero() {
 		e.addTimer(rt, ks.key, ks.Pending)
 	}
 }

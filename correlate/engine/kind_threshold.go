@@ -43,7 +43,7 @@ func (thresholdKind) expiresAt(rt *ruleRT, ks *keyState) time.Time {
 
 func (thresholdKind) storeKind() state.Kind { return state.KindWindow }
 
-func (thresholdKind) loaded(*Engine, *ruleRT, *keyState) {}
+func (thresholdKind) loaded(*Engine, *ruleRT, *keyState, bool) {}
 
 type winEntry struct {
 	T   time.Time         `json:"t"`

@@ -37,9 +37,12 @@ type kind interface {
 	// record (the metric baseline).
 	save(e *Engine, b pipeline.StateWriter, rt *ruleRT, ks *keyState) error
 	load(e *Engine, rt *ruleRT, stale *[][]byte) error
-	// loaded completes a key state read back from the store and re-arms
-	// its timers.
-	loaded(e *Engine, rt *ruleRT, ks *keyState)
+	// fetch reads back what save wrote for one evicted key (get reads
+	// from where the key was evicted to).
+	fetch(e *Engine, rt *ruleRT, ks *keyState, get func(key []byte) ([]byte, bool, error)) error
+	// loaded completes a key state read back from the store; at startup
+	// it also re-arms the key's timers (an evicted key's stay armed).
+	loaded(e *Engine, rt *ruleRT, ks *keyState, startup bool)
 }
 
 // kindOf returns the implementation of a rule kind, nil for none.
@@ -64,7 +67,10 @@ func kindOf(k rule.Kind) kind {
 type noExtraState struct{}
 
 func (noExtraState) save(*Engine, pipeline.StateWriter, *ruleRT, *keyState) error { return nil }
-func (noExtraState) load(*Engine, *ruleRT, *[][]byte) error                       { return nil }
+func (noExtraState) load(*Engine, *ruleRT, *[][]byte) error                   { return nil }
+func (noExtraState) fetch(*Engine, *ruleRT, *keyState, func([]byte) ([]byte, bool, error)) error {
+	return nil
+}
 
 // noTimers is the timer of kinds that never arm one.
 type noTimers struct{}

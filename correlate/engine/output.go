@@ -409,7 +409,7 @@ func (e *Engine) emit(oi *openInc) {
 }
 
 func (e *Engine) markInc(oi *openInc) {
-	if e.st != nil { // an ephemeral engine never checkpoints
+	if e.durable { // an ephemeral engine never checkpoints
 		e.dirtyIncs[oi.Inc.ID] = struct{}{}
 	}
 }

@@ -37,7 +37,7 @@ type meta struct {
 // Checkpoint writes all state changed since the last checkpoint in one
 // batch.
 func (e *Engine) Checkpoint(ctx context.Context) error {
-	if e.st == nil {
+	if !e.durable {
 		return nil // ephemeral
 	}
 	b := e.st.NewBatch()
@@ -48,7 +48,32 @@ func (e *Engine) Checkpoint(ctx context.Context) error {
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("engine: checkpoint: %w", err)
 	}
+	e.Committed()
 	return nil
+}
+
+// Committed tells the engine that the last CheckpointBatch has been
+// committed, so that the key states it wrote may be evicted from memory
+// without a scratch copy (Options.MemoryBudget). Not calling it is safe:
+// they are then copied when evicted.
+func (e *Engine) Committed() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ks := range e.unsyncedKeys {
+		ks.unsynced = false
+	}
+	e.unsyncedKeys = e.unsyncedKeys[:0]
+}
+
+// writeKey adds a key state's records to b.
+func (e *Engine) writeKey(b pipeline.StateWriter, ks *keyState) error {
+	rt := ks.rt
+	v, err := gojson.Marshal(ks)
+	if err != nil {
+		return fmt.Errorf("engine: encode state of %s: %w", rt.r.ID, err)
+	}
+	b.Set(keyStoreKey(rt, ks.key), v, rt.ttl)
+	return rt.kind.save(e, b, rt, ks)
 }
 
 // CheckpointBatch adds all changed state to b (pipeline.Checkpointer), so
@@ -74,13 +99,20 @@ func (e *Engine) CheckpointBatch(ctx context.Context, b pipeline.StateWriter) er
 		if rt.keys[ks.key] != ks {
 			continue
 		}
-		v, err := gojson.Marshal(ks)
-		if err != nil {
-			return fmt.Errorf("engine: encode state of %s: %w", rt.r.ID, err)
+		evicted := ks.evicted
+		if evicted {
+			e.fetch(ks) // from its scratch copy, which stays valid
 		}
-		b.Set(keyStoreKey(rt, ks.key), v, rt.ttl)
-		if err := rt.kind.save(e, b, rt, ks); err != nil {
+		if err := e.writeKey(b, ks); err != nil {
 			return err
+		}
+		ks.onDisk = true
+		if !ks.unsynced {
+			ks.unsynced = true
+			e.unsyncedKeys = append(e.unsyncedKeys, ks)
+		}
+		if evicted {
+			e.evict(ks)
 		}
 	}
 	clear(e.dirtyKeys)
@@ -133,13 +165,14 @@ func (e *Engine) Close(ctx context.Context) error {
 	clear(e.dedup)
 	e.timers = nil
 	e.changedKeys = nil
+	e.lru, e.memUsed, e.stats.evictedKeys, e.unsyncedKeys = lruList{}, 0, 0, nil
 	return nil
 }
 
 // load restores state written by an earlier engine. State of rules that no
 // longer exist or whose detect section changed (Hash) is deleted.
 func (e *Engine) load(ctx context.Context) error {
-	if e.st == nil {
+	if !e.durable {
 		return nil // ephemeral
 	}
 	v, ok, err := e.st.Get(metaKey)
@@ -165,7 +198,7 @@ func (e *Engine) load(ctx context.Context) error {
 				stale = append(stale, bytes.Clone(k))
 				return nil
 			}
-			ks.key = string(k[len(prefix):])
+			ks.key, ks.onDisk = string(k[len(prefix):]), true
 			e.addKey(rt, ks)
 			return nil
 		})
@@ -176,10 +209,11 @@ func (e *Engine) load(ctx context.Context) error {
 			return err
 		}
 		for _, ks := range rt.keys {
-			rt.kind.loaded(e, rt, ks)
+			rt.kind.loaded(e, rt, ks, true)
 		}
 	}
 	e.flushExpiry()
+	e.enforceBudget()
 	var incs []*openInc
 	err = e.st.Iterate(state.Key(state.KindIncident), func(k, v []byte) error {
 		oi := &openInc{}

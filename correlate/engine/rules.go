@@ -94,13 +94,22 @@ type keyState struct {
 	hidx   int
 	expAt  time.Time
 	queued bool
+	// memory budget (budget.go): estimated size, LRU links; evicted: only
+	// this stub is in memory, read back from the scratch copy (spilled) or
+	// from the checkpointed record; spillValid: the scratch copy is
+	// current; unsynced: written by a checkpoint not yet Committed.
+	size                                   int64
+	lprev, lnext                           *keyState
+	evicted, spilled, spillValid, unsynced bool
+	// onDisk: a checkpoint (or the load) has its record in the store.
+	onDisk bool
 }
 
 // getKey returns the key's state, creating it if create is set and the
 // rule's key cap allows.
 func (e *Engine) getKey(rt *ruleRT, key string, vals []string, create bool) *keyState {
 	if ks := rt.keys[key]; ks != nil {
-		e.changed(ks)
+		e.use(ks)
 		return ks
 	}
 	if !create {
@@ -121,7 +130,7 @@ func (e *Engine) getKey(rt *ruleRT, key string, vals []string, create bool) *key
 }
 
 func (e *Engine) touch(ks *keyState) {
-	if !ks.dirty && e.st != nil { // an ephemeral engine never checkpoints
+	if !ks.dirty && e.durable { // an ephemeral engine never checkpoints
 		ks.dirty = true
 		e.dirtyKeys[ks] = struct{}{}
 	}
@@ -131,6 +140,9 @@ func (e *Engine) touch(ks *keyState) {
 func (e *Engine) addKey(rt *ruleRT, ks *keyState) *keyState {
 	ks.rt, ks.hidx = rt, -1
 	rt.keys[ks.key] = ks
+	if e.budgeted() {
+		e.lru.pushFront(ks)
+	}
 	e.changed(ks)
 	return ks
 }
@@ -140,8 +152,9 @@ func (e *Engine) dropKey(ks *keyState) {
 	if ks.hidx >= 0 {
 		heap.Remove(&ks.rt.exp, ks.hidx)
 	}
+	e.forgetMem(ks)
 	delete(e.dirtyKeys, ks)
-	if e.st != nil {
+	if e.durable {
 		e.deadKeys = append(e.deadKeys, keyStoreKey(ks.rt, ks.key))
 	}
 }
