@@ -66,6 +66,7 @@ type fakeAWS struct {
 	down       int               // answer Security Hub with this status (500: InternalException)
 	throttle   int               // answer this many next imports with 429
 	throttleAs string            // the error type of throttling (default ThrottlingException)
+	failures   int               // requests answered with an outage (5xx, 429)
 	fail       map[string]string // Id → ErrorCode, every time
 	failOnce   map[string]string // Id → ErrorCode, once
 }
@@ -215,10 +216,12 @@ func (f *fakeAWS) securityHub(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	switch {
 	case f.throttle > 0:
+		f.failures++
 		f.throttle--
 		restError(w, 429, cmp.Or(f.throttleAs, "ThrottlingException"), "Rate exceeded")
 		return
 	case f.down != 0:
+		f.failures++
 		restError(w, f.down, "InternalException", "Internal service error")
 		return
 	case len(body) > 6<<20:
@@ -403,4 +406,11 @@ func (f *fakeAWS) set(fn func(f *fakeAWS)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn(f)
+}
+
+// failed reports whether at least n requests met the outage.
+func (f *fakeAWS) failed(n int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failures >= n
 }

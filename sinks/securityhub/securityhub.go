@@ -95,6 +95,7 @@ type Sink struct {
 	log       *slog.Logger
 	now       func() time.Time
 	sts       *sts.Client
+	maxBytes  int // a request's findings at most (maxBatchBytes; tests lower it)
 
 	mu      sync.Mutex
 	clients map[string]importer  // account → client
@@ -104,7 +105,7 @@ type Sink struct {
 // New builds a Security Hub sink and asks STS which account it calls as.
 func New(ctx context.Context, c Config) (*Sink, error) {
 	s := &Sink{name: cmp.Or(c.Name, "securityhub"), roles: c.AccountRoles, extID: c.ExternalID, sourceURL: c.SourceURL,
-		detectors: c.GuardDutyDetectors, log: c.Logger, now: c.Now, clients: map[string]importer{}, last: map[string]time.Time{}}
+		detectors: c.GuardDutyDetectors, log: c.Logger, now: c.Now, maxBytes: maxBatchBytes, clients: map[string]importer{}, last: map[string]time.Time{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -221,7 +222,7 @@ func (s *Sink) Deliver(ctx context.Context, incs []pipeline.Incident) error {
 	}
 	for _, acct := range accounts {
 		c, _ := s.client(acct)
-		batches, tooBig := split(byAccount[acct])
+		batches, tooBig := split(byAccount[acct], s.maxBytes)
 		for id, n := range tooBig {
 			failed[id] = pipeline.Permanent(fmt.Errorf("finding is %d bytes, over Security Hub's %d", n, maxFindingBytes))
 		}
@@ -290,9 +291,9 @@ func classify(err error) error {
 	return err
 }
 
-// split cuts findings into batches of at most 100 findings and 6 MB;
+// split cuts findings into batches of at most 100 findings and maxBytes;
 // tooBig names the findings over 240 KB, with their sizes.
-func split(fds []types.AwsSecurityFinding) (batches [][]types.AwsSecurityFinding, tooBig map[string]int) {
+func split(fds []types.AwsSecurityFinding, maxBytes int) (batches [][]types.AwsSecurityFinding, tooBig map[string]int) {
 	var cur []types.AwsSecurityFinding
 	size := 0
 	const envelope = len(`{"Findings":[]}`)
@@ -305,7 +306,7 @@ func split(fds []types.AwsSecurityFinding) (batches [][]types.AwsSecurityFinding
 			tooBig[aws.ToString(f.Id)] = n
 			continue
 		}
-		if len(cur) == maxBatch || (len(cur) > 0 && envelope+size+n+len(cur) > maxBatchBytes) {
+		if len(cur) == maxBatch || (len(cur) > 0 && envelope+size+n+len(cur) > maxBytes) {
 			batches = append(batches, cur)
 			cur, size = nil, 0
 		}

@@ -34,6 +34,7 @@ type fakeSlack struct {
 	badText     int  // accepted messages without a text fallback
 	failUpdates int  // answer this many next chat.update calls with 502
 	hangup      bool // close connections without an answer
+	failures    int  // requests answered with an outage (5xx, 429, hang-up)
 }
 
 type gotMsg struct {
@@ -158,6 +159,7 @@ func (f *fakeSlack) webhook(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	f.requests++
 	if f.hangup {
+		f.failures++
 		conn, _, err := w.(http.Hijacker).Hijack()
 		if err == nil {
 			conn.Close()
@@ -170,12 +172,14 @@ func (f *fakeSlack) webhook(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, body)
 	}
 	if f.throttle > 0 {
+		f.failures++
 		f.throttle--
 		w.Header().Set("Retry-After", "7")
 		plain(429, "rate_limited")
 		return
 	}
 	if f.down != 0 {
+		f.failures++
 		plain(f.down, "service_unavailable")
 		return
 	}
@@ -210,6 +214,7 @@ func (f *fakeSlack) api(w http.ResponseWriter, r *http.Request, method string) {
 	defer f.mu.Unlock()
 	f.requests++
 	if f.hangup {
+		f.failures++
 		conn, _, err := w.(http.Hijacker).Hijack()
 		if err == nil {
 			conn.Close()
@@ -223,12 +228,14 @@ func (f *fakeSlack) api(w http.ResponseWriter, r *http.Request, method string) {
 	}
 	fail := func(e string) { answer(200, map[string]any{"ok": false, "error": e}) }
 	if f.throttle > 0 {
+		f.failures++
 		f.throttle--
 		w.Header().Set("Retry-After", "7")
 		answer(429, map[string]any{"ok": false, "error": "ratelimited"})
 		return
 	}
 	if f.down != 0 {
+		f.failures++
 		w.WriteHeader(f.down)
 		io.WriteString(w, "<html>upstream unavailable</html>")
 		return
@@ -309,4 +316,11 @@ func (f *fakeSlack) set(fn func(f *fakeSlack)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn(f)
+}
+
+// failed reports whether at least n requests met the outage.
+func (f *fakeSlack) failed(n int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failures >= n
 }

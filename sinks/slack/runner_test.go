@@ -84,14 +84,18 @@ func TestOutageThenRecovery(t *testing.T) {
 				return webhookSink(t, f, Config{Logger: log}, st)
 			}
 			var retries uint64
-			// The outage runs wait a little at their end, so that deliveries are
-			// attempted (and fail) in both.
-			r := sinktest.Run(t, st, creates(100), sink(), testPolicy, 300*time.Millisecond, log)
+			// Each outage run lasts until its changes are all in the outbox and
+			// deliveries have failed a few times.
+			r := sinktest.RunUntil(t, st, creates(100), sink(), testPolicy, log, func() bool {
+				return f.failed(3) && sinktest.Waiting(st, "slack") == 100
+			})
 			retries += r.SinkStats()["slack"].Retries
 			// The second part of the outage drops connections: the transport
 			// errors quote the URL, which must not reach a log.
-			f.set(func(f *fakeSlack) { f.down, f.hangup = 0, true })
-			r = sinktest.Run(t, st, outageUpdates(), sink(), testPolicy, 300*time.Millisecond, log)
+			f.set(func(f *fakeSlack) { f.down, f.hangup, f.failures = 0, true, 0 })
+			r = sinktest.RunUntil(t, st, outageUpdates(), sink(), testPolicy, log, func() bool {
+				return f.failed(3) && sinktest.Waiting(st, "slack") == 110
+			})
 			retries += r.SinkStats()["slack"].Retries
 			if msgs, _ := f.got(); len(msgs) != 0 {
 				t.Fatalf("%d posted during the outage", len(msgs))

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ecscorr/ecscorr/correlate/state"
 	"github.com/ecscorr/ecscorr/pipeline"
 	"github.com/ecscorr/ecscorr/sinks/internal/sinktest"
 )
@@ -375,5 +376,64 @@ func TestNewRefusesBadConfigWithoutQuotingSecrets(t *testing.T) {
 	}
 	if p := DefaultPolicy(); p.BatchSize != 1 || p.Rate != 1 {
 		t.Fatalf("policy %+v", p)
+	}
+}
+
+// failingStore fails the next commits it is told to.
+type failingStore struct {
+	pipeline.StateStore
+	fail *int
+}
+
+type failingTxn struct {
+	pipeline.StateTxn
+	fail *int
+}
+
+func (s failingStore) Begin() pipeline.StateTxn { return failingTxn{s.StateStore.Begin(), s.fail} }
+
+func (t failingTxn) Commit() error {
+	if *t.fail > 0 {
+		*t.fail--
+		t.StateTxn.Cancel()
+		return errors.New("disk full")
+	}
+	return t.StateTxn.Commit()
+}
+
+// A crash between Slack's answer and the commit of what was posted is the
+// one way to post twice: the retry posts the incident once more, and only
+// once. A redelivery after the commit (a restart before the outbox was
+// cleared) posts nothing.
+func TestCrashBetweenPostAndCommitPostsAtMostOnceMore(t *testing.T) {
+	st, err := state.OpenInMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, mode := range []string{"webhook", "bot"} {
+		f := newFakeSlack(t)
+		fail := 1
+		mk := func(store pipeline.StateStore) *Sink {
+			if mode == "bot" {
+				return botSink(t, f, Config{Name: mode}, store)
+			}
+			return webhookSink(t, f, Config{Name: mode}, store)
+		}
+		inc := []pipeline.Incident{sinktest.Incident(sinktest.Create(1, pipeline.SeverityHigh))}
+		s := mk(failingStore{st, &fail})
+		if err := s.Deliver(context.Background(), inc); err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		if err := s.Deliver(context.Background(), inc); err != nil {
+			t.Fatal(err)
+		}
+		// Restarted, the same change comes again from the outbox.
+		if err := mk(st).Deliver(context.Background(), inc); err != nil {
+			t.Fatal(err)
+		}
+		if msgs, reqs := f.got(); len(msgs) != 2 || reqs != 2 {
+			t.Fatalf("%s: %d posted in %d requests, want 2", mode, len(msgs), reqs)
+		}
 	}
 }

@@ -7,6 +7,7 @@ package sinktest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -129,6 +130,47 @@ func (l *listInput) Read(context.Context) (pipeline.Batch, pipeline.AckFunc, err
 // drain at the end for the sink to take what is due.
 func Run(t *testing.T, st pipeline.StateStore, evs []*pipeline.Event, sink pipeline.Sink, pol pipeline.DeliveryPolicy, drain time.Duration, log *slog.Logger) *pipeline.Runner {
 	t.Helper()
+	r := runner(t, st, evs, sink, pol, drain, log)
+	if _, err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// RunUntil runs the events like Run and stops the run once until reports
+// true (polled every few milliseconds; at most a minute): an outage test
+// stops once the sink has failed as often as it wants to see, whatever
+// the machine's speed. until should also wait for every change to be in
+// the outbox, so that stopping loses no event.
+func RunUntil(t *testing.T, st pipeline.StateStore, evs []*pipeline.Event, sink pipeline.Sink, pol pipeline.DeliveryPolicy, log *slog.Logger, until func() bool) *pipeline.Runner {
+	t.Helper()
+	r := runner(t, st, evs, sink, pol, time.Minute, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer cancel()
+		for !until() {
+			select {
+			case <-done:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	_, err := r.Run(ctx)
+	close(done)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	if !until() {
+		t.Fatal("the run ended before its condition held")
+	}
+	return r
+}
+
+func runner(t *testing.T, st pipeline.StateStore, evs []*pipeline.Event, sink pipeline.Sink, pol pipeline.DeliveryPolicy, drain time.Duration, log *slog.Logger) *pipeline.Runner {
+	t.Helper()
 	r, err := pipeline.NewRunner(pipeline.RunnerOptions{
 		Inputs: []pipeline.Input{&listInput{evs: evs}}, Correlator: Correlator{}, Store: st,
 		Sinks: []pipeline.Sink{sink}, Delivery: map[string]pipeline.DeliveryPolicy{sink.Name(): pol},
@@ -137,8 +179,11 @@ func Run(t *testing.T, st pipeline.StateStore, evs []*pipeline.Event, sink pipel
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	return r
+}
+
+// Waiting counts the entries waiting for sink in st's outbox.
+func Waiting(st pipeline.StateStore, sink string) int {
+	es, _ := pipeline.ListOutbox(st, sink, false)
+	return len(es)
 }
