@@ -39,6 +39,25 @@ type sinkConfig struct {
 	// jsonl
 	Path string `yaml:"path"`
 
+	// slack: an incoming webhook (URL in an environment variable or a
+	// file) or a bot token (likewise) posting to a channel.
+	WebhookURLEnv  string   `yaml:"webhook_url_env"`
+	WebhookURLFile string   `yaml:"webhook_url_file"`
+	TokenEnv       string   `yaml:"token_env"`
+	TokenFile      string   `yaml:"token_file"`
+	Channel        string   `yaml:"channel"`
+	BaseURL        string   `yaml:"base_url"`
+	UpdateEvery    duration `yaml:"update_every"`
+	Timeout        duration `yaml:"timeout"`
+	MaxEvidence    int      `yaml:"max_evidence"`
+
+	// securityhub
+	Region             string            `yaml:"region"`
+	AccountRoles       map[string]string `yaml:"account_roles"`
+	ExternalID         string            `yaml:"external_id"`
+	SourceURL          string            `yaml:"source_url"`
+	GuardDutyDetectors map[string]string `yaml:"guardduty_detectors"`
+
 	pos  rule.Pos
 	keys map[string]rule.Pos // keys given, where
 }
@@ -58,7 +77,9 @@ func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 // sinkTypes are the sink types and the keys each takes besides the
 // delivery keys.
 var sinkTypes = map[string][]string{
-	"jsonl": {"path"},
+	"jsonl":       {"path"},
+	"slack":       {"webhook_url_env", "webhook_url_file", "token_env", "token_file", "channel", "base_url", "update_every", "timeout", "max_evidence"},
+	"securityhub": {"region", "account_roles", "external_id", "source_url", "guardduty_detectors"},
 }
 
 var deliveryKeys = []string{"type", "name", "min_severity", "max_attempts", "backoff", "max_backoff", "rate", "batch_size", "all_routes"}
@@ -183,9 +204,23 @@ func decodeSink(path string, n *yaml.Node, errAt func(*yaml.Node, string, ...any
 		errAt(valueNode(n, "rate"), "rate must not be negative")
 		ok = false
 	}
-	if sc.Type == "jsonl" && sc.Path == "" {
-		errAt(n, "a jsonl sink needs path: (a file, or - for stdout)")
-		ok = false
+	switch sc.Type {
+	case "jsonl":
+		if sc.Path == "" {
+			errAt(n, "a jsonl sink needs path: (a file, or - for stdout)")
+			ok = false
+		}
+	case "slack":
+		hook := sc.WebhookURLEnv != "" || sc.WebhookURLFile != ""
+		bot := sc.TokenEnv != "" || sc.TokenFile != ""
+		switch {
+		case hook == bot:
+			errAt(n, "a slack sink needs either webhook_url_env/webhook_url_file or token_env/token_file (with channel)")
+			ok = false
+		case bot && sc.Channel == "":
+			errAt(n, "a slack bot token needs channel: (the channel id)")
+			ok = false
+		}
 	}
 	return sc, ok
 }

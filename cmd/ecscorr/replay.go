@@ -196,7 +196,7 @@ func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, path
 		defer st.Close()
 		store, cm = st, st
 	}
-	streams, policies, err := buildSinks(cfg, store, stdout)
+	streams, policies, err := buildSinks(ctx, cfg, store, stdout, log)
 	if err != nil {
 		return 1, err
 	}

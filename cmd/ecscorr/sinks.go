@@ -4,14 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"time"
 
 	"github.com/ecscorr/ecscorr/pipeline"
 	"github.com/ecscorr/ecscorr/sinks/file"
+	"github.com/ecscorr/ecscorr/sinks/securityhub"
+	"github.com/ecscorr/ecscorr/sinks/slack"
 )
 
 // buildSinks makes the configured stream sinks and their delivery
 // policies. The sinks' own state (a Slack thread) lives in store.
-func buildSinks(c *config, store pipeline.StateStore, stdout io.Writer) ([]pipeline.Sink, map[string]pipeline.DeliveryPolicy, error) {
+func buildSinks(ctx context.Context, c *config, store pipeline.StateStore, stdout io.Writer, log *slog.Logger) ([]pipeline.Sink, map[string]pipeline.DeliveryPolicy, error) {
 	if c == nil {
 		return nil, nil, nil
 	}
@@ -30,6 +34,20 @@ func buildSinks(c *config, store pipeline.StateStore, stdout io.Writer) ([]pipel
 			if fs != nil {
 				s = named{fs, sc.Name}
 			}
+		case "slack":
+			def = slack.DefaultPolicy()
+			s, err = slack.New(slack.Config{
+				Name: sc.Name, WebhookURLEnv: sc.WebhookURLEnv, WebhookURLFile: sc.WebhookURLFile,
+				TokenEnv: sc.TokenEnv, TokenFile: sc.TokenFile, Channel: sc.Channel, BaseURL: sc.BaseURL,
+				UpdateEvery: time.Duration(sc.UpdateEvery), Timeout: time.Duration(sc.Timeout), MaxEvidence: sc.MaxEvidence,
+				Logger: log,
+			}, store)
+		case "securityhub":
+			def = securityhub.DefaultPolicy()
+			s, err = securityhub.New(ctx, securityhub.Config{
+				Name: sc.Name, Region: sc.Region, AccountRoles: sc.AccountRoles, ExternalID: sc.ExternalID,
+				SourceURL: sc.SourceURL, GuardDutyDetectors: sc.GuardDutyDetectors, Logger: log,
+			})
 		default:
 			err = fmt.Errorf("sink type %q is not built in", sc.Type)
 		}
