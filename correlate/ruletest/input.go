@@ -156,7 +156,8 @@ func marshalJSON(v any) ([]byte, error) {
 }
 
 // splitRecords accepts one JSON object, a JSON array of objects, a
-// CloudTrail S3 object {"Records": [...]}, or JSON Lines.
+// container of records alone ({"Records": [...]}, {"findings": [...]}), or
+// JSON Lines.
 func splitRecords(data []byte) ([]map[string]any, error) {
 	trim := bytes.TrimSpace(data)
 	if len(trim) == 0 {
@@ -168,8 +169,17 @@ func splitRecords(data []byte) ([]map[string]any, error) {
 	if err := dec.Decode(&whole); err == nil && !dec.More() {
 		switch t := whole.(type) {
 		case map[string]any:
-			if recs, ok := t["Records"].([]any); ok && len(t) == 1 {
-				return objects(recs)
+			// A container of records alone (a CloudTrail S3 object, a
+			// findings list) is its records, so that at and set apply to
+			// each; the format registry says which members hold records.
+			if len(t) == 1 {
+				for k, v := range t {
+					if c, ok := format.ContainerMember(k, nil); ok && !c.LogEvents() {
+						if recs, ok := v.([]any); ok {
+							return objects(recs)
+						}
+					}
+				}
 			}
 			return []map[string]any{t}, nil
 		case []any:

@@ -171,6 +171,9 @@ func TestSplitRecords(t *testing.T) {
 		{`{"a":1}`, 1},
 		{`[{"a":1},{"a":2}]`, 2},
 		{`{"Records":[{"a":1},{"a":2},{"a":3}]}`, 3},
+		{`{"findings":[{"a":1},{"a":2}]}`, 2},
+		{`{"Records":[{"a":1}],"x":1}`, 1},
+		{`{"logEvents":[{"a":1},{"a":2}]}`, 1}, // a payload: its log events are not records to retime
 		{"{\"a\":1}\n\n{\"a\":2}\n", 2},
 	} {
 		got, err := splitRecords([]byte(tc.in))
