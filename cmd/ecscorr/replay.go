@@ -399,7 +399,6 @@ func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ArchiveStats, run p
 			total += n
 		}
 	}
-	fileClasses := map[string]bool{archive.SkipDigestFile: true, archive.SkipInsightFile: true, archive.SkipHiddenFile: true, archive.SkipNonJSONFile: true, archive.SkipBadFile: true}
 	var recSkipped, fileSkipped int64
 	var recLines, fileLines []string
 	classes := make([]string, 0, len(rs.Skipped))
@@ -409,7 +408,7 @@ func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ArchiveStats, run p
 	slices.Sort(classes)
 	for _, c := range classes {
 		n := rs.Skipped[c]
-		if fileClasses[c] {
+		if archive.IsFileClass(c) {
 			fileSkipped += n
 			fileLines = append(fileLines, fmt.Sprintf("    %-40s %d", c, n))
 		} else {
