@@ -151,18 +151,25 @@ func (d *drainer) load() error {
 	if d.store == nil {
 		return nil
 	}
-	return d.store.Iterate(outboxPrefix(d.sink.Name()), func(k, v []byte) error {
+	var queue []*OutboxEntry
+	dead := 0
+	err := d.store.Iterate(outboxPrefix(d.sink.Name()), func(k, v []byte) error {
 		e := &OutboxEntry{}
 		if err := json.Unmarshal(v, e); err != nil {
 			return fmt.Errorf("outbox entry %q: %w", k, err)
 		}
 		if e.Dead {
-			d.dead++
+			dead++
 		} else {
-			d.queue = append(d.queue, e)
+			queue = append(queue, e)
 		}
 		return nil
 	})
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.queue = append(queue, d.queue...)
+	d.dead += dead
+	return err
 }
 
 // accepts says whether inc goes to this sink: its route names the sink or
