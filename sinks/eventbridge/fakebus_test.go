@@ -144,7 +144,10 @@ func (f *fakeBus) checkSigV4(r *http.Request, body []byte) {
 }
 
 func (f *fakeBus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return // the client went away mid-request (a run stopping)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++

@@ -31,7 +31,8 @@ func TestOutageThenRecovery(t *testing.T) {
 	f, _ := newFakeBus(t, "default")
 	f.down = true
 	st := sinktest.Store(t)
-	r := sinktest.Run(t, st, sinktest.OutageEvents(), newSink(t, ""), testPolicy(), 0)
+	// The run waits 300ms for the bus before it ends, still down.
+	r := sinktest.Run(t, st, sinktest.OutageEvents(), newSink(t, ""), testPolicy(), 300*time.Millisecond)
 	n := sinktest.Waiting(t, st, "eventbridge")
 	calls, _, got, _ := f.snapshot()
 	if n < 100 || n > 110 || len(got) != 0 || calls == 0 {

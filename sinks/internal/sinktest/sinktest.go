@@ -21,8 +21,8 @@ import (
 var T0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // PerEvent opens one incident per event, id "inc-<event id>", keyed by a
-// task ARN; an event whose id ends in "+" updates the incident of the id
-// before it (count 2).
+// task ARN, its summary the event's type; an event whose id ends in "+"
+// updates the incident of the id before it (count 2).
 type PerEvent struct{}
 
 // TaskARN is the task of the incident of event id.
@@ -36,7 +36,7 @@ func (PerEvent) Process(_ context.Context, ev *pipeline.Event) ([]pipeline.Incid
 		id, count = base, 2
 	}
 	return []pipeline.Incident{{ID: "inc-" + id, Rule: "r", Title: "incident of " + id, Severity: ev.Severity,
-		Key: map[string]string{"task_arn": TaskARN(id)}, FirstSeen: ev.Time, LastSeen: ev.Time, Count: count,
+		Key: map[string]string{"task_arn": TaskARN(id)}, Summary: ev.Type, FirstSeen: ev.Time, LastSeen: ev.Time, Count: count,
 		Status: pipeline.IncidentOpen, Events: []pipeline.EventRef{ev.Ref("")}}}, nil
 }
 func (PerEvent) Advance(context.Context, time.Time) ([]pipeline.Incident, error) { return nil, nil }
