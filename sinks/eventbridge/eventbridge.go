@@ -132,7 +132,7 @@ type entry struct {
 // be retried, the rest (MalformedDetail, InvalidArgument, ...) permanent.
 func (s *Sink) Deliver(ctx context.Context, incs []pipeline.Incident) error {
 	failed := map[string]error{}
-	var chunk []entry
+	var chunks [][]entry
 	var chunkBytes int
 	for i := range incs {
 		en, err := s.entry(&incs[i])
@@ -140,15 +140,22 @@ func (s *Sink) Deliver(ctx context.Context, incs []pipeline.Incident) error {
 			failed[incs[i].ID] = err
 			continue
 		}
-		if len(chunk) == MaxEntries || chunkBytes+en.size > MaxRequestBytes {
-			s.put(ctx, chunk, failed)
-			chunk, chunkBytes = chunk[:0], 0
+		if k := len(chunks); k == 0 || len(chunks[k-1]) == MaxEntries || chunkBytes+en.size > MaxRequestBytes {
+			chunks, chunkBytes = append(chunks, nil), 0
 		}
-		chunk = append(chunk, en)
+		chunks[len(chunks)-1] = append(chunks[len(chunks)-1], en)
 		chunkBytes += en.size
 	}
-	if len(chunk) > 0 {
-		s.put(ctx, chunk, failed)
+	for i, chunk := range chunks {
+		if err := s.put(ctx, chunk, failed); err != nil {
+			// Throttled or down: the rest of the delivery waits too.
+			for _, rest := range chunks[i+1:] {
+				for _, en := range rest {
+					failed[en.id] = err
+				}
+			}
+			break
+		}
 	}
 	if len(failed) == 0 {
 		return nil
@@ -250,8 +257,9 @@ func EntrySize(e *types.PutEventsRequestEntry) int {
 }
 
 // put makes one PutEvents call and records in failed the entries that
-// did not go through.
-func (s *Sink) put(ctx context.Context, chunk []entry, failed map[string]error) {
+// did not go through; it returns the error of a call that failed as a
+// whole and may succeed later.
+func (s *Sink) put(ctx context.Context, chunk []entry, failed map[string]error) error {
 	in := &eventbridge.PutEventsInput{Entries: make([]types.PutEventsRequestEntry, len(chunk))}
 	for i := range chunk {
 		in.Entries[i] = chunk[i].e
@@ -263,27 +271,36 @@ func (s *Sink) put(ctx context.Context, chunk []entry, failed map[string]error) 
 		if len(chunk) > 1 && errors.As(err, &api) && api.ErrorCode() == "ValidationException" {
 			// One entry spoils the call: find it by putting them one by one.
 			for i := range chunk {
-				s.put(ctx, chunk[i:i+1], failed)
+				if err := s.put(ctx, chunk[i:i+1], failed); err != nil {
+					for _, en := range chunk[i+1:] {
+						failed[en.id] = err
+					}
+					return err
+				}
 			}
-			return
+			return nil
 		}
 		for _, en := range chunk {
 			failed[en.id] = err
 		}
-		return
+		if errors.Is(err, pipeline.ErrPermanent) {
+			return nil
+		}
+		return err
 	}
 	if len(out.Entries) != len(chunk) {
 		err := fmt.Errorf("eventbridge: PutEvents answered %d entries for %d", len(out.Entries), len(chunk))
 		for _, en := range chunk {
 			failed[en.id] = err
 		}
-		return
+		return nil
 	}
 	for i, r := range out.Entries {
 		if code := aws.ToString(r.ErrorCode); code != "" {
 			failed[chunk[i].id] = s.entryError(code, aws.ToString(r.ErrorMessage))
 		}
 	}
+	return nil
 }
 
 // callError classifies the failure of a whole call.

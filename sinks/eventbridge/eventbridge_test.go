@@ -209,6 +209,47 @@ func TestPutEventsCallFailures(t *testing.T) {
 	noProblems(t, f)
 }
 
+// A throttled call stops the delivery: the calls it did not make and the
+// entries it did not put are all to be retried, none taken as delivered.
+func TestPutEventsThrottleStopsDelivery(t *testing.T) {
+	f, _ := newFakeBus(t, "default")
+	s := newSink(t, "")
+	f.throttleFrom = 2
+	err := s.Deliver(context.Background(), incidents(25))
+	var be *pipeline.BatchError
+	if !errors.As(err, &be) || len(be.Failed) != 15 {
+		t.Fatalf("err %v", err)
+	}
+	for i := 10; i < 25; i++ {
+		var ra *pipeline.RetryAfterError
+		if e := be.Failed[fmt.Sprintf("inc-%03d", i)]; !errors.As(e, &ra) {
+			t.Fatalf("inc-%03d: %v", i, e)
+		}
+	}
+	if calls, _, got, _ := f.snapshot(); calls != 2 || len(got) != 10 {
+		t.Fatalf("%d calls, %d accepted", calls, len(got))
+	}
+
+	// Throttled while putting an invalid call's entries one by one.
+	f, _ = newFakeBus(t, "default")
+	s = newSink(t, "")
+	f.invalidCall["inc-002"], f.throttleFrom = true, 3
+	err = s.Deliver(context.Background(), incidents(4))
+	if !errors.As(err, &be) || len(be.Failed) != 3 || be.Failed["inc-000"] != nil {
+		t.Fatalf("err %v", err)
+	}
+	for _, id := range []string{"inc-001", "inc-002", "inc-003"} {
+		var ra *pipeline.RetryAfterError
+		if e := be.Failed[id]; !errors.As(e, &ra) {
+			t.Fatalf("%s: %v", id, e)
+		}
+	}
+	if calls, _, got, _ := f.snapshot(); calls != 3 || len(got) != 1 || got[0].Incident.ID != "inc-000" {
+		t.Fatalf("%d calls, %d accepted", calls, len(got))
+	}
+	noProblems(t, f)
+}
+
 func TestNewNeedsRegion(t *testing.T) {
 	newFakeBus(t, "default")
 	t.Setenv("AWS_REGION", "")

@@ -39,6 +39,9 @@ type fakeBus struct {
 	// down answers every call with a failure of the whole call,
 	// alternating 500 InternalException and 400 ThrottlingException.
 	down bool
+	// throttleFrom, when not 0, throttles every call from this one on
+	// (counting from 1).
+	throttleFrom int
 	// refuse answers the entry of an incident id with this ErrorCode.
 	refuse map[string]string
 	// refuseOnce is refuse for one answer only.
@@ -163,6 +166,10 @@ func (f *fakeBus) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.checkSigV4(r, body)
+	if f.throttleFrom > 0 && f.calls >= f.throttleFrom {
+		awsError(w, 400, "ThrottlingException", "Rate exceeded")
+		return
+	}
 	if f.down {
 		if f.calls%2 == 1 {
 			awsError(w, 500, "InternalException", "Internal error")
