@@ -10,7 +10,6 @@
 package eventbridge
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -199,7 +198,7 @@ func (s *Sink) entry(inc *pipeline.Incident) (entry, error) {
 }
 
 func (s *Sink) entryOf(inc *pipeline.Incident) (entry, error) {
-	detail, err := encode(inc)
+	detail, err := file.Record(inc)
 	if err != nil {
 		return entry{}, pipeline.Permanent(err)
 	}
@@ -214,15 +213,6 @@ func (s *Sink) entryOf(inc *pipeline.Incident) (entry, error) {
 		e.Time = aws.Time(inc.LastSeen)
 	}
 	return entry{id: inc.ID, e: e, size: EntrySize(&e)}, nil
-}
-
-// encode is the incident's JSONL record without its newline.
-func encode(inc *pipeline.Incident) ([]byte, error) {
-	var b bytes.Buffer
-	if err := file.WriteJSONL(&b, []pipeline.Incident{*inc}); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // resources are the ARNs the incident is about: its task and task

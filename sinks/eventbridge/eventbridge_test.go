@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/sinks/file"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -67,7 +68,7 @@ func TestPutEventsEntries(t *testing.T) {
 		t.Fatalf("%d calls of %v entries, %d events", calls, sizes, len(got))
 	}
 	for i, p := range got {
-		want, _ := encode(&incs[i])
+		want, _ := file.Record(&incs[i])
 		if p.Detail != string(want) {
 			t.Fatalf("event %d detail:\n%s\nwant\n%s", i, p.Detail, want)
 		}

@@ -13,7 +13,6 @@
 package kafka
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -149,7 +148,7 @@ func (s *Sink) Deliver(ctx context.Context, incs []pipeline.Incident) error {
 	failed := map[string]error{}
 	msgs := make([]kafkago.Message, 0, len(incs))
 	for i := range incs {
-		v, err := encode(&incs[i])
+		v, err := file.Record(&incs[i])
 		if err != nil {
 			failed[incs[i].ID] = pipeline.Permanent(err)
 			continue
@@ -220,15 +219,6 @@ func (s *Sink) write(ctx context.Context, msgs []kafkago.Message, failed map[str
 		}
 	}
 	return tooLarge, nil
-}
-
-// encode is the incident's JSONL record without its newline.
-func encode(inc *pipeline.Incident) ([]byte, error) {
-	var b bytes.Buffer
-	if err := file.WriteJSONL(&b, []pipeline.Incident{*inc}); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // permanent are the broker errors that the same record meets again however

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/sinks/file"
 	"github.com/ecscorr/ecscorr/sinks/internal/sinktest"
 )
 
@@ -171,7 +172,7 @@ func TestWritesKeyedAcked(t *testing.T) {
 		if len(rs) != 2 || rs[0].inc.Count != 1 || rs[1].inc.Count != 2 || rs[0].offset >= rs[1].offset {
 			t.Fatalf("%s: %d records", inc.ID, len(rs))
 		}
-		want, _ := encode(&second[i])
+		want, _ := file.Record(&second[i])
 		if string(rs[1].value) != string(want) {
 			t.Fatalf("%s value:\n%s\nwant\n%s", inc.ID, rs[1].value, want)
 		}
