@@ -54,6 +54,7 @@ func TestOutageThenRecovery(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	up := time.Now()
 	_, addr2 := newCluster(t, kfake.Ports(port))
 	if addr2 != addr {
 		t.Fatalf("new broker at %s, not %s", addr2, addr)
@@ -63,6 +64,7 @@ func TestOutageThenRecovery(t *testing.T) {
 	}
 	stats := r.SinkStats()["kafka"]
 	n := int(stats.Delivered)
+	t.Logf("%d changes delivered %s after the broker came back (%d retries during the outage)", n, time.Since(up), stats.Retries)
 	if n < 100 || n > 110 || stats.Depth != 0 || stats.DeadLetters != 0 {
 		t.Fatalf("after recovery: %+v", stats)
 	}
