@@ -107,7 +107,10 @@ func New(cfg Config) (*Sink, error) {
 	if clientID == "" {
 		clientID = "ecscorr"
 	}
-	s.tr = &kafkago.Transport{DialTimeout: timeout, ClientID: clientID, TLS: cfg.TLS, SASL: cfg.SASL}
+	// A pool whose metadata request failed keeps answering with that
+	// failure until its next refresh, at a random point within the TTL
+	// (6s by default): 1s bounds the wait after an outage.
+	s.tr = &kafkago.Transport{DialTimeout: timeout, ClientID: clientID, TLS: cfg.TLS, SASL: cfg.SASL, MetadataTTL: time.Second}
 	s.w = &kafkago.Writer{
 		Addr:  kafkago.TCP(cfg.Brokers...),
 		Topic: cfg.Topic,
