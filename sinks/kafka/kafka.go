@@ -17,7 +17,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -52,8 +51,6 @@ type Config struct {
 	// SASL, when set, authenticates (kafka-go's sasl/plain, sasl/scram
 	// or sasl/aws_msk_iam_v2 mechanisms).
 	SASL sasl.Mechanism
-	// Logger (default slog.Default()).
-	Logger *slog.Logger
 }
 
 // DefaultPolicy is how the outbox drains to Kafka: batches of 100, no rate
@@ -74,7 +71,6 @@ type Sink struct {
 	maxBytes int
 	w        *kafkago.Writer
 	tr       *kafkago.Transport
-	log      *slog.Logger
 }
 
 // New returns the sink; it connects on the first delivery.
@@ -85,15 +81,12 @@ func New(cfg Config) (*Sink, error) {
 	if cfg.Topic == "" {
 		return nil, errors.New("kafka: no topic")
 	}
-	s := &Sink{name: cfg.Name, maxBytes: cfg.MaxMessageBytes, log: cfg.Logger}
+	s := &Sink{name: cfg.Name, maxBytes: cfg.MaxMessageBytes}
 	if s.name == "" {
 		s.name = "kafka"
 	}
 	if s.maxBytes <= 0 {
 		s.maxBytes = 1_000_000
-	}
-	if s.log == nil {
-		s.log = slog.Default()
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
