@@ -7,6 +7,7 @@ package file
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -124,6 +125,16 @@ func WriteJSONL(w io.Writer, incs []pipeline.Incident) error {
 		}
 	}
 	return nil
+}
+
+// Record is inc's JSONL line without its newline: the record the other
+// sinks send (an EventBridge event's detail, a Kafka record's value).
+func Record(inc *pipeline.Incident) ([]byte, error) {
+	var b bytes.Buffer
+	if err := WriteJSONL(&b, []pipeline.Incident{*inc}); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // WriteTable writes one incident per row.

@@ -73,3 +73,21 @@ func TestStreamAppends(t *testing.T) {
 		t.Fatalf("%d lines:\n%s", n, b)
 	}
 }
+
+// Record is exactly the JSONL line, without its newline.
+func TestRecordIsTheJSONLLine(t *testing.T) {
+	var out bytes.Buffer
+	if err := WriteJSONL(&out, incs); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(out.String(), "\n")
+	for i := range incs {
+		rec, err := Record(&incs[i])
+		if err != nil || string(rec)+"\n" != lines[i] {
+			t.Fatalf("record %d: %s (%v), line %s", i, rec, err, lines[i])
+		}
+	}
+	if rec, _ := Record(&incs[1]); !bytes.Contains(rec, []byte(`"title":"Risky <task> definition"`)) {
+		t.Fatalf("record %s", rec)
+	}
+}
