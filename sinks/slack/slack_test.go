@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/ecscorr/ecscorr/correlate/state"
@@ -135,7 +136,8 @@ func TestBlocksStayWithinLimits(t *testing.T) {
 		}
 		m := msgs[0]
 		h := m.Blocks[0].Text.Text
-		if utf8.RuneCountInString(h) != 150 || !strings.HasSuffix(h, "…") || !strings.HasPrefix(h, "🔴 CRITICAL: Very long title <&>") {
+		// 149 characters, 150 UTF-16 units: the emoji counts twice.
+		if utf8.RuneCountInString(h) != 149 || len(utf16.Encode([]rune(h))) != 150 || !strings.HasSuffix(h, "…") || !strings.HasPrefix(h, "🔴 CRITICAL: Very long title <&>") {
 			t.Fatalf("header %q (%d)", h, utf8.RuneCountInString(h))
 		}
 		var ev string
