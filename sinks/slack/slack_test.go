@@ -439,3 +439,42 @@ func TestCrashBetweenPostAndCommitPostsAtMostOnceMore(t *testing.T) {
 		}
 	}
 }
+
+// ttlStore records the expiry of every write.
+type ttlStore struct {
+	pipeline.StateStore
+	ttls *[]time.Duration
+}
+
+type ttlTxn struct {
+	pipeline.StateTxn
+	ttls *[]time.Duration
+}
+
+func (s ttlStore) Begin() pipeline.StateTxn { return ttlTxn{s.StateStore.Begin(), s.ttls} }
+
+func (t ttlTxn) Set(k, v []byte, ttl time.Duration) {
+	*t.ttls = append(*t.ttls, ttl)
+	t.StateTxn.Set(k, v, ttl)
+}
+
+// What was posted is forgotten Remember after the last post (30 days by
+// default), so the state does not grow with every incident ever seen.
+func TestStateExpires(t *testing.T) {
+	st, err := state.OpenInMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f := newFakeSlack(t)
+	var ttls []time.Duration
+	for _, c := range []Config{{}, {Remember: 48 * time.Hour}} {
+		s := webhookSink(t, f, c, ttlStore{st, &ttls})
+		if err := s.Deliver(context.Background(), []pipeline.Incident{sinktest.Incident(sinktest.Create(len(ttls), pipeline.SeverityHigh))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(ttls) != "[720h0m0s 48h0m0s]" {
+		t.Fatalf("expiries %v", ttls)
+	}
+}
