@@ -20,7 +20,7 @@ const (
 	maxHeaderText  = 150
 	maxFields      = 10
 	maxFieldText   = 2000
-	maxContextElts = 10
+	maxBlockID     = 255
 	// maxFallback keeps the notification text short; Slack allows 40,000.
 	maxFallback = 3000
 	// maxLine bounds one evidence line so one long event type cannot use
@@ -128,7 +128,7 @@ const evTime = "01-02 15:04:05"
 // the first post, and what chat.update turns it into.
 func alertBlocks(inc *pipeline.Incident, maxEvidence int) (string, []block) {
 	f := incfield.Of(inc)
-	blocks := []block{{Type: "header", BlockID: "inc:" + inc.ID, Text: &text{Type: "plain_text", Text: fit(headerText(inc), maxHeaderText, true), Emoji: true}}}
+	blocks := []block{{Type: "header", BlockID: blockID("inc:", inc.ID), Text: &text{Type: "plain_text", Text: fit(headerText(inc), maxHeaderText, true), Emoji: true}}}
 
 	var fields []text
 	add := func(name, val string, code bool) {
@@ -294,7 +294,7 @@ func updateBlocks(inc *pipeline.Incident, prev *posted, maxEvidence int) (string
 		head = "✅ *Resolved*: " + strings.Join(what, " · ")
 	}
 	blocks := []block{section(fit(head, maxSectionText, true))}
-	blocks[0].BlockID = "upd:" + inc.ID
+	blocks[0].BlockID = blockID("upd:", inc.ID)
 	var fresh []pipeline.EventRef
 	for _, e := range inc.Events {
 		if e.Time.After(prev.At) {
@@ -307,6 +307,15 @@ func updateBlocks(inc *pipeline.Incident, prev *posted, maxEvidence int) (string
 	blocks = append(blocks, block{Type: "context", Elements: []text{mrkdwn(fit(inc.Title+" · incident `"+inc.ID+"`", maxFieldText, false))}})
 	fb := fmt.Sprintf("Update [%s] %s (%s): count %d", sevLabel(inc.Severity), inc.Title, inc.Status, inc.Count)
 	return fit(fb, maxFallback, false), blocks
+}
+
+// blockID names a block after its incident, within Slack's 255 bytes.
+func blockID(prefix, id string) string {
+	b := prefix + id
+	if len(b) > maxBlockID {
+		b = b[:maxBlockID]
+	}
+	return b
 }
 
 // utc is a time in the message's format.

@@ -103,6 +103,7 @@ func TestFakeSlackRefusesOverLimits(t *testing.T) {
 
 func bigIncident() pipeline.Incident {
 	inc := sinktest.Incident(sinktest.Create(7, pipeline.SeverityCritical))
+	inc.ID = strings.Repeat("0123456789", 30) // a block id holds 255 bytes
 	inc.Title = strings.Repeat("Very long title <&> ", 40)
 	inc.Summary = strings.Repeat("summary & more <b> ", 400)
 	inc.Remediation = strings.Repeat("aws ecs stop-task --task x && echo <done>\n", 300)
