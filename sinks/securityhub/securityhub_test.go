@@ -343,3 +343,21 @@ func TestOtherAccounts(t *testing.T) {
 		t.Fatalf("policy %+v", p)
 	}
 }
+
+// A redelivery after a crash between the import and the outbox's
+// acknowledgement imports the same Id again, later: Security Hub updates
+// the one finding, none is duplicated.
+func TestRedeliveryAfterRestartUpdatesTheSameFinding(t *testing.T) {
+	f := newFakeAWS(t)
+	inc := []pipeline.Incident{sinktest.Incident(sinktest.Create(4, pipeline.SeverityHigh))}
+	for range 2 {
+		if err := newSink(t, f, Config{Now: time.Now}).Deliver(context.Background(), inc); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // a restart takes longer than a millisecond
+	}
+	imps, _, _, _ := f.state()
+	if len(imps) != 2 || imps[0].ID != imps[1].ID || imps[1].UpdatedAt <= imps[0].UpdatedAt || len(f.stored) != 1 || f.ignored != 0 {
+		t.Fatalf("imports %+v, %d findings stored, %d ignored", imps, len(f.stored), f.ignored)
+	}
+}

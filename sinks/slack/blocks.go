@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode/utf8"
+	"unicode/utf16"
 
 	"github.com/ecscorr/ecscorr/pipeline"
 	"github.com/ecscorr/ecscorr/sinks/internal/incfield"
@@ -20,7 +20,7 @@ const (
 	maxHeaderText  = 150
 	maxFields      = 10
 	maxFieldText   = 2000
-	maxContextElts = 10
+	maxBlockID     = 255
 	// maxFallback keeps the notification text short; Slack allows 40,000.
 	maxFallback = 3000
 	// maxLine bounds one evidence line so one long event type cannot use
@@ -64,15 +64,26 @@ func escape(s string) string {
 
 var mrkdwnEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
+// length is how long Slack may count s: in UTF-16 units, which are never
+// fewer than characters, so a text within a limit either way is within it
+// (an emoji outside the BMP counts twice).
+func length(s string) int {
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
+	}
+	return n
+}
+
 // fit escapes raw for mrkdwn (or, with plain, leaves it as it is) and cuts
-// it to at most max characters, ending in "…" when cut; an entity is never
+// it to at most max in length, ending in "…" when cut; an entity is never
 // split.
 func fit(raw string, max int, plain bool) string {
 	out := raw
 	if !plain {
 		out = escape(raw)
 	}
-	if utf8.RuneCountInString(out) <= max {
+	if length(out) <= max {
 		return out
 	}
 	var b strings.Builder
@@ -82,11 +93,11 @@ func fit(raw string, max int, plain bool) string {
 		if !plain {
 			piece = escape(piece)
 		}
-		if n+utf8.RuneCountInString(piece) > max-1 {
+		if n+length(piece) > max-1 {
 			break
 		}
 		b.WriteString(piece)
-		n += utf8.RuneCountInString(piece)
+		n += length(piece)
 	}
 	b.WriteString("…")
 	return b.String()
@@ -117,7 +128,7 @@ const evTime = "01-02 15:04:05"
 // the first post, and what chat.update turns it into.
 func alertBlocks(inc *pipeline.Incident, maxEvidence int) (string, []block) {
 	f := incfield.Of(inc)
-	blocks := []block{{Type: "header", BlockID: "inc:" + inc.ID, Text: &text{Type: "plain_text", Text: fit(headerText(inc), maxHeaderText, true), Emoji: true}}}
+	blocks := []block{{Type: "header", BlockID: blockID("inc:", inc.ID), Text: &text{Type: "plain_text", Text: fit(headerText(inc), maxHeaderText, true), Emoji: true}}}
 
 	var fields []text
 	add := func(name, val string, code bool) {
@@ -195,11 +206,11 @@ func evidenceText(title string, evs []pipeline.EventRef, dropped, max int) strin
 		line := "\n`" + e.Time.UTC().Format(evTime) + "` *" + string(e.Source) + "* " + fit(evWhat(e), maxLine, false)
 		more := len(evs) - shown - 1 + dropped
 		// Room for this line and, if any remain after it, the tail.
-		need := utf8.RuneCountInString(line)
+		need := length(line)
 		if more > 0 {
-			need += utf8.RuneCountInString(moreLine(more))
+			need += length(moreLine(more))
 		}
-		if shown == max || utf8.RuneCountInString(b.String())+need > maxSectionText {
+		if shown == max || length(b.String())+need > maxSectionText {
 			break
 		}
 		b.WriteString(line)
@@ -247,7 +258,7 @@ func fitList(prefix string, items []string, max int) string {
 		if rest := len(items) - i - 1; rest > 0 {
 			tail = moreLine(rest)
 		}
-		if utf8.RuneCountInString(s+sep+it+tail) > max {
+		if length(s+sep+it+tail) > max {
 			return s + moreLine(len(items)-i)
 		}
 		s += sep + it
@@ -283,7 +294,7 @@ func updateBlocks(inc *pipeline.Incident, prev *posted, maxEvidence int) (string
 		head = "✅ *Resolved*: " + strings.Join(what, " · ")
 	}
 	blocks := []block{section(fit(head, maxSectionText, true))}
-	blocks[0].BlockID = "upd:" + inc.ID
+	blocks[0].BlockID = blockID("upd:", inc.ID)
 	var fresh []pipeline.EventRef
 	for _, e := range inc.Events {
 		if e.Time.After(prev.At) {
@@ -296,6 +307,15 @@ func updateBlocks(inc *pipeline.Incident, prev *posted, maxEvidence int) (string
 	blocks = append(blocks, block{Type: "context", Elements: []text{mrkdwn(fit(inc.Title+" · incident `"+inc.ID+"`", maxFieldText, false))}})
 	fb := fmt.Sprintf("Update [%s] %s (%s): count %d", sevLabel(inc.Severity), inc.Title, inc.Status, inc.Count)
 	return fit(fb, maxFallback, false), blocks
+}
+
+// blockID names a block after its incident, within Slack's 255 bytes.
+func blockID(prefix, id string) string {
+	b := prefix + id
+	if len(b) > maxBlockID {
+		b = b[:maxBlockID]
+	}
+	return b
 }
 
 // utc is a time in the message's format.

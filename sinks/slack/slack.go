@@ -58,6 +58,10 @@ type Config struct {
 	UpdateEvery time.Duration
 	// Timeout of one HTTP request (default 10s).
 	Timeout time.Duration
+	// Remember is how long what was posted of an incident is kept after
+	// its last post (default 30 days): a change after that is posted as a
+	// new alert.
+	Remember time.Duration
 	// MaxEvidence is how many evidence lines a message shows at most
 	// (default 15); the rest are counted.
 	MaxEvidence int
@@ -91,6 +95,7 @@ type Sink struct {
 	channel string
 	baseURL string
 	every   time.Duration
+	ttl     time.Duration
 	maxEv   int
 	hc      *http.Client
 	timeout time.Duration
@@ -105,9 +110,12 @@ type Sink struct {
 // (nil keeps it in memory only).
 func New(cfg Config, store pipeline.StateStore) (*Sink, error) {
 	s := &Sink{name: cmp.Or(cfg.Name, "slack"), channel: cfg.Channel, baseURL: strings.TrimRight(cmp.Or(cfg.BaseURL, "https://slack.com/api"), "/"),
-		every: cfg.UpdateEvery, maxEv: cfg.MaxEvidence, hc: cfg.HTTPClient, timeout: cfg.Timeout, log: cfg.Logger, store: store, mem: map[string]posted{}}
+		every: cfg.UpdateEvery, ttl: cfg.Remember, maxEv: cfg.MaxEvidence, hc: cfg.HTTPClient, timeout: cfg.Timeout, log: cfg.Logger, store: store, mem: map[string]posted{}}
 	if s.every <= 0 {
 		s.every = time.Hour
+	}
+	if s.ttl <= 0 {
+		s.ttl = 30 * 24 * time.Hour
 	}
 	if s.maxEv <= 0 {
 		s.maxEv = 15
@@ -243,7 +251,7 @@ func (s *Sink) save(id string, p posted) error {
 		return err
 	}
 	txn := s.store.Begin()
-	txn.Set(s.key(id), v, 0)
+	txn.Set(s.key(id), v, s.ttl)
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("recording the Slack post of %s: %w", id, err)
 	}

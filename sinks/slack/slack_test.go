@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/ecscorr/ecscorr/correlate/state"
@@ -102,6 +103,7 @@ func TestFakeSlackRefusesOverLimits(t *testing.T) {
 
 func bigIncident() pipeline.Incident {
 	inc := sinktest.Incident(sinktest.Create(7, pipeline.SeverityCritical))
+	inc.ID = strings.Repeat("0123456789", 30) // a block id holds 255 bytes
 	inc.Title = strings.Repeat("Very long title <&> ", 40)
 	inc.Summary = strings.Repeat("summary & more <b> ", 400)
 	inc.Remediation = strings.Repeat("aws ecs stop-task --task x && echo <done>\n", 300)
@@ -135,7 +137,8 @@ func TestBlocksStayWithinLimits(t *testing.T) {
 		}
 		m := msgs[0]
 		h := m.Blocks[0].Text.Text
-		if utf8.RuneCountInString(h) != 150 || !strings.HasSuffix(h, "…") || !strings.HasPrefix(h, "🔴 CRITICAL: Very long title <&>") {
+		// 149 characters, 150 UTF-16 units: the emoji counts twice.
+		if utf8.RuneCountInString(h) != 149 || len(utf16.Encode([]rune(h))) != 150 || !strings.HasSuffix(h, "…") || !strings.HasPrefix(h, "🔴 CRITICAL: Very long title <&>") {
 			t.Fatalf("header %q (%d)", h, utf8.RuneCountInString(h))
 		}
 		var ev string
@@ -435,5 +438,44 @@ func TestCrashBetweenPostAndCommitPostsAtMostOnceMore(t *testing.T) {
 		if msgs, reqs := f.got(); len(msgs) != 2 || reqs != 2 {
 			t.Fatalf("%s: %d posted in %d requests, want 2", mode, len(msgs), reqs)
 		}
+	}
+}
+
+// ttlStore records the expiry of every write.
+type ttlStore struct {
+	pipeline.StateStore
+	ttls *[]time.Duration
+}
+
+type ttlTxn struct {
+	pipeline.StateTxn
+	ttls *[]time.Duration
+}
+
+func (s ttlStore) Begin() pipeline.StateTxn { return ttlTxn{s.StateStore.Begin(), s.ttls} }
+
+func (t ttlTxn) Set(k, v []byte, ttl time.Duration) {
+	*t.ttls = append(*t.ttls, ttl)
+	t.StateTxn.Set(k, v, ttl)
+}
+
+// What was posted is forgotten Remember after the last post (30 days by
+// default), so the state does not grow with every incident ever seen.
+func TestStateExpires(t *testing.T) {
+	st, err := state.OpenInMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f := newFakeSlack(t)
+	var ttls []time.Duration
+	for _, c := range []Config{{}, {Remember: 48 * time.Hour}} {
+		s := webhookSink(t, f, c, ttlStore{st, &ttls})
+		if err := s.Deliver(context.Background(), []pipeline.Incident{sinktest.Incident(sinktest.Create(len(ttls), pipeline.SeverityHigh))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(ttls) != "[720h0m0s 48h0m0s]" {
+		t.Fatalf("expiries %v", ttls)
 	}
 }
