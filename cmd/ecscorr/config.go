@@ -58,6 +58,17 @@ type sinkConfig struct {
 	SourceURL          string            `yaml:"source_url"`
 	GuardDutyDetectors map[string]string `yaml:"guardduty_detectors"`
 
+	// eventbridge (region as above)
+	Bus    string `yaml:"bus"`
+	Source string `yaml:"source"`
+
+	// kafka
+	Brokers         []string `yaml:"brokers"`
+	Topic           string   `yaml:"topic"`
+	MaxMessageBytes int      `yaml:"max_message_bytes"`
+	ClientID        string   `yaml:"client_id"`
+	TLS             bool     `yaml:"tls"`
+
 	pos  rule.Pos
 	keys map[string]rule.Pos // keys given, where
 }
@@ -80,6 +91,8 @@ var sinkTypes = map[string][]string{
 	"jsonl":       {"path"},
 	"slack":       {"webhook_url_env", "webhook_url_file", "token_env", "token_file", "channel", "base_url", "update_every", "timeout", "max_evidence"},
 	"securityhub": {"region", "account_roles", "external_id", "source_url", "guardduty_detectors"},
+	"eventbridge": {"bus", "source", "region"},
+	"kafka":       {"brokers", "topic", "max_message_bytes", "client_id", "timeout", "tls"},
 }
 
 var deliveryKeys = []string{"type", "name", "min_severity", "max_attempts", "backoff", "max_backoff", "rate", "batch_size", "all_routes"}
@@ -208,6 +221,11 @@ func decodeSink(path string, n *yaml.Node, errAt func(*yaml.Node, string, ...any
 	case "jsonl":
 		if sc.Path == "" {
 			errAt(n, "a jsonl sink needs path: (a file, or - for stdout)")
+			ok = false
+		}
+	case "kafka":
+		if len(sc.Brokers) == 0 || sc.Topic == "" {
+			errAt(n, "a kafka sink needs brokers: and topic:")
 			ok = false
 		}
 	case "slack":

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/sinks/eventbridge"
 	"github.com/ecscorr/ecscorr/sinks/file"
+	"github.com/ecscorr/ecscorr/sinks/kafka"
 	"github.com/ecscorr/ecscorr/sinks/securityhub"
 	"github.com/ecscorr/ecscorr/sinks/slack"
 )
@@ -48,6 +51,17 @@ func buildSinks(ctx context.Context, c *config, store pipeline.StateStore, stdou
 				Name: sc.Name, Region: sc.Region, AccountRoles: sc.AccountRoles, ExternalID: sc.ExternalID,
 				SourceURL: sc.SourceURL, GuardDutyDetectors: sc.GuardDutyDetectors, Logger: log,
 			})
+		case "eventbridge":
+			def = eventbridge.DefaultPolicy()
+			s, err = eventbridge.New(ctx, eventbridge.Config{Name: sc.Name, BusName: sc.Bus, Source: sc.Source, Region: sc.Region, Logger: log})
+		case "kafka":
+			def = kafka.DefaultPolicy()
+			kc := kafka.Config{Name: sc.Name, Brokers: sc.Brokers, Topic: sc.Topic, MaxMessageBytes: sc.MaxMessageBytes,
+				ClientID: sc.ClientID, Timeout: time.Duration(sc.Timeout)}
+			if sc.TLS {
+				kc.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+			s, err = kafka.New(kc)
 		default:
 			err = fmt.Errorf("sink type %q is not built in", sc.Type)
 		}
