@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,7 @@ type replayFlags struct {
 	batch        int
 	config       string
 	drainTimeout time.Duration
+	stateMemory  byteSize
 }
 
 func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -63,9 +65,11 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.BoolVar(&f.quiet, "quiet", false, "no summary on stderr")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging")
-	fs.DurationVar(&f.commitEvery, "commit-interval", time.Second, "with --state: processing time between atomic state commits")
+	fs.DurationVar(&f.commitEvery, "commit-interval", 30*time.Second, "with --state: processing time between atomic state commits (a replay killed in between resumes from the last)")
 	fs.StringVar(&f.config, "config", "", "config file whose sinks (Slack, Security Hub, ...) also get the incidents, as live mode would send them")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "with --config: how long to wait at the end for sinks to take what is due (the rest stays in the --state outbox)")
+	f.stateMemory = 256 << 20
+	fs.Var(&f.stateMemory, "state-memory", "memory budget of correlation state (e.g. 256MiB, 1GiB; 0 = unbounded); past it the least recently used state lives in Badger (in --state, or a temporary store)")
 	fs.IntVar(&f.batch, "batch", 1024, "events handed to the correlator at a time (a commit falls between batches)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: ecscorr replay [flags] PATH...\n\nReplays archived logs (files or folders, plain or gzip) in event-time order and writes incidents.")
@@ -200,7 +204,18 @@ func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, path
 	if err != nil {
 		return 1, err
 	}
-	eng, err = engine.New(ctx, set, st, engine.Options{Logger: log, Ephemeral: st == nil})
+	// The memory budget needs a store to evict to: --state, or a scratch
+	// store in the temp dir that holds evicted state only.
+	engStore := st
+	if engStore == nil && f.stateMemory > 0 {
+		scratch, err := state.Open(filepath.Join(tmp, "scratch"), state.Options{Logger: log, GCInterval: -1})
+		if err != nil {
+			return 1, fmt.Errorf("opening a scratch store: %w", err)
+		}
+		defer scratch.Close()
+		engStore = scratch
+	}
+	eng, err = engine.New(ctx, set, engStore, engine.Options{Logger: log, Ephemeral: st == nil, MemoryBudget: int64(f.stateMemory)})
 	if err != nil {
 		return 1, fmt.Errorf("starting engine: %w", err)
 	}
@@ -539,4 +554,29 @@ func tuneGC() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(700 << 20)
 	}
+}
+
+// byteSize is a flag of bytes with an optional unit: 512MiB, 1GiB, 64MB.
+type byteSize int64
+
+func (b *byteSize) String() string { return fmt.Sprint(int64(*b)) }
+
+func (b *byteSize) Set(s string) error {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("want a size such as 256MiB or 1GiB")
+	}
+	*b = byteSize(n * mult)
+	return nil
 }

@@ -66,14 +66,28 @@ type op struct {
 	expires uint64
 }
 
+// fastPathBytes is the most a batch holds in memory to try it as one
+// transaction; a larger one streams to the journal as it is built, so a
+// commit of any size costs a chunk of memory, not its size.
+const fastPathBytes = 1 << 20
+
 // Batch collects writes that commit together, atomically: engine state,
 // resolver links, source positions and outbox entries of one checkpoint.
 // Badger's WriteBatch is not atomic (it commits on its own as it grows), so
-// a Batch commits in one transaction when it fits in one, and otherwise
-// through a redo journal whose marker is written last, after a sync.
+// a small Batch commits in one transaction, and a large one through a redo
+// journal: its writes stream into journal chunks as they are added, and the
+// commit point is a marker written last, after a sync.
 type Batch struct {
-	s   *Store
-	ops []op
+	s     *Store
+	ops   []op // held while the batch is small
+	bytes int
+	n     int
+	err   error
+	// journal mode
+	epoch  uint64
+	chunk  []byte
+	chunks uint32
+	wb     *badger.WriteBatch
 }
 
 // NewBatch starts a batch.
@@ -91,45 +105,115 @@ func (b *Batch) Set(key, val []byte, ttl time.Duration) {
 	if ttl > 0 {
 		o.expires = uint64(time.Now().Add(ttl).Unix())
 	}
-	b.ops = append(b.ops, o)
+	b.add(o)
 }
 
 // Delete adds a deletion.
-func (b *Batch) Delete(key []byte) { b.ops = append(b.ops, op{del: true, key: key}) }
+func (b *Batch) Delete(key []byte) { b.add(op{del: true, key: key}) }
+
+func (b *Batch) add(o op) {
+	b.n++
+	if b.err != nil {
+		return
+	}
+	if b.wb == nil {
+		b.ops = append(b.ops, o)
+		b.bytes += len(o.key) + len(o.val) + 16
+		if b.bytes <= fastPathBytes {
+			return
+		}
+		// Too large to hold: from here on the batch streams to the journal.
+		b.epoch = uint64(time.Now().UnixNano())
+		b.wb = b.s.db.NewWriteBatch()
+		ops := b.ops
+		b.ops = nil
+		for i := range ops {
+			b.journal(&ops[i])
+		}
+		return
+	}
+	b.journal(&o)
+}
+
+// journal appends one write to the current chunk and writes the chunk out
+// when it is full. Chunks are invisible until the marker names them.
+func (b *Batch) journal(o *op) {
+	b.chunk = appendOp(b.chunk, o)
+	if len(b.chunk) >= journalChunkSize {
+		b.flushChunk()
+	}
+}
+
+func (b *Batch) flushChunk() {
+	if len(b.chunk) == 0 || b.err != nil {
+		return
+	}
+	if b.s.failAt == stageJournal && b.chunks > 0 {
+		b.err = errStopped
+		b.wb.Flush()
+		return
+	}
+	if err := b.wb.Set(chunkKey(b.epoch, b.chunks), b.chunk); err != nil {
+		b.err = err
+		return
+	}
+	b.chunks++
+	b.chunk = nil
+}
 
 // Len is the number of writes added.
-func (b *Batch) Len() int { return len(b.ops) }
+func (b *Batch) Len() int { return b.n }
 
-// Cancel discards the batch.
-func (b *Batch) Cancel() { b.ops = nil }
+// Cancel discards the batch (journal chunks already written are dropped
+// as orphans at the next Open, or by the next commit).
+func (b *Batch) Cancel() {
+	if b.wb != nil {
+		b.wb.Cancel()
+		b.wb = nil
+	}
+	b.ops, b.chunk = nil, nil
+}
 
 // Commit writes the batch: all of it or, on error or crash, none of it.
 func (b *Batch) Commit() error {
-	if len(b.ops) == 0 {
-		return nil
-	}
 	s := b.s
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	err := s.db.Update(func(txn *badger.Txn) error {
-		for i := range b.ops {
-			if err := applyTxn(txn, &b.ops[i]); err != nil {
-				return err
-			}
+	if b.err != nil {
+		b.Cancel()
+		return fmt.Errorf("state: commit: %w", b.err)
+	}
+	if b.wb == nil {
+		if len(b.ops) == 0 {
+			return nil
 		}
-		return nil
-	})
-	if err == nil {
+		err := s.db.Update(func(txn *badger.Txn) error {
+			for i := range b.ops {
+				if err := applyTxn(txn, &b.ops[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			b.ops = nil
+			return nil
+		}
+		if !errors.Is(err, badger.ErrTxnTooBig) {
+			return fmt.Errorf("state: commit: %w", err)
+		}
+		// Many small writes: journal them after all.
+		b.epoch = uint64(time.Now().UnixNano())
+		b.wb = s.db.NewWriteBatch()
+		ops := b.ops
 		b.ops = nil
-		return nil
+		for i := range ops {
+			b.journal(&ops[i])
+		}
 	}
-	if !errors.Is(err, badger.ErrTxnTooBig) {
-		return fmt.Errorf("state: commit: %w", err)
+	if err := s.commitJournal(b); err != nil {
+		return fmt.Errorf("state: commit of %d writes: %w", b.n, err)
 	}
-	if err := s.commitJournal(b.ops); err != nil {
-		return fmt.Errorf("state: commit of %d writes: %w", len(b.ops), err)
-	}
-	b.ops = nil
 	return nil
 }
 
@@ -157,32 +241,25 @@ const (
 
 var errStopped = errors.New("commit stopped (test)")
 
-// commitJournal writes ops as journal chunks, syncs, writes the marker in
-// one transaction (the commit point), applies the ops, then removes the
-// marker and the chunks. Open redoes a journal whose marker exists and
-// drops chunks without one.
-func (s *Store) commitJournal(ops []op) error {
-	epoch := uint64(time.Now().UnixNano())
-	chunks := encodeChunks(ops)
-	wb := s.db.NewWriteBatch()
-	for i, c := range chunks {
-		if err := wb.Set(chunkKey(epoch, uint32(i)), c); err != nil {
-			wb.Cancel()
-			return err
-		}
-		if s.failAt == stageJournal && i == len(chunks)/2 {
-			wb.Flush()
-			return errStopped
-		}
+// commitJournal finishes a journal batch: the last chunk, a sync, the
+// marker in one transaction (the commit point), a sync, the writes applied
+// chunk by chunk, then the marker and the chunks removed. Open redoes a
+// journal whose marker exists and drops chunks without one.
+func (s *Store) commitJournal(b *Batch) error {
+	b.flushChunk()
+	if b.err != nil {
+		b.Cancel()
+		return b.err
 	}
-	if err := wb.Flush(); err != nil {
+	if err := b.wb.Flush(); err != nil {
 		return err
 	}
+	b.wb = nil
 	if err := s.db.Sync(); err != nil {
 		return err
 	}
-	mark := binary.BigEndian.AppendUint64(nil, epoch)
-	mark = binary.BigEndian.AppendUint32(mark, uint32(len(chunks)))
+	mark := binary.BigEndian.AppendUint64(nil, b.epoch)
+	mark = binary.BigEndian.AppendUint32(mark, b.chunks)
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(markerKey, mark) }); err != nil {
 		return err
 	}
@@ -192,10 +269,10 @@ func (s *Store) commitJournal(ops []op) error {
 	if s.failAt == stageMarked {
 		return errStopped
 	}
-	if err := s.applyOps(ops, s.failAt == stageApplied); err != nil {
+	if err := s.applyJournal(b.epoch, b.chunks, s.failAt == stageApplied); err != nil {
 		return err
 	}
-	return s.dropJournal(true)
+	return s.dropJournal(b.epoch, true)
 }
 
 var markerKey = Key(kindMarker)
@@ -206,30 +283,17 @@ func chunkKey(epoch uint64, i uint32) []byte {
 	return binary.BigEndian.AppendUint32(k, i)
 }
 
-func encodeChunks(ops []op) [][]byte {
-	var chunks [][]byte
-	var cur []byte
-	for i := range ops {
-		o := &ops[i]
-		if len(cur) > 0 && len(cur)+len(o.key)+len(o.val)+32 > journalChunkSize {
-			chunks = append(chunks, cur)
-			cur = nil
-		}
-		if o.del {
-			cur = append(cur, 1)
-		} else {
-			cur = append(cur, 0)
-		}
-		cur = binary.AppendUvarint(cur, uint64(len(o.key)))
-		cur = append(cur, o.key...)
-		cur = binary.AppendUvarint(cur, uint64(len(o.val)))
-		cur = append(cur, o.val...)
-		cur = binary.AppendUvarint(cur, o.expires)
+func appendOp(cur []byte, o *op) []byte {
+	if o.del {
+		cur = append(cur, 1)
+	} else {
+		cur = append(cur, 0)
 	}
-	if len(cur) > 0 {
-		chunks = append(chunks, cur)
-	}
-	return chunks
+	cur = binary.AppendUvarint(cur, uint64(len(o.key)))
+	cur = append(cur, o.key...)
+	cur = binary.AppendUvarint(cur, uint64(len(o.val)))
+	cur = append(cur, o.val...)
+	return binary.AppendUvarint(cur, o.expires)
 }
 
 func decodeChunk(b []byte, ops []op) ([]op, error) {
@@ -259,25 +323,41 @@ func decodeChunk(b []byte, ops []op) ([]op, error) {
 	return ops, nil
 }
 
-// applyOps writes ops in as many transactions as they need. That is safe
-// only once the marker is durable: a crash half-way is redone by recover.
-func (s *Store) applyOps(ops []op, stopHalfway bool) error {
+// applyJournal writes the journal's ops, chunk by chunk, in as many
+// transactions as they need. That is safe only once the marker is durable:
+// a crash half-way is redone by recover.
+func (s *Store) applyJournal(epoch uint64, chunks uint32, stopHalfway bool) error {
 	wb := s.db.NewWriteBatch()
-	for i := range ops {
-		o := &ops[i]
-		var err error
-		if o.del {
-			err = wb.Delete(o.key)
-		} else {
-			e := badger.NewEntry(o.key, o.val)
-			e.ExpiresAt = o.expires
-			err = wb.SetEntry(e)
-		}
+	for i := range chunks {
+		c, ok, err := s.Get(chunkKey(epoch, i))
 		if err != nil {
 			wb.Cancel()
 			return err
 		}
-		if stopHalfway && i == len(ops)/2 {
+		if !ok {
+			wb.Cancel()
+			return fmt.Errorf("state: commit journal chunk %d of %d missing", i, chunks)
+		}
+		ops, err := decodeChunk(c, nil)
+		if err != nil {
+			wb.Cancel()
+			return fmt.Errorf("state: %w", err)
+		}
+		for j := range ops {
+			o := &ops[j]
+			if o.del {
+				err = wb.Delete(o.key)
+			} else {
+				e := badger.NewEntry(o.key, o.val)
+				e.ExpiresAt = o.expires
+				err = wb.SetEntry(e)
+			}
+			if err != nil {
+				wb.Cancel()
+				return err
+			}
+		}
+		if stopHalfway && i == chunks/2 {
 			wb.Flush()
 			return errStopped
 		}
@@ -287,7 +367,7 @@ func (s *Store) applyOps(ops []op, stopHalfway bool) error {
 
 // dropJournal deletes the marker (first: from then on the chunks are
 // garbage) and every chunk.
-func (s *Store) dropJournal(marked bool) error {
+func (s *Store) dropJournal(epoch uint64, marked bool) error {
 	if marked {
 		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(markerKey) }); err != nil {
 			return err
@@ -298,6 +378,10 @@ func (s *Store) dropJournal(marked bool) error {
 	}
 	var keys [][]byte
 	prefix := []byte{byte(kindJournal)}
+	if epoch != 0 {
+		// Only this commit's chunks: another batch may be building its own.
+		prefix = binary.BigEndian.AppendUint64(prefix, epoch)
+	}
 	err := s.db.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.PrefetchValues = false
@@ -323,36 +407,26 @@ func (s *Store) dropJournal(marked bool) error {
 }
 
 // recover finishes a journal commit that a crash interrupted after its
-// commit point, and drops one interrupted before it.
+// commit point, and drops chunks of any commit that never reached it.
 func (s *Store) recover() error {
 	mark, ok, err := s.Get(markerKey)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return s.dropJournal(false)
+		return s.dropJournal(0, false)
 	}
 	if len(mark) != 12 {
 		return errors.New("state: corrupt commit marker")
 	}
 	epoch := binary.BigEndian.Uint64(mark)
 	n := binary.BigEndian.Uint32(mark[8:])
-	var ops []op
-	for i := range n {
-		c, ok, err := s.Get(chunkKey(epoch, i))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("state: commit journal chunk %d of %d missing", i, n)
-		}
-		if ops, err = decodeChunk(c, ops); err != nil {
-			return fmt.Errorf("state: %w", err)
-		}
-	}
-	if err := s.applyOps(ops, false); err != nil {
+	if err := s.applyJournal(epoch, n, false); err != nil {
 		return fmt.Errorf("state: redoing an interrupted commit: %w", err)
 	}
-	s.log.Info("state: finished a commit that was interrupted", "writes", len(ops))
-	return s.dropJournal(true)
+	s.log.Info("state: finished a commit that was interrupted", "chunks", n)
+	if err := s.dropJournal(epoch, true); err != nil {
+		return err
+	}
+	return s.dropJournal(0, false)
 }
