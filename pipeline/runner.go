@@ -54,9 +54,10 @@ type RunnerOptions struct {
 	// input is exhausted (zero: the latest event time).
 	End time.Time
 	// MaxApplied bounds the applied-event set (default 2,000,000 events,
-	// about 100 MB); past it the oldest are forgotten before the horizon
-	// (counted in RunStats.AppliedEvicted): a redelivery of one of those
-	// would be applied again.
+	// about 100 MB, with a Store; 262,144 without one, where it only has
+	// to catch repeats within one run); past it the oldest are forgotten
+	// before the horizon (counted in RunStats.AppliedEvicted): a
+	// redelivery of one of those would be applied again.
 	MaxApplied int
 	// Report, when set, picks the incidents of earlier runs over the same
 	// Store that SinkFinal sinks get besides this run's (a replay report of
@@ -212,6 +213,9 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 	}
 	if o.MaxApplied <= 0 {
 		o.MaxApplied = 2_000_000
+		if o.Store == nil {
+			o.MaxApplied = 1 << 18
+		}
 	}
 	r := &Runner{o: o, log: o.Logger, step: o.AdvanceEvery, seen: newSeenSet(o.Store != nil),
 		changes: map[string]Incident{}, final: map[string]Incident{}, drainers: map[int]*drainer{}, closed: map[int]bool{}}
