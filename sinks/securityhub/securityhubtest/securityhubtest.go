@@ -152,6 +152,10 @@ func (s *Server) SetDown(status int) { s.with(func() { s.down = status }) }
 // ("": ThrottlingException).
 func (s *Server) Throttle(n int, typ string) { s.with(func() { s.throttle, s.throttleAs = n, typ }) }
 
+// AddRole lets AssumeRole of roleARN give credentials importing into
+// account (OtherRole into OtherAccount is there from the start).
+func (s *Server) AddRole(roleARN, account string) { s.with(func() { s.roles[roleARN] = account }) }
+
 // Fail refuses the finding id in FailedFindings with code every time; ""
 // stops.
 func (s *Server) Fail(id, code string) { s.with(func() { set(s.fail, id, code) }) }
