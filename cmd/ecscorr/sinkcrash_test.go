@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -34,28 +35,34 @@ type sinkFakes struct {
 // outbox's record of it.
 const sinkDelay = 30 * time.Millisecond
 
-// demoAccount is the account of the demo data's tasks: its incidents go
-// to its own Security Hub through a role.
+// corpusAccount is the account of crashCorpus's tasks: its incidents go to
+// its own Security Hub through a role.
 const (
-	demoAccount = "123837392027"
-	demoRole    = "arn:aws:iam::123837392027:role/ecscorr-import"
+	corpusAccount = "111122223333"
+	corpusRole    = "arn:aws:iam::111122223333:role/ecscorr-import"
 )
 
-func newSinkFakes(t *testing.T) *sinkFakes {
+// newSinkFakes starts the fakes; Slack is reached through its webhook, or
+// with bot a token (threads and edits).
+func newSinkFakes(t *testing.T, bot bool) *sinkFakes {
 	t.Helper()
 	f := &sinkFakes{slack: slacktest.New(t), sh: securityhubtest.New(t), cfg: filepath.Join(t.TempDir(), "ecscorr.yaml")}
 	f.slack.SetDelay(sinkDelay)
 	f.sh.SetDelay(sinkDelay)
-	f.sh.AddRole(demoRole, demoAccount)
+	f.sh.AddRole(corpusRole, corpusAccount)
+	slack := "webhook_url_env: SLACK_WEBHOOK_URL"
+	if bot {
+		slack = "token_env: SLACK_BOT_TOKEN\n    channel: " + slacktest.Channel + "\n    base_url: " + f.slack.APIURL()
+	}
 	// Slack's default 1/s would make every run last as many seconds as it
 	// posts; the backoff is short so that nothing waits for a retry.
 	cfg := "sinks:\n" +
-		"  - type: slack\n    webhook_url_env: SLACK_WEBHOOK_URL\n    rate: 200\n    backoff: 10ms\n" +
-		"  - type: securityhub\n    region: us-east-1\n    backoff: 10ms\n    account_roles: {\"" + demoAccount + "\": " + demoRole + "}\n"
+		"  - type: slack\n    " + slack + "\n    rate: 200\n    backoff: 10ms\n" +
+		"  - type: securityhub\n    region: us-east-1\n    backoff: 10ms\n    account_roles: {\"" + corpusAccount + "\": " + corpusRole + "}\n"
 	if err := os.WriteFile(f.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.env = append(os.Environ(), "SLACK_WEBHOOK_URL="+f.slack.WebhookURL())
+	f.env = append(os.Environ(), "SLACK_WEBHOOK_URL="+f.slack.WebhookURL(), "SLACK_BOT_TOKEN="+slacktest.Token)
 	for k, v := range f.sh.Env() {
 		f.env = append(f.env, k+"="+v) // the last of a name wins
 	}
@@ -74,6 +81,7 @@ func (f *sinkFakes) delivered(t *testing.T) delivered {
 	t.Helper()
 	d := delivered{alerts: map[string]int{}, findings: map[string]string{}}
 	seen := map[string]bool{}
+	posts := map[string]string{} // ts → incident (bot)
 	for i, m := range f.slack.Messages() {
 		d.messages++
 		switch {
@@ -82,8 +90,11 @@ func (f *sinkFakes) delivered(t *testing.T) delivered {
 		case m.IsAlert():
 			d.alerts[m.Incident]++
 			seen[m.Incident] = true
+			posts[m.TS] = m.Incident
 		case !seen[m.Incident]:
 			t.Errorf("Slack message %d: a follow-up of %s before its alert", i, m.Incident)
+		case m.Kind == slacktest.KindReply && posts[m.ThreadTS] != m.Incident, m.Kind == slacktest.KindUpdate && posts[m.TS] != m.Incident:
+			t.Errorf("Slack message %d: a %s of %s to a message about %q", i, m.Kind, m.Incident, posts[cmp.Or(m.ThreadTS, m.TS)])
 		}
 	}
 	st := f.sh.State()
@@ -126,7 +137,7 @@ func TestSinksSurviveSIGKILL(t *testing.T) {
 		t.Skip("builds and kills the real binary")
 	}
 	bin := realBinary(t)
-	corpus := "../../testdata/demo"
+	corpus := crashCorpus(t, 12000)
 	replay := func(ctx context.Context, f *sinkFakes, stateDir string) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, bin, "replay", "--quiet", "--state", stateDir, "--config", f.cfg,
 			"--commit-interval", "1ms", "--batch", "50", "--drain-timeout", "60s", corpus)
@@ -135,7 +146,7 @@ func TestSinksSurviveSIGKILL(t *testing.T) {
 		return cmd
 	}
 
-	clean := newSinkFakes(t)
+	clean := newSinkFakes(t, false)
 	t0 := time.Now()
 	var stderr bytes.Buffer
 	cmd := replay(context.Background(), clean, filepath.Join(t.TempDir(), "whole"))
@@ -205,7 +216,8 @@ func TestSinksSurviveSIGKILL(t *testing.T) {
 // duplicate alerts were posted and how many more imports than the
 // uninterrupted run's Security Hub took.
 func sinkTrial(t *testing.T, i int, at time.Duration, after int, replay func(context.Context, *sinkFakes, string) *exec.Cmd, report []byte, want delivered) (killed bool, dups, again int) {
-	f := newSinkFakes(t)
+	bot := i%4 >= 2 // each kind of kill with each kind of Slack
+	f := newSinkFakes(t, bot)
 	dir := filepath.Join(t.TempDir(), "state")
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := replay(ctx, f, dir)
@@ -238,7 +250,7 @@ func sinkTrial(t *testing.T, i int, at time.Duration, after int, replay func(con
 	err := cmd.Wait()
 	close(exited)
 	cancel()
-	what := fmt.Sprintf("trial %d (kill after %v or %d deliveries)", i, at, after)
+	what := fmt.Sprintf("trial %d (bot %v; kill after %v or %d deliveries)", i, bot, at, after)
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	killed = ws.Signaled() && ws.Signal() == syscall.SIGKILL
 	// A run that ended just as the kill came may report the context's
