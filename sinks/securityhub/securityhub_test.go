@@ -365,3 +365,31 @@ func TestRedeliveryAfterRestartUpdatesTheSameFinding(t *testing.T) {
 		t.Fatalf("imports %+v, %d findings stored, %d ignored", imps, f.State().Stored, f.State().Ignored)
 	}
 }
+
+// An import taken whose answer never came (the caller gave up while the
+// fake answered late) is sent again: Security Hub updates the one finding.
+func TestLostAnswerReimportsTheSameFinding(t *testing.T) {
+	f := securityhubtest.New(t)
+	f.SetDelay(time.Minute)
+	s := newSink(t, f, Config{})
+	inc := []pipeline.Incident{sinktest.Incident(sinktest.Create(4, pipeline.SeverityHigh))}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for len(f.State().Imports) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	if err := s.Deliver(ctx, inc); !errors.Is(err, context.Canceled) || errors.Is(err, pipeline.ErrPermanent) {
+		t.Fatalf("%v, want the cancellation", err)
+	}
+	f.SetDelay(0)
+	if err := s.Deliver(context.Background(), inc); err != nil {
+		t.Fatal(err)
+	}
+	st := f.State()
+	if len(st.Imports) != 2 || st.Imports[0].ID != sinktest.ID(4) || st.Imports[1].ID != sinktest.ID(4) || st.Stored != 1 || st.Ignored != 0 || st.Requests != 2 {
+		t.Fatalf("%d imports in %d requests, %d stored, %d ignored", len(st.Imports), st.Requests, st.Stored, st.Ignored)
+	}
+}

@@ -140,8 +140,8 @@ func (s *Server) State() State {
 }
 
 // SetDelay makes every BatchImportFindings answer wait d after the
-// findings were taken (and recorded): a client stopped in that wait has
-// imported them but does not know it.
+// findings were taken (and recorded), or until the client goes away: a
+// client stopped in that wait has imported them but does not know it.
 func (s *Server) SetDelay(d time.Duration) { s.with(func() { s.delay = d }) }
 
 // SetDown answers every import with status (500: InternalException; any
@@ -298,7 +298,13 @@ func (s *Server) securityHub(w http.ResponseWriter, r *http.Request) {
 	d := s.delay
 	s.mu.Unlock()
 	if d > 0 {
-		time.Sleep(d)
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return // the client is gone
+		}
 	}
 	answer(w)
 }

@@ -114,9 +114,9 @@ type Server struct {
 func New(t testing.TB) *Server {
 	s := &Server{refuse: map[string]string{}, tops: map[string]*Message{}}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+hookPath, func(w http.ResponseWriter, r *http.Request) { s.answer(w, s.webhook(r)) })
-	mux.HandleFunc("POST /api/chat.postMessage", func(w http.ResponseWriter, r *http.Request) { s.answer(w, s.api(r, KindPost)) })
-	mux.HandleFunc("POST /api/chat.update", func(w http.ResponseWriter, r *http.Request) { s.answer(w, s.api(r, KindUpdate)) })
+	mux.HandleFunc("POST "+hookPath, func(w http.ResponseWriter, r *http.Request) { s.answer(w, r, s.webhook(r)) })
+	mux.HandleFunc("POST /api/chat.postMessage", func(w http.ResponseWriter, r *http.Request) { s.answer(w, r, s.api(r, KindPost)) })
+	mux.HandleFunc("POST /api/chat.update", func(w http.ResponseWriter, r *http.Request) { s.answer(w, r, s.api(r, KindUpdate)) })
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.srv.Close)
 	return s
@@ -129,8 +129,8 @@ func (s *Server) WebhookURL() string { return s.srv.URL + hookPath }
 func (s *Server) APIURL() string { return s.srv.URL + "/api" }
 
 // SetDelay makes every answer wait d after the request was taken (and
-// recorded): a client stopped in that wait has been posted but does not
-// know it.
+// recorded), or until the client goes away: a client stopped in that wait
+// has been posted but does not know it.
 func (s *Server) SetDelay(d time.Duration) { s.with(func() { s.delay = d }) }
 
 // SetDown answers every request with status (a 5xx) until called with 0.
@@ -226,12 +226,12 @@ type reply struct {
 	body   string
 }
 
-func (s *Server) answer(w http.ResponseWriter, rp reply) {
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, rp reply) {
 	s.mu.Lock()
 	d := s.delay
 	s.mu.Unlock()
-	if d > 0 {
-		time.Sleep(d)
+	if !wait(r, d) {
+		return // the client is gone
 	}
 	if rp.hangup {
 		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
@@ -253,6 +253,21 @@ func plain(status int, body string) reply {
 func jsonReply(status int, v map[string]any) reply {
 	b, _ := json.Marshal(v)
 	return reply{status: status, header: map[string]string{"Content-Type": "application/json; charset=utf-8"}, body: string(b) + "\n"}
+}
+
+// wait waits d, or until the client went away (false).
+func wait(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 // checkBlocks applies Slack's Block Kit limits.
