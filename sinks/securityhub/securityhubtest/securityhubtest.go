@@ -187,8 +187,8 @@ func (s *Server) verify(r *http.Request, body []byte, service string) (string, s
 		return "", "", fmt.Errorf("malformed Authorization %q", r.Header.Get("Authorization"))
 	}
 	akid, date, region, svc, signed, sig := m[1], m[2], m[3], m[4], m[5], m[6]
-	if svc != service || region != "us-east-1" {
-		return "", "", fmt.Errorf("signed for %s in %s, want %s in us-east-1", svc, region, service)
+	if svc != service || region != Region {
+		return "", "", fmt.Errorf("signed for %s in %s, want %s in %s", svc, region, service, Region)
 	}
 	amzDate := r.Header.Get("X-Amz-Date")
 	at, err := time.Parse("20060102T150405Z", amzDate)
