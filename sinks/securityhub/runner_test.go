@@ -13,6 +13,7 @@ import (
 	"github.com/ecscorr/ecscorr/correlate/state"
 	"github.com/ecscorr/ecscorr/pipeline"
 	"github.com/ecscorr/ecscorr/sinks/internal/sinktest"
+	"github.com/ecscorr/ecscorr/sinks/securityhub/securityhubtest"
 )
 
 type syncBuffer struct {
@@ -34,9 +35,9 @@ func (s *syncBuffer) String() string {
 
 var testPolicy = pipeline.DeliveryPolicy{BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond, MaxAttempts: 1 << 30, BatchSize: 100}
 
-func runSink(t *testing.T, f *fakeAWS, cfg Config, log *slog.Logger) *Sink {
+func runSink(t *testing.T, f *securityhubtest.Server, cfg Config, log *slog.Logger) *Sink {
 	t.Helper()
-	f.env(t)
+	f.Setenv(t)
 	cfg.Logger = log
 	s, err := New(context.Background(), cfg)
 	if err != nil {
@@ -55,7 +56,7 @@ func TestOutageThenRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	f := newFakeAWS(t)
+	f := securityhubtest.New(t)
 	var logs syncBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	evs := make([]*pipeline.Event, 100)
@@ -66,31 +67,33 @@ func TestOutageThenRecovery(t *testing.T) {
 	for i := 0; i < 100; i += 10 {
 		updates = append(updates, sinktest.Update(i, 1, pipeline.SeverityCritical, 10*time.Minute, i >= 50))
 	}
-	f.set(func(f *fakeAWS) { f.down = 500 })
+	f.SetDown(500)
 	// Each outage run lasts until its changes are all in the outbox and
 	// imports have failed (throttling asks for a second's pause).
 	sinktest.RunUntil(t, st, evs, runSink(t, f, Config{}, log), testPolicy, log, func() bool {
-		return f.failed(2) && sinktest.Waiting(st, "securityhub") == 100
+		return f.State().Failures >= 2 && sinktest.Waiting(st, "securityhub") == 100
 	})
-	f.set(func(f *fakeAWS) { f.down, f.throttle, f.failures = 0, 1<<30, 0 })
+	f.SetDown(0)
+	f.Throttle(1<<30, "")
+	before := f.State().Failures
 	sinktest.RunUntil(t, st, updates, runSink(t, f, Config{}, log), testPolicy, log, func() bool {
-		return f.failed(1) && sinktest.Waiting(st, "securityhub") == 110
+		return f.State().Failures >= before+1 && sinktest.Waiting(st, "securityhub") == 110
 	})
-	imps, reqs, _, _ := f.state()
+	imps, reqs, _, _ := got(f)
 	if len(imps) != 0 || reqs < 3 {
 		t.Fatalf("%d imported in %d requests during the outage", len(imps), reqs)
 	}
 	if left, err := pipeline.ListOutbox(st, "securityhub", false); err != nil || len(left) != 110 {
 		t.Fatalf("outbox holds %d (%v), want 110", len(left), err)
 	}
-	f.set(func(f *fakeAWS) { f.throttle = 0 })
+	f.Throttle(0, "")
 	r := sinktest.Run(t, st, nil, runSink(t, f, Config{}, log), testPolicy, 10*time.Second, log)
 	if s := r.SinkStats()["securityhub"]; s.Delivered != 110 || s.Depth != 0 || s.DeadLetters != 0 {
 		t.Fatalf("stats %+v", s)
 	}
-	imps, _, inv, sig := f.state()
-	if len(imps) != 110 || len(inv) != 0 || len(sig) != 0 || f.ignored != 0 {
-		t.Fatalf("%d imported, %d ignored; invalid %v; signatures %v", len(imps), f.ignored, inv, sig)
+	imps, _, inv, sig := got(f)
+	if len(imps) != 110 || len(inv) != 0 || len(sig) != 0 || f.State().Ignored != 0 {
+		t.Fatalf("%d imported, %d ignored; invalid %v; signatures %v", len(imps), f.State().Ignored, inv, sig)
 	}
 	type seen struct {
 		updated string
@@ -133,13 +136,13 @@ func TestOutageThenRecovery(t *testing.T) {
 			t.Fatalf("%s imported with counts %v, states %v; want %s, %s", sinktest.ID(i), p.counts, p.states, want, states)
 		}
 	}
-	for _, n := range f.batches {
+	for _, n := range f.State().Batches {
 		if n > 100 {
-			t.Fatalf("batches %v", f.batches)
+			t.Fatalf("batches %v", f.State().Batches)
 		}
 	}
 	out := logs.String()
-	if strings.Contains(out, staticSecret) || !strings.Contains(out, "InternalException") || !strings.Contains(out, "ThrottlingException") {
+	if strings.Contains(out, securityhubtest.SecretAccessKey) || !strings.Contains(out, "InternalException") || !strings.Contains(out, "ThrottlingException") {
 		t.Fatalf("the logs hold the secret key or do not say why deliveries failed")
 	}
 }
@@ -153,8 +156,8 @@ func TestPermanentFailureIsDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	f := newFakeAWS(t)
-	f.set(func(f *fakeAWS) { f.fail[sinktest.ID(3)] = "InvalidInput" })
+	f := securityhubtest.New(t)
+	f.Fail(sinktest.ID(3), "InvalidInput")
 	var logs syncBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 	evs := make([]*pipeline.Event, 10)
@@ -163,9 +166,9 @@ func TestPermanentFailureIsDeadLettered(t *testing.T) {
 	}
 	sinktest.InAccount(evs[5], "333333333333")
 	r := sinktest.Run(t, st, evs, runSink(t, f, Config{}, log), testPolicy, 10*time.Second, log)
-	imps, reqs, inv, _ := f.state()
+	imps, reqs, inv, _ := got(f)
 	sent := 0
-	for _, n := range f.batches {
+	for _, n := range f.State().Batches {
 		sent += n
 	}
 	if len(imps) != 8 || len(inv) != 0 || sent != 9 {
@@ -193,12 +196,12 @@ func TestPermanentFailureIsDeadLettered(t *testing.T) {
 		t.Fatalf("%d dead-letter log lines", n)
 	}
 	// Fixed for one of them; the other account still has no role.
-	f.set(func(f *fakeAWS) { delete(f.fail, sinktest.ID(3)) })
+	f.Fail(sinktest.ID(3), "")
 	if n, err := pipeline.RetryOutbox(st, "securityhub"); n != 2 || err != nil {
 		t.Fatalf("retry: %d %v", n, err)
 	}
 	sinktest.Run(t, st, nil, runSink(t, f, Config{}, log), testPolicy, 10*time.Second, log)
-	imps, _, _, _ = f.state()
+	imps, _, _, _ = got(f)
 	if len(imps) != 9 || imps[8].ID != sinktest.ID(3) {
 		t.Fatalf("after retry: %d imported", len(imps))
 	}

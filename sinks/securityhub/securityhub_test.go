@@ -21,15 +21,16 @@ import (
 
 	"github.com/ecscorr/ecscorr/pipeline"
 	"github.com/ecscorr/ecscorr/sinks/internal/sinktest"
+	"github.com/ecscorr/ecscorr/sinks/securityhub/securityhubtest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata")
 
 var now0 = time.Date(2026, 3, 4, 5, 6, 7, 891_234_567, time.UTC)
 
-func newSink(t *testing.T, f *fakeAWS, cfg Config) *Sink {
+func newSink(t *testing.T, f *securityhubtest.Server, cfg Config) *Sink {
 	t.Helper()
-	f.env(t)
+	f.Setenv(t)
 	if cfg.Now == nil {
 		clock := now0
 		cfg.Now = func() time.Time { clock = clock.Add(time.Second); return clock }
@@ -75,10 +76,10 @@ func golden(t *testing.T, name string, got []byte) {
 // One finding per incident with every field the integration promises;
 // the resolved incident re-imports the same Id, later, archived.
 func TestFindingOfAnIncident(t *testing.T) {
-	f := newFakeAWS(t)
+	f := securityhubtest.New(t)
 	s := newSink(t, f, Config{SourceURL: "https://ecscorr.example/incidents/{id}",
-		GuardDutyDetectors: map[string]string{selfAccount + "/us-east-1": "12abc34d567e8fa901bc2d34e56789f0"}})
-	if s.Account() != selfAccount {
+		GuardDutyDetectors: map[string]string{securityhubtest.Account + "/us-east-1": "12abc34d567e8fa901bc2d34e56789f0"}})
+	if s.Account() != securityhubtest.Account {
 		t.Fatalf("calling account %q", s.Account())
 	}
 	open := sinktest.Incident(sinktest.Create(7, pipeline.SeverityCritical))
@@ -89,8 +90,8 @@ func TestFindingOfAnIncident(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	imps, reqs, inv, sig := f.state()
-	if len(imps) != 2 || reqs != 2 || len(inv) != 0 || len(sig) != 0 || f.ignored != 0 {
+	imps, reqs, inv, sig := got(f)
+	if len(imps) != 2 || reqs != 2 || len(inv) != 0 || len(sig) != 0 || f.State().Ignored != 0 {
 		t.Fatalf("%d imported in %d requests; invalid %v; signatures %v", len(imps), reqs, inv, sig)
 	}
 	if imps[0].ID != "inc-e007" || imps[1].ID != "inc-e007" || imps[0].UpdatedAt != "2026-03-04T05:06:08.891Z" || imps[1].UpdatedAt != "2026-03-04T05:06:09.891Z" {
@@ -103,7 +104,7 @@ func TestFindingOfAnIncident(t *testing.T) {
 // The fake refuses what Security Hub refuses, so the other tests' clean
 // imports mean something.
 func TestFakeRefusesInvalidFindings(t *testing.T) {
-	f := newFakeAWS(t)
+	f := securityhubtest.New(t)
 	s := newSink(t, f, Config{})
 	base := s.finding(ptr(sinktest.Incident(sinktest.Create(1, pipeline.SeverityHigh))), s.self, now0)
 	mut := func(id string, fn func(*types.AwsSecurityFinding)) types.AwsSecurityFinding {
@@ -123,12 +124,12 @@ func TestFakeRefusesInvalidFindings(t *testing.T) {
 		mut("long-recommendation", func(fd *types.AwsSecurityFinding) {
 			fd.Remediation = &types.Remediation{Recommendation: &types.Recommendation{Text: aws.String(strings.Repeat("r", 513))}}
 		}),
-		mut("other-account", func(fd *types.AwsSecurityFinding) { fd.AwsAccountId = aws.String(otherAccount) }),
+		mut("other-account", func(fd *types.AwsSecurityFinding) { fd.AwsAccountId = aws.String(securityhubtest.OtherAccount) }),
 		mut("bad-type", func(fd *types.AwsSecurityFinding) {
 			fd.FindingProviderFields = &types.FindingProviderFields{Severity: base.FindingProviderFields.Severity, Types: []string{"T1059"}, Confidence: aws.Int32(1)}
 		}),
 	}
-	out, err := s.clients[selfAccount].BatchImportFindings(context.Background(), &securityhub.BatchImportFindingsInput{Findings: fds})
+	out, err := s.clients[securityhubtest.Account].BatchImportFindings(context.Background(), &securityhub.BatchImportFindingsInput{Findings: fds})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,10 +145,15 @@ func TestFakeRefusesInvalidFindings(t *testing.T) {
 	for i := range many {
 		many[i] = mut(fmt.Sprint(i), func(*types.AwsSecurityFinding) {})
 	}
-	_, err = s.clients[selfAccount].BatchImportFindings(context.Background(), &securityhub.BatchImportFindingsInput{Findings: many})
+	_, err = s.clients[securityhubtest.Account].BatchImportFindings(context.Background(), &securityhub.BatchImportFindingsInput{Findings: many})
 	if err == nil || classify(err) == nil || !errors.Is(classify(err), pipeline.ErrPermanent) || !strings.Contains(err.Error(), "InvalidInputException") {
 		t.Fatalf("101 findings: %v", err)
 	}
+}
+
+func got(f *securityhubtest.Server) (imports []securityhubtest.Import, requests int, invalid, sigErrors []string) {
+	s := f.State()
+	return s.Imports, s.Requests, s.Invalid, s.SignatureErrors
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -155,9 +161,9 @@ func ptr[T any](v T) *T { return &v }
 // A request signed with the wrong secret is refused by both fakes: the
 // signature check is real.
 func TestFakeChecksSignatures(t *testing.T) {
-	f := newFakeAWS(t)
-	f.env(t)
-	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(staticKey, "wrong", "")))
+	f := securityhubtest.New(t)
+	f.Setenv(t)
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(securityhubtest.AccessKeyID, "wrong", "")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,11 +171,11 @@ func TestFakeChecksSignatures(t *testing.T) {
 		t.Fatalf("sts with a wrong secret: %v", err)
 	}
 	s := newSink(t, f, Config{})
-	s.clients[selfAccount] = securityhub.NewFromConfig(cfg, func(o *securityhub.Options) {
+	s.clients[securityhubtest.Account] = securityhub.NewFromConfig(cfg, func(o *securityhub.Options) {
 		o.Retryer = aws.NopRetryer{}
 	})
 	err = s.Deliver(context.Background(), []pipeline.Incident{sinktest.Incident(sinktest.Create(1, pipeline.SeverityHigh))})
-	_, _, _, sig := f.state()
+	_, _, _, sig := got(f)
 	if err == nil || !strings.Contains(err.Error(), "InvalidSignatureException") || len(sig) != 2 ||
 		sig[0] != "sts: signature does not match" || sig[1] != "securityhub: signature does not match" {
 		t.Fatalf("deliver: %v; signature errors %q", err, sig)
@@ -180,17 +186,15 @@ func TestFakeChecksSignatures(t *testing.T) {
 // dead-lettered alone, the rest of its batch delivered; throttling waits;
 // internal errors retry.
 func TestAnswersAreClassified(t *testing.T) {
-	f := newFakeAWS(t)
+	f := securityhubtest.New(t)
 	s := newSink(t, f, Config{})
 	incs := []pipeline.Incident{}
 	for i := range 4 {
 		incs = append(incs, sinktest.Incident(sinktest.Create(i, pipeline.SeverityHigh)))
 	}
-	f.set(func(f *fakeAWS) {
-		f.fail[sinktest.ID(1)] = "InvalidInput"
-		f.failOnce[sinktest.ID(2)] = "InternalFailure"
-		f.failOnce[sinktest.ID(3)] = "ThrottlingException"
-	})
+	f.Fail(sinktest.ID(1), "InvalidInput")
+	f.FailOnce(sinktest.ID(2), "InternalFailure")
+	f.FailOnce(sinktest.ID(3), "ThrottlingException")
 	err := s.Deliver(context.Background(), incs)
 	var be *pipeline.BatchError
 	if !errors.As(err, &be) || len(be.Failed) != 3 {
@@ -206,34 +210,34 @@ func TestAnswersAreClassified(t *testing.T) {
 	if e := be.Failed[sinktest.ID(3)]; !errors.As(e, &ra) || ra.After != time.Second {
 		t.Fatalf("Throttling: %v", e)
 	}
-	if imps, _, _, _ := f.state(); len(imps) != 1 || imps[0].ID != sinktest.ID(0) {
+	if imps, _, _, _ := got(f); len(imps) != 1 || imps[0].ID != sinktest.ID(0) {
 		t.Fatalf("imported %+v", imps)
 	}
 	one := incs[2:3]
 	for _, c := range []struct {
-		set       func(f *fakeAWS)
+		set       func(f *securityhubtest.Server)
 		permanent bool
 		after     time.Duration
 		text      string
 	}{
-		{func(f *fakeAWS) { f.throttle = 1 }, false, time.Second, "ThrottlingException"},
-		{func(f *fakeAWS) { f.throttle, f.throttleAs = 1, "LimitExceededException" }, false, time.Second, "LimitExceededException"},
-		{func(f *fakeAWS) { f.down = 500 }, false, 0, "InternalException"},
-		{func(f *fakeAWS) { f.down = 503 }, false, 0, "StatusCode: 503"},
+		{func(f *securityhubtest.Server) { f.Throttle(1, "") }, false, time.Second, "ThrottlingException"},
+		{func(f *securityhubtest.Server) { f.Throttle(1, "LimitExceededException") }, false, time.Second, "LimitExceededException"},
+		{func(f *securityhubtest.Server) { f.SetDown(500) }, false, 0, "InternalException"},
+		{func(f *securityhubtest.Server) { f.SetDown(503) }, false, 0, "StatusCode: 503"},
 	} {
-		f.set(c.set)
+		c.set(f)
 		err := s.Deliver(context.Background(), one)
 		ra = nil
 		errors.As(err, &ra)
 		if err == nil || errors.Is(err, pipeline.ErrPermanent) != c.permanent || (ra != nil) != (c.after > 0) || (ra != nil && ra.After != c.after) || !strings.Contains(err.Error(), c.text) {
 			t.Fatalf("%s: %v", c.text, err)
 		}
-		f.set(func(f *fakeAWS) { f.down = 0 })
+		f.SetDown(0)
 	}
 	if err := s.Deliver(context.Background(), one); err != nil {
 		t.Fatal(err)
 	}
-	if imps, reqs, inv, _ := f.state(); len(imps) != 2 || reqs != 6 || len(inv) != 0 {
+	if imps, reqs, inv, _ := got(f); len(imps) != 2 || reqs != 6 || len(inv) != 0 {
 		t.Fatalf("%d imported in %d requests (%v)", len(imps), reqs, inv)
 	}
 }
@@ -251,7 +255,7 @@ func bigIncident(n int) pipeline.Incident {
 // limit is lowered to 600 kB here (a tenth) to spare the test 8 MB of
 // JSON; the fake still refuses requests over Security Hub's own 6 MB.
 func TestBatchesByCountAndSize(t *testing.T) {
-	f := newFakeAWS(t)
+	f := securityhubtest.New(t)
 	s := newSink(t, f, Config{})
 	if s.maxBytes != 6_000_000 {
 		t.Fatalf("limit %d", s.maxBytes)
@@ -271,15 +275,15 @@ func TestBatchesByCountAndSize(t *testing.T) {
 	if err := s.Deliver(context.Background(), big); err != nil {
 		t.Fatal(err)
 	}
-	imps, reqs, inv, _ := f.state()
-	if len(imps) != 260 || len(inv) != 0 || fmt.Sprint(f.batches) != "[100 100 50 7 3]" || reqs != 5 {
-		t.Fatalf("%d imported in batches %v (%d requests); invalid %v", len(imps), f.batches, reqs, inv)
+	imps, reqs, inv, _ := got(f)
+	if len(imps) != 260 || len(inv) != 0 || fmt.Sprint(f.State().Batches) != "[100 100 50 7 3]" || reqs != 5 {
+		t.Fatalf("%d imported in batches %v (%d requests); invalid %v", len(imps), f.State().Batches, reqs, inv)
 	}
 	// The first batch of big findings is as full as the limit allows: the
 	// sizes the sink counts are the SDK's, one more would not fit.
-	per := f.bodies[3] / f.batches[3]
-	if f.bodies[3] > s.maxBytes || f.bodies[4] > s.maxBytes || f.bodies[3]+per <= s.maxBytes || per < 60_000 {
-		t.Fatalf("request sizes %v of batches %v", f.bodies, f.batches)
+	per := f.State().Bodies[3] / f.State().Batches[3]
+	if f.State().Bodies[3] > s.maxBytes || f.State().Bodies[4] > s.maxBytes || f.State().Bodies[3]+per <= s.maxBytes || per < 60_000 {
+		t.Fatalf("request sizes %v of batches %v", f.State().Bodies, f.State().Batches)
 	}
 	// The evidence of a big incident: as many lines as 39 full fields
 	// take (40 at most), the last one ending with what did not fit. A long
@@ -308,11 +312,11 @@ func TestBatchesByCountAndSize(t *testing.T) {
 // configured for it (assumed once); without a role they are dead-lettered
 // and nothing is sent for them.
 func TestOtherAccounts(t *testing.T) {
-	f := newFakeAWS(t)
-	s := newSink(t, f, Config{AccountRoles: map[string]string{otherAccount: otherRole}})
+	f := securityhubtest.New(t)
+	s := newSink(t, f, Config{AccountRoles: map[string]string{securityhubtest.OtherAccount: securityhubtest.OtherRole}})
 	var incs []pipeline.Incident
 	for i := range 6 {
-		acct := []string{selfAccount, otherAccount, "333333333333"}[i%3]
+		acct := []string{securityhubtest.Account, securityhubtest.OtherAccount, "333333333333"}[i%3]
 		incs = append(incs, sinktest.Incident(sinktest.InAccount(sinktest.Create(i, pipeline.SeverityHigh), acct)))
 	}
 	for range 2 {
@@ -327,14 +331,14 @@ func TestOtherAccounts(t *testing.T) {
 			}
 		}
 	}
-	imps, reqs, inv, sig := f.state()
-	if len(imps) != 8 || reqs != 4 || len(inv) != 0 || len(sig) != 0 || f.assumed != 1 {
-		t.Fatalf("%d imported in %d requests, %d roles assumed; invalid %v; signatures %v", len(imps), reqs, f.assumed, inv, sig)
+	imps, reqs, inv, sig := got(f)
+	if len(imps) != 8 || reqs != 4 || len(inv) != 0 || len(sig) != 0 || f.State().Assumed != 1 {
+		t.Fatalf("%d imported in %d requests, %d roles assumed; invalid %v; signatures %v", len(imps), reqs, f.State().Assumed, inv, sig)
 	}
 	for _, im := range imps {
 		var fd struct{ AwsAccountId, ProductArn string }
 		json.Unmarshal(im.Raw, &fd)
-		wantSigner := map[string]string{selfAccount: staticKey, otherAccount: "ASIAFAKE000000000001"}[im.Account]
+		wantSigner := map[string]string{securityhubtest.Account: securityhubtest.AccessKeyID, securityhubtest.OtherAccount: "ASIAFAKE000000000001"}[im.Account]
 		if fd.AwsAccountId != im.Account || im.Signer != wantSigner || !strings.Contains(fd.ProductArn, ":"+im.Account+":product/"+im.Account+"/default") {
 			t.Fatalf("%s imported into %s as %s: %+v", im.ID, im.Account, im.Signer, fd)
 		}
@@ -348,7 +352,7 @@ func TestOtherAccounts(t *testing.T) {
 // acknowledgement imports the same Id again, later: Security Hub updates
 // the one finding, none is duplicated.
 func TestRedeliveryAfterRestartUpdatesTheSameFinding(t *testing.T) {
-	f := newFakeAWS(t)
+	f := securityhubtest.New(t)
 	inc := []pipeline.Incident{sinktest.Incident(sinktest.Create(4, pipeline.SeverityHigh))}
 	for range 2 {
 		if err := newSink(t, f, Config{Now: time.Now}).Deliver(context.Background(), inc); err != nil {
@@ -356,8 +360,36 @@ func TestRedeliveryAfterRestartUpdatesTheSameFinding(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond) // a restart takes longer than a millisecond
 	}
-	imps, _, _, _ := f.state()
-	if len(imps) != 2 || imps[0].ID != imps[1].ID || imps[1].UpdatedAt <= imps[0].UpdatedAt || len(f.stored) != 1 || f.ignored != 0 {
-		t.Fatalf("imports %+v, %d findings stored, %d ignored", imps, len(f.stored), f.ignored)
+	imps, _, _, _ := got(f)
+	if len(imps) != 2 || imps[0].ID != imps[1].ID || imps[1].UpdatedAt <= imps[0].UpdatedAt || f.State().Stored != 1 || f.State().Ignored != 0 {
+		t.Fatalf("imports %+v, %d findings stored, %d ignored", imps, f.State().Stored, f.State().Ignored)
+	}
+}
+
+// An import taken whose answer never came (the caller gave up while the
+// fake answered late) is sent again: Security Hub updates the one finding.
+func TestLostAnswerReimportsTheSameFinding(t *testing.T) {
+	f := securityhubtest.New(t)
+	f.SetDelay(time.Minute)
+	s := newSink(t, f, Config{})
+	inc := []pipeline.Incident{sinktest.Incident(sinktest.Create(4, pipeline.SeverityHigh))}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for len(f.State().Imports) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	if err := s.Deliver(ctx, inc); !errors.Is(err, context.Canceled) || errors.Is(err, pipeline.ErrPermanent) {
+		t.Fatalf("%v, want the cancellation", err)
+	}
+	f.SetDelay(0)
+	if err := s.Deliver(context.Background(), inc); err != nil {
+		t.Fatal(err)
+	}
+	st := f.State()
+	if len(st.Imports) != 2 || st.Imports[0].ID != sinktest.ID(4) || st.Imports[1].ID != sinktest.ID(4) || st.Stored != 1 || st.Ignored != 0 || st.Requests != 2 {
+		t.Fatalf("%d imports in %d requests, %d stored, %d ignored", len(st.Imports), st.Requests, st.Stored, st.Ignored)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/ecscorr/ecscorr/correlate/state"
 	"github.com/ecscorr/ecscorr/pipeline"
 	"github.com/ecscorr/ecscorr/sinks/internal/sinktest"
+	"github.com/ecscorr/ecscorr/sinks/slack/slacktest"
 )
 
 // syncBuffer is a log destination shared by the Runner's goroutines.
@@ -72,8 +73,8 @@ func TestOutageThenRecovery(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer st.Close()
-			f := newFakeSlack(t)
-			f.set(func(f *fakeSlack) { f.down = 503 })
+			f := slacktest.New(t)
+			f.SetDown(503)
 			var logs syncBuffer
 			log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			// A new sink each run: what it remembers must come from the store.
@@ -87,17 +88,19 @@ func TestOutageThenRecovery(t *testing.T) {
 			// Each outage run lasts until its changes are all in the outbox and
 			// deliveries have failed a few times.
 			r := sinktest.RunUntil(t, st, creates(100), sink(), testPolicy, log, func() bool {
-				return f.failed(3) && sinktest.Waiting(st, "slack") == 100
+				return f.Failures() >= 3 && sinktest.Waiting(st, "slack") == 100
 			})
 			retries += r.SinkStats()["slack"].Retries
 			// The second part of the outage drops connections: the transport
 			// errors quote the URL, which must not reach a log.
-			f.set(func(f *fakeSlack) { f.down, f.hangup, f.failures = 0, true, 0 })
+			f.SetDown(0)
+			f.SetHangup(true)
+			before := f.Failures()
 			r = sinktest.RunUntil(t, st, outageUpdates(), sink(), testPolicy, log, func() bool {
-				return f.failed(3) && sinktest.Waiting(st, "slack") == 110
+				return f.Failures() >= before+3 && sinktest.Waiting(st, "slack") == 110
 			})
 			retries += r.SinkStats()["slack"].Retries
-			if msgs, _ := f.got(); len(msgs) != 0 {
+			if msgs, _ := got(f); len(msgs) != 0 {
 				t.Fatalf("%d posted during the outage", len(msgs))
 			}
 			left, err := pipeline.ListOutbox(st, "slack", false)
@@ -109,13 +112,13 @@ func TestOutageThenRecovery(t *testing.T) {
 					t.Fatalf("last error %q", e.LastError)
 				}
 			}
-			f.set(func(f *fakeSlack) { f.hangup = false })
+			f.SetHangup(false)
 			r = sinktest.Run(t, st, nil, sink(), testPolicy, 10*time.Second, log)
 			retries += r.SinkStats()["slack"].Retries
 			if s := r.SinkStats()["slack"]; s.Delivered != 110 || s.Depth != 0 || s.DeadLetters != 0 {
 				t.Fatalf("stats %+v", s)
 			}
-			msgs, _ := f.got()
+			msgs, _ := got(f)
 			first := map[string]int{}  // incident → index of its first message
 			top := map[string]string{} // incident → ts (bot)
 			later := map[string][]string{}
@@ -123,8 +126,7 @@ func TestOutageThenRecovery(t *testing.T) {
 				if m.Incident == "" {
 					t.Fatalf("message %d names no incident", i)
 				}
-				isTop := m.Kind == "post" || (m.Kind == "webhook" && m.Blocks[0].Type == "header")
-				if isTop {
+				if m.IsAlert() {
 					if _, dup := first[m.Incident]; dup {
 						t.Fatalf("%s posted twice", m.Incident)
 					}
@@ -170,15 +172,14 @@ func TestOutageThenRecovery(t *testing.T) {
 				t.Fatalf("%d messages, want %d", len(msgs), n)
 			}
 			if mode == "bot" {
-				f.mu.Lock()
-				h := f.tops[top[sinktest.ID(30)]].Blocks[0].Text.Text
-				f.mu.Unlock()
+				shown, _ := f.Shown(top[sinktest.ID(30)])
+				h := shown.Blocks[0].Text.Text
 				if !strings.HasPrefix(h, "🔴 CRITICAL: ") {
 					t.Fatalf("the edited first message says %q", h)
 				}
 			}
 			out := logs.String()
-			for _, secret := range []string{hookSecret, f.token, "SECRETtokenPART", f.webhookURL()} {
+			for _, secret := range []string{slacktest.WebhookSecret, slacktest.Token, "SECRETtokenPART", f.WebhookURL()} {
 				if strings.Contains(out, secret) {
 					t.Fatalf("a log line holds a secret")
 				}
@@ -203,9 +204,9 @@ func TestPermanentFailureIsDeadLettered(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer st.Close()
-			f := newFakeSlack(t)
+			f := slacktest.New(t)
 			reason := "invalid_blocks"
-			f.set(func(f *fakeSlack) { f.refuse[sinktest.ID(3)] = reason })
+			f.Refuse(sinktest.ID(3), reason)
 			var logs syncBuffer
 			log := slog.New(slog.NewJSONHandler(&logs, nil))
 			sink := func() *Sink {
@@ -215,7 +216,7 @@ func TestPermanentFailureIsDeadLettered(t *testing.T) {
 				return webhookSink(t, f, Config{}, st)
 			}
 			r := sinktest.Run(t, st, creates(10), sink(), testPolicy, 10*time.Second, log)
-			msgs, reqs := f.got()
+			msgs, reqs := got(f)
 			if len(msgs) != 9 || reqs != 10 {
 				t.Fatalf("%d posted of %d requests, want 9 of 10", len(msgs), reqs)
 			}
@@ -233,12 +234,12 @@ func TestPermanentFailureIsDeadLettered(t *testing.T) {
 			if n := strings.Count(logs.String(), "outbox: incident dead-lettered"); n != 1 {
 				t.Fatalf("%d dead-letter log lines", n)
 			}
-			f.set(func(f *fakeSlack) { delete(f.refuse, sinktest.ID(3)) })
+			f.Refuse(sinktest.ID(3), "")
 			if n, err := pipeline.RetryOutbox(st, "slack"); n != 1 || err != nil {
 				t.Fatalf("retry: %d %v", n, err)
 			}
 			sinktest.Run(t, st, nil, sink(), testPolicy, 10*time.Second, log)
-			msgs, reqs = f.got()
+			msgs, reqs = got(f)
 			if len(msgs) != 10 || reqs != 11 || msgs[9].Incident != sinktest.ID(3) {
 				t.Fatalf("after retry: %d posted of %d requests", len(msgs), reqs)
 			}

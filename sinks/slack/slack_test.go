@@ -1,9 +1,7 @@
 package slack
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,11 +17,12 @@ import (
 	"github.com/ecscorr/ecscorr/correlate/state"
 	"github.com/ecscorr/ecscorr/pipeline"
 	"github.com/ecscorr/ecscorr/sinks/internal/sinktest"
+	"github.com/ecscorr/ecscorr/sinks/slack/slacktest"
 )
 
-func webhookSink(t *testing.T, f *fakeSlack, cfg Config, store pipeline.StateStore) *Sink {
+func webhookSink(t *testing.T, f *slacktest.Server, cfg Config, store pipeline.StateStore) *Sink {
 	t.Helper()
-	t.Setenv("TEST_SLACK_WEBHOOK", f.webhookURL())
+	t.Setenv("TEST_SLACK_WEBHOOK", f.WebhookURL())
 	cfg.WebhookURLEnv = "TEST_SLACK_WEBHOOK"
 	s, err := New(cfg, store)
 	if err != nil {
@@ -32,13 +31,13 @@ func webhookSink(t *testing.T, f *fakeSlack, cfg Config, store pipeline.StateSto
 	return s
 }
 
-func botSink(t *testing.T, f *fakeSlack, cfg Config, store pipeline.StateStore) *Sink {
+func botSink(t *testing.T, f *slacktest.Server, cfg Config, store pipeline.StateStore) *Sink {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(file, []byte(f.token+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(slacktest.Token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg.TokenFile, cfg.BaseURL = file, f.srv.URL+"/api"
+	cfg.TokenFile, cfg.BaseURL = file, f.APIURL()
 	if cfg.Channel == "" {
 		cfg.Channel = "C0CHANNEL"
 	}
@@ -49,57 +48,7 @@ func botSink(t *testing.T, f *fakeSlack, cfg Config, store pipeline.StateStore) 
 	return s
 }
 
-func post(t *testing.T, url string, v any) (int, string) {
-	t.Helper()
-	b, _ := json.Marshal(v)
-	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out bytes.Buffer
-	out.ReadFrom(resp.Body)
-	return resp.StatusCode, out.String()
-}
-
-// The fake refuses what Slack refuses: without that, the limit tests
-// below would prove nothing.
-func TestFakeSlackRefusesOverLimits(t *testing.T) {
-	f := newFakeSlack(t)
-	sec := func(n int) map[string]any {
-		return map[string]any{"type": "section", "text": map[string]any{"type": "mrkdwn", "text": strings.Repeat("x", n)}}
-	}
-	many := func(n int, b map[string]any) []any {
-		out := make([]any, n)
-		for i := range out {
-			out[i] = b
-		}
-		return out
-	}
-	field := map[string]any{"type": "mrkdwn", "text": "f"}
-	for _, c := range []struct {
-		name   string
-		blocks []any
-		want   int
-	}{
-		{"50 blocks", many(50, sec(1)), 200},
-		{"51 blocks", many(51, sec(1)), 400},
-		{"3000-char section", []any{sec(3000)}, 200},
-		{"3001-char section", []any{sec(3001)}, 400},
-		{"150-char header", []any{map[string]any{"type": "header", "text": map[string]any{"type": "plain_text", "text": strings.Repeat("é", 150)}}}, 200},
-		{"151-char header", []any{map[string]any{"type": "header", "text": map[string]any{"type": "plain_text", "text": strings.Repeat("é", 151)}}}, 400},
-		{"10 fields", []any{map[string]any{"type": "section", "fields": many(10, field)}}, 200},
-		{"11 fields", []any{map[string]any{"type": "section", "fields": many(11, field)}}, 400},
-	} {
-		status, body := post(t, f.webhookURL(), map[string]any{"text": "t", "blocks": c.blocks})
-		if status != c.want || (c.want == 400 && body != "invalid_blocks") || (c.want == 200 && body != "ok") {
-			t.Errorf("%s: %d %q, want %d", c.name, status, body, c.want)
-		}
-	}
-	if msgs, n := f.got(); len(msgs) != 4 || n != 8 {
-		t.Fatalf("%d accepted of %d requests, want 4 of 8", len(msgs), n)
-	}
-}
+func got(f *slacktest.Server) ([]slacktest.Message, int) { return f.Messages(), f.Requests() }
 
 func bigIncident() pipeline.Incident {
 	inc := sinktest.Incident(sinktest.Create(7, pipeline.SeverityCritical))
@@ -125,13 +74,13 @@ func TestBlocksStayWithinLimits(t *testing.T) {
 	for _, c := range []struct {
 		maxEv, shown int
 	}{{0, 15}, {3, 3}, {1000, 19}} {
-		f := newFakeSlack(t)
+		f := slacktest.New(t)
 		s := webhookSink(t, f, Config{MaxEvidence: c.maxEv}, nil)
 		inc := bigIncident()
 		if err := s.Deliver(context.Background(), []pipeline.Incident{inc}); err != nil {
 			t.Fatalf("max %d: %v", c.maxEv, err)
 		}
-		msgs, _ := f.got()
+		msgs, _ := got(f)
 		if len(msgs) != 1 {
 			t.Fatalf("%d messages", len(msgs))
 		}
@@ -154,7 +103,7 @@ func TestBlocksStayWithinLimits(t *testing.T) {
 		if strings.Contains(ev, "<sh>") || !strings.Contains(ev, "&lt;sh&gt;") {
 			t.Fatalf("evidence not escaped")
 		}
-		if len(m.Blocks) != 7 || m.Text == "" || f.badText != 0 {
+		if len(m.Blocks) != 7 || m.Text == "" || f.WithoutText() != 0 {
 			t.Fatalf("%d blocks, text %q", len(m.Blocks), m.Text)
 		}
 		if fl := m.Blocks[1].Fields; len(fl) != 9 || fl[2].Text != "*Task*\n`00000000000000000000000000000008`" || fl[4].Text != "*Cluster*\npayments-prod" {
@@ -165,21 +114,22 @@ func TestBlocksStayWithinLimits(t *testing.T) {
 
 // The webhook's answers are classified as Slack means them.
 func TestWebhookAnswers(t *testing.T) {
-	f := newFakeSlack(t)
+	f := slacktest.New(t)
 	s := webhookSink(t, f, Config{Timeout: 200 * time.Millisecond}, nil)
 	inc := sinktest.Incident(sinktest.Create(1, pipeline.SeverityHigh))
 	for _, e := range []string{"invalid_payload", "invalid_blocks", "channel_not_found", "channel_is_archived", "action_prohibited", "invalid_token"} {
-		f.set(func(f *fakeSlack) { f.refuse[inc.ID] = e })
+		f.Refuse(inc.ID, e)
 		err := s.Deliver(context.Background(), []pipeline.Incident{inc})
-		if !errors.Is(err, pipeline.ErrPermanent) || !strings.Contains(err.Error(), fmt.Sprintf("HTTP %d %s", webhookStatus[e], e)) {
+		if !errors.Is(err, pipeline.ErrPermanent) || !strings.Contains(err.Error(), fmt.Sprintf("HTTP %d %s", slacktest.WebhookStatus(e), e)) {
 			t.Fatalf("%s: %v", e, err)
 		}
 	}
-	f.set(func(f *fakeSlack) { f.refuse[inc.ID] = "rollup_error" })
+	f.Refuse(inc.ID, "rollup_error")
 	if err := s.Deliver(context.Background(), []pipeline.Incident{inc}); err == nil || errors.Is(err, pipeline.ErrPermanent) || err.Error() != "webhook: HTTP 500 rollup_error" {
 		t.Fatalf("500: %v", err)
 	}
-	f.set(func(f *fakeSlack) { delete(f.refuse, inc.ID); f.throttle = 1 })
+	f.Refuse(inc.ID, "")
+	f.Throttle(1)
 	var ra *pipeline.RetryAfterError
 	if err := s.Deliver(context.Background(), []pipeline.Incident{inc}); !errors.As(err, &ra) || ra.After != 7*time.Second || errors.Is(err, pipeline.ErrPermanent) {
 		t.Fatalf("429: %v", err)
@@ -187,7 +137,7 @@ func TestWebhookAnswers(t *testing.T) {
 	if err := s.Deliver(context.Background(), []pipeline.Incident{inc}); err != nil {
 		t.Fatal(err)
 	}
-	if msgs, n := f.got(); len(msgs) != 1 || n != 9 {
+	if msgs, n := got(f); len(msgs) != 1 || n != 9 {
 		t.Fatalf("%d messages of %d requests, want 1 of 9", len(msgs), n)
 	}
 }
@@ -199,51 +149,53 @@ func TestWebhookTransportErrorsRetryWithoutTheURL(t *testing.T) {
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
 	defer slow.Close()
 	defer close(block)
-	t.Setenv("SLOW_HOOK", slow.URL+"/services/T1/B1/"+hookSecret)
+	t.Setenv("SLOW_HOOK", slow.URL+"/services/T1/B1/"+slacktest.WebhookSecret)
 	s, err := New(Config{WebhookURLEnv: "SLOW_HOOK", Timeout: 50 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	inc := sinktest.Incident(sinktest.Create(1, pipeline.SeverityHigh))
 	err = s.Deliver(context.Background(), []pipeline.Incident{inc})
-	if err == nil || errors.Is(err, pipeline.ErrPermanent) || !strings.Contains(err.Error(), "deadline exceeded") || strings.Contains(err.Error(), hookSecret) {
+	if err == nil || errors.Is(err, pipeline.ErrPermanent) || !strings.Contains(err.Error(), "deadline exceeded") || strings.Contains(err.Error(), slacktest.WebhookSecret) {
 		t.Fatalf("timeout: %v", err)
 	}
-	t.Setenv("DEAD_HOOK", "http://127.0.0.1:1/services/T1/B1/"+hookSecret)
+	t.Setenv("DEAD_HOOK", "http://127.0.0.1:1/services/T1/B1/"+slacktest.WebhookSecret)
 	dead, err := New(Config{WebhookURLEnv: "DEAD_HOOK"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = dead.Deliver(context.Background(), []pipeline.Incident{inc})
-	if err == nil || errors.Is(err, pipeline.ErrPermanent) || !strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), hookSecret) {
+	if err == nil || errors.Is(err, pipeline.ErrPermanent) || !strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), slacktest.WebhookSecret) {
 		t.Fatalf("refused: %v", err)
 	}
-	if got := fmt.Sprintf("%v %+v %#v %s", dead, dead, *dead.webhook, dead.webhook); strings.Contains(got, hookSecret) {
+	if got := fmt.Sprintf("%v %+v %#v %s", dead, dead, *dead.webhook, dead.webhook); strings.Contains(got, slacktest.WebhookSecret) {
 		t.Fatalf("the sink prints its webhook: %s", got)
 	}
 }
 
 // The Web API's ok:false errors and status codes.
 func TestWebAPIAnswers(t *testing.T) {
-	f := newFakeSlack(t)
+	f := slacktest.New(t)
 	s := botSink(t, f, Config{}, nil)
 	inc := sinktest.Incident(sinktest.Create(1, pipeline.SeverityHigh))
 	deliver := func() error { return s.Deliver(context.Background(), []pipeline.Incident{inc}) }
 	for _, e := range []string{"invalid_blocks", "channel_not_found", "msg_too_long", "missing_scope"} {
-		f.set(func(f *fakeSlack) { f.refuse[inc.ID] = e })
+		f.Refuse(inc.ID, e)
 		if err := deliver(); !errors.Is(err, pipeline.ErrPermanent) || !strings.HasSuffix(err.Error(), "chat.postMessage: "+e) {
 			t.Fatalf("%s: %v", e, err)
 		}
 	}
-	f.set(func(f *fakeSlack) { f.refuse[inc.ID] = "internal_error" })
+	f.Refuse(inc.ID, "internal_error")
 	if err := deliver(); err == nil || errors.Is(err, pipeline.ErrPermanent) {
 		t.Fatalf("internal_error: %v", err)
 	}
-	f.set(func(f *fakeSlack) { delete(f.refuse, inc.ID); f.down = 503 })
+	f.Refuse(inc.ID, "")
+	f.SetDown(503)
 	if err := deliver(); err == nil || errors.Is(err, pipeline.ErrPermanent) || !strings.Contains(err.Error(), "HTTP 503") {
 		t.Fatalf("503: %v", err)
 	}
-	f.set(func(f *fakeSlack) { f.down = 0; f.throttle = 1 })
+	f.SetDown(0)
+	f.Throttle(1)
 	var ra *pipeline.RetryAfterError
 	if err := deliver(); !errors.As(err, &ra) || ra.After != 7*time.Second {
 		t.Fatalf("429: %v", err)
@@ -257,7 +209,7 @@ func TestWebAPIAnswers(t *testing.T) {
 	if err := wrong.Deliver(context.Background(), []pipeline.Incident{inc}); !errors.Is(err, pipeline.ErrPermanent) || !strings.Contains(err.Error(), "invalid_auth") || strings.Contains(err.Error(), "xoxb") {
 		t.Fatalf("auth: %v", err)
 	}
-	if msgs, n := f.got(); len(msgs) != 0 || n != 9 {
+	if msgs, n := got(f); len(msgs) != 0 || n != 9 {
 		t.Fatalf("%d messages of %d requests", len(msgs), n)
 	}
 }
@@ -266,7 +218,7 @@ func TestWebAPIAnswers(t *testing.T) {
 // window, or at once when the severity or status changes; a change already
 // posted is not posted again.
 func TestWebhookFollowUps(t *testing.T) {
-	f := newFakeSlack(t)
+	f := slacktest.New(t)
 	s := webhookSink(t, f, Config{}, nil)
 	steps := []struct {
 		ev   *pipeline.Event
@@ -282,16 +234,16 @@ func TestWebhookFollowUps(t *testing.T) {
 		{sinktest.Update(3, 5, pipeline.SeverityCritical, 72*time.Minute, true), false}, // redelivery
 	}
 	for i, st := range steps {
-		before, _ := f.got()
+		before, _ := got(f)
 		if err := s.Deliver(context.Background(), []pipeline.Incident{sinktest.Incident(st.ev)}); err != nil {
 			t.Fatal(err)
 		}
-		after, _ := f.got()
+		after, _ := got(f)
 		if posted := len(after) > len(before); posted != st.post {
 			t.Fatalf("step %d: posted %v, want %v", i, posted, st.post)
 		}
 	}
-	msgs, _ := f.got()
+	msgs, _ := got(f)
 	if len(msgs) != 4 {
 		t.Fatalf("%d messages", len(msgs))
 	}
@@ -317,7 +269,7 @@ func TestWebhookFollowUps(t *testing.T) {
 // its thread and the first message edited to the current state. A failed
 // edit is retried without replying again.
 func TestBotThreadsAndEdits(t *testing.T) {
-	f := newFakeSlack(t)
+	f := slacktest.New(t)
 	s := botSink(t, f, Config{}, nil)
 	deliver := func(ev *pipeline.Event) error {
 		return s.Deliver(context.Background(), []pipeline.Incident{sinktest.Incident(ev)})
@@ -329,7 +281,7 @@ func TestBotThreadsAndEdits(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The edit fails once after the reply went out.
-	f.set(func(f *fakeSlack) { f.failUpdates = 1 })
+	f.FailUpdates(1)
 	up := sinktest.Update(5, 1, pipeline.SeverityCritical, 5*time.Minute, false)
 	if err := deliver(up); err == nil || errors.Is(err, pipeline.ErrPermanent) {
 		t.Fatalf("failed edit: %v", err)
@@ -337,7 +289,7 @@ func TestBotThreadsAndEdits(t *testing.T) {
 	if err := deliver(up); err != nil {
 		t.Fatal(err)
 	}
-	msgs, _ := f.got()
+	msgs, _ := got(f)
 	var kinds []string
 	for _, m := range msgs {
 		kinds = append(kinds, m.Kind)
@@ -349,17 +301,16 @@ func TestBotThreadsAndEdits(t *testing.T) {
 	if reply.ThreadTS != top.TS || upd.TS != top.TS || !reply.Broad || top.TS != "1767323045.000001" {
 		t.Fatalf("reply %+v / update %+v of top %s", reply, upd, top.TS)
 	}
-	f.mu.Lock()
-	h := f.tops[top.TS].Blocks[0].Text.Text
-	f.mu.Unlock()
+	shown, _ := f.Shown(top.TS)
+	h := shown.Blocks[0].Text.Text
 	if h != "🔴 CRITICAL: Reverse shell in task 5 of payments-prod" {
 		t.Fatalf("edited header %q", h)
 	}
 }
 
 func TestNewRefusesBadConfigWithoutQuotingSecrets(t *testing.T) {
-	t.Setenv("HOOK_BAD", "::not a url "+hookSecret)
-	t.Setenv("TOKEN_USER", "xoxp-"+hookSecret)
+	t.Setenv("HOOK_BAD", "::not a url "+slacktest.WebhookSecret)
+	t.Setenv("TOKEN_USER", "xoxp-"+slacktest.WebhookSecret)
 	t.Setenv("EMPTY", " ")
 	for _, c := range []struct {
 		cfg  Config
@@ -373,7 +324,7 @@ func TestNewRefusesBadConfigWithoutQuotingSecrets(t *testing.T) {
 		{Config{TokenFile: "/nonexistent/token", Channel: "C1"}, "reading the bot token: open /nonexistent/token: no such file or directory"},
 	} {
 		_, err := New(c.cfg, nil)
-		if err == nil || !strings.HasSuffix(err.Error(), c.want) || strings.Contains(err.Error(), hookSecret) {
+		if err == nil || !strings.HasSuffix(err.Error(), c.want) || strings.Contains(err.Error(), slacktest.WebhookSecret) {
 			t.Errorf("%+v: %v, want …%s", c.cfg, err, c.want)
 		}
 	}
@@ -415,7 +366,7 @@ func TestCrashBetweenPostAndCommitPostsAtMostOnceMore(t *testing.T) {
 	}
 	defer st.Close()
 	for _, mode := range []string{"webhook", "bot"} {
-		f := newFakeSlack(t)
+		f := slacktest.New(t)
 		fail := 1
 		mk := func(store pipeline.StateStore) *Sink {
 			if mode == "bot" {
@@ -435,7 +386,7 @@ func TestCrashBetweenPostAndCommitPostsAtMostOnceMore(t *testing.T) {
 		if err := mk(st).Deliver(context.Background(), inc); err != nil {
 			t.Fatal(err)
 		}
-		if msgs, reqs := f.got(); len(msgs) != 2 || reqs != 2 {
+		if msgs, reqs := got(f); len(msgs) != 2 || reqs != 2 {
 			t.Fatalf("%s: %d posted in %d requests, want 2", mode, len(msgs), reqs)
 		}
 	}
@@ -467,7 +418,7 @@ func TestStateExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	f := newFakeSlack(t)
+	f := slacktest.New(t)
 	var ttls []time.Duration
 	for _, c := range []Config{{}, {Remember: 48 * time.Hour}} {
 		s := webhookSink(t, f, c, ttlStore{st, &ttls})

@@ -1,4 +1,16 @@
-package securityhub
+// Package securityhubtest is a fake AWS for tests of the Security Hub
+// sink and of whatever runs it (the ecscorr binary): two httptest servers
+// speaking Security Hub's REST-JSON BatchImportFindings (POST
+// /findings/import) and STS's query protocol (GetCallerIdentity,
+// AssumeRole), for the real aws-sdk-go-v2 clients.
+//
+// Every request must carry a valid SigV4 signature for the right service
+// from a known key; findings are checked against the ASFF required fields
+// and limits and refused in FailedFindings as Security Hub does; an import
+// whose UpdatedAt is not later than the stored one is ignored, as Security
+// Hub ignores it. Every import taken is recorded with its finding Id (the
+// incident id). A Server is safe for concurrent use.
+package securityhubtest
 
 import (
 	"bytes"
@@ -25,43 +37,59 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
+// The calling account and its static key; another account whose
+// Security Hub is reached through OtherRole.
 const (
-	selfAccount  = "123456789012"
-	otherAccount = "210987654321"
-	staticKey    = "AKIDSTATICTEST000001"
-	staticSecret = "staticSECRETkeyDoNotLog0000000000000000"
-	otherRole    = "arn:aws:iam::210987654321:role/ecscorr-import"
+	Account         = "123456789012"
+	OtherAccount    = "210987654321"
+	AccessKeyID     = "AKIDSTATICTEST000001"
+	SecretAccessKey = "staticSECRETkeyDoNotLog0000000000000000"
+	OtherRole       = "arn:aws:iam::210987654321:role/ecscorr-import"
+	Region          = "us-east-1"
 )
 
-type fakeKey struct{ secret, token, account string }
+type key struct{ secret, token, account string }
 
-type imported struct {
-	ID, UpdatedAt, Account, Signer string
-	Raw                            json.RawMessage
+// Import is one finding Security Hub took.
+type Import struct {
+	ID        string // the finding Id (the incident id)
+	UpdatedAt string
+	Account   string // the account it was imported into
+	Signer    string // the access key id that signed the request
+	Raw       json.RawMessage
 }
 
-// fakeAWS speaks Security Hub's REST-JSON BatchImportFindings (POST
-// /findings/import) and STS's query protocol (GetCallerIdentity,
-// AssumeRole). Every request must carry a valid SigV4 signature for the
-// right service from a known key; findings are checked against the ASFF
-// required fields and limits and refused in FailedFindings as Security Hub
-// does; an import whose UpdatedAt is not later than the stored one is
-// ignored, as Security Hub ignores it.
-type fakeAWS struct {
-	t       *testing.T
+// State is what the server has seen so far.
+type State struct {
+	Imports         []Import // taken, in order
+	Requests        int      // BatchImportFindings requests, whatever their answer
+	Batches         []int    // findings per request that reached validation
+	Bodies          []int    // sizes of those requests
+	Invalid         []string // ASFF violations, in order
+	SignatureErrors []string
+	Ignored         int // imports not later than the stored finding
+	Stored          int // distinct findings (account and Id)
+	Assumed         int // AssumeRole calls
+	Failures        int // requests answered with an outage (5xx, 429)
+}
+
+// Server is the fake.
+type Server struct {
 	sh, sts *httptest.Server
+	dir     string
 
 	mu         sync.Mutex
-	keys       map[string]fakeKey
+	delay      time.Duration
+	keys       map[string]key
 	roles      map[string]string // role ARN → account
 	assumed    int
 	requests   int
 	batches    []int
-	bodies     []int // request sizes, of the batches
-	imports    []imported
+	bodies     []int
+	imports    []Import
 	stored     map[string]time.Time // account/Id → UpdatedAt
 	ignored    int
-	invalid    []string // ASFF violations, in order
+	invalid    []string
 	sigErrors  []string
 	down       int               // answer Security Hub with this status (500: InternalException)
 	throttle   int               // answer this many next imports with 429
@@ -71,56 +99,109 @@ type fakeAWS struct {
 	failOnce   map[string]string // Id → ErrorCode, once
 }
 
-func newFakeAWS(t *testing.T) *fakeAWS {
-	f := &fakeAWS{t: t, keys: map[string]fakeKey{staticKey: {secret: staticSecret, account: selfAccount}},
-		roles: map[string]string{otherRole: otherAccount}, stored: map[string]time.Time{}, fail: map[string]string{}, failOnce: map[string]string{}}
-	f.sh = httptest.NewServer(http.HandlerFunc(f.securityHub))
-	f.sts = httptest.NewServer(http.HandlerFunc(f.stsHandler))
-	t.Cleanup(f.sh.Close)
-	t.Cleanup(f.sts.Close)
-	return f
+// New starts the fake, closed when the test ends.
+func New(t testing.TB) *Server {
+	s := &Server{dir: t.TempDir(), keys: map[string]key{AccessKeyID: {secret: SecretAccessKey, account: Account}},
+		roles: map[string]string{OtherRole: OtherAccount}, stored: map[string]time.Time{}, fail: map[string]string{}, failOnce: map[string]string{}}
+	s.sh = httptest.NewServer(http.HandlerFunc(s.securityHub))
+	s.sts = httptest.NewServer(http.HandlerFunc(s.stsHandler))
+	t.Cleanup(s.sh.Close)
+	t.Cleanup(s.sts.Close)
+	return s
 }
 
-// env points the SDK's default configuration at the fake with static
-// credentials, and away from this machine's own AWS configuration.
-func (f *fakeAWS) env(t *testing.T) {
-	dir := t.TempDir()
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_SECURITYHUB": f.sh.URL, "AWS_ENDPOINT_URL_STS": f.sts.URL,
-		"AWS_ACCESS_KEY_ID": staticKey, "AWS_SECRET_ACCESS_KEY": staticSecret, "AWS_SESSION_TOKEN": "",
-		"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "", "AWS_PROFILE": "", "AWS_ENDPOINT_URL": "",
-		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
+// Env is the environment that points the SDK's default configuration at
+// the fake with the static key, and away from this machine's own AWS
+// configuration: for a child process, or Setenv.
+func (s *Server) Env() map[string]string {
+	return map[string]string{
+		"AWS_ENDPOINT_URL_SECURITYHUB": s.sh.URL, "AWS_ENDPOINT_URL_STS": s.sts.URL,
+		"AWS_ACCESS_KEY_ID": AccessKeyID, "AWS_SECRET_ACCESS_KEY": SecretAccessKey, "AWS_SESSION_TOKEN": "",
+		"AWS_REGION": Region, "AWS_DEFAULT_REGION": "", "AWS_PROFILE": "", "AWS_ENDPOINT_URL": "",
+		"AWS_CONFIG_FILE": filepath.Join(s.dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(s.dir, "credentials"),
 		"AWS_EC2_METADATA_DISABLED": "true",
-	} {
+	}
+}
+
+// Setenv sets Env in this process for the rest of the test.
+func (s *Server) Setenv(t testing.TB) {
+	for k, v := range s.Env() {
 		t.Setenv(k, v)
 	}
+}
+
+// State returns a copy of what the server has seen.
+func (s *Server) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return State{Imports: append([]Import(nil), s.imports...), Requests: s.requests, Batches: append([]int(nil), s.batches...),
+		Bodies: append([]int(nil), s.bodies...), Invalid: append([]string(nil), s.invalid...), SignatureErrors: append([]string(nil), s.sigErrors...),
+		Ignored: s.ignored, Stored: len(s.stored), Assumed: s.assumed, Failures: s.failures}
+}
+
+// SetDelay makes every BatchImportFindings answer wait d after the
+// findings were taken (and recorded), or until the client goes away: a
+// client stopped in that wait has imported them but does not know it.
+func (s *Server) SetDelay(d time.Duration) { s.with(func() { s.delay = d }) }
+
+// SetDown answers every import with status (500: InternalException; any
+// other code as is) until called with 0.
+func (s *Server) SetDown(status int) { s.with(func() { s.down = status }) }
+
+// Throttle answers the next n imports with 429 and the error type typ
+// ("": ThrottlingException).
+func (s *Server) Throttle(n int, typ string) { s.with(func() { s.throttle, s.throttleAs = n, typ }) }
+
+// AddRole lets AssumeRole of roleARN give credentials importing into
+// account (OtherRole into OtherAccount is there from the start).
+func (s *Server) AddRole(roleARN, account string) { s.with(func() { s.roles[roleARN] = account }) }
+
+// Fail refuses the finding id in FailedFindings with code every time; ""
+// stops.
+func (s *Server) Fail(id, code string) { s.with(func() { set(s.fail, id, code) }) }
+
+// FailOnce refuses the finding id in FailedFindings with code, once.
+func (s *Server) FailOnce(id, code string) { s.with(func() { set(s.failOnce, id, code) }) }
+
+func set(m map[string]string, k, v string) {
+	if v == "" {
+		delete(m, k)
+	} else {
+		m[k] = v
+	}
+}
+
+func (s *Server) with(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn()
 }
 
 var authRE = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([A-Z0-9]+)/(\d{8})/([a-z0-9-]+)/([a-z]+)/aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$`)
 
 // verify checks r's SigV4 signature by signing it again with the key's
 // secret; it returns the key's account.
-func (f *fakeAWS) verify(r *http.Request, body []byte, service string) (string, string, error) {
+func (s *Server) verify(r *http.Request, body []byte, service string) (string, string, error) {
 	m := authRE.FindStringSubmatch(r.Header.Get("Authorization"))
 	if m == nil {
 		return "", "", fmt.Errorf("malformed Authorization %q", r.Header.Get("Authorization"))
 	}
 	akid, date, region, svc, signed, sig := m[1], m[2], m[3], m[4], m[5], m[6]
-	if svc != service || region != "us-east-1" {
-		return "", "", fmt.Errorf("signed for %s in %s, want %s in us-east-1", svc, region, service)
+	if svc != service || region != Region {
+		return "", "", fmt.Errorf("signed for %s in %s, want %s in %s", svc, region, service, Region)
 	}
 	amzDate := r.Header.Get("X-Amz-Date")
 	at, err := time.Parse("20060102T150405Z", amzDate)
 	if err != nil || !strings.HasPrefix(amzDate, date) {
 		return "", "", fmt.Errorf("X-Amz-Date %q does not match the credential date %s", amzDate, date)
 	}
-	f.mu.Lock()
-	key, ok := f.keys[akid]
-	f.mu.Unlock()
+	s.mu.Lock()
+	k, ok := s.keys[akid]
+	s.mu.Unlock()
 	if !ok {
 		return "", "", fmt.Errorf("unknown access key")
 	}
-	if key.token != "" && r.Header.Get("X-Amz-Security-Token") != key.token {
+	if k.token != "" && r.Header.Get("X-Amz-Security-Token") != k.token {
 		return "", "", fmt.Errorf("session token missing")
 	}
 	again, _ := http.NewRequest(r.Method, "http://"+r.Host+r.URL.RequestURI(), bytes.NewReader(body))
@@ -135,23 +216,23 @@ func (f *fakeAWS) verify(r *http.Request, body []byte, service string) (string, 
 		}
 	}
 	sum := sha256.Sum256(body)
-	creds := aws.Credentials{AccessKeyID: akid, SecretAccessKey: key.secret, SessionToken: key.token}
+	creds := aws.Credentials{AccessKeyID: akid, SecretAccessKey: k.secret, SessionToken: k.token}
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, again, hex.EncodeToString(sum[:]), service, region, at); err != nil {
 		return "", "", err
 	}
 	if want := authRE.FindStringSubmatch(again.Header.Get("Authorization")); want == nil || want[6] != sig {
 		return "", "", fmt.Errorf("signature does not match")
 	}
-	return key.account, akid, nil
+	return k.account, akid, nil
 }
 
-func (f *fakeAWS) stsHandler(w http.ResponseWriter, r *http.Request) {
+func (s *Server) stsHandler(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	acct, _, err := f.verify(r, body, "sts")
+	acct, _, err := s.verify(r, body, "sts")
 	if err != nil {
-		f.mu.Lock()
-		f.sigErrors = append(f.sigErrors, "sts: "+err.Error())
-		f.mu.Unlock()
+		s.mu.Lock()
+		s.sigErrors = append(s.sigErrors, "sts: "+err.Error())
+		s.mu.Unlock()
 		w.WriteHeader(403)
 		fmt.Fprintf(w, `<ErrorResponse><Error><Type>Sender</Type><Code>SignatureDoesNotMatch</Code><Message>%s</Message></Error></ErrorResponse>`, err)
 		return
@@ -162,15 +243,15 @@ func (f *fakeAWS) stsHandler(w http.ResponseWriter, r *http.Request) {
 	case "GetCallerIdentity":
 		fmt.Fprintf(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult><Arn>arn:aws:iam::%s:user/ecscorr</Arn><UserId>AIDATEST</UserId><Account>%s</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></GetCallerIdentityResponse>`, acct, acct)
 	case "AssumeRole":
-		f.mu.Lock()
-		target, ok := f.roles[q.Get("RoleArn")]
-		f.assumed++
-		n := f.assumed
+		s.mu.Lock()
+		target, ok := s.roles[q.Get("RoleArn")]
+		s.assumed++
+		n := s.assumed
 		kid := fmt.Sprintf("ASIAFAKE%012d", n)
 		if ok {
-			f.keys[kid] = fakeKey{secret: fmt.Sprintf("assumedSECRET%d", n), token: fmt.Sprintf("token%d", n), account: target}
+			s.keys[kid] = key{secret: fmt.Sprintf("assumedSECRET%d", n), token: fmt.Sprintf("token%d", n), account: target}
 		}
-		f.mu.Unlock()
+		s.mu.Unlock()
 		if !ok || q.Get("RoleSessionName") == "" {
 			w.WriteHeader(403)
 			io.WriteString(w, `<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to assume the role</Message></Error></ErrorResponse>`)
@@ -195,81 +276,101 @@ type failedFinding struct {
 	Id, ErrorCode, ErrorMessage string
 }
 
-func (f *fakeAWS) securityHub(w http.ResponseWriter, r *http.Request) {
+func (s *Server) securityHub(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	f.mu.Lock()
-	f.requests++
-	f.mu.Unlock()
+	s.mu.Lock()
+	s.requests++
+	s.mu.Unlock()
 	if r.Method != http.MethodPost || r.URL.Path != "/findings/import" {
 		restError(w, 404, "ResourceNotFoundException", "no such operation")
 		return
 	}
-	acct, akid, err := f.verify(r, body, "securityhub")
+	acct, akid, err := s.verify(r, body, "securityhub")
 	if err != nil {
-		f.mu.Lock()
-		f.sigErrors = append(f.sigErrors, "securityhub: "+err.Error())
-		f.mu.Unlock()
+		s.mu.Lock()
+		s.sigErrors = append(s.sigErrors, "securityhub: "+err.Error())
+		s.mu.Unlock()
 		restError(w, 403, "InvalidSignatureException", err.Error())
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	answer := s.importFindings(body, acct, akid)
+	s.mu.Lock()
+	d := s.delay
+	s.mu.Unlock()
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return // the client is gone
+		}
+	}
+	answer(w)
+}
+
+// importFindings takes a request's findings under the lock and returns
+// the answer to write.
+func (s *Server) importFindings(body []byte, acct, akid string) func(http.ResponseWriter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	refuse := func(status int, typ, msg string) func(http.ResponseWriter) {
+		return func(w http.ResponseWriter) { restError(w, status, typ, msg) }
+	}
 	switch {
-	case f.throttle > 0:
-		f.failures++
-		f.throttle--
-		restError(w, 429, cmp.Or(f.throttleAs, "ThrottlingException"), "Rate exceeded")
-		return
-	case f.down != 0:
-		f.failures++
-		restError(w, f.down, "InternalException", "Internal service error")
-		return
+	case s.throttle > 0:
+		s.failures++
+		s.throttle--
+		return refuse(429, cmp.Or(s.throttleAs, "ThrottlingException"), "Rate exceeded")
+	case s.down != 0:
+		s.failures++
+		return refuse(s.down, "InternalException", "Internal service error")
 	case len(body) > 6<<20:
-		f.invalid = append(f.invalid, fmt.Sprintf("request of %d bytes", len(body)))
-		restError(w, 413, "InvalidInputException", "request too large")
-		return
+		s.invalid = append(s.invalid, fmt.Sprintf("request of %d bytes", len(body)))
+		return refuse(413, "InvalidInputException", "request too large")
 	}
 	var req struct{ Findings []json.RawMessage }
 	if err := json.Unmarshal(body, &req); err != nil || len(req.Findings) == 0 {
-		restError(w, 400, "InvalidInputException", "Findings is required")
-		return
+		return refuse(400, "InvalidInputException", "Findings is required")
 	}
 	if len(req.Findings) > 100 {
-		f.invalid = append(f.invalid, fmt.Sprintf("%d findings in one request", len(req.Findings)))
-		restError(w, 400, "InvalidInputException", "Findings: at most 100")
-		return
+		s.invalid = append(s.invalid, fmt.Sprintf("%d findings in one request", len(req.Findings)))
+		return refuse(400, "InvalidInputException", "Findings: at most 100")
 	}
-	f.batches = append(f.batches, len(req.Findings))
-	f.bodies = append(f.bodies, len(body))
+	s.batches = append(s.batches, len(req.Findings))
+	s.bodies = append(s.bodies, len(body))
 	var failed []failedFinding
 	for _, raw := range req.Findings {
 		var fd map[string]any
 		json.Unmarshal(raw, &fd)
 		id, _ := fd["Id"].(string)
 		if v := validate(fd, len(raw), acct); len(v) > 0 {
-			f.invalid = append(f.invalid, id+": "+strings.Join(v, "; "))
+			s.invalid = append(s.invalid, id+": "+strings.Join(v, "; "))
 			failed = append(failed, failedFinding{id, "InvalidInput", "Finding does not adhere to Amazon Finding Format. " + strings.Join(v, ", ")})
 			continue
 		}
-		if code := f.fail[id]; code != "" {
+		if code := s.fail[id]; code != "" {
 			failed = append(failed, failedFinding{id, code, "refused by the test"})
 			continue
 		}
-		if code := f.failOnce[id]; code != "" {
-			delete(f.failOnce, id)
+		if code := s.failOnce[id]; code != "" {
+			delete(s.failOnce, id)
 			failed = append(failed, failedFinding{id, code, "refused once by the test"})
 			continue
 		}
 		upd, _ := time.Parse(time.RFC3339Nano, fd["UpdatedAt"].(string))
-		if last, ok := f.stored[acct+"/"+id]; ok && !upd.After(last) {
-			f.ignored++
+		if last, ok := s.stored[acct+"/"+id]; ok && !upd.After(last) {
+			s.ignored++
 			continue
 		}
-		f.stored[acct+"/"+id] = upd
-		f.imports = append(f.imports, imported{ID: id, UpdatedAt: fd["UpdatedAt"].(string), Account: acct, Signer: akid, Raw: raw})
+		s.stored[acct+"/"+id] = upd
+		s.imports = append(s.imports, Import{ID: id, UpdatedAt: fd["UpdatedAt"].(string), Account: acct, Signer: akid, Raw: raw})
 	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{"FailedCount": len(failed), "SuccessCount": len(req.Findings) - len(failed), "FailedFindings": failed})
+	out, _ := json.Marshal(map[string]any{"FailedCount": len(failed), "SuccessCount": len(req.Findings) - len(failed), "FailedFindings": failed})
+	return func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(append(out, '\n'))
+	}
 }
 
 var (
@@ -395,22 +496,3 @@ func validate(fd map[string]any, size int, caller string) []string {
 }
 
 func n(s string) int { return utf8.RuneCountInString(s) }
-
-func (f *fakeAWS) state() (imports []imported, requests int, invalid, sigErrors []string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]imported(nil), f.imports...), f.requests, append([]string(nil), f.invalid...), append([]string(nil), f.sigErrors...)
-}
-
-func (f *fakeAWS) set(fn func(f *fakeAWS)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fn(f)
-}
-
-// failed reports whether at least n requests met the outage.
-func (f *fakeAWS) failed(n int) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.failures >= n
-}

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ecscorr/ecscorr/sinks/securityhub/securityhubtest"
+	"github.com/ecscorr/ecscorr/sinks/slack/slacktest"
+)
+
+// sinkFakes are one run's Slack and Security Hub, and the config and
+// environment that send the real binary's incidents to them.
+type sinkFakes struct {
+	slack *slacktest.Server
+	sh    *securityhubtest.Server
+	cfg   string
+	env   []string
+}
+
+// sinkDelay is how long the fakes take to answer after they took a
+// message or an import: a kill in it lands between the send and the
+// outbox's record of it.
+const sinkDelay = 30 * time.Millisecond
+
+// corpusAccount is the account of crashCorpus's tasks: its incidents go to
+// its own Security Hub through a role.
+const (
+	corpusAccount = "111122223333"
+	corpusRole    = "arn:aws:iam::111122223333:role/ecscorr-import"
+)
+
+// newSinkFakes starts the fakes; Slack is reached through its webhook, or
+// with bot a token (threads and edits).
+func newSinkFakes(t *testing.T, bot bool) *sinkFakes {
+	t.Helper()
+	f := &sinkFakes{slack: slacktest.New(t), sh: securityhubtest.New(t), cfg: filepath.Join(t.TempDir(), "ecscorr.yaml")}
+	f.slack.SetDelay(sinkDelay)
+	f.sh.SetDelay(sinkDelay)
+	f.sh.AddRole(corpusRole, corpusAccount)
+	slack := "webhook_url_env: SLACK_WEBHOOK_URL"
+	if bot {
+		slack = "token_env: SLACK_BOT_TOKEN\n    channel: " + slacktest.Channel + "\n    base_url: " + f.slack.APIURL()
+	}
+	// Slack's default 1/s would make every run last as many seconds as it
+	// posts; the backoff is short so that nothing waits for a retry.
+	cfg := "sinks:\n" +
+		"  - type: slack\n    " + slack + "\n    rate: 200\n    backoff: 10ms\n" +
+		"  - type: securityhub\n    region: us-east-1\n    backoff: 10ms\n    account_roles: {\"" + corpusAccount + "\": " + corpusRole + "}\n"
+	if err := os.WriteFile(f.cfg, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.env = append(os.Environ(), "SLACK_WEBHOOK_URL="+f.slack.WebhookURL(), "SLACK_BOT_TOKEN="+slacktest.Token)
+	for k, v := range f.sh.Env() {
+		f.env = append(f.env, k+"="+v) // the last of a name wins
+	}
+	return f
+}
+
+// delivered is what the fakes received, per incident.
+type delivered struct {
+	alerts   map[string]int    // incident → top-level Slack alerts
+	messages int               // Slack messages of every kind
+	findings map[string]string // finding Id → its last import, without UpdatedAt
+	imports  int
+}
+
+func (f *sinkFakes) delivered(t *testing.T) delivered {
+	t.Helper()
+	d := delivered{alerts: map[string]int{}, findings: map[string]string{}}
+	seen := map[string]bool{}
+	posts := map[string]string{} // ts → incident (bot)
+	for i, m := range f.slack.Messages() {
+		d.messages++
+		switch {
+		case m.Incident == "":
+			t.Errorf("Slack message %d names no incident", i)
+		case m.IsAlert():
+			d.alerts[m.Incident]++
+			seen[m.Incident] = true
+			posts[m.TS] = m.Incident
+		case !seen[m.Incident]:
+			t.Errorf("Slack message %d: a follow-up of %s before its alert", i, m.Incident)
+		case m.Kind == slacktest.KindReply && posts[m.ThreadTS] != m.Incident, m.Kind == slacktest.KindUpdate && posts[m.TS] != m.Incident:
+			t.Errorf("Slack message %d: a %s of %s to a message about %q", i, m.Kind, m.Incident, posts[cmp.Or(m.ThreadTS, m.TS)])
+		}
+	}
+	st := f.sh.State()
+	if len(st.Invalid) > 0 || len(st.SignatureErrors) > 0 || st.Ignored > 0 {
+		t.Errorf("Security Hub: invalid %q, signature errors %q, %d imports ignored", st.Invalid, st.SignatureErrors, st.Ignored)
+	}
+	for _, im := range st.Imports {
+		var fd map[string]any
+		if err := json.Unmarshal(im.Raw, &fd); err != nil {
+			t.Fatal(err)
+		}
+		delete(fd, "UpdatedAt")
+		b, _ := json.Marshal(fd)
+		d.findings[im.ID] = string(b)
+		d.imports++
+	}
+	return d
+}
+
+// findingSummary names what a finding says of its incident's state.
+func findingSummary(raw string) string {
+	var fd struct {
+		RecordState           string
+		Workflow              struct{ Status string }
+		FindingProviderFields struct{ Severity struct{ Label string } }
+		ProductFields         map[string]string
+	}
+	json.Unmarshal([]byte(raw), &fd)
+	return fmt.Sprintf("%s/%s/%s/count %s", fd.FindingProviderFields.Severity.Label, fd.RecordState, fd.Workflow.Status, fd.ProductFields["ecscorr/Count"])
+}
+
+// The real binary, replaying with Slack (a webhook) and Security Hub
+// sinks and SIGKILLed at random points — many of them while a message or
+// an import was taken but not yet answered — then rerun to completion over
+// the same state: every incident reaches Slack with at most one duplicate
+// alert, and Security Hub holds exactly the findings of one uninterrupted
+// run, each last imported as that run last imported it.
+func TestSinksSurviveSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the real binary")
+	}
+	bin := realBinary(t)
+	corpus := crashCorpus(t, 12000)
+	replay := func(ctx context.Context, f *sinkFakes, stateDir string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, bin, "replay", "--quiet", "--state", stateDir, "--config", f.cfg,
+			"--commit-interval", "1ms", "--batch", "50", "--drain-timeout", "60s", corpus)
+		cmd.Env = f.env
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGKILL) }
+		return cmd
+	}
+
+	clean := newSinkFakes(t, false)
+	t0 := time.Now()
+	var stderr bytes.Buffer
+	cmd := replay(context.Background(), clean, filepath.Join(t.TempDir(), "whole"))
+	cmd.Stderr = &stderr
+	report, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, stderr.Bytes())
+	}
+	full := time.Since(t0)
+	want := clean.delivered(t)
+	for id, n := range want.alerts {
+		if n != 1 {
+			t.Fatalf("the uninterrupted run alerted %s %d times", id, n)
+		}
+	}
+	if len(want.alerts) < 10 || len(want.findings) != len(want.alerts) {
+		t.Fatalf("the uninterrupted run alerted %d incidents and imported %d findings\n%s", len(want.alerts), len(want.findings), stderr.Bytes())
+	}
+	t.Logf("uninterrupted run %v: %d incidents alerted in %d Slack messages, %d findings in %d imports",
+		full, len(want.alerts), want.messages, len(want.findings), want.imports)
+
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 8))
+	t.Logf("kill seed %d", seed)
+	const trials = 12
+	type plan struct {
+		at    time.Duration // kill after this long, or
+		after int           // kill once the fakes took this many messages and imports
+	}
+	plans := make([]plan, trials)
+	for i := range plans {
+		if i%2 == 0 {
+			plans[i].at = time.Duration(rng.Int64N(int64(full)))
+		} else {
+			plans[i].after = 1 + rng.IntN(want.messages+want.imports-1)
+		}
+	}
+	var mu sync.Mutex
+	var killed, duplicated, reimported int
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2) // two trials at a time, each with its own state and fakes
+	for i, p := range plans {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			k, dups, again := sinkTrial(t, i, p.at, p.after, replay, report, want)
+			mu.Lock()
+			defer mu.Unlock()
+			if k {
+				killed++
+			}
+			duplicated += dups
+			reimported += again
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d of %d runs killed before they ended; %d duplicate Slack alerts and %d findings imported again in all", killed, trials, duplicated, reimported)
+	if killed < trials/2 {
+		t.Errorf("only %d of %d runs were killed: the test proves little", killed, trials)
+	}
+}
+
+// sinkTrial kills one replay (after at, or once its fakes took after
+// messages and imports), reruns it to completion and checks what the fakes
+// received; it reports whether the first run was killed, how many
+// duplicate alerts were posted and how many more imports than the
+// uninterrupted run's Security Hub took.
+func sinkTrial(t *testing.T, i int, at time.Duration, after int, replay func(context.Context, *sinkFakes, string) *exec.Cmd, report []byte, want delivered) (killed bool, dups, again int) {
+	bot := i%4 >= 2 // each kind of kill with each kind of Slack
+	f := newSinkFakes(t, bot)
+	dir := filepath.Join(t.TempDir(), "state")
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := replay(ctx, f, dir)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = new(bytes.Buffer), &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		defer cancel()
+		if after == 0 {
+			select {
+			case <-time.After(at):
+			case <-exited:
+			}
+			return
+		}
+		for {
+			select {
+			case <-exited:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			if len(f.slack.Messages())+len(f.sh.State().Imports) >= after {
+				return
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(exited)
+	cancel()
+	what := fmt.Sprintf("trial %d (bot %v; kill after %v or %d deliveries)", i, bot, at, after)
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	killed = ws.Signaled() && ws.Signal() == syscall.SIGKILL
+	// A run that ended just as the kill came may report the context's
+	// error though it exited normally.
+	if err != nil && !killed && !cmd.ProcessState.Success() {
+		t.Errorf("%s: first run: %v\n%s", what, err, stderr.Bytes())
+		return false, 0, 0
+	}
+	before := f.delivered(t)
+
+	cmd = replay(context.Background(), f, dir)
+	stderr.Reset()
+	cmd.Stderr = &stderr
+	got, err := cmd.Output()
+	if err != nil {
+		t.Errorf("%s: rerun: %v\n%s", what, err, stderr.Bytes())
+		return killed, 0, 0
+	}
+	if !bytes.Equal(got, report) {
+		t.Errorf("%s: the rerun's report differs from the uninterrupted run's", what)
+	}
+	d := f.delivered(t)
+	what += fmt.Sprintf(" [killed %v with %d Slack messages and %d imports taken]", killed, before.messages, before.imports)
+	for id := range want.alerts {
+		switch n := d.alerts[id]; {
+		case n == 0:
+			t.Errorf("%s: %s never reached Slack", what, id)
+		case n > 2:
+			t.Errorf("%s: %s alerted %d times", what, id, n)
+		case n == 2:
+			dups++
+		}
+	}
+	for id := range d.alerts {
+		if _, ok := want.alerts[id]; !ok {
+			t.Errorf("%s: %s alerted, unlike in the uninterrupted run", what, id)
+		}
+	}
+	var ids, wantIDs []string
+	for id := range d.findings {
+		ids = append(ids, id)
+	}
+	for id, fd := range want.findings {
+		wantIDs = append(wantIDs, id)
+		if g, ok := d.findings[id]; ok && g != fd {
+			t.Errorf("%s: finding %s last imported as %s, not as %s (or otherwise differs)\n got %s\nwant %s", what, id, findingSummary(g), findingSummary(fd), g, fd)
+		}
+	}
+	slices.Sort(ids)
+	slices.Sort(wantIDs)
+	if !slices.Equal(ids, wantIDs) {
+		t.Errorf("%s: findings %v, want %v", what, ids, wantIDs)
+	}
+	for args, empty := range map[string]string{"": "no incidents waiting", "--dead": "no dead-lettered incidents"} {
+		out, err := exec.Command(realBinary(t), strings.Fields("outbox list --state "+dir+" "+args)...).CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != empty {
+			t.Errorf("%s: outbox list %s after the rerun: %v\n%s", what, args, err, out)
+		}
+	}
+	return killed, dups, d.imports - want.imports
+}
