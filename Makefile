@@ -3,7 +3,7 @@ STATICCHECK_VERSION ?= v0.6.1
 BENCH_DIR ?= /tmp/ecscorr-bench
 BENCH_EVENTS ?= 1000000
 
-.PHONY: build demo test vet staticcheck race bench bench-go fuzz golden rules-check rules-test tidy-check
+.PHONY: build demo test fmt-check vet staticcheck race bench bench-go fuzz golden rules-check rules-test tidy-check
 
 build:
 	$(GO) build -o bin/ecscorr ./cmd/ecscorr
@@ -21,8 +21,11 @@ staticcheck:
 race:
 	$(GO) test -race -shuffle=on ./...
 
-## test: vet, staticcheck, and every test (including all rule tests) with the race detector
-test: vet staticcheck race
+fmt-check:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## test: gofmt, vet, staticcheck, and every test (including all rule tests) with the race detector
+test: fmt-check vet staticcheck race
 
 ## bench: generate a seeded 1M-event corpus, replay it with the full pack (events/s, peak RSS), then Go benchmarks
 bench: build

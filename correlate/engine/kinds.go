@@ -67,7 +67,7 @@ func kindOf(k rule.Kind) kind {
 type noExtraState struct{}
 
 func (noExtraState) save(*Engine, pipeline.StateWriter, *ruleRT, *keyState) error { return nil }
-func (noExtraState) load(*Engine, *ruleRT, *[][]byte) error                   { return nil }
+func (noExtraState) load(*Engine, *ruleRT, *[][]byte) error                       { return nil }
 func (noExtraState) fetch(*Engine, *ruleRT, *keyState, func([]byte) ([]byte, bool, error)) error {
 	return nil
 }

@@ -43,7 +43,7 @@ func seedRuleFiles(tb testing.TB) [][]byte {
 // one past the end of its line, for an error at the end of a line).
 func checkPositions(t *testing.T, name string, data []byte, diags Diagnostics) {
 	t.Helper()
-	lines := strings.Split(string(data), "\n")
+	lines := SplitLines(string(data))
 	for _, d := range diags {
 		p := d.Pos
 		if p.File != name || p.Line < 1 || p.Line > len(lines) || p.Col < 1 ||

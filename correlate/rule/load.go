@@ -362,7 +362,7 @@ var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 var ruleIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
 func (l *loader) readFile(src NamedSource) {
-	f := &srcFile{name: src.Name, lines: strings.Split(string(src.Data), "\n"), builtin: src.Builtin}
+	f := &srcFile{name: src.Name, lines: SplitLines(string(src.Data)), builtin: src.Builtin}
 	l.set.Files = append(l.set.Files, src.Name)
 	dec := yaml.NewDecoder(bytes.NewReader(src.Data))
 	for {
@@ -477,10 +477,36 @@ func invalidUTF8(data []byte) int {
 // characters, as yaml.v3 counts them).
 func lineCol(data []byte, off int) (line, col int) {
 	off = max(0, min(off, len(data)))
-	before := data[:off]
-	line = 1 + bytes.Count(before, []byte{'\n'})
-	lineStart := bytes.LastIndexByte(before, '\n') + 1
-	return line, 1 + utf8.RuneCount(before[lineStart:])
+	// Never inside a rune: a column counts whole characters.
+	for off > 0 && off < len(data) && !utf8.RuneStart(data[off]) {
+		off--
+	}
+	lines := SplitLines(string(data[:off]))
+	return len(lines), 1 + utf8.RuneCountInString(lines[len(lines)-1])
+}
+
+// SplitLines splits text into lines the way YAML counts them, so that
+// positions match what the parser reports: "\r\n", "\r", "\n" and the
+// Unicode breaks NEL, LS and PS each end a line.
+func SplitLines(text string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(text); {
+		r, n := utf8.DecodeRuneInString(text[i:])
+		switch r {
+		case '\r':
+			out = append(out, text[start:i])
+			if i+1 < len(text) && text[i+1] == '\n' {
+				n = 2
+			}
+			start = i + n
+		case '\n', '\u0085', '\u2028', '\u2029':
+			out = append(out, text[start:i])
+			start = i + n
+		}
+		i += n
+	}
+	return append(out, text[start:])
 }
 
 func (l *loader) readDoc(f *srcFile, root *yaml.Node) {
