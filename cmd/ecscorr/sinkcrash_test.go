@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -30,10 +29,15 @@ type sinkFakes struct {
 	env   []string
 }
 
-// sinkDelay is how long the fakes take to answer after they took a
-// message or an import: a kill in it lands between the send and the
-// outbox's record of it.
-const sinkDelay = 30 * time.Millisecond
+// The fakes wait takeDelay before they take a message or an import, and
+// answerDelay before they answer, so that a kill at a random time often
+// lands in the middle of a delivery: in the first wait after the send,
+// before the service has it (it drops the request); in the second, after
+// the service has it, before the outbox's record of it.
+const (
+	takeDelay   = 15 * time.Millisecond
+	answerDelay = 15 * time.Millisecond
+)
 
 // corpusAccount is the account of crashCorpus's tasks: its incidents go to
 // its own Security Hub through a role.
@@ -47,8 +51,8 @@ const (
 func newSinkFakes(t *testing.T, bot bool) *sinkFakes {
 	t.Helper()
 	f := &sinkFakes{slack: slacktest.New(t), sh: securityhubtest.New(t), cfg: filepath.Join(t.TempDir(), "ecscorr.yaml")}
-	f.slack.SetDelay(sinkDelay)
-	f.sh.SetDelay(sinkDelay)
+	f.slack.SetDelay(takeDelay, answerDelay)
+	f.sh.SetDelay(takeDelay, answerDelay)
 	f.sh.AddRole(corpusRole, corpusAccount)
 	slack := "webhook_url_env: SLACK_WEBHOOK_URL"
 	if bot {
@@ -71,10 +75,12 @@ func newSinkFakes(t *testing.T, bot bool) *sinkFakes {
 
 // delivered is what the fakes received, per incident.
 type delivered struct {
-	alerts   map[string]int    // incident → top-level Slack alerts
-	messages int               // Slack messages of every kind
-	findings map[string]string // finding Id → its last import, without UpdatedAt
-	imports  int
+	alerts     map[string]int    // incident → top-level Slack alerts
+	messages   int               // Slack messages of every kind
+	findings   map[string]string // finding Id → its last import, without UpdatedAt
+	imports    int
+	requests   int // Slack requests received
+	shRequests int // BatchImportFindings requests received
 }
 
 func (f *sinkFakes) delivered(t *testing.T) delivered {
@@ -98,6 +104,7 @@ func (f *sinkFakes) delivered(t *testing.T) delivered {
 		}
 	}
 	st := f.sh.State()
+	d.requests, d.shRequests = f.slack.Requests(), st.Requests
 	if len(st.Invalid) > 0 || len(st.SignatureErrors) > 0 || st.Ignored > 0 {
 		t.Errorf("Security Hub: invalid %q, signature errors %q, %d imports ignored", st.Invalid, st.SignatureErrors, st.Ignored)
 	}
@@ -126,30 +133,30 @@ func findingSummary(raw string) string {
 	return fmt.Sprintf("%s/%s/%s/count %s", fd.FindingProviderFields.Severity.Label, fd.RecordState, fd.Workflow.Status, fd.ProductFields["ecscorr/Count"])
 }
 
-// The real binary, replaying with Slack (a webhook) and Security Hub
-// sinks and SIGKILLed at random points — many of them while a message or
-// an import was taken but not yet answered — then rerun to completion over
-// the same state: every incident reaches Slack with at most one duplicate
-// alert, and Security Hub holds exactly the findings of one uninterrupted
-// run, each last imported as that run last imported it.
+// The real binary, replaying with Slack (a webhook or a bot token) and
+// Security Hub sinks, is SIGKILLed at a random time, or while a fake holds
+// a request it has not taken yet or the answer to one it took (a random
+// one of the run's), then rerun to completion over the same state: every
+// incident of one uninterrupted run reaches Slack with at most one
+// duplicate alert, Security Hub holds exactly that run's findings, each
+// last imported as that run last imported it, and the outbox is empty.
 func TestSinksSurviveSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the real binary")
 	}
 	bin := realBinary(t)
 	corpus := crashCorpus(t, 12000)
-	replay := func(ctx context.Context, f *sinkFakes, stateDir string) *exec.Cmd {
-		cmd := exec.CommandContext(ctx, bin, "replay", "--quiet", "--state", stateDir, "--config", f.cfg,
+	replay := func(f *sinkFakes, stateDir string) *exec.Cmd {
+		cmd := exec.Command(bin, "replay", "--quiet", "--state", stateDir, "--config", f.cfg,
 			"--commit-interval", "1ms", "--batch", "50", "--drain-timeout", "60s", corpus)
 		cmd.Env = f.env
-		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGKILL) }
 		return cmd
 	}
 
 	clean := newSinkFakes(t, false)
 	t0 := time.Now()
 	var stderr bytes.Buffer
-	cmd := replay(context.Background(), clean, filepath.Join(t.TempDir(), "whole"))
+	cmd := replay(clean, filepath.Join(t.TempDir(), "whole"))
 	cmd.Stderr = &stderr
 	report, err := cmd.Output()
 	if err != nil {
@@ -171,17 +178,25 @@ func TestSinksSurviveSIGKILL(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 8))
 	t.Logf("kill seed %d", seed)
-	const trials = 12
-	type plan struct {
-		at    time.Duration // kill after this long, or
-		after int           // kill once the fakes took this many messages and imports
-	}
-	plans := make([]plan, trials)
+	const trials = 10
+	plans := make([]killPlan, trials)
 	for i := range plans {
-		if i%2 == 0 {
-			plans[i].at = time.Duration(rng.Int64N(int64(full)))
-		} else {
-			plans[i].after = 1 + rng.IntN(want.messages+want.imports-1)
+		p := &plans[i]
+		p.bot = i >= trials/2 // each kind of kill with each kind of Slack
+		// The request held is one of the uninterrupted run's; Security Hub
+		// batches by timing, so not its last.
+		slackReq, shReq := 1+rng.IntN(want.requests), 1+rng.IntN(max(1, want.shRequests-1))
+		switch i % 5 {
+		case 0: // anywhere: reading, correlating, committing, delivering
+			p.at = time.Duration(rng.Int64N(int64(full)))
+		case 1: // Slack took a message and has not answered
+			p.answer = slackReq
+		case 2: // a message reached Slack, which has not taken it
+			p.take = slackReq
+		case 3: // Security Hub took an import and has not answered
+			p.securityHub, p.answer = true, shReq
+		case 4: // an import reached Security Hub, which has not taken it
+			p.securityHub, p.take = true, shReq
 		}
 	}
 	var mu sync.Mutex
@@ -193,7 +208,7 @@ func TestSinksSurviveSIGKILL(t *testing.T) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			k, dups, again := sinkTrial(t, i, p.at, p.after, replay, report, want)
+			k, dups, again := sinkTrial(t, i, p, replay, report, want)
 			mu.Lock()
 			defer mu.Unlock()
 			if k {
@@ -210,17 +225,42 @@ func TestSinksSurviveSIGKILL(t *testing.T) {
 	}
 }
 
-// sinkTrial kills one replay (after at, or once its fakes took after
-// messages and imports), reruns it to completion and checks what the fakes
-// received; it reports whether the first run was killed, how many
-// duplicate alerts were posted and how many more imports than the
-// uninterrupted run's Security Hub took.
-func sinkTrial(t *testing.T, i int, at time.Duration, after int, replay func(context.Context, *sinkFakes, string) *exec.Cmd, report []byte, want delivered) (killed bool, dups, again int) {
-	bot := i%4 >= 2 // each kind of kill with each kind of Slack
-	f := newSinkFakes(t, bot)
+// killPlan says when a trial kills its first run: after at, or while
+// Slack (or Security Hub) holds its take-th request before taking it, or
+// the answer to its answer-th request after taking it.
+type killPlan struct {
+	bot          bool // Slack through a bot token, not a webhook
+	at           time.Duration
+	securityHub  bool
+	take, answer int
+}
+
+// reached reports whether the fakes hold the request p kills in.
+func (p *killPlan) reached(f *sinkFakes) bool {
+	switch {
+	case p.securityHub:
+		st := f.sh.State()
+		// Batches counts the requests whose findings were taken.
+		return (p.take > 0 && st.Requests >= p.take) || (p.answer > 0 && len(st.Batches) >= p.answer)
+	case p.take > 0:
+		return f.slack.Requests() >= p.take
+	}
+	return len(f.slack.Messages()) >= p.answer // every message is taken here
+}
+
+// sinkTrial kills one replay as planned, reruns it to completion and
+// checks what the fakes received; it reports whether the first run was
+// killed, how many duplicate alerts were posted and how many more imports
+// than the uninterrupted run's Security Hub took.
+func sinkTrial(t *testing.T, i int, p killPlan, replay func(*sinkFakes, string) *exec.Cmd, report []byte, want delivered) (killed bool, dups, again int) {
+	f := newSinkFakes(t, p.bot)
+	if p.securityHub {
+		f.sh.Stall(p.take, p.answer)
+	} else {
+		f.slack.Stall(p.take, p.answer)
+	}
 	dir := filepath.Join(t.TempDir(), "state")
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := replay(ctx, f, dir)
+	cmd := replay(f, dir)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = new(bytes.Buffer), &stderr
 	if err := cmd.Start(); err != nil {
@@ -228,40 +268,36 @@ func sinkTrial(t *testing.T, i int, at time.Duration, after int, replay func(con
 	}
 	exited := make(chan struct{})
 	go func() {
-		defer cancel()
-		if after == 0 {
+		defer cmd.Process.Signal(syscall.SIGKILL)
+		if p.take+p.answer == 0 {
 			select {
-			case <-time.After(at):
+			case <-time.After(p.at):
 			case <-exited:
 			}
 			return
 		}
-		for {
+		for !p.reached(f) {
 			select {
 			case <-exited:
 				return
 			case <-time.After(time.Millisecond):
 			}
-			if len(f.slack.Messages())+len(f.sh.State().Imports) >= after {
-				return
-			}
 		}
 	}()
 	err := cmd.Wait()
 	close(exited)
-	cancel()
-	what := fmt.Sprintf("trial %d (bot %v; kill after %v or %d deliveries)", i, bot, at, after)
+	what := fmt.Sprintf("trial %d (%+v)", i, p)
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	killed = ws.Signaled() && ws.Signal() == syscall.SIGKILL
-	// A run that ended just as the kill came may report the context's
-	// error though it exited normally.
-	if err != nil && !killed && !cmd.ProcessState.Success() {
+	if err != nil && !killed {
 		t.Errorf("%s: first run: %v\n%s", what, err, stderr.Bytes())
 		return false, 0, 0
 	}
 	before := f.delivered(t)
+	f.slack.Stall(0, 0)
+	f.sh.Stall(0, 0)
 
-	cmd = replay(context.Background(), f, dir)
+	cmd = replay(f, dir)
 	stderr.Reset()
 	cmd.Stderr = &stderr
 	got, err := cmd.Output()
@@ -273,7 +309,7 @@ func sinkTrial(t *testing.T, i int, at time.Duration, after int, replay func(con
 		t.Errorf("%s: the rerun's report differs from the uninterrupted run's", what)
 	}
 	d := f.delivered(t)
-	what += fmt.Sprintf(" [killed %v with %d Slack messages and %d imports taken]", killed, before.messages, before.imports)
+	what += fmt.Sprintf(" [killed %v with %d of %d Slack requests taken, %d imports in %d requests]", killed, before.messages, before.requests, before.imports, before.shRequests)
 	for id := range want.alerts {
 		switch n := d.alerts[id]; {
 		case n == 0:
@@ -310,5 +346,6 @@ func sinkTrial(t *testing.T, i int, at time.Duration, after int, replay func(con
 			t.Errorf("%s: outbox list %s after the rerun: %v\n%s", what, args, err, out)
 		}
 	}
+	t.Logf("%s: %d duplicate alerts, %d imports more", what, dups, d.imports-want.imports)
 	return killed, dups, d.imports - want.imports
 }

@@ -370,7 +370,7 @@ func TestRedeliveryAfterRestartUpdatesTheSameFinding(t *testing.T) {
 // fake answered late) is sent again: Security Hub updates the one finding.
 func TestLostAnswerReimportsTheSameFinding(t *testing.T) {
 	f := securityhubtest.New(t)
-	f.SetDelay(time.Minute)
+	f.SetDelay(0, time.Minute)
 	s := newSink(t, f, Config{})
 	inc := []pipeline.Incident{sinktest.Incident(sinktest.Create(4, pipeline.SeverityHigh))}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -384,7 +384,7 @@ func TestLostAnswerReimportsTheSameFinding(t *testing.T) {
 	if err := s.Deliver(ctx, inc); !errors.Is(err, context.Canceled) || errors.Is(err, pipeline.ErrPermanent) {
 		t.Fatalf("%v, want the cancellation", err)
 	}
-	f.SetDelay(0)
+	f.SetDelay(0, 0)
 	if err := s.Deliver(context.Background(), inc); err != nil {
 		t.Fatal(err)
 	}

@@ -187,3 +187,22 @@ func Waiting(st pipeline.StateStore, sink string) int {
 	es, _ := pipeline.ListOutbox(st, sink, false)
 	return len(es)
 }
+
+// Forever is a Pause only the end of its context ends.
+const Forever = time.Duration(1<<63 - 1)
+
+// Pause waits d, or until ctx is done; it reports whether d passed. The
+// wire fakes answer late with it, and stop waiting for a client gone.
+func Pause(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

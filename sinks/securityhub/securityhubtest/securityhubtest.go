@@ -35,6 +35,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/ecscorr/ecscorr/sinks/internal/sinktest"
 )
 
 // The calling account and its static key; another account whose
@@ -62,7 +64,7 @@ type Import struct {
 // State is what the server has seen so far.
 type State struct {
 	Imports         []Import // taken, in order
-	Requests        int      // BatchImportFindings requests, whatever their answer
+	Requests        int      // BatchImportFindings requests received (before the delay of SetDelay), whatever their answer
 	Batches         []int    // findings per request that reached validation
 	Bodies          []int    // sizes of those requests
 	Invalid         []string // ASFF violations, in order
@@ -78,25 +80,28 @@ type Server struct {
 	sh, sts *httptest.Server
 	dir     string
 
-	mu         sync.Mutex
-	delay      time.Duration
-	keys       map[string]key
-	roles      map[string]string // role ARN → account
-	assumed    int
-	requests   int
-	batches    []int
-	bodies     []int
-	imports    []Import
-	stored     map[string]time.Time // account/Id → UpdatedAt
-	ignored    int
-	invalid    []string
-	sigErrors  []string
-	down       int               // answer Security Hub with this status (500: InternalException)
-	throttle   int               // answer this many next imports with 429
-	throttleAs string            // the error type of throttling (default ThrottlingException)
-	failures   int               // requests answered with an outage (5xx, 429)
-	fail       map[string]string // Id → ErrorCode, every time
-	failOnce   map[string]string // Id → ErrorCode, once
+	mu          sync.Mutex
+	before      time.Duration // wait before an import is taken
+	after       time.Duration // wait after it was taken, before the answer
+	stallTake   int           // hold this import request (1-based) untaken until its client is gone
+	stallAnswer int           // hold the answer to this import request until its client is gone
+	keys        map[string]key
+	roles       map[string]string // role ARN → account
+	assumed     int
+	requests    int
+	batches     []int
+	bodies      []int
+	imports     []Import
+	stored      map[string]time.Time // account/Id → UpdatedAt
+	ignored     int
+	invalid     []string
+	sigErrors   []string
+	down        int               // answer Security Hub with this status (500: InternalException)
+	throttle    int               // answer this many next imports with 429
+	throttleAs  string            // the error type of throttling (default ThrottlingException)
+	failures    int               // requests answered with an outage (5xx, 429)
+	fail        map[string]string // Id → ErrorCode, every time
+	failOnce    map[string]string // Id → ErrorCode, once
 }
 
 // New starts the fake, closed when the test ends.
@@ -139,10 +144,24 @@ func (s *Server) State() State {
 		Ignored: s.ignored, Stored: len(s.stored), Assumed: s.assumed, Failures: s.failures}
 }
 
-// SetDelay makes every BatchImportFindings answer wait d after the
-// findings were taken (and recorded), or until the client goes away: a
-// client stopped in that wait has imported them but does not know it.
-func (s *Server) SetDelay(d time.Duration) { s.with(func() { s.delay = d }) }
+// SetDelay makes every BatchImportFindings request wait before until its
+// findings are taken (recorded, if accepted), and its answer wait after
+// once they were; a wait ends early when the client goes away, and a
+// request whose client went away before it was taken is dropped. A client
+// stopped in the first wait has imported nothing; stopped in the second,
+// it has imported but does not know it.
+func (s *Server) SetDelay(before, after time.Duration) {
+	s.with(func() { s.before, s.after = before, after })
+}
+
+// Stall holds the take-th BatchImportFindings request received (counting
+// from 1, as State().Requests does) before its findings are taken, and the
+// answer to the answer-th request after they were, each until its client
+// goes away; 0 holds none. A test kills the client in the hold: at a known
+// point between a send and its acknowledgement.
+func (s *Server) Stall(take, answer int) {
+	s.with(func() { s.stallTake, s.stallAnswer = take, answer })
+}
 
 // SetDown answers every import with status (500: InternalException; any
 // other code as is) until called with 0.
@@ -227,7 +246,10 @@ func (s *Server) verify(r *http.Request, body []byte, service string) (string, s
 }
 
 func (s *Server) stsHandler(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return // the client went away while sending: there is nothing to check
+	}
 	acct, _, err := s.verify(r, body, "sts")
 	if err != nil {
 		s.mu.Lock()
@@ -277,9 +299,13 @@ type failedFinding struct {
 }
 
 func (s *Server) securityHub(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return // the client went away while sending: there is nothing to check
+	}
 	s.mu.Lock()
 	s.requests++
+	n := s.requests
 	s.mu.Unlock()
 	if r.Method != http.MethodPost || r.URL.Path != "/findings/import" {
 		restError(w, 404, "ResourceNotFoundException", "no such operation")
@@ -293,18 +319,21 @@ func (s *Server) securityHub(w http.ResponseWriter, r *http.Request) {
 		restError(w, 403, "InvalidSignatureException", err.Error())
 		return
 	}
-	answer := s.importFindings(body, acct, akid)
 	s.mu.Lock()
-	d := s.delay
+	before, after := s.before, s.after
+	if n == s.stallTake {
+		before = sinktest.Forever
+	}
+	if n == s.stallAnswer {
+		after = sinktest.Forever
+	}
 	s.mu.Unlock()
-	if d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			return // the client is gone
-		}
+	if !sinktest.Pause(r.Context(), before) {
+		return // the client is gone
+	}
+	answer := s.importFindings(body, acct, akid)
+	if !sinktest.Pause(r.Context(), after) {
+		return
 	}
 	answer(w)
 }

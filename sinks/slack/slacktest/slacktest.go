@@ -11,6 +11,7 @@
 package slacktest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +22,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ecscorr/ecscorr/sinks/internal/sinktest"
 )
 
 // WebhookSecret is the secret last part of the webhook's path: a test may
@@ -96,7 +99,10 @@ type Server struct {
 	srv *httptest.Server
 
 	mu          sync.Mutex
-	delay       time.Duration
+	before      time.Duration     // wait before a request is taken
+	after       time.Duration     // wait after it was taken, before the answer
+	stallTake   int               // hold this request (1-based) untaken until its client is gone
+	stallAnswer int               // hold the answer to this request until its client is gone
 	down        int               // answer every request with this status while set
 	throttle    int               // answer this many next requests with 429
 	refuse      map[string]string // incident id → error string to refuse its messages with
@@ -114,9 +120,13 @@ type Server struct {
 func New(t testing.TB) *Server {
 	s := &Server{refuse: map[string]string{}, tops: map[string]*Message{}}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+hookPath, func(w http.ResponseWriter, r *http.Request) { s.answer(w, r, s.webhook(r)) })
-	mux.HandleFunc("POST /api/chat.postMessage", func(w http.ResponseWriter, r *http.Request) { s.answer(w, r, s.api(r, KindPost)) })
-	mux.HandleFunc("POST /api/chat.update", func(w http.ResponseWriter, r *http.Request) { s.answer(w, r, s.api(r, KindUpdate)) })
+	mux.HandleFunc("POST "+hookPath, func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, s.webhook) })
+	mux.HandleFunc("POST /api/chat.postMessage", func(w http.ResponseWriter, r *http.Request) {
+		s.serve(w, r, func(r *http.Request) reply { return s.api(r, KindPost) })
+	})
+	mux.HandleFunc("POST /api/chat.update", func(w http.ResponseWriter, r *http.Request) {
+		s.serve(w, r, func(r *http.Request) reply { return s.api(r, KindUpdate) })
+	})
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.srv.Close)
 	return s
@@ -128,13 +138,26 @@ func (s *Server) WebhookURL() string { return s.srv.URL + hookPath }
 // APIURL is the Web API's base URL (the sink's BaseURL).
 func (s *Server) APIURL() string { return s.srv.URL + "/api" }
 
-// SetDelay makes every answer wait d after the request was taken (and
-// recorded), or until the client goes away: a client stopped in that wait
-// has been posted but does not know it.
-func (s *Server) SetDelay(d time.Duration) { s.with(func() { s.delay = d }) }
+// SetDelay makes every request wait before until it is taken (recorded,
+// if accepted), and its answer wait after once it was; a wait ends early
+// when the client goes away, and a request whose client went away before
+// it was taken is dropped. A client stopped in the first wait has posted
+// nothing; stopped in the second, it has posted but does not know it.
+func (s *Server) SetDelay(before, after time.Duration) {
+	s.with(func() { s.before, s.after = before, after })
+}
 
 // SetDown answers every request with status (a 5xx) until called with 0.
 func (s *Server) SetDown(status int) { s.with(func() { s.down = status }) }
+
+// Stall holds the take-th request received (counting from 1, as
+// Requests does) before it is taken, and the answer to the answer-th
+// request after it was taken, each until its client goes away; 0 holds
+// none. A test kills the client in the hold: at a known point between a
+// send and its acknowledgement.
+func (s *Server) Stall(take, answer int) {
+	s.with(func() { s.stallTake, s.stallAnswer = take, answer })
+}
 
 // SetHangup makes the server close every connection without an answer
 // while on.
@@ -165,7 +188,8 @@ func (s *Server) Messages() []Message {
 	return append([]Message(nil), s.msgs...)
 }
 
-// Requests is the number of requests received, accepted or not.
+// Requests is the number of requests received, accepted or not (counted
+// before the delay of SetDelay).
 func (s *Server) Requests() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -226,12 +250,31 @@ type reply struct {
 	body   string
 }
 
-func (s *Server) answer(w http.ResponseWriter, r *http.Request, rp reply) {
+// serve takes a request with handle, between the delays.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, handle func(*http.Request) reply) {
 	s.mu.Lock()
-	d := s.delay
+	s.requests++
+	before, after := s.before, s.after
+	if s.requests == s.stallTake {
+		before = sinktest.Forever
+	}
+	if s.requests == s.stallAnswer {
+		after = sinktest.Forever
+	}
 	s.mu.Unlock()
-	if !wait(r, d) {
+	// Read first: only then does the server notice a client that goes
+	// away (the request's context ends).
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if !sinktest.Pause(r.Context(), before) {
 		return // the client is gone
+	}
+	rp := handle(r)
+	if !sinktest.Pause(r.Context(), after) {
+		return
 	}
 	if rp.hangup {
 		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
@@ -253,21 +296,6 @@ func plain(status int, body string) reply {
 func jsonReply(status int, v map[string]any) reply {
 	b, _ := json.Marshal(v)
 	return reply{status: status, header: map[string]string{"Content-Type": "application/json; charset=utf-8"}, body: string(b) + "\n"}
-}
-
-// wait waits d, or until the client went away (false).
-func wait(r *http.Request, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	}
 }
 
 // checkBlocks applies Slack's Block Kit limits.
@@ -337,7 +365,6 @@ func incidentOf(m *wireMsg) string {
 func (s *Server) webhook(r *http.Request) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.requests++
 	if s.hangup {
 		s.failures++
 		return reply{hangup: true}
@@ -377,7 +404,6 @@ func (s *Server) webhook(r *http.Request) reply {
 func (s *Server) api(r *http.Request, method string) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.requests++
 	if s.hangup {
 		s.failures++
 		return reply{hangup: true}

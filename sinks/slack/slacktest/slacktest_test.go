@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -67,7 +68,7 @@ func TestFakeSlackRefusesOverLimits(t *testing.T) {
 // client that gives up in the wait has posted it all the same.
 func TestDelayedAnswerAfterTheMessageIsTaken(t *testing.T) {
 	f := New(t)
-	f.SetDelay(time.Minute)
+	f.SetDelay(0, time.Minute)
 	body := `{"text":"t","blocks":[{"type":"header","block_id":"inc:inc-1","text":{"type":"plain_text","text":"h"}}]}`
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -85,5 +86,68 @@ func TestDelayedAnswerAfterTheMessageIsTaken(t *testing.T) {
 	msgs := f.Messages()
 	if len(msgs) != 1 || msgs[0].Incident != "inc-1" || !msgs[0].IsAlert() || f.Requests() != 1 {
 		t.Fatalf("%+v after %d requests", msgs, f.Requests())
+	}
+}
+
+// A request whose client goes away before it was taken is dropped.
+func TestClientGoneBeforeTheMessageIsTaken(t *testing.T) {
+	f := New(t)
+	f.SetDelay(time.Minute, 0)
+	body := `{"text":"t","blocks":[{"type":"header","block_id":"inc:inc-1","text":{"type":"plain_text","text":"h"}}]}`
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for f.Requests() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.WebhookURL(), strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if _, err := http.DefaultClient.Do(req); !errors.Is(err, context.Canceled) {
+		t.Fatalf("%v, want the cancellation", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if msgs := f.Messages(); len(msgs) != 0 || f.Requests() != 1 {
+		t.Fatalf("%+v after %d requests", msgs, f.Requests())
+	}
+}
+
+// Stall holds the chosen requests until their client goes away: the
+// second is never taken, the third is taken but never answered.
+func TestStall(t *testing.T) {
+	f := New(t)
+	f.Stall(2, 3)
+	send := func(id string) error {
+		body := `{"text":"t","blocks":[{"type":"header","block_id":"inc:` + id + `","text":{"type":"plain_text","text":"h"}}]}`
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		n := f.Requests()
+		go func() {
+			for f.Requests() == n {
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(20 * time.Millisecond)
+			cancel()
+		}()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.WebhookURL(), strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	for i, want := range []error{nil, context.Canceled, context.Canceled, nil} {
+		if err := send(fmt.Sprint("inc-", i+1)); !errors.Is(err, want) {
+			t.Fatalf("request %d: %v, want %v", i+1, err, want)
+		}
+	}
+	var got []string
+	for _, m := range f.Messages() {
+		got = append(got, m.Incident)
+	}
+	if strings.Join(got, " ") != "inc-1 inc-3 inc-4" || f.Requests() != 4 {
+		t.Fatalf("taken %v of %d requests", got, f.Requests())
 	}
 }
