@@ -417,15 +417,7 @@ func yamlErrPos(file string, data []byte, err error) Pos {
 			lo = max(1, n)
 		}
 	}
-	var ends []int // ends[k-1]: the offset just past line k
-	for i, c := range data {
-		if c == '\n' {
-			ends = append(ends, i+1)
-		}
-	}
-	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
-		ends = append(ends, len(data))
-	}
+	ends := lineEnds(data) // ends[k-1]: the offset just past line k, as YAML counts lines
 	want := err.Error()
 	fails := func(n int) bool { return decodeErr(data[:n]) == want }
 	lo = min(lo, len(ends))
@@ -483,6 +475,29 @@ func lineCol(data []byte, off int) (line, col int) {
 	}
 	lines := SplitLines(string(data[:off]))
 	return len(lines), 1 + utf8.RuneCountInString(lines[len(lines)-1])
+}
+
+// lineEnds returns the offset just past each line of data (its break
+// included), lines counted as SplitLines counts them; the last is len(data).
+func lineEnds(data []byte) []int {
+	var ends []int
+	off := 0
+	for _, l := range SplitLines(string(data)) {
+		off += len(l)
+		switch {
+		case off >= len(data):
+		case data[off] == '\r' && off+1 < len(data) && data[off+1] == '\n':
+			off += 2
+		default:
+			_, n := utf8.DecodeRune(data[off:])
+			off += n
+		}
+		ends = append(ends, off)
+	}
+	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
+		ends = append(ends, len(data))
+	}
+	return ends
 }
 
 // SplitLines splits text into lines the way YAML counts them, so that
