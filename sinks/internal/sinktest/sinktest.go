@@ -171,8 +171,16 @@ func RunUntil(t *testing.T, st pipeline.StateStore, evs []*pipeline.Event, sink 
 
 func runner(t *testing.T, st pipeline.StateStore, evs []*pipeline.Event, sink pipeline.Sink, pol pipeline.DeliveryPolicy, drain time.Duration, log *slog.Logger) *pipeline.Runner {
 	t.Helper()
+	return NewRunner(t, Correlator{}, st, evs, sink, pol, drain, log)
+}
+
+// NewRunner is a Runner of c over evs (handed out a few at a time) into
+// sink with pol, committing every millisecond: the one harness every sink
+// test drives, whatever its correlator.
+func NewRunner(t *testing.T, c pipeline.Correlator, st pipeline.StateStore, evs []*pipeline.Event, sink pipeline.Sink, pol pipeline.DeliveryPolicy, drain time.Duration, log *slog.Logger) *pipeline.Runner {
+	t.Helper()
 	r, err := pipeline.NewRunner(pipeline.RunnerOptions{
-		Inputs: []pipeline.Input{&listInput{evs: evs}}, Correlator: Correlator{}, Store: st,
+		Inputs: []pipeline.Input{&listInput{evs: evs}}, Correlator: c, Store: st,
 		Sinks: []pipeline.Sink{sink}, Delivery: map[string]pipeline.DeliveryPolicy{sink.Name(): pol},
 		DrainTimeout: drain, CommitEvery: time.Millisecond, Logger: log,
 	})

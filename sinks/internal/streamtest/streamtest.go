@@ -1,20 +1,19 @@
-// Package streamtest drives a stream sink through the real pipeline.Runner
-// and durable outbox, for the sinks' own tests: a small input, a
-// correlator opening one incident per event, and the checks every sink
-// must pass (an outage then recovery delivers everything once and in
+// Package streamtest is sinktest's harness (sinktest.NewRunner) with a
+// simpler model, for the EventBridge and Kafka tests: a correlator opening
+// one incident per event, and the checks every sink must pass (an outage then recovery delivers everything once and in
 // order per incident; a permanent failure is dead-lettered alone).
 package streamtest
 
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ecscorr/ecscorr/correlate/state"
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/sinks/internal/sinktest"
 )
 
 // T0 is the time of the first event.
@@ -42,22 +41,6 @@ func (PerEvent) Process(_ context.Context, ev *pipeline.Event) ([]pipeline.Incid
 func (PerEvent) Advance(context.Context, time.Time) ([]pipeline.Incident, error) { return nil, nil }
 func (PerEvent) Horizon() time.Duration                                          { return time.Hour }
 func (PerEvent) CheckpointBatch(context.Context, pipeline.StateWriter) error     { return nil }
-
-// ListInput hands out its events seven at a time.
-type ListInput struct{ Evs []*pipeline.Event }
-
-func (l *ListInput) Name() string                       { return "in" }
-func (l *ListInput) Open(context.Context, []byte) error { return nil }
-func (l *ListInput) Close(context.Context) error        { return nil }
-func (l *ListInput) Read(context.Context) (pipeline.Batch, pipeline.AckFunc, error) {
-	if len(l.Evs) == 0 {
-		return pipeline.Batch{}, nil, io.EOF
-	}
-	n := min(7, len(l.Evs))
-	b := l.Evs[:n]
-	l.Evs = l.Evs[n:]
-	return pipeline.Batch{Events: b}, pipeline.NoAck, nil
-}
 
 // Events are n events e000, e001, ... a second apart.
 func Events(n int) []*pipeline.Event {
@@ -89,18 +72,10 @@ func Store(t *testing.T) *state.Store {
 	return st
 }
 
-// Runner is a Runner over evs delivering to sink with pol.
+// Runner is a Runner of PerEvent over evs delivering to sink with pol.
 func Runner(t *testing.T, st pipeline.StateStore, evs []*pipeline.Event, sink pipeline.Sink, pol pipeline.DeliveryPolicy, drain time.Duration) *pipeline.Runner {
 	t.Helper()
-	r, err := pipeline.NewRunner(pipeline.RunnerOptions{
-		Inputs: []pipeline.Input{&ListInput{Evs: evs}}, Correlator: PerEvent{}, Store: st,
-		Sinks: []pipeline.Sink{sink}, Delivery: map[string]pipeline.DeliveryPolicy{sink.Name(): pol},
-		DrainTimeout: drain, CommitEvery: time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return sinktest.NewRunner(t, PerEvent{}, st, evs, sink, pol, drain, nil)
 }
 
 // Run runs a Runner to its end.
