@@ -92,6 +92,14 @@ type Event struct {
 	Pos Position
 	// Seq is the arrival order, used to break ties between equal times.
 	Seq uint64
+	// Received is the processing time a live input took the record in
+	// (zero: when the Runner got it); receipt → incident latency is
+	// measured from it.
+	Received time.Time
+	// Eager marks an event whose order-insensitive rules (single-event
+	// matches) the correlator has already evaluated on arrival; the
+	// in-order pass evaluates the rest (see RunnerOptions.Eager).
+	Eager bool
 
 	// batch is the input batch the event came in, while the Runner holds it.
 	batch *pendingBatch

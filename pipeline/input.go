@@ -47,6 +47,13 @@ type Batch struct {
 // earlier batch of the same input.
 type AckFunc func(ctx context.Context, err error) error
 
+// Readiness is implemented by live inputs that hold a connection (a gRPC
+// stream, a listener, a consumer group): Ready returns nil while the input
+// can receive, and why not otherwise. /readyz reports it.
+type Readiness interface {
+	Ready() error
+}
+
 // NoAck is the AckFunc of inputs that need no acknowledgement.
 func NoAck(context.Context, error) error { return nil }
 

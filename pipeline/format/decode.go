@@ -269,6 +269,11 @@ func NewDecoder(opts DecoderOptions) *Decoder {
 	return d
 }
 
+// SetLatest moves the newest plausible event time (DecoderOptions.Latest):
+// a long-running input calls it with time.Now().Add(MaxClockSkew) as time
+// goes on.
+func (d *Decoder) SetLatest(t time.Time) { d.latest = t }
+
 // Decode decodes one document of any supported shape (see the package
 // doc); Record in pos is the index of an element of a container.
 func (d *Decoder) Decode(data []byte, pos pipeline.Position) { d.decode(data, pos, nil, 0) }
