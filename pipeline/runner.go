@@ -67,7 +67,21 @@ type RunnerOptions struct {
 	// reuse of an id, an event older than the horizon); first is the
 	// applied event it repeats, when there is one.
 	OnSkip func(reason SkipReason, ev *Event, first *Position)
-	// Progress is called after each batch with the counters so far.
+	// Eager (live mode) applies each event, on arrival, to the rules
+	// whose result does not depend on event order (single-event matches),
+	// when the correlator is an EagerCorrelator and the event's task is
+	// already known; the rest waits for the watermark as usual. Such
+	// incidents are committed within EagerCommit (default 5ms) and reach
+	// stream sinks without waiting for the slowest source's lateness. An
+	// event whose task is not known yet (a Falco alert ahead of its task's
+	// state change) waits in order, so the link still resolves.
+	Eager       bool
+	EagerCommit time.Duration
+	// OnIncidents is told of the incident changes each event (nil: a
+	// watermark advance) produced, as they are produced.
+	OnIncidents func(ev *Event, incs []Incident)
+	// Progress is called after each batch, and about once a second, with
+	// the counters so far.
 	Progress func(RunStats)
 	Logger   *slog.Logger
 	Now      func() time.Time // processing time (default time.Now)
@@ -78,6 +92,17 @@ type RunnerOptions struct {
 // the time of their latest event, whatever the per-source lateness.
 type OrderedInput interface {
 	Ordered() bool
+}
+
+// EagerCorrelator is a Correlator that can apply the order-insensitive
+// part of its rules to an event on arrival (see RunnerOptions.Eager).
+type EagerCorrelator interface {
+	Correlator
+	// EagerCandidate reports whether ProcessEager could change anything.
+	EagerCandidate(ev *Event) bool
+	// ProcessEager applies ev to the order-insensitive rules; Process,
+	// given ev later with ev.Eager set, applies the others.
+	ProcessEager(ctx context.Context, ev *Event) ([]Incident, error)
 }
 
 // LinkLearner is implemented by inputs that give every event's container
@@ -156,6 +181,11 @@ type Runner struct {
 	// first change.
 	changes   map[string]Incident
 	changeIDs []string
+	// eager is the correlator's eager side when RunnerOptions.Eager is
+	// set; urgent is set when an eager pass changed an incident not yet
+	// committed.
+	eager  EagerCorrelator
+	urgent bool
 	// final holds the latest state of every incident of the run for
 	// SinkFinal sinks (with those an earlier, interrupted run left in the
 	// outbox).
@@ -211,6 +241,9 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 	if o.CommitEvery <= 0 {
 		o.CommitEvery = time.Second
 	}
+	if o.EagerCommit <= 0 {
+		o.EagerCommit = 5 * time.Millisecond
+	}
 	if o.MaxApplied <= 0 {
 		o.MaxApplied = 2_000_000
 		if o.Store == nil {
@@ -260,6 +293,9 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 		}
 	}
 	r.horizon = o.Correlator.Horizon()
+	if o.Eager {
+		r.eager, _ = o.Correlator.(EagerCorrelator)
+	}
 	return r, nil
 }
 
@@ -337,8 +373,13 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 			}
 		}()
 	}
-	tick := time.NewTicker(min(r.o.CommitEvery, time.Second))
+	period := min(r.o.CommitEvery, time.Second)
+	if r.eager != nil {
+		period = min(period, r.o.EagerCommit)
+	}
+	tick := time.NewTicker(period)
 	defer tick.Stop()
+	lastProgress := r.o.Now()
 	r.lastCommit = r.o.Now()
 	open := len(r.ins)
 	for open > 0 {
@@ -372,8 +413,12 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 			if err := r.release(ctx, r.wms.Current(r.o.Now()), false); err != nil {
 				return r.stats, r.shutdown(ctx, err)
 			}
+			if now := r.o.Now(); r.o.Progress != nil && now.Sub(lastProgress) >= time.Second {
+				lastProgress = now
+				r.o.Progress(r.Stats())
+			}
 		}
-		if r.o.Now().Sub(r.lastCommit) >= r.o.CommitEvery {
+		if since := r.o.Now().Sub(r.lastCommit); since >= r.o.CommitEvery || (r.urgent && since >= r.o.EagerCommit) {
 			if err := r.commit(ctx); err != nil {
 				return r.stats, r.shutdown(ctx, err)
 			}
@@ -522,6 +567,14 @@ func (r *Runner) accept(ctx context.Context, m inputMsg) error {
 		} else {
 			r.wms.Observe(ev.Source, ev.Time, now)
 		}
+		if ev.Received.IsZero() {
+			ev.Received = now
+		}
+		if r.eager != nil {
+			if err := r.applyEager(ctx, ev); err != nil {
+				return err
+			}
+		}
 		if !r.rb.Push(ev) {
 			r.stats.Late++
 			if err := r.apply(ctx, ev); err != nil {
@@ -562,6 +615,9 @@ func (r *Runner) advance(ctx context.Context, wm time.Time) error {
 		return fmt.Errorf("advancing watermark to %s: %w", wm.Format(time.RFC3339Nano), err)
 	}
 	r.collect(incs)
+	if len(incs) > 0 && r.o.OnIncidents != nil {
+		r.o.OnIncidents(nil, incs)
+	}
 	r.lastAdv = wm
 	r.stats.Watermark = wm
 	return nil
@@ -612,7 +668,55 @@ func (r *Runner) apply(ctx context.Context, ev *Event) error {
 		return fmt.Errorf("correlating event %s (%s): %w", ev.ID, ev.Pos, err)
 	}
 	r.collect(incs)
+	if len(incs) > 0 && r.o.OnIncidents != nil {
+		r.o.OnIncidents(ev, incs)
+	}
 	r.stats.Applied++
+	return nil
+}
+
+// applyEager gives ev to the correlator's order-insensitive rules on
+// arrival (RunnerOptions.Eager). The applied-event set records this pass
+// under its own id, so that a redelivery after a crash between this pass
+// and the in-order one skips the first and still runs the second.
+func (r *Runner) applyEager(ctx context.Context, ev *Event) error {
+	if ev.ID == "" || !r.eager.EagerCandidate(ev) {
+		return nil
+	}
+	if !r.lastAdv.IsZero() && ev.Time.Before(r.lastAdv.Add(-r.horizon)) {
+		return nil // the in-order pass counts it too late
+	}
+	if err := r.res.Resolve(ctx, ev, ev.Containers...); err != nil {
+		return fmt.Errorf("resolving task of %s: %w", ev.Pos, err)
+	}
+	if ev.Entity.TaskARN == "" {
+		switch ev.Source {
+		case SourceGuardDuty, SourceFalco, SourceContainerInsights:
+			return nil // its task may be learned within the lateness: wait in order
+		}
+	}
+	shadow := *ev
+	shadow.ID = ev.ID + "\x00eager"
+	shadow.batch = nil
+	if first, conflict := r.seen.check(&shadow); first != nil {
+		// Applied eagerly before (a redelivery): the in-order pass still
+		// runs unless the event is a duplicate there too. A conflicting
+		// copy is left to the in-order pass, which reports it.
+		ev.Eager = !conflict
+		return nil
+	}
+	incs, err := r.eager.ProcessEager(ctx, ev)
+	if err != nil {
+		return fmt.Errorf("correlating event %s (%s): %w", ev.ID, ev.Pos, err)
+	}
+	ev.Eager = true
+	if len(incs) > 0 {
+		r.urgent = true
+		r.collect(incs)
+		if r.o.OnIncidents != nil {
+			r.o.OnIncidents(ev, incs)
+		}
+	}
 	return nil
 }
 
@@ -639,6 +743,7 @@ func (r *Runner) collect(incs []Incident) {
 // hands the changes to stream sinks.
 func (r *Runner) commit(ctx context.Context) error {
 	r.lastCommit = r.o.Now()
+	r.urgent = false
 	if !r.lastAdv.IsZero() {
 		r.seen.prune(r.lastAdv.Add(-r.horizon))
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"slices"
@@ -158,5 +159,98 @@ func TestReplayEqualsLiveWithinLateness(t *testing.T) {
 		if in.acked == 0 {
 			t.Errorf("seed %d: no batch acknowledged", seed)
 		}
+	}
+}
+
+// holdInput is a sliceInput that, once empty, blocks instead of ending,
+// as a live input does.
+type holdInput struct{ sliceInput }
+
+func (h *holdInput) Read(ctx context.Context) (pipeline.Batch, pipeline.AckFunc, error) {
+	if len(h.evs) == 0 {
+		<-ctx.Done()
+		return pipeline.Batch{}, nil, ctx.Err()
+	}
+	return h.sliceInput.Read(ctx)
+}
+
+// TestEagerFiresBeforeTheWatermark: in live mode single-event matches fire
+// on arrival while a slow source holds the watermark back (here: nothing
+// is ever released), and they are exactly replay's incidents of those
+// rules; run to the end, eager gives replay's incidents.
+func TestEagerFiresBeforeTheWatermark(t *testing.T) {
+	set, diags := rule.LoadFS(rules.Builtin, rule.LoadOptions{Now: time.Now()})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	base := demoEvents(t)
+	replayed, _, _, err := pipeline.Replay(context.Background(), func(ctx context.Context, emit func(*pipeline.Event) error) error {
+		for _, ev := range cloneEvents(base) {
+			if err := emit(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, newEngine(t, set), pipeline.ReplayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eagerRule := map[string]bool{}
+	for _, r := range set.Rules {
+		eagerRule[r.ID] = r.Kind == rule.KindMatch && r.Resolve == nil
+	}
+	var wantEager []pipeline.Incident
+	for _, inc := range replayed {
+		if eagerRule[inc.Rule] {
+			wantEager = append(wantEager, inc)
+		}
+	}
+	if len(wantEager) < 2 || len(wantEager) == len(replayed) {
+		t.Fatalf("the demo has %d single-event incidents of %d: not a test", len(wantEager), len(replayed))
+	}
+	ordered := func() []*pipeline.Event {
+		evs := cloneEvents(base)
+		slices.SortStableFunc(evs, func(a, b *pipeline.Event) int { return a.Time.Compare(b.Time) })
+		return evs
+	}
+	for _, eager := range []bool{false, true} {
+		in := &holdInput{sliceInput{evs: ordered(), batch: 7}}
+		ctx, cancel := context.WithCancel(context.Background())
+		r, err := pipeline.NewRunner(pipeline.RunnerOptions{
+			Inputs: []pipeline.Input{in}, Correlator: newEngine(t, set),
+			DefaultLateness: 100000 * time.Hour, Eager: eager,
+			Progress: func(st pipeline.RunStats) {
+				if st.Received == int64(len(base)) {
+					cancel()
+				}
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Run(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("eager=%v: run ended with %v", eager, err)
+		}
+		got := r.Final()
+		switch {
+		case !eager && len(got) != 0:
+			t.Errorf("without eager, %d incidents fired before the watermark", len(got))
+		case eager && !slices.Equal(incidentsJSON(t, got), incidentsJSON(t, wantEager)):
+			t.Errorf("eager: %d incidents fired on arrival, want replay's %d single-event incidents", len(got), len(wantEager))
+		}
+	}
+	in := &sliceInput{evs: ordered(), batch: 7}
+	r, err := pipeline.NewRunner(pipeline.RunnerOptions{
+		Inputs: []pipeline.Input{in}, Correlator: newEngine(t, set),
+		DefaultLateness: time.Hour, Eager: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := incidentsJSON(t, r.Final()), incidentsJSON(t, replayed); !slices.Equal(got, want) {
+		t.Errorf("eager run to the end: %d incidents, replay %d, or other content", len(got), len(want))
 	}
 }

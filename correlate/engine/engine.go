@@ -54,6 +54,15 @@ type Engine struct {
 	byID  map[string]*ruleRT
 	// sigRoles[signal index] lists the rule roles a signal plays.
 	sigRoles [][]roleRef
+	// eager[rule index]: the rule's result does not depend on event order
+	// (a single-event match without resolve), so ProcessEager may apply
+	// it on arrival; sigEager[signal index] counts the eager rules among
+	// the signal's roles.
+	eager    []bool
+	sigEager []int
+	// phase is the pass over the current event: phaseAll, phaseEager
+	// (eager rules only) or phaseRest (all but the eager rules).
+	phase phase
 
 	wm        time.Time // last watermark given to Advance
 	clock     time.Time // max(watermark, latest event time): drives timers
@@ -108,6 +117,14 @@ type sigHit struct {
 	fields map[string]any
 	rec    *evRec // built lazily
 }
+
+type phase uint8
+
+const (
+	phaseAll phase = iota
+	phaseEager
+	phaseRest
+)
 
 type roleKind uint8
 
@@ -184,6 +201,18 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 		}
 	}
 	e.mark = make([]uint64, len(e.rules))
+	e.eager = make([]bool, len(e.rules))
+	e.sigEager = make([]int, len(set.Signals))
+	for i, rt := range e.rules {
+		e.eager[i] = rt.r.Kind == rule.KindMatch && rt.r.Resolve == nil
+	}
+	for si, rrs := range e.sigRoles {
+		for _, rr := range rrs {
+			if e.eager[rr.rule] {
+				e.sigEager[si]++
+			}
+		}
+	}
 	e.sigProj = make([]projection, len(set.Signals))
 	for _, sig := range set.Signals {
 		e.sigProj[sig.Index] = signalProjection(sig)
@@ -222,6 +251,16 @@ func (e *Engine) Process(ctx context.Context, ev *pipeline.Event) ([]pipeline.In
 		e.enforceBudget()
 		return e.out, nil
 	}
+	e.phase = phaseAll
+	if ev.Eager {
+		e.phase = phaseRest
+	}
+	e.evaluate(ev, byType, anyType)
+	return e.out, nil
+}
+
+// evaluate runs the current phase's signals and rules over ev.
+func (e *Engine) evaluate(ev *pipeline.Event, byType, anyType []*rule.Signal) {
 	e.ev = ev
 	e.hits = e.hits[:0]
 	e.rawDone = false
@@ -238,6 +277,42 @@ func (e *Engine) Process(ctx context.Context, ev *pipeline.Event) ([]pipeline.In
 	e.env.Raw = nil
 	e.env.Fields = nil
 	e.enforceBudget()
+}
+
+// EagerCandidate reports whether some rule whose result does not depend on
+// event order (a single-event match) could match ev, so that ProcessEager
+// is worth calling on arrival.
+func (e *Engine) EagerCandidate(ev *pipeline.Event) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	byType, anyType := e.set.Candidates(ev.Source, ev.Type)
+	for _, g := range [][]*rule.Signal{byType, anyType} {
+		for _, sig := range g {
+			if e.sigEager[sig.Index] > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ProcessEager applies ev, on arrival and ahead of event-time order, to
+// the rules whose result does not depend on order (single-event matches
+// without resolve): live mode fires those at once instead of waiting for
+// the watermark. It runs no timers and moves no clock. The caller then
+// sets ev.Eager and gives ev to Process in order as usual, which applies
+// the other rules only.
+func (e *Engine) ProcessEager(ctx context.Context, ev *pipeline.Event) ([]pipeline.Incident, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.out = nil
+	byType, anyType := e.set.Candidates(ev.Source, ev.Type)
+	if len(byType) == 0 && len(anyType) == 0 {
+		return nil, nil
+	}
+	e.phase = phaseEager
+	e.evaluate(ev, byType, anyType)
+	e.phase = phaseAll
 	return e.out, nil
 }
 
@@ -293,6 +368,10 @@ func (e *Engine) evalSignals(sigs []*rule.Signal) {
 		if len(e.sigRoles[sig.Index]) == 0 {
 			continue // no enabled rule uses it
 		}
+		switch n := e.sigEager[sig.Index]; {
+		case e.phase == phaseEager && n == 0, e.phase == phaseRest && n == len(e.sigRoles[sig.Index]):
+			continue // no rule of this pass uses it
+		}
 		if sig.NeedsRaw && !e.rawProj {
 			e.ensureRaw()
 		}
@@ -344,6 +423,9 @@ func (e *Engine) dispatch() {
 	e.touched = e.touched[:0]
 	for _, h := range e.hits {
 		for _, rr := range e.sigRoles[h.sig.Index] {
+			if e.phase != phaseAll && e.eager[rr.rule] != (e.phase == phaseEager) {
+				continue
+			}
 			if e.mark[rr.rule] != e.gen {
 				e.mark[rr.rule] = e.gen
 				e.touched = append(e.touched, rr.rule)
