@@ -16,6 +16,11 @@ type Watermarks struct {
 	Lateness  map[Source]time.Duration
 	Default   time.Duration
 	IdleAfter time.Duration // 0 = sources never go idle (replay)
+	// ProcessingClock (live mode): when every source is idle, event time
+	// is taken to follow processing time, so the watermark moves to now
+	// minus the largest lateness and decisions that wait for the absence
+	// of an event are still taken while nothing arrives.
+	ProcessingClock bool
 
 	maxSeen map[Source]time.Time
 	lastArr map[Source]time.Time
@@ -46,6 +51,15 @@ func (w *Watermarks) Observe(s Source, t, now time.Time) {
 	w.lastArr[s] = now
 }
 
+// Newest returns the latest event time seen per source.
+func (w *Watermarks) Newest() map[Source]time.Time {
+	out := make(map[Source]time.Time, len(w.maxSeen))
+	for s, t := range w.maxSeen {
+		out[s] = t
+	}
+	return out
+}
+
 // Current returns the watermark at processing time now. It never moves
 // backwards; it is the zero time until some source has been seen.
 func (w *Watermarks) Current(now time.Time) time.Time {
@@ -62,9 +76,16 @@ func (w *Watermarks) Current(now time.Time) time.Time {
 	}
 	if first {
 		// Every source is idle: let the watermark reach the newest event.
+		var most time.Duration
 		for s, t := range w.maxSeen {
 			c := t.Add(-w.lateness(s))
 			if c.After(wm) {
+				wm = c
+			}
+			most = max(most, w.lateness(s))
+		}
+		if w.ProcessingClock && len(w.maxSeen) > 0 {
+			if c := now.Add(-most); c.After(wm) {
 				wm = c
 			}
 		}

@@ -41,6 +41,8 @@ type RunnerOptions struct {
 	Lateness        map[Source]time.Duration
 	DefaultLateness time.Duration
 	IdleAfter       time.Duration
+	// ProcessingClock: see Watermarks.ProcessingClock (live mode).
+	ProcessingClock bool
 	// AdvanceEvery is the event-time step between watermark advances
 	// (default 1s). Results do not depend on it; it bounds how much expired
 	// state the correlator holds.
@@ -150,7 +152,9 @@ type RunStats struct {
 	First      time.Time
 	Last       time.Time
 	Watermark  time.Time
-	Buffered   int // events waiting in the reorder buffer
+	// Newest is the latest event time seen per source.
+	Newest   map[Source]time.Time
+	Buffered int // events waiting in the reorder buffer
 	// Sinks are the delivery counters of the stream sinks when the run
 	// ended.
 	Sinks map[string]SinkStats
@@ -186,6 +190,7 @@ type Runner struct {
 	// committed.
 	eager  EagerCorrelator
 	urgent bool
+	swaps  chan swapReq
 	// final holds the latest state of every incident of the run for
 	// SinkFinal sinks (with those an earlier, interrupted run left in the
 	// outbox).
@@ -282,6 +287,8 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 		r.ins = append(r.ins, st)
 	}
 	r.wms = NewWatermarks(o.DefaultLateness, lateness, o.IdleAfter)
+	r.wms.ProcessingClock = o.ProcessingClock
+	r.swaps = make(chan swapReq)
 	sinkNames := map[string]bool{}
 	for i, s := range o.Sinks {
 		if sinkNames[s.Name()] {
@@ -407,6 +414,10 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 			}
 			if r.o.Progress != nil {
 				r.o.Progress(r.Stats())
+			}
+		case req := <-r.swaps:
+			if err := r.swap(ctx, req); err != nil {
+				return r.stats, r.shutdown(ctx, err)
 			}
 		case <-tick.C:
 			// Idle sources may let the watermark move.
@@ -915,7 +926,53 @@ func (r *Runner) Stats() RunStats {
 	for k, v := range r.stats.Unresolved {
 		s.Unresolved[k] = v
 	}
+	s.Newest = r.wms.Newest()
 	return s
+}
+
+type swapReq struct {
+	build func(old Correlator) (Correlator, error)
+	done  chan error
+}
+
+// Swap replaces the correlator while Run runs (a rule reload): at the next
+// turn of its loop the Runner commits, then calls build with the current
+// correlator; build may close it and return a new one started from the
+// store. If build fails, the current one stays (build must leave it
+// usable, or rebuild it). Events buffered for ordering go to the new one.
+func (r *Runner) Swap(ctx context.Context, build func(old Correlator) (Correlator, error)) error {
+	req := swapReq{build: build, done: make(chan error, 1)}
+	select {
+	case r.swaps <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *Runner) swap(ctx context.Context, req swapReq) error {
+	if err := r.commit(ctx); err != nil {
+		req.done <- err
+		return err
+	}
+	c, err := req.build(r.o.Correlator)
+	if err != nil {
+		req.done <- err
+		return nil
+	}
+	r.o.Correlator = c
+	r.horizon = c.Horizon()
+	r.eager = nil
+	if r.o.Eager {
+		r.eager, _ = c.(EagerCorrelator)
+	}
+	req.done <- nil
+	return nil
 }
 
 // Final returns the latest state of every incident of the run (including

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -19,7 +21,57 @@ import (
 // and, for `run`, what is read. Every key is checked: an unknown key or a
 // wrong value stops start-up with file:line:col.
 type config struct {
+	// For `run` (replay reads only sinks:).
+	StateDir        string
+	Rules           []string
+	HTTP            httpConfig
+	Sources         []sourceConfig
+	DeadLetter      string
+	LogLevel        string
+	Lateness        map[pipeline.Source]time.Duration
+	IdleAfter       time.Duration
+	CommitInterval  time.Duration
+	StateMemory     int64
+	Eager           bool
+	ShutdownTimeout time.Duration
+	MaxApplied      int
+
 	Sinks []sinkConfig
+	// secrets are the values ${ENV} expansion put into the config, so
+	// that nothing derived from the config logs them.
+	secrets []string
+	path    string
+}
+
+// httpConfig is the operations endpoint: /healthz, /readyz, /metrics.
+type httpConfig struct {
+	Listen string `yaml:"listen"`
+}
+
+// runDefaults are the documented defaults of the run keys (docs/config.md).
+func runDefaults() config {
+	return config{
+		StateDir: "/var/lib/ecscorr",
+		Rules:    []string{"builtin"},
+		HTTP:     httpConfig{Listen: "127.0.0.1:9090"},
+		LogLevel: "info",
+		// Real delivery delays: CloudTrail reaches EventBridge within
+		// about 5 minutes and S3 within about 15, GuardDuty findings
+		// within minutes, Container Insights within a minute or two,
+		// Falco within a second.
+		Lateness: map[pipeline.Source]time.Duration{
+			pipeline.SourceCloudTrail:        15 * time.Minute,
+			pipeline.SourceGuardDuty:         5 * time.Minute,
+			pipeline.SourceContainerInsights: 2 * time.Minute,
+			pipeline.SourceFalco:             10 * time.Second,
+			pipeline.SourceECS:               time.Minute,
+		},
+		IdleAfter:       time.Minute,
+		CommitInterval:  time.Second,
+		StateMemory:     256 << 20,
+		Eager:           true,
+		ShutdownTimeout: 25 * time.Second,
+	}
 }
 
 // sinkConfig is one entry of `sinks:`. The delivery keys apply to every
@@ -41,6 +93,8 @@ type sinkConfig struct {
 
 	// slack: an incoming webhook (URL in an environment variable or a
 	// file) or a bot token (likewise) posting to a channel.
+	WebhookURL     string   `yaml:"webhook_url"` // the URL itself, usually ${ENV}
+	Token          string   `yaml:"token"`
 	WebhookURLEnv  string   `yaml:"webhook_url_env"`
 	WebhookURLFile string   `yaml:"webhook_url_file"`
 	TokenEnv       string   `yaml:"token_env"`
@@ -89,7 +143,7 @@ func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 // delivery keys.
 var sinkTypes = map[string][]string{
 	"jsonl":       {"path"},
-	"slack":       {"webhook_url_env", "webhook_url_file", "token_env", "token_file", "channel", "base_url", "update_every", "timeout", "max_evidence"},
+	"slack":       {"webhook_url", "token", "webhook_url_env", "webhook_url_file", "token_env", "token_file", "channel", "base_url", "update_every", "timeout", "max_evidence"},
 	"securityhub": {"region", "account_roles", "external_id", "source_url", "guardduty_detectors"},
 	"eventbridge": {"bus", "source", "region"},
 	"kafka":       {"brokers", "topic", "max_message_bytes", "client_id", "timeout", "tls"},
@@ -104,7 +158,8 @@ func loadConfig(path string) (*config, rule.Diagnostics) {
 	if err != nil {
 		return nil, rule.Diagnostics{{Pos: rule.Pos{File: path}, Severity: rule.SevError, Msg: err.Error()}}
 	}
-	c := &config{}
+	c := runDefaults()
+	c.path = path
 	var diags rule.Diagnostics
 	errAt := func(n *yaml.Node, format string, args ...any) {
 		diags = append(diags, rule.Diagnostic{Pos: rule.Pos{File: path, Line: n.Line, Col: n.Column}, Severity: rule.SevError, Msg: fmt.Sprintf(format, args...)})
@@ -119,16 +174,138 @@ func loadConfig(path string) (*config, rule.Diagnostics) {
 		return nil, rule.Diagnostics{{Pos: rule.Pos{File: path, Line: line, Col: 1}, Severity: rule.SevError, Msg: err.Error()}}
 	}
 	if len(doc.Content) == 0 {
-		return c, nil
+		return &c, nil
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		errAt(root, "the config is a mapping (sinks: ...)")
+		errAt(root, "the config is a mapping (state_dir:, rules:, sources:, sinks: ...)")
 		return nil, diags
 	}
+	c.secrets = expandEnv(root, os.LookupEnv, errAt)
+	seen := map[string]bool{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
+		if seen[k.Value] {
+			errAt(k, "%s given twice", k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		decode := func(dst any) bool {
+			if err := v.Decode(dst); err != nil {
+				errAt(v, "%s: %s", k.Value, strings.TrimPrefix(err.Error(), "yaml: "))
+				return false
+			}
+			return true
+		}
+		var d duration
 		switch k.Value {
+		case "state_dir":
+			if decode(&c.StateDir) && c.StateDir == "" {
+				errAt(v, "state_dir must not be empty")
+			}
+		case "rules":
+			var rs []string
+			if v.Kind == yaml.ScalarNode {
+				rs = []string{v.Value}
+			} else if !decode(&rs) {
+				continue
+			}
+			if len(rs) == 0 {
+				errAt(v, "rules: lists rule files or folders (builtin is the embedded pack)")
+			}
+			c.Rules = rs
+		case "http":
+			if v.Kind != yaml.MappingNode {
+				errAt(v, "http is a mapping (listen: host:port)")
+				continue
+			}
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				hk, hv := v.Content[j], v.Content[j+1]
+				switch hk.Value {
+				case "listen":
+					if err := hv.Decode(&c.HTTP.Listen); err != nil {
+						errAt(hv, "listen: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+					} else if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil && c.HTTP.Listen != "" {
+						errAt(hv, "listen: %v (want host:port, or \"\" for no HTTP endpoint)", err)
+					}
+				default:
+					errAt(hk, "unknown key %q under http (known: listen)", hk.Value)
+				}
+			}
+		case "dead_letter":
+			decode(&c.DeadLetter)
+		case "log_level":
+			if decode(&c.LogLevel) {
+				var l slog.Level
+				if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+					errAt(v, "log_level: %q is not one of debug, info, warn, error", c.LogLevel)
+				}
+			}
+		case "lateness":
+			if v.Kind != yaml.MappingNode {
+				errAt(v, "lateness maps a source to a duration (cloudtrail: 15m)")
+				continue
+			}
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				lk, lv := v.Content[j], v.Content[j+1]
+				src, err := pipeline.ParseSource(lk.Value)
+				if err != nil {
+					errAt(lk, "lateness: %v", err)
+					continue
+				}
+				var ld duration
+				if err := lv.Decode(&ld); err != nil {
+					errAt(lv, "lateness.%s: %s", lk.Value, strings.TrimPrefix(err.Error(), "yaml: "))
+					continue
+				}
+				c.Lateness[src] = time.Duration(ld)
+			}
+		case "idle_after":
+			if decode(&d) {
+				c.IdleAfter = time.Duration(d)
+			}
+		case "commit_interval":
+			if decode(&d) {
+				if d <= 0 {
+					errAt(v, "commit_interval must be positive")
+				}
+				c.CommitInterval = time.Duration(d)
+			}
+		case "shutdown_timeout":
+			if decode(&d) {
+				c.ShutdownTimeout = time.Duration(d)
+			}
+		case "state_memory":
+			var b byteSize
+			if err := b.Set(v.Value); err != nil || v.Kind != yaml.ScalarNode {
+				errAt(v, "state_memory: want a size such as 256MiB or 0 (no bound)")
+				continue
+			}
+			c.StateMemory = int64(b)
+		case "eager":
+			decode(&c.Eager)
+		case "max_applied":
+			if decode(&c.MaxApplied) && c.MaxApplied < 0 {
+				errAt(v, "max_applied must not be negative")
+			}
+		case "sources":
+			if v.Kind != yaml.SequenceNode {
+				errAt(v, "sources is a list of sources")
+				continue
+			}
+			names := map[string]rule.Pos{}
+			for _, sn := range v.Content {
+				sc, ok := decodeSource(path, sn, errAt)
+				if !ok {
+					continue
+				}
+				if p, dup := names[sc.Name]; dup {
+					errAt(sn, "a second source named %q (the first is at %s); give one a name:", sc.Name, p)
+					continue
+				}
+				names[sc.Name] = sc.pos
+				c.Sources = append(c.Sources, sc)
+			}
 		case "sinks":
 			if v.Kind != yaml.SequenceNode {
 				errAt(v, "sinks is a list of sinks")
@@ -148,13 +325,93 @@ func loadConfig(path string) (*config, rule.Diagnostics) {
 				c.Sinks = append(c.Sinks, sc)
 			}
 		default:
-			errAt(k, "unknown key %q (known: sinks)", k.Value)
+			errAt(k, "unknown key %q (known: %s)", k.Value, strings.Join(topKeys, ", "))
 		}
 	}
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	return c, nil
+	return &c, nil
+}
+
+var topKeys = []string{"state_dir", "rules", "http", "sources", "sinks", "dead_letter", "log_level", "lateness", "idle_after", "commit_interval", "state_memory", "eager", "max_applied", "shutdown_timeout"}
+
+// expandEnv replaces ${NAME} (and ${NAME:-default}) in every scalar of the
+// tree with the environment's value, in place, so that positions stay
+// those of the file; $$ is a literal $. An unset variable without a
+// default is an error at its scalar. It returns the non-empty values it
+// substituted: they may be secrets.
+func expandEnv(n *yaml.Node, lookup func(string) (string, bool), errAt func(*yaml.Node, string, ...any)) []string {
+	var secrets []string
+	var walk func(*yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "$") {
+			var b strings.Builder
+			v := n.Value
+			for {
+				i := strings.IndexByte(v, '$')
+				if i < 0 {
+					b.WriteString(v)
+					break
+				}
+				b.WriteString(v[:i])
+				v = v[i:]
+				switch {
+				case strings.HasPrefix(v, "$$"):
+					b.WriteByte('$')
+					v = v[2:]
+				case strings.HasPrefix(v, "${"):
+					end := strings.IndexByte(v, '}')
+					if end < 0 {
+						errAt(n, "unclosed ${ in %q", n.Value)
+						return
+					}
+					name, def, hasDef := strings.Cut(v[2:end], ":-")
+					if !validEnvName(name) {
+						errAt(n, "${%s}: not a variable name", name)
+						return
+					}
+					val, ok := lookup(name)
+					if !ok || (val == "" && hasDef) {
+						if !hasDef {
+							errAt(n, "${%s} is not set (write ${%s:-default} to give a default)", name, name)
+							return
+						}
+						val = def
+					}
+					if val != "" {
+						secrets = append(secrets, val)
+					}
+					b.WriteString(val)
+					v = v[end+1:]
+				default:
+					b.WriteByte('$')
+					v = v[1:]
+				}
+			}
+			// An expanded value is a string whatever it looks like
+			// unless the scalar was only a variable.
+			n.Value = b.String()
+			return
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(n)
+	return secrets
+}
+
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func decodeSink(path string, n *yaml.Node, errAt func(*yaml.Node, string, ...any)) (sinkConfig, bool) {
@@ -182,7 +439,7 @@ func decodeSink(path string, n *yaml.Node, errAt func(*yaml.Node, string, ...any
 	for _, k := range append(append([]string{}, deliveryKeys...), extra...) {
 		allowed[k] = true
 	}
-	fields := yamlFields(&sc)
+	fields := yamlFieldsOf(&sc)
 	ok := true
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -229,11 +486,11 @@ func decodeSink(path string, n *yaml.Node, errAt func(*yaml.Node, string, ...any
 			ok = false
 		}
 	case "slack":
-		hook := sc.WebhookURLEnv != "" || sc.WebhookURLFile != ""
-		bot := sc.TokenEnv != "" || sc.TokenFile != ""
+		hook := sc.WebhookURL != "" || sc.WebhookURLEnv != "" || sc.WebhookURLFile != ""
+		bot := sc.Token != "" || sc.TokenEnv != "" || sc.TokenFile != ""
 		switch {
 		case hook == bot:
-			errAt(n, "a slack sink needs either webhook_url_env/webhook_url_file or token_env/token_file (with channel)")
+			errAt(n, "a slack sink needs either webhook_url (or webhook_url_env/webhook_url_file) or token (or token_env/token_file, with channel)")
 			ok = false
 		case bot && sc.Channel == "":
 			errAt(n, "a slack bot token needs channel: (the channel id)")
@@ -252,10 +509,10 @@ func valueNode(m *yaml.Node, key string) *yaml.Node {
 	return m
 }
 
-// yamlFields maps the yaml names of sc's fields to pointers to them.
-func yamlFields(sc *sinkConfig) map[string]any {
+// yamlFieldsOf maps the yaml names of a config struct's fields to pointers to them.
+func yamlFieldsOf(ptr any) map[string]any {
 	out := map[string]any{}
-	v := reflect.ValueOf(sc).Elem()
+	v := reflect.ValueOf(ptr).Elem()
 	t := v.Type()
 	for i := range t.NumField() {
 		if tag := t.Field(i).Tag.Get("yaml"); tag != "" {

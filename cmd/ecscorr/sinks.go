@@ -40,7 +40,7 @@ func buildSinks(ctx context.Context, c *config, store pipeline.StateStore, stdou
 		case "slack":
 			def = slack.DefaultPolicy()
 			s, err = slack.New(slack.Config{
-				Name: sc.Name, WebhookURLEnv: sc.WebhookURLEnv, WebhookURLFile: sc.WebhookURLFile,
+				Name: sc.Name, WebhookURL: sc.WebhookURL, Token: sc.Token, WebhookURLEnv: sc.WebhookURLEnv, WebhookURLFile: sc.WebhookURLFile,
 				TokenEnv: sc.TokenEnv, TokenFile: sc.TokenFile, Channel: sc.Channel, BaseURL: sc.BaseURL,
 				UpdateEvery: time.Duration(sc.UpdateEvery), Timeout: time.Duration(sc.Timeout), MaxEvidence: sc.MaxEvidence,
 				Logger: log,

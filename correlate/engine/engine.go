@@ -585,6 +585,7 @@ type Stats struct {
 	RawErrors           uint64
 	OpenIncidents       int
 	Keys                int // key states, in memory or evicted
+	KeysByRule          map[string]int
 	// EvictedKeys are key states held in the store for the memory budget;
 	// StateErrors counts those that could not be written or read back.
 	EvictedKeys int
@@ -629,7 +630,7 @@ func (e *Engine) Stats() Stats {
 	defer e.mu.Unlock()
 	s := Stats{
 		Events: e.stats.events, LateEvents: e.stats.late,
-		SignalHits: map[string]uint64{}, Incidents: map[string]uint64{}, IncidentsBySeverity: map[string]uint64{},
+		SignalHits: map[string]uint64{}, KeysByRule: map[string]int{}, Incidents: map[string]uint64{}, IncidentsBySeverity: map[string]uint64{},
 		Updated: map[string]uint64{}, Resolved: map[string]uint64{}, NoKey: map[string]uint64{},
 		KeyCapOverflows: map[string]uint64{}, EvidenceDropped: map[string]uint64{}, Suppressed: map[string]uint64{},
 		WindowOverflows: map[string]uint64{}, Duplicates: map[string]uint64{}, KeyFanoutOverflows: map[string]uint64{},
@@ -660,6 +661,7 @@ func (e *Engine) Stats() Stats {
 		put(s.Duplicates, id, rs.duplicates)
 		put(s.KeyFanoutOverflows, id, rs.fanOverflow)
 		s.Keys += len(e.rules[i].keys)
+		s.KeysByRule[id] = len(e.rules[i].keys)
 	}
 	for sev, n := range e.stats.bySev {
 		put(s.IncidentsBySeverity, pipeline.Severity(sev).String(), n)

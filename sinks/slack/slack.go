@@ -45,6 +45,9 @@ type Config struct {
 	// WebhookURLEnv names the environment variable holding the
 	// incoming-webhook URL; WebhookURLFile a file holding it.
 	WebhookURLEnv, WebhookURLFile string
+	// WebhookURL and Token are the secret itself (a config's ${ENV}
+	// expansion); exactly one way of giving each is allowed.
+	WebhookURL, Token string
 	// TokenEnv names the environment variable holding the bot token
 	// (xoxb-…); TokenFile a file holding it. Channel is the channel ID the
 	// bot posts to.
@@ -129,28 +132,28 @@ func New(cfg Config, store pipeline.StateStore) (*Sink, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	hook := cfg.WebhookURLEnv != "" || cfg.WebhookURLFile != ""
-	bot := cfg.TokenEnv != "" || cfg.TokenFile != ""
+	hook := cfg.WebhookURL != "" || cfg.WebhookURLEnv != "" || cfg.WebhookURLFile != ""
+	bot := cfg.Token != "" || cfg.TokenEnv != "" || cfg.TokenFile != ""
 	switch {
 	case hook == bot:
 		return nil, fmt.Errorf("slack sink %s: configure either a webhook URL or a bot token", s.name)
 	case hook:
-		v, err := readSecret("webhook URL", cfg.WebhookURLEnv, cfg.WebhookURLFile)
+		v, err := readSecret("webhook URL", cfg.WebhookURL, cfg.WebhookURLEnv, cfg.WebhookURLFile)
 		if err != nil {
 			return nil, fmt.Errorf("slack sink %s: %w", s.name, err)
 		}
 		// The parse error would quote the URL: say only that it is bad.
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, fmt.Errorf("slack sink %s: the webhook URL from %s is not an http(s) URL", s.name, source(cfg.WebhookURLEnv, cfg.WebhookURLFile))
+			return nil, fmt.Errorf("slack sink %s: the webhook URL from %s is not an http(s) URL", s.name, source(cfg.WebhookURL, cfg.WebhookURLEnv, cfg.WebhookURLFile))
 		}
 		s.webhook = &secret{v}
 	default:
-		v, err := readSecret("bot token", cfg.TokenEnv, cfg.TokenFile)
+		v, err := readSecret("bot token", cfg.Token, cfg.TokenEnv, cfg.TokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("slack sink %s: %w", s.name, err)
 		}
 		if !strings.HasPrefix(v, "xoxb-") {
-			return nil, fmt.Errorf("slack sink %s: the token from %s is not a bot token (xoxb-…)", s.name, source(cfg.TokenEnv, cfg.TokenFile))
+			return nil, fmt.Errorf("slack sink %s: the token from %s is not a bot token (xoxb-…)", s.name, source(cfg.Token, cfg.TokenEnv, cfg.TokenFile))
 		}
 		if s.channel == "" {
 			return nil, fmt.Errorf("slack sink %s: a bot token needs a channel", s.name)
@@ -163,22 +166,32 @@ func New(cfg Config, store pipeline.StateStore) (*Sink, error) {
 	return s, nil
 }
 
-func source(env, file string) string {
+func source(val, env, file string) string {
+	if val != "" {
+		return "the config"
+	}
 	if env != "" {
 		return "$" + env
 	}
 	return file
 }
 
-// readSecret reads a secret from the environment variable env or the file.
-func readSecret(what, env, file string) (string, error) {
-	if env != "" && file != "" {
-		return "", fmt.Errorf("the %s comes from an environment variable or a file, not both", what)
+// readSecret reads a secret given as is (val), or from the environment
+// variable env, or from the file.
+func readSecret(what, val, env, file string) (string, error) {
+	n := 0
+	for _, s := range []string{val, env, file} {
+		if s != "" {
+			n++
+		}
 	}
-	var v string
+	if n > 1 {
+		return "", fmt.Errorf("the %s comes from the config, an environment variable or a file: one of them", what)
+	}
+	v := val
 	if env != "" {
 		v = os.Getenv(env)
-	} else {
+	} else if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			// The error names the file, not its content.
@@ -188,7 +201,7 @@ func readSecret(what, env, file string) (string, error) {
 	}
 	v = strings.TrimSpace(v)
 	if v == "" {
-		return "", fmt.Errorf("the %s in %s is empty", what, source(env, file))
+		return "", fmt.Errorf("the %s in %s is empty", what, source(val, env, file))
 	}
 	return v, nil
 }
