@@ -33,6 +33,10 @@ type RunnerOptions struct {
 	// stream sinks to take what is due (0: do not wait; what is left stays
 	// in the outbox for the next run).
 	DrainTimeout time.Duration
+	// ShutdownDrain is how long a run stopped by its context (SIGTERM)
+	// waits, after its last commit, for stream sinks to take what is due
+	// (0: not at all); the rest stays in the outbox for the next start.
+	ShutdownDrain time.Duration
 	// Lateness is the allowed lateness per source (DefaultLateness for the
 	// rest); IdleAfter is the processing time after which a silent source
 	// stops holding the watermark back (0: never, as in replay). An
@@ -346,7 +350,9 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 		}
 	}()
 
-	dctx, stopDrainers := context.WithCancel(ctx)
+	// Drainers outlive ctx: on a shutdown they deliver what is due for up
+	// to ShutdownDrain before they are stopped.
+	dctx, stopDrainers := context.WithCancel(context.WithoutCancel(ctx))
 	var drainWG sync.WaitGroup
 	for _, d := range r.drainers {
 		drainWG.Add(1)
@@ -476,6 +482,9 @@ func (r *Runner) shutdown(ctx context.Context, cause error) error {
 			}
 		}
 		st.pending = nil
+	}
+	if errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded) {
+		r.waitDrained(cctx, r.o.ShutdownDrain)
 	}
 	if r.stopDrainers != nil {
 		r.stopDrainers()

@@ -3,10 +3,10 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"reflect"
 	"log/slog"
 	"net"
+	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"

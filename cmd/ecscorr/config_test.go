@@ -35,7 +35,7 @@ func TestConfigErrorsHavePositions(t *testing.T) {
 		p + ":7:19: error: min_severity: unknown severity \"urgent\"",
 		p + ":8:11: error: rate must not be negative",
 		p + ":9:14: error: backoff: invalid duration \"30\": a unit is required",
-		p + ":10:1: error: unknown key \"sink\" (known: sinks)",
+		p + ":10:1: error: unknown key \"sink\" (known: state_dir, rules, http, sources, sinks,",
 		"refusing to start",
 	} {
 		if !strings.Contains(errOut, want) {

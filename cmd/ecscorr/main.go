@@ -22,6 +22,8 @@ import (
 const usage = `ecscorr correlates ECS security signals (GuardDuty, CloudTrail, Container Insights, Falco).
 
 Usage:
+  ecscorr run --config FILE           run the live correlator (sources → state → sinks)
+  ecscorr config check FILE           check a config and the rules it names; errors with file:line:col
   ecscorr replay [flags] PATH...      replay archived logs and print incidents
   ecscorr rules check PATH...         check rule files; every error with file:line:col
   ecscorr rules test FILE...          run rule unit tests (*_test.yaml)
@@ -48,6 +50,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], stdout, stderr)
+	case "config":
+		if len(args) < 2 || args[1] != "check" {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		return cmdConfigCheck(ctx, args[2:], stdout, stderr)
 	case "replay":
 		return cmdReplay(ctx, args[1:], stdout, stderr)
 	case "outbox":

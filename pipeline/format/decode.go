@@ -27,6 +27,8 @@ type RecordError struct {
 	Pos    pipeline.Position
 	Source pipeline.Source // "" if unknown
 	Reason string
+	// Class is the Skip* class of the reason ("" if none applies).
+	Class  string
 	Sample []byte // first ≤ SampleLen bytes of the record
 }
 
@@ -378,7 +380,7 @@ func (d *Decoder) reject(pos pipeline.Position, src pipeline.Source, class, reas
 	if len(sample) > SampleLen {
 		sample = sample[:SampleLen]
 	}
-	d.bad(RecordError{Pos: pos, Source: src, Reason: reason, Sample: bytes.Clone(sample)})
+	d.bad(RecordError{Pos: pos, Source: src, Reason: reason, Class: class, Sample: bytes.Clone(sample)})
 }
 
 func (d *Decoder) send(ev *pipeline.Event) {

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// issueExample is the config of issue 9, exactly as written.
+const issueExample = `state_dir: /var/lib/ecscorr            # Badger: engine state, outbox, source positions
+rules: [builtin, /etc/ecscorr/rules]   # "builtin" is the embedded pack
+http:
+  listen: 127.0.0.1:9090               # /healthz, /readyz, /metrics
+sources:
+  - type: sqs
+    queue_url: ${QUEUE_URL}
+  - type: falco_http
+    listen: 127.0.0.1:2801
+sinks:
+  - type: slack
+    webhook_url: ${SLACK_WEBHOOK_URL}
+    min_severity: high
+  - type: securityhub
+    region: eu-west-1
+  - type: jsonl
+    path: /var/log/ecscorr/incidents.jsonl
+`
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ecscorr.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestIssueExampleConfigLoads(t *testing.T) {
+	t.Setenv("QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/111122223333/ecscorr-events")
+	t.Setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX")
+	c, diags := loadConfig(writeConfig(t, issueExample))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if c.StateDir != "/var/lib/ecscorr" || strings.Join(c.Rules, ",") != "builtin,/etc/ecscorr/rules" || c.HTTP.Listen != "127.0.0.1:9090" {
+		t.Errorf("top level: %q %q %q", c.StateDir, c.Rules, c.HTTP.Listen)
+	}
+	if len(c.Sources) != 2 || c.Sources[0].QueueURL != "https://sqs.eu-west-1.amazonaws.com/111122223333/ecscorr-events" ||
+		c.Sources[0].Name != "sqs:ecscorr-events" || c.Sources[1].Name != "falco_http:127.0.0.1:2801" {
+		t.Errorf("sources: %+v", c.Sources)
+	}
+	if len(c.Sinks) != 3 || c.Sinks[0].WebhookURL != "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX" ||
+		c.Sinks[0].MinSeverity != "high" || c.Sinks[1].Region != "eu-west-1" || c.Sinks[2].Path != "/var/log/ecscorr/incidents.jsonl" {
+		t.Errorf("sinks: %+v", c.Sinks)
+	}
+	// Defaults that are documented in docs/config.md.
+	if c.Lateness[pipeline.SourceCloudTrail] != 15*time.Minute || c.Lateness[pipeline.SourceFalco] != 10*time.Second ||
+		c.CommitInterval != time.Second || !c.Eager || c.ShutdownTimeout != 25*time.Second || c.StateMemory != 256<<20 {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestConfigEnvExpansion(t *testing.T) {
+	t.Setenv("ECSCORR_T_DIR", "/srv/state")
+	t.Setenv("ECSCORR_T_EMPTY", "")
+	os.Unsetenv("ECSCORR_T_UNSET")
+	c, diags := loadConfig(writeConfig(t, "state_dir: ${ECSCORR_T_DIR}/x\n"+
+		"dead_letter: ${ECSCORR_T_UNSET:-/tmp/dl.jsonl}\n"+
+		"log_level: ${ECSCORR_T_EMPTY:-debug}\n"+
+		"sinks:\n  - type: jsonl\n    path: /tmp/$$HOME.jsonl\n"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if c.StateDir != "/srv/state/x" || c.DeadLetter != "/tmp/dl.jsonl" || c.LogLevel != "debug" || c.Sinks[0].Path != "/tmp/$HOME.jsonl" {
+		t.Errorf("got %q %q %q %q", c.StateDir, c.DeadLetter, c.LogLevel, c.Sinks[0].Path)
+	}
+}
+
+// Every config mistake of run's keys is reported at once at its line:col.
+func TestRunConfigErrorsHavePositions(t *testing.T) {
+	os.Unsetenv("ECSCORR_T_UNSET")
+	p := writeConfig(t, "state_dir: /tmp/x\n"+
+		"http:\n  listen: nowhere\n  port: 1\n"+
+		"lateness:\n  cloudtral: 5m\n  falco: 5\n"+
+		"sources:\n"+
+		"  - type: sqs\n    queue_url: ${ECSCORR_T_UNSET}\n"+
+		"  - type: falco_http\n    listen: 127.0.0.1:2801\n    secret: x\n"+
+		"  - type: kafka\n    brokers: [b:9092]\n    topics: [t]\n    format: avro\n    groupid: x\n"+
+		"  - type: sqlite\n"+
+		"log_level: loud\n")
+	code, out, errOut := runCmd(t, "config", "check", p)
+	if code != 1 || out != "" {
+		t.Fatalf("exit %d, stdout %q\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		p + ":3:11: error: listen: address nowhere: missing port in address",
+		p + ":4:3: error: unknown key \"port\" under http",
+		p + ":6:3: error: lateness: unknown source \"cloudtral\"",
+		p + ":7:10: error: lateness.falco: invalid duration \"5\"",
+		p + ":10:16: error: ${ECSCORR_T_UNSET} is not set",
+		p + ":11:5: error: secret_header and secret go together",
+		p + ":14:5: error: format is raw (records in any supported format) or events",
+		p + ":18:5: error: unknown key \"groupid\" for a kafka source",
+		p + ":19:11: error: unknown source type \"sqlite\"",
+		p + ":20:12: error: log_level: \"loud\" is not one of debug, info, warn, error",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("missing %q in:\n%s", want, errOut)
+		}
+	}
+	// run refuses to start on the same file.
+	code, _, errOut = runCmd(t, "run", "--config", p)
+	if code != 1 || !strings.Contains(errOut, "refusing to start") {
+		t.Errorf("run: exit %d\n%s", code, errOut)
+	}
+}
+
+func TestConfigCheckRulesErrors(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("kind: RuleFile\nrules:\n  - id: x\n    kind: match\n    severity: nope\n"), 0o644)
+	p := writeConfig(t, "rules: [builtin, "+dir+"]\nsources:\n  - type: falco_http\n    listen: 127.0.0.1:0\n")
+	code, _, errOut := runCmd(t, "config", "check", p)
+	if code != 1 || !strings.Contains(errOut, filepath.Join(dir, "bad.yaml")+":") {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	p = writeConfig(t, "rules: [builtin]\nsources:\n  - type: falco_http\n    listen: 127.0.0.1:0\n")
+	code, out, errOut := runCmd(t, "config", "check", p)
+	if code != 0 || !strings.Contains(out, ": ok (1 sources, 0 sinks") {
+		t.Fatalf("exit %d %q\n%s", code, out, errOut)
+	}
+}
+
+// Secrets from ${ENV} and Slack webhook URLs or tokens never reach a log
+// line, in the message, an attribute, an error or a group.
+func TestLogRedactsSecrets(t *testing.T) {
+	var buf bytes.Buffer
+	const hook = "https://hooks.slack.com/services/T01/B02/abcdefSECRET"
+	log := slog.New(newRedactor(newHandler(&buf, "json", slog.LevelInfo), []string{"s3cr3t-shared-value", "eu"}))
+	log.Info("posting to "+hook, "token", "xoxb-1234-5678-abcdef", "err", errorString("Post \""+hook+"\": dial tcp: refused"),
+		slog.Group("g", "secret", "s3cr3t-shared-value"), "region", "eu-west-1")
+	log.With("header", "s3cr3t-shared-value").Warn("x")
+	out := buf.String()
+	for _, leak := range []string{"abcdefSECRET", "xoxb-1234", "s3cr3t"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("log leaks %q:\n%s", leak, out)
+		}
+	}
+	if strings.Count(out, "[REDACTED]") != 5 || !strings.Contains(out, `"region":"eu-west-1"`) {
+		t.Errorf("redaction: %s", out)
+	}
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// buildInputs makes the configured live inputs.
+func buildInputs(ctx context.Context, c *config, log *slog.Logger, dl *deadLetters) ([]pipeline.Input, error) {
+	var ins []pipeline.Input
+	closeAll := func() {
+		for _, in := range ins {
+			_ = in.Close(context.WithoutCancel(ctx))
+		}
+	}
+	for _, sc := range c.Sources {
+		var (
+			in  pipeline.Input
+			err error
+		)
+		switch sc.Type {
+		default:
+			err = fmt.Errorf("source type %q is not built in yet", sc.Type)
+		}
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("%s: source %s: %w", sc.pos, sc.Name, err)
+		}
+		ins = append(ins, in)
+	}
+	return ins, nil
+}
