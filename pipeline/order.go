@@ -17,9 +17,10 @@ type Watermarks struct {
 	Default   time.Duration
 	IdleAfter time.Duration // 0 = sources never go idle (replay)
 	// ProcessingClock (live mode): when every source is idle, event time
-	// is taken to follow processing time, so the watermark moves to now
-	// minus the largest lateness and decisions that wait for the absence
-	// of an event are still taken while nothing arrives.
+	// is taken to go on at the pace of processing time from each source's
+	// newest event, so that decisions waiting for the absence of an event
+	// are still taken while nothing arrives. (Not "now": a live source
+	// may be reading old data, which must not all turn too late.)
 	ProcessingClock bool
 
 	maxSeen map[Source]time.Time
@@ -76,16 +77,12 @@ func (w *Watermarks) Current(now time.Time) time.Time {
 	}
 	if first {
 		// Every source is idle: let the watermark reach the newest event.
-		var most time.Duration
 		for s, t := range w.maxSeen {
 			c := t.Add(-w.lateness(s))
-			if c.After(wm) {
-				wm = c
+			if w.ProcessingClock {
+				c = c.Add(now.Sub(w.lastArr[s]))
 			}
-			most = max(most, w.lateness(s))
-		}
-		if w.ProcessingClock && len(w.maxSeen) > 0 {
-			if c := now.Add(-most); c.After(wm) {
+			if c.After(wm) {
 				wm = c
 			}
 		}

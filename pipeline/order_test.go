@@ -234,3 +234,28 @@ func TestReorderBufferFIFOAndHeapMerge(t *testing.T) {
 		}
 	}
 }
+
+// With the processing clock, a watermark held by idle sources goes on at
+// the pace of processing time from the newest event (old data stays old);
+// without it, it stays.
+func TestWatermarkProcessingClock(t *testing.T) {
+	t0 := time.Date(2023, 7, 10, 12, 0, 0, 0, time.UTC)
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	for _, clock := range []bool{false, true} {
+		w := NewWatermarks(time.Minute, map[Source]time.Duration{SourceFalco: 10 * time.Second}, 30*time.Second)
+		w.ProcessingClock = clock
+		w.Observe(SourceFalco, t0, now)
+		w.Observe(SourceCloudTrail, t0.Add(-time.Hour), now)
+		if got, want := w.Current(now.Add(10*time.Second)), t0.Add(-time.Hour-time.Minute); !got.Equal(want) {
+			t.Fatalf("clock=%v, not idle: %v, want %v", clock, got, want)
+		}
+		got := w.Current(now.Add(5 * time.Minute))
+		want := t0.Add(-10 * time.Second)
+		if clock {
+			want = want.Add(5 * time.Minute)
+		}
+		if !got.Equal(want) {
+			t.Errorf("clock=%v, all idle for 5m: %v, want %v", clock, got, want)
+		}
+	}
+}
