@@ -16,7 +16,7 @@ type tp struct {
 // committed offsets). It covers all partitions, not only the batch's, as
 // the Runner stores only the newest acknowledged batch's position.
 type positionV1 struct {
-	V       int                         `json:"v"`
+	V       int                        `json:"v"`
 	Offsets map[string]map[int32]int64 `json:"offsets"`
 }
 
