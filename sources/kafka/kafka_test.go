@@ -59,7 +59,7 @@ func (p *producer) write(part int, vals ...[]byte) []int64 {
 	defer conn.Close()
 	var offs []int64
 	for len(vals) > 0 {
-		n := min(len(vals), 1000)
+		n := min(len(vals), 500) // 500 CloudTrail records stay under the 1 MB batch limit
 		msgs := make([]kafkago.Message, n)
 		for i := range msgs {
 			msgs[i] = kafkago.Message{Value: vals[i]}
