@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"reflect"
 	"slices"
@@ -153,6 +154,7 @@ func open(t testing.TB, addr string, pos []byte, o Options) *Input {
 		o.HeartbeatInterval = 100 * time.Millisecond
 	}
 	o.JoinGroupBackoff = 200 * time.Millisecond
+	o.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	in, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -697,4 +699,92 @@ func TestOptions(t *testing.T) {
 	if in.Ready() == nil {
 		t.Fatal("ready before Open")
 	}
+}
+
+// owned is the partitions held (for tests).
+func (in *Input) owned() []int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var out []int
+	for k := range in.own {
+		out = append(out, k.part)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// Batches in flight across a rebalance: those of the partition this
+// member keeps stay valid (acknowledged, they are committed, and reading
+// goes on after them); those of the partition it loses are dropped (their
+// acknowledgement commits nothing, so the new owner reads them from the
+// group's offset).
+func TestInFlightAcrossRebalance(t *testing.T) {
+	const topic, parts = "inflight", 2
+	addr := newCluster(t, parts, topic)
+	p := newProducer(t, addr, topic)
+	for i := range parts {
+		p.write(i, ctRecords(t, 10)...)
+	}
+	o := Options{Topics: []string{topic}, MaxBatch: 100}
+	a := open(t, addr, nil, o)
+	inflight := readMessages(t, a, 20, false)
+	b := open(t, addr, nil, o)
+	waitFor(t, "a generation with both members", func() bool {
+		ga, pa := a.generationOf()
+		gb, pb := b.generationOf()
+		return ga != 0 && ga == gb && pa == 1 && pb == 1
+	})
+	kept, lost := a.owned()[0], b.owned()[0]
+	for _, r := range inflight {
+		r.ack(context.Background(), nil)
+	}
+	waitCommitted(t, addr, topic, parts, map[string]int64{fmt.Sprintf("%s/%d", topic, kept): 10})
+
+	// b reads the lost partition from the start: nothing was committed.
+	got := wheres(readMessages(t, b, 10, true))
+	want := []string{}
+	for i := range 10 {
+		want = append(want, fmt.Sprintf("%s/%d/%d", topic, lost, i))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("the new owner read %v, want %v", got, want)
+	}
+	// a goes on after its in-flight batch: one new message each.
+	p.write(kept, ctRecords(t, 1)...)
+	p.write(lost, ctRecords(t, 1)...)
+	if got := wheres(readMessages(t, a, 1, true)); !slices.Equal(got, []string{fmt.Sprintf("%s/%d/10", topic, kept)}) {
+		t.Fatalf("the keeper read %v after the rebalance", got)
+	}
+	if got := wheres(readMessages(t, b, 1, true)); !slices.Equal(got, []string{fmt.Sprintf("%s/%d/10", topic, lost)}) {
+		t.Fatalf("the new owner read %v", got)
+	}
+	waitCommitted(t, addr, topic, parts, ends(topic, p))
+}
+
+// Ready is nil only while a generation is active: not before the group is
+// joined, not while the brokers cannot be reached.
+func TestReady(t *testing.T) {
+	const topic = "ready"
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	addr := c.ListenAddrs()[0]
+	newProducer(t, addr, topic).write(0, ctRecords(t, 1)...)
+	in := open(t, addr, nil, Options{Topics: []string{topic}, SessionTimeout: 6 * time.Second, Timeout: time.Second})
+	readMessages(t, in, 1, true)
+	if err := in.Ready(); err != nil {
+		t.Fatalf("not ready while connected: %v", err)
+	}
+	c.Close()
+	waitFor(t, "readiness to fail", func() bool { return in.Ready() != nil })
+	t.Logf("with the broker gone: %v", in.Ready())
+
+	down := open(t, "127.0.0.1:1", nil, Options{Topics: []string{topic}, Timeout: time.Second})
+	waitFor(t, "a join error", func() bool {
+		err := down.Ready()
+		return err != nil && strings.Contains(err.Error(), "not in group")
+	})
+	t.Logf("with no broker: %v", down.Ready())
 }
