@@ -201,6 +201,8 @@ type Input struct {
 	o      Options
 	log    *slog.Logger
 	dialer *kafkago.Dialer
+	tr     *kafkago.Transport
+	client *kafkago.Client
 	cg     *kafkago.ConsumerGroup
 	msgs   chan message
 	dec    *format.Decoder
@@ -250,6 +252,8 @@ func New(o Options) (*Input, error) {
 	}
 	in := &Input{o: o, log: o.Logger.With("input", o.Name)}
 	in.dialer = &kafkago.Dialer{ClientID: o.ClientID, Timeout: o.Timeout, DualStack: true, TLS: o.TLS, SASLMechanism: o.SASL}
+	in.tr = &kafkago.Transport{ClientID: o.ClientID, DialTimeout: o.Timeout, TLS: o.TLS, SASL: o.SASL}
+	in.client = &kafkago.Client{Addr: kafkago.TCP(o.Brokers...), Timeout: o.Timeout, Transport: in.tr}
 	return in, nil
 }
 
@@ -382,6 +386,7 @@ func (in *Input) generation(gctx context.Context, gen *kafkago.Generation, start
 		}
 		in.mu.Unlock()
 	}()
+	in.resolveLatest(gctx, starts)
 	for {
 		in.mu.Lock()
 		epoch := in.epoch
@@ -417,6 +422,40 @@ func (in *Input) generation(gctx context.Context, gen *kafkago.Generation, start
 			starts, in.rewound = in.rewound, nil
 		}
 		in.mu.Unlock()
+	}
+}
+
+// resolveLatest turns the "latest" starts into offsets, so that they are
+// stored with the next batch and a rebalance or restart before any message
+// arrives does not skip what was produced meanwhile.
+func (in *Input) resolveLatest(ctx context.Context, starts map[tp]int64) {
+	req := &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{}}
+	for k, off := range starts {
+		if off == kafkago.LastOffset {
+			req.Topics[k.topic] = append(req.Topics[k.topic], kafkago.LastOffsetOf(k.part))
+		}
+	}
+	if len(req.Topics) == 0 {
+		return
+	}
+	resp, err := in.client.ListOffsets(ctx, req)
+	if err != nil {
+		in.log.Warn("kafka: listing the latest offsets (the readers resolve them)", "err", err)
+		return
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for topic, ps := range resp.Topics {
+		for _, p := range ps {
+			k := tp{topic, p.Partition}
+			if p.Error != nil || p.LastOffset < 0 || starts[k] != kafkago.LastOffset {
+				continue
+			}
+			starts[k], in.start[k] = p.LastOffset, p.LastOffset
+			if _, ok := in.next[k]; !ok {
+				in.next[k] = p.LastOffset
+			}
+		}
 	}
 }
 
@@ -727,6 +766,7 @@ func (in *Input) Close(context.Context) error {
 	in.stop()
 	err := in.cg.Close() // ends the generation: its final commit runs first
 	in.wg.Wait()
+	in.tr.CloseIdleConnections()
 	if err != nil {
 		return fmt.Errorf("kafka %s: leaving the group: %w", in.o.Name, err)
 	}

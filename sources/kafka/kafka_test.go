@@ -788,3 +788,24 @@ func TestReady(t *testing.T) {
 	})
 	t.Logf("with no broker: %v", down.Ready())
 }
+
+// start: latest skips what is there when the group has no offset, and the
+// resolved offset is part of the next position.
+func TestStartLatest(t *testing.T) {
+	const topic = "latest"
+	addr := newCluster(t, 1, topic)
+	p := newProducer(t, addr, topic)
+	p.write(0, ctRecords(t, 5)...)
+	in := open(t, addr, nil, Options{Topics: []string{topic}, Start: StartLatest})
+	waitFor(t, "the latest offset resolved", func() bool {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		return in.next[tp{topic, 0}] == 5
+	})
+	p.write(0, ctRecords(t, 3)...)
+	rs := readMessages(t, in, 3, true)
+	if got := wheres(rs); !slices.Equal(got, []string{topic + "/0/5", topic + "/0/6", topic + "/0/7"}) {
+		t.Fatalf("read %v", got)
+	}
+	waitCommitted(t, addr, topic, 1, map[string]int64{topic + "/0": 8})
+}
