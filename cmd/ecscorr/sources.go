@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+	kafkasrc "github.com/ecscorr/ecscorr/sources/kafka"
 )
 
 // buildInputs makes the configured live inputs.
@@ -22,6 +24,14 @@ func buildInputs(ctx context.Context, c *config, log *slog.Logger, dl *deadLette
 			err error
 		)
 		switch sc.Type {
+		case "kafka":
+			o := kafkasrc.Options{Name: sc.Name, Brokers: sc.Brokers, Topics: sc.Topics, Group: sc.Group,
+				Format: sc.Format, Start: sc.Start, MaxBatch: sc.MaxBatch, ClientID: sc.ClientID,
+				Bad: dl.bad(sc.Name), Logger: log}
+			if sc.TLS {
+				o.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+			in, err = kafkasrc.New(o)
 		default:
 			err = fmt.Errorf("source type %q is not built in yet", sc.Type)
 		}
