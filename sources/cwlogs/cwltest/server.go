@@ -108,7 +108,7 @@ type Server struct {
 	seq    int64 // events put so far: ids and the ingestion order
 	faults map[string][]Fault
 	calls  map[string]int
-	hooks  []func(op string, n int)
+	hook   func(op string, n int)
 }
 
 type group struct {
@@ -216,12 +216,12 @@ func (s *Server) Calls(op string) int {
 	return s.calls[op]
 }
 
-// OnRequest registers f, called with the operation and its running count
-// for every signed request, before it is answered.
+// OnRequest sets f (nil: none), called with the operation and its running
+// count for every signed request, before it is answered.
 func (s *Server) OnRequest(f func(op string, n int)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.hooks = append(s.hooks, f)
+	s.hook = f
 }
 
 // Events returns the ids of a group's events in FilterLogEvents order.
@@ -324,7 +324,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.calls[op]++
 	n := s.calls[op]
-	hooks := s.hooks
+	hook := s.hook
 	var fault *Fault
 	if q := s.faults[op]; len(q) > 0 {
 		f := q[0]
@@ -334,8 +334,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Unlock()
-	for _, h := range hooks {
-		h(op, n)
+	if hook != nil {
+		hook(op, n)
 	}
 	if fault != nil {
 		writeError(w, &apiError{fault.Status, fault.Code, fault.Message})
