@@ -403,9 +403,10 @@ func (in *Input) list(ctx context.Context) error {
 			in.drop(name, "log group no longer listed")
 		}
 	}
-	for name := range in.st.groups {
-		if in.runs[name] == nil {
-			delete(in.st.groups, name) // a stored group that no longer exists
+	forget := now.Add(-defaultMaxRelistIn).UnixMilli()
+	for name, gp := range in.st.groups {
+		if in.runs[name] == nil && max(gp.cursor, gp.floor) < forget {
+			delete(in.st.groups, name) // a stored group gone for a day
 		}
 	}
 	if len(in.runs) == 0 {
@@ -418,9 +419,11 @@ func (in *Input) list(ctx context.Context) error {
 	return nil
 }
 
+// drop stops reading a group; its position is kept for a while (list
+// forgets it), so that a group missing from one listing resumes where it
+// was.
 func (in *Input) drop(name, why string) {
 	delete(in.runs, name)
-	delete(in.st.groups, name)
 	in.ngroups.Store(int64(len(in.runs)))
 	in.log.Info("stopped reading log group", "log_group", name, "reason", why)
 }
@@ -464,7 +467,7 @@ func (in *Input) poll(ctx context.Context, g *groupRun) (pipeline.Batch, bool, e
 	for i := range out.Events {
 		e := &out.Events[i]
 		stream, id, ts := aws.ToString(e.LogStreamName), aws.ToString(e.EventId), aws.ToInt64(e.Timestamp)
-		if gp.seen(stream, ts, id) {
+		if gp.seen(stream, ts, aws.ToInt64(e.IngestionTime), id) {
 			in.dups.Add(1)
 			continue
 		}

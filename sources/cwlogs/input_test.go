@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,6 +119,9 @@ func (w *world) input(o Options) *Input {
 	}
 	if o.Relist == 0 {
 		o.Relist = time.Hour
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	in := New(o)
 	return in
@@ -473,7 +477,7 @@ func TestDefaultConfigEndpointFromEnv(t *testing.T) {
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	in := New(Options{Interval: 2 * time.Millisecond, Rate: -1})
+	in := New(Options{Interval: 2 * time.Millisecond, Rate: -1, Logger: slog.New(slog.DiscardHandler)})
 	if err := in.Open(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -486,9 +490,9 @@ func TestPositionPrunesIdleStreams(t *testing.T) {
 	g := &groupPos{streams: map[string]*streamPos{}}
 	s.groups["/g"] = g
 	for i := 0; i < 100; i++ {
-		g.seen(fmt.Sprintf("task-%03d", i), int64(1000+i), fmt.Sprintf("id%d", i))
+		g.seen(fmt.Sprintf("task-%03d", i), int64(1000+i), 0, fmt.Sprintf("id%d", i))
 	}
-	g.seen("task-099", 1099, "id-b") // a second id at the same timestamp
+	g.seen("task-099", 1099, 0, "id-b") // a second id at the same timestamp
 	g.prune(1090)
 	if len(g.streams) != 10 {
 		t.Fatalf("%d streams after pruning, want 10", len(g.streams))
@@ -505,10 +509,48 @@ func TestPositionPrunesIdleStreams(t *testing.T) {
 	if got := back.encode(nil); string(got) != string(enc) {
 		t.Fatalf("round trip:\n%s\n%s", got, enc)
 	}
-	if !back.groups["/g"].seen("task-099", 1099, "id-b") || back.groups["/g"].seen("task-099", 1099, "id-c") {
+	if !back.groups["/g"].seen("task-099", 1099, 0, "id-b") || back.groups["/g"].seen("task-099", 1099, 0, "id-c") {
 		t.Fatal("boundary ids not kept")
 	}
 	if _, err := decodeState([]byte(`{"v":2}`)); err == nil {
 		t.Fatal("unknown version accepted")
+	}
+}
+
+func TestClockAheadDoesNotHideOthers(t *testing.T) {
+	w := newWorld(t, cwltest.Options{})
+	now := time.Now().UnixMilli()
+	ahead := w.srv.Put(group("prod"), "AgentTelemetry-skewed",
+		cwltest.Event{Timestamp: now + 30*60_000, Message: w.f.msg("prod", taskID(1), "", now+30*60_000)})
+	in := w.input(Options{})
+	if err := in.Open(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	g := read(t, in, 1)
+	sameSet(t, "skewed", g.cwlIDs, ahead)
+	// Another instance's event of 20 s ago, ingested now.
+	late := w.srv.Put(group("prod"), "AgentTelemetry-ok", cwltest.Event{Timestamp: now - 20_000, Message: w.f.msg("prod", taskID(2), "", now-20_000)})
+	g = read(t, in, 1)
+	sameSet(t, "event behind a clock ahead", g.cwlIDs, late)
+}
+
+func TestEveryAttemptPaced(t *testing.T) {
+	// One request per 1000 s: the listing's first attempt is throttled,
+	// and the SDK's retry waits for the limiter (so no second request
+	// goes out) until the read gives up.
+	w := newWorld(t, cwltest.Options{})
+	w.put("prod", "AgentTelemetry-i1", 0, taskID(1))
+	w.srv.Inject("DescribeLogGroups", cwltest.Throttle(1))
+	in := w.input(Options{Rate: 0.001})
+	if err := in.Open(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, _, err := in.Read(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("read: %v", err)
+	}
+	if n := w.srv.Calls("DescribeLogGroups") + w.srv.Calls("FilterLogEvents"); n != 1 {
+		t.Fatalf("%d requests, want 1", n)
 	}
 }

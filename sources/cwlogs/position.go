@@ -40,8 +40,11 @@ func newState() *state { return &state{groups: map[string]*groupPos{}} }
 // seen reports whether the event (stream, ts, id) was already read, and
 // records it if not. Within a stream CloudWatch Logs returns events in
 // timestamp order, so anything before the stream's newest timestamp was
-// read, and at that timestamp exactly the ids kept were.
-func (g *groupPos) seen(streamName string, ts int64, id string) bool {
+// read, and at that timestamp exactly the ids kept were. The cursor moves
+// to ts, but never past the event's ingestion time (the service's clock):
+// one agent with a clock ahead must not make the next polls start after
+// the other streams' events.
+func (g *groupPos) seen(streamName string, ts, ingested int64, id string) bool {
 	sp := g.streams[streamName]
 	switch {
 	case sp == nil:
@@ -56,7 +59,11 @@ func (g *groupPos) seen(streamName string, ts int64, id string) bool {
 	default:
 		sp.ts, sp.ids = ts, append(sp.ids[:0], id)
 	}
-	g.cursor = max(g.cursor, ts)
+	if ingested > 0 {
+		g.cursor = max(g.cursor, min(ts, ingested))
+	} else {
+		g.cursor = max(g.cursor, ts)
+	}
 	return false
 }
 
