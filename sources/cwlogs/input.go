@@ -561,7 +561,7 @@ func isThrottle(err error) bool {
 		return false
 	}
 	switch ae.ErrorCode() {
-	case "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded", "LimitExceededException":
+	case "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded":
 		return true
 	}
 	return false

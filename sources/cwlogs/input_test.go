@@ -554,3 +554,34 @@ func TestEveryAttemptPaced(t *testing.T) {
 		t.Fatalf("%d requests, want 1", n)
 	}
 }
+
+func TestNotReadyWhileFailing(t *testing.T) {
+	w := newWorld(t, cwltest.Options{})
+	w.put("prod", "AgentTelemetry-i1", 0, taskID(1))
+	// A 4xx the SDK does not retry: the input backs off and tries again.
+	w.srv.Inject("FilterLogEvents", cwltest.Fault{Status: 400, Code: "AccessDeniedException", Message: "User is not authorized to perform: logs:FilterLogEvents", Count: 2})
+	in := w.input(Options{})
+	var mu sync.Mutex
+	var during []error
+	w.srv.OnRequest(func(op string, n int) {
+		if op == "FilterLogEvents" && n > 1 {
+			mu.Lock()
+			during = append(during, in.Ready())
+			mu.Unlock()
+		}
+	})
+	if err := in.Open(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	g := read(t, in, w.n)
+	w.srv.OnRequest(nil)
+	sameSet(t, "events", g.cwlIDs, w.ids["prod"])
+	mu.Lock()
+	defer mu.Unlock()
+	if len(during) < 2 || during[0] == nil || !strings.Contains(during[0].Error(), "AccessDeniedException") {
+		t.Fatalf("readiness while failing: %v", during)
+	}
+	if err := in.Ready(); err != nil || in.Stats().Failed != 2 {
+		t.Fatalf("after recovering: ready %v, stats %+v", err, in.Stats())
+	}
+}
