@@ -33,9 +33,12 @@ type sourceConfig struct {
 	Interval duration `yaml:"interval"`
 
 	// cloudwatch_logs (interval as above)
-	Clusters []string `yaml:"clusters"`
-	Start    string   `yaml:"start"` // a duration back from now, for the first run
-	Rate     float64  `yaml:"rate"`
+	Clusters       []string `yaml:"clusters"`
+	Start          string   `yaml:"start"` // a duration back from now, for the first run
+	Rate           float64  `yaml:"rate"`
+	Lookback       duration `yaml:"lookback"`
+	RelistInterval duration `yaml:"relist_interval"`
+	PageSize       int      `yaml:"page_size"`
 
 	// falco_grpc
 	Endpoints  []string `yaml:"endpoints"`
@@ -67,7 +70,7 @@ type sourceConfig struct {
 var sourceTypes = map[string][]string{
 	"sqs":             {"queue_url", "region", "wait", "max_messages", "visibility_timeout", "receivers"},
 	"s3":              {"bucket", "prefix", "region", "interval"},
-	"cloudwatch_logs": {"clusters", "region", "interval", "start", "rate"},
+	"cloudwatch_logs": {"clusters", "region", "interval", "start", "rate", "lookback", "relist_interval", "page_size"},
 	"falco_grpc":      {"endpoints", "cert_file", "key_file", "ca_root_file"},
 	"falco_http":      {"listen", "path", "secret_header", "secret", "max_body"},
 	"kafka":           {"brokers", "topics", "group", "format", "client_id", "tls", "max_batch", "start"},
@@ -114,7 +117,7 @@ func decodeSource(path string, n *yaml.Node, errAt func(*yaml.Node, string, ...a
 			ok = false
 		}
 	}
-	for _, k := range []string{"max_messages", "receivers", "max_body", "max_batch"} {
+	for _, k := range []string{"max_messages", "receivers", "max_body", "max_batch", "page_size"} {
 		if v := valueNode(n, k); v != n && strings.HasPrefix(v.Value, "-") {
 			errAt(v, "%s must not be negative", k)
 			ok = false

@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"time"
 
+	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/sources/cwlogs"
 	kafkasrc "github.com/ecscorr/ecscorr/sources/kafka"
 )
 
@@ -24,6 +27,15 @@ func buildInputs(ctx context.Context, c *config, log *slog.Logger, dl *deadLette
 			err error
 		)
 		switch sc.Type {
+		case "cloudwatch_logs":
+			o := cwlogs.Options{Name: sc.Name, Clusters: sc.Clusters, Region: sc.Region, Interval: time.Duration(sc.Interval),
+				Lookback: time.Duration(sc.Lookback), Relist: time.Duration(sc.RelistInterval), Rate: sc.Rate, PageSize: int32(sc.PageSize),
+				Bad: dl.bad(sc.Name), Logger: log}
+			if sc.Start != "" {
+				d, _ := rule.ParseDuration(sc.Start) // checked by the config loader
+				o.Start = d
+			}
+			in = cwlogs.New(o)
 		case "kafka":
 			o := kafkasrc.Options{Name: sc.Name, Brokers: sc.Brokers, Topics: sc.Topics, Group: sc.Group,
 				Format: sc.Format, Start: sc.Start, MaxBatch: sc.MaxBatch, ClientID: sc.ClientID,
