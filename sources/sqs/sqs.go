@@ -124,10 +124,10 @@ type Input struct {
 	ready  error
 
 	stats struct {
-		receives, receiveErrors, messages, events, bad                atomic.Int64
-		objects, objectRetries, objectsGone                           atomic.Int64
+		receives, receiveErrors, messages, events, bad               atomic.Int64
+		objects, objectRetries, objectsGone                          atomic.Int64
 		deleted, deleteExpired, deleteFailed, extended, extendFailed atomic.Int64
-		nacked, skipped                                               atomic.Int64
+		nacked, skipped                                              atomic.Int64
 	}
 }
 

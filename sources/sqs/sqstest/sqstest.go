@@ -83,6 +83,7 @@ type Server struct {
 	badMD5   int
 	requests map[string]int
 	unsigned int
+	polling  int
 	seq      uint64
 }
 
@@ -167,6 +168,14 @@ func (s *Server) Requests(op string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.requests[op]
+}
+
+// Polling counts ReceiveMessage calls being answered (long polls
+// waiting).
+func (s *Server) Polling() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.polling
 }
 
 // Unsigned counts requests refused for lack of a SigV4 signature.
@@ -460,8 +469,19 @@ func (s *Server) receive(r *http.Request, in *receiveIn) (any, *apiError) {
 		return nil, errf(400, "InvalidParameterValue", "InvalidParameterValue", "Value %d for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.", in.WaitTimeSeconds)
 	}
 	attrs := append(slices.Clone(in.AttributeNames), in.MessageSystemAttributeNames...)
+	s.mu.Lock()
+	s.polling++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.polling--
+		s.mu.Unlock()
+	}()
 	deadline := time.Now().Add(time.Duration(in.WaitTimeSeconds) * time.Second)
 	for {
+		if r.Context().Err() != nil {
+			return map[string]any{"Messages": []outMessage{}}, nil
+		}
 		s.mu.Lock()
 		q := s.queueByURL(in.QueueUrl)
 		if q == nil {
