@@ -156,6 +156,7 @@ func TestS3TransientFailureRedelivered(t *testing.T) {
 	if len(evs) != 5 {
 		t.Fatalf("%d events", len(evs))
 	}
+	waitFor(t, "the delete", func() bool { return in.Stats().Deleted == 1 })
 	msgs := srv.Messages("objects")
 	if len(msgs) != 0 || len(bad.list()) != 0 {
 		t.Fatalf("messages %v, bad %v", msgs, bad.list())

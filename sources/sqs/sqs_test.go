@@ -103,6 +103,7 @@ func TestNackRedelivers(t *testing.T) {
 	if err := second.ack(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "deletes", func() bool { return in.Stats().Deleted == 3 })
 	if n := len(srv.Messages("q")); n != 0 {
 		t.Fatalf("%d messages left", n)
 	}
@@ -163,6 +164,7 @@ func TestSlowAckExtended(t *testing.T) {
 	if err := b.ack(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "the delete", func() bool { return in.Stats().Deleted == 1 })
 	if s := in.Stats(); s.Deleted != 1 || s.DeleteExpired != 0 || s.ExtendFailed != 0 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -187,6 +189,7 @@ func TestExpiredHandleOnDelete(t *testing.T) {
 	if err := first.ack(context.Background(), nil); err != nil {
 		t.Fatalf("ack with an expired handle: %v", err)
 	}
+	waitFor(t, "the refused delete", func() bool { return in.Stats().DeleteExpired == 1 })
 	if s := in.Stats(); s.DeleteExpired != 1 || s.Deleted != 0 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -197,6 +200,7 @@ func TestExpiredHandleOnDelete(t *testing.T) {
 	if err := second.ack(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "the delete", func() bool { return in.Stats().Deleted == 1 })
 	if s := in.Stats(); s.DeleteExpired != 1 || s.Deleted != 1 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -229,6 +233,7 @@ func TestThrottlingRetried(t *testing.T) {
 	if got, want := ids(evs), wantIDs(t, bodies); !slices.Equal(got, want) {
 		t.Fatalf("events %v, want %v", got, want)
 	}
+	waitFor(t, "deletes", func() bool { return in.Stats().Deleted == 2 })
 	if n := len(srv.Messages("q")); n != 0 {
 		t.Fatalf("%d messages left", n)
 	}
@@ -255,6 +260,7 @@ func TestBadBodyDeadLetteredAndDeleted(t *testing.T) {
 	if got, want := ids(evs), wantIDs(t, []string{good}); !slices.Equal(got, want) {
 		t.Fatalf("events %v, want %v", got, want)
 	}
+	waitFor(t, "deletes", func() bool { return in.Stats().Deleted == 2 })
 	errs := bad.list()
 	if len(errs) != 1 || errs[0].Pos.File != "sqs://q/"+badID {
 		t.Fatalf("dead letters %+v, want one at sqs://q/%s", errs, badID)
@@ -284,6 +290,7 @@ func TestMD5MismatchRefused(t *testing.T) {
 	if s := in.Stats(); s.ReceiveErrors != 1 {
 		t.Fatalf("stats %+v: the corrupted receive must fail", s)
 	}
+	waitFor(t, "the delete", func() bool { return in.Stats().Deleted == 1 })
 	if n := len(srv.Messages("q")); n != 0 {
 		t.Fatalf("%d messages left", n)
 	}
