@@ -26,11 +26,14 @@ type sourceConfig struct {
 	MaxMessages       int      `yaml:"max_messages"`
 	VisibilityTimeout duration `yaml:"visibility_timeout"`
 	Receivers         int      `yaml:"receivers"`
+	NackBackoff       duration `yaml:"nack_backoff"`
 
 	// s3
-	Bucket   string   `yaml:"bucket"`
-	Prefix   string   `yaml:"prefix"`
-	Interval duration `yaml:"interval"`
+	Bucket     string   `yaml:"bucket"`
+	Prefix     string   `yaml:"prefix"`
+	Interval   duration `yaml:"interval"`
+	StartAfter string   `yaml:"start_after"`
+	MaxKeys    int      `yaml:"max_keys"`
 
 	// cloudwatch_logs (interval as above)
 	Clusters       []string `yaml:"clusters"`
@@ -68,8 +71,8 @@ type sourceConfig struct {
 // sourceTypes are the source types and the keys each takes besides type
 // and name.
 var sourceTypes = map[string][]string{
-	"sqs":             {"queue_url", "region", "wait", "max_messages", "visibility_timeout", "receivers"},
-	"s3":              {"bucket", "prefix", "region", "interval"},
+	"sqs":             {"queue_url", "region", "wait", "max_messages", "visibility_timeout", "receivers", "nack_backoff"},
+	"s3":              {"bucket", "prefix", "region", "interval", "start_after", "max_keys"},
 	"cloudwatch_logs": {"clusters", "region", "interval", "start", "rate", "lookback", "relist_interval", "page_size"},
 	"falco_grpc":      {"endpoints", "cert_file", "key_file", "ca_root_file"},
 	"falco_http":      {"listen", "path", "secret_header", "secret", "max_body"},
@@ -117,7 +120,7 @@ func decodeSource(path string, n *yaml.Node, errAt func(*yaml.Node, string, ...a
 			ok = false
 		}
 	}
-	for _, k := range []string{"max_messages", "receivers", "max_body", "max_batch", "page_size"} {
+	for _, k := range []string{"max_messages", "receivers", "max_body", "max_batch", "page_size", "max_keys"} {
 		if v := valueNode(n, k); v != n && strings.HasPrefix(v.Value, "-") {
 			errAt(v, "%s must not be negative", k)
 			ok = false

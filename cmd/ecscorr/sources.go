@@ -2,8 +2,16 @@ package main
 
 import (
 	"context"
+	"net/url"
+	"os"
+	"strings"
+
 	"crypto/tls"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	"log/slog"
 	"time"
 
@@ -11,6 +19,8 @@ import (
 	"github.com/ecscorr/ecscorr/pipeline"
 	"github.com/ecscorr/ecscorr/sources/cwlogs"
 	kafkasrc "github.com/ecscorr/ecscorr/sources/kafka"
+	s3src "github.com/ecscorr/ecscorr/sources/s3"
+	"github.com/ecscorr/ecscorr/sources/sqs"
 )
 
 // buildInputs makes the configured live inputs.
@@ -27,6 +37,33 @@ func buildInputs(ctx context.Context, c *config, log *slog.Logger, dl *deadLette
 			err error
 		)
 		switch sc.Type {
+		case "sqs":
+			o := sqs.Options{QueueURL: sc.QueueURL, Name: sc.Name, Wait: time.Duration(sc.Wait), MaxMessages: int32(sc.MaxMessages),
+				VisibilityTimeout: time.Duration(sc.VisibilityTimeout), Receivers: sc.Receivers, NackBackoff: time.Duration(sc.NackBackoff),
+				Bad: dl.bad(sc.Name), Logger: log}
+			region := sc.Region
+			if region == "" {
+				region = queueRegion(sc.QueueURL)
+			}
+			if sc.Region != "" || os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" {
+				var ac aws.Config
+				if ac, err = awsConfig(ctx, region); err == nil {
+					o.Client = awssqs.NewFromConfig(ac)
+					o.S3Client, err = s3src.NewClient(ctx, func(so *awss3.Options) { so.Region = ac.Region })
+				}
+			}
+			if err == nil {
+				in, err = sqs.New(o)
+			}
+		case "s3":
+			o := s3src.Options{Bucket: sc.Bucket, Prefix: sc.Prefix, Name: sc.Name, Interval: time.Duration(sc.Interval),
+				StartAfter: sc.StartAfter, MaxKeys: int32(sc.MaxKeys), Bad: dl.bad(sc.Name), Logger: log}
+			if sc.Region != "" {
+				o.Client, err = s3src.NewClient(ctx, func(so *awss3.Options) { so.Region = sc.Region })
+			}
+			if err == nil {
+				in, err = s3src.New(o)
+			}
 		case "cloudwatch_logs":
 			o := cwlogs.Options{Name: sc.Name, Clusters: sc.Clusters, Region: sc.Region, Interval: time.Duration(sc.Interval),
 				Lookback: time.Duration(sc.Lookback), Relist: time.Duration(sc.RelistInterval), Rate: sc.Rate, PageSize: int32(sc.PageSize),
@@ -54,4 +91,27 @@ func buildInputs(ctx context.Context, c *config, log *slog.Logger, dl *deadLette
 		ins = append(ins, in)
 	}
 	return ins, nil
+}
+
+// awsConfig is the SDK's default chain, in region when one is given.
+func awsConfig(ctx context.Context, region string) (aws.Config, error) {
+	var opts []func(*awsconfig.LoadOptions) error
+	if region != "" {
+		opts = append(opts, awsconfig.WithRegion(region))
+	}
+	return awsconfig.LoadDefaultConfig(ctx, opts...)
+}
+
+// queueRegion is the region in an SQS queue URL
+// (https://sqs.eu-west-1.amazonaws.com/...), "" if it has none.
+func queueRegion(queueURL string) string {
+	u, err := url.Parse(queueURL)
+	if err != nil {
+		return ""
+	}
+	parts := strings.Split(u.Hostname(), ".")
+	if len(parts) >= 4 && parts[0] == "sqs" && strings.HasPrefix(strings.Join(parts[2:], "."), "amazonaws.com") {
+		return parts[1]
+	}
+	return ""
 }
