@@ -195,6 +195,9 @@ type Runner struct {
 	eager  EagerCorrelator
 	urgent bool
 	swaps  chan swapReq
+	// started is when Run began reading; live, an input that has given no
+	// event yet holds the watermark back for IdleAfter from then.
+	started time.Time
 	// final holds the latest state of every incident of the run for
 	// SinkFinal sinks (with those an earlier, interrupted run left in the
 	// outbox).
@@ -217,6 +220,7 @@ func reportKey(sink, id string) []byte { return FamilyKey(FamilyReport, sink, id
 
 type inputState struct {
 	in      Input
+	heard   bool // some event came from it in this run
 	learned bool   // the input learns links itself, before ordering
 	clock   Source // watermark key of an ordered input ("" otherwise)
 	pending []*pendingBatch
@@ -394,6 +398,7 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 	defer tick.Stop()
 	lastProgress := r.o.Now()
 	r.lastCommit = r.o.Now()
+	r.started = r.lastCommit
 	open := len(r.ins)
 	for open > 0 {
 		select {
@@ -415,7 +420,7 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 			if err := r.accept(ctx, m); err != nil {
 				return r.stats, r.shutdown(ctx, err)
 			}
-			if err := r.release(ctx, r.wms.Current(r.o.Now()), false); err != nil {
+			if err := r.release(ctx, r.watermark(), false); err != nil {
 				return r.stats, r.shutdown(ctx, err)
 			}
 			if r.o.Progress != nil {
@@ -427,7 +432,7 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 			}
 		case <-tick.C:
 			// Idle sources may let the watermark move.
-			if err := r.release(ctx, r.wms.Current(r.o.Now()), false); err != nil {
+			if err := r.release(ctx, r.watermark(), false); err != nil {
 				return r.stats, r.shutdown(ctx, err)
 			}
 			if now := r.o.Now(); r.o.Progress != nil && now.Sub(lastProgress) >= time.Second {
@@ -574,6 +579,9 @@ func (r *Runner) accept(ctx context.Context, m inputMsg) error {
 	pb := &pendingBatch{ack: ack, pos: m.b.Position, remaining: len(m.b.Events)}
 	st.pending = append(st.pending, pb)
 	now := r.o.Now()
+	if len(m.b.Events) > 0 {
+		st.heard = true
+	}
 	for _, ev := range m.b.Events {
 		r.stats.Received++
 		ev.batch = pb
@@ -603,6 +611,23 @@ func (r *Runner) accept(ctx context.Context, m inputMsg) error {
 		}
 	}
 	return nil
+}
+
+// watermark is the current watermark. Live (IdleAfter set), while an
+// input has given no event yet since Run began, and for at most IdleAfter,
+// it stays where it was: the watermark only knows the sources it has seen,
+// and the first input to deliver must not declare another input's
+// backlog late (at start, and after a restart).
+func (r *Runner) watermark() time.Time {
+	now := r.o.Now()
+	if r.o.IdleAfter > 0 && now.Sub(r.started) < r.o.IdleAfter {
+		for _, st := range r.ins {
+			if !st.heard && !st.done {
+				return r.lastAdv
+			}
+		}
+	}
+	return r.wms.Current(now)
 }
 
 // release applies, in event-time order, every buffered event at or before

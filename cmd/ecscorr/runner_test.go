@@ -254,3 +254,74 @@ func TestEagerFiresBeforeTheWatermark(t *testing.T) {
 		t.Errorf("eager run to the end: %d incidents, replay %d, or other content", len(got), len(want))
 	}
 }
+
+// gatedInput gives its events once gate is closed, then blocks like a live
+// input.
+type gatedInput struct {
+	holdInput
+	name string
+	gate chan struct{}
+}
+
+func (g *gatedInput) Name() string { return g.name }
+func (g *gatedInput) Read(ctx context.Context) (pipeline.Batch, pipeline.AckFunc, error) {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return pipeline.Batch{}, nil, ctx.Err()
+	}
+	return g.holdInput.Read(ctx)
+}
+
+// Live, an input that has given nothing yet holds the watermark back (for
+// at most IdleAfter): the first input to deliver does not make another
+// input's backlog late.
+func TestSilentInputHoldsWatermarkAtStart(t *testing.T) {
+	set, diags := rule.LoadFS(rules.Builtin, rule.LoadOptions{Now: time.Now()})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	var trail, rest []*pipeline.Event
+	for _, ev := range demoEvents(t) {
+		if ev.Source == pipeline.SourceCloudTrail {
+			trail = append(trail, ev)
+		} else {
+			rest = append(rest, ev)
+		}
+	}
+	slices.SortStableFunc(trail, func(a, b *pipeline.Event) int { return a.Time.Compare(b.Time) })
+	slices.SortStableFunc(rest, func(a, b *pipeline.Event) int { return a.Time.Compare(b.Time) })
+	for _, idle := range []time.Duration{0, time.Hour} {
+		first := &holdInput{sliceInput{evs: cloneEvents(rest), batch: 50}}
+		gate := make(chan struct{})
+		second := &gatedInput{holdInput: holdInput{sliceInput{evs: cloneEvents(trail), batch: 50}}, name: "trail", gate: gate}
+		ctx, cancel := context.WithCancel(context.Background())
+		var once bool
+		r, err := pipeline.NewRunner(pipeline.RunnerOptions{
+			Inputs: []pipeline.Input{first, second}, Correlator: newEngine(t, set),
+			DefaultLateness: time.Second, IdleAfter: idle,
+			Progress: func(st pipeline.RunStats) {
+				if st.Received == int64(len(rest)) && !once {
+					once = true
+					close(gate)
+				}
+				if st.Received == int64(len(rest)+len(trail)) {
+					cancel()
+				}
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := r.Run(ctx)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+		switch {
+		case idle == 0 && st.Late == 0:
+			t.Errorf("without a hold, no event was late: the test proves nothing")
+		case idle > 0 && st.Late != 0:
+			t.Errorf("with a hold, %d of the silent input's events were late", st.Late)
+		}
+	}
+}
