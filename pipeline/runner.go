@@ -220,7 +220,7 @@ func reportKey(sink, id string) []byte { return FamilyKey(FamilyReport, sink, id
 
 type inputState struct {
 	in      Input
-	heard   bool // some event came from it in this run
+	heard   bool   // some event came from it in this run
 	learned bool   // the input learns links itself, before ordering
 	clock   Source // watermark key of an ordered input ("" otherwise)
 	pending []*pendingBatch
