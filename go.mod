@@ -45,6 +45,7 @@ require (
 	github.com/falcosecurity/client-go v0.6.1 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
+	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/google/flatbuffers v25.2.10+incompatible // indirect
 	github.com/johannesboyne/gofakes3 v1.2.0 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
