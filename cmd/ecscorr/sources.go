@@ -18,6 +18,7 @@ import (
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/pipeline"
 	"github.com/ecscorr/ecscorr/sources/cwlogs"
+	"github.com/ecscorr/ecscorr/sources/falco"
 	kafkasrc "github.com/ecscorr/ecscorr/sources/kafka"
 	s3src "github.com/ecscorr/ecscorr/sources/s3"
 	"github.com/ecscorr/ecscorr/sources/sqs"
@@ -73,6 +74,12 @@ func buildInputs(ctx context.Context, c *config, log *slog.Logger, dl *deadLette
 				o.Start = d
 			}
 			in = cwlogs.New(o)
+		case "falco_http":
+			in, err = falco.NewHTTP(falco.HTTPOptions{Name: sc.Name, Listen: sc.Listen, Path: sc.Path, Secret: sc.Secret,
+				SecretHeader: sc.SecretHeader, MaxBody: int64(sc.MaxBody), SpoolDir: spoolDir(c, sc.Name), Bad: dl.bad(sc.Name), Logger: log})
+		case "falco_grpc":
+			in, err = falco.NewGRPC(falco.GRPCOptions{Name: sc.Name, Endpoints: sc.Endpoints, CertFile: sc.CertFile, KeyFile: sc.KeyFile,
+				CARootFile: sc.CARootFile, SpoolDir: spoolDir(c, sc.Name), Bad: dl.bad(sc.Name), Logger: log})
 		case "kafka":
 			o := kafkasrc.Options{Name: sc.Name, Brokers: sc.Brokers, Topics: sc.Topics, Group: sc.Group,
 				Format: sc.Format, Start: sc.Start, MaxBatch: sc.MaxBatch, ClientID: sc.ClientID,
