@@ -37,6 +37,9 @@ func NewClient(ctx context.Context, optFns ...func(*s3.Options)) (*s3.Client, er
 		if o.BaseEndpoint != nil {
 			o.UsePathStyle = true
 		}
+		// Without this the SDK prints a line on stderr, outside our
+		// logs, for every object stored without a checksum.
+		o.DisableLogOutputChecksumValidationSkipped = true
 	}}, optFns...)
 	return s3.NewFromConfig(cfg, fns...), nil
 }
