@@ -156,7 +156,9 @@ sinks:
 	// A broken rule set is refused; the running one stays.
 	os.WriteFile(filepath.Join(rules, "two.yaml"), []byte(strings.ReplaceAll(strings.ReplaceAll(testRuleOne, "one", "two"), "severity: high", "severity: extreme")), 0o644)
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "a failed reload", func() bool { return strings.Contains(p.stderr.String(), "rule reload failed; keeping the running rules") }, p)
+	waitFor(t, "a failed reload", func() bool {
+		return strings.Contains(p.stderr.String(), "rule reload failed; keeping the running rules")
+	}, p)
 	if !strings.Contains(p.stderr.String(), "two.yaml:") {
 		t.Errorf("the reload error does not name the file:\n%s", tail(p.stderr.String()))
 	}
