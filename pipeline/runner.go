@@ -77,7 +77,8 @@ type RunnerOptions struct {
 	// whose result does not depend on event order (single-event matches),
 	// when the correlator is an EagerCorrelator and the event's task is
 	// already known; the rest waits for the watermark as usual. Such
-	// incidents are committed within EagerCommit (default 5ms) and reach
+	// incidents are committed at once when no input has more waiting, and
+	// within EagerCommit (default 5ms) otherwise, and reach
 	// stream sinks without waiting for the slowest source's lateness. An
 	// event whose task is not known yet (a Falco alert ahead of its task's
 	// state change) waits in order, so the link still resolves.
@@ -440,7 +441,7 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 				r.o.Progress(r.Stats())
 			}
 		}
-		if since := r.o.Now().Sub(r.lastCommit); since >= r.o.CommitEvery || (r.urgent && since >= r.o.EagerCommit) {
+		if since := r.o.Now().Sub(r.lastCommit); since >= r.o.CommitEvery || (r.urgent && (since >= r.o.EagerCommit || len(msgs) == 0)) {
 			if err := r.commit(ctx); err != nil {
 				return r.stats, r.shutdown(ctx, err)
 			}

@@ -311,7 +311,7 @@ func falcoResponse(t *testing.T, alert json.RawMessage) *outputs.Response {
 		Source: a.Source, Hostname: a.Hostname, Tags: a.Tags, OutputFields: fields}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

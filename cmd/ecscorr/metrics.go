@@ -54,7 +54,7 @@ func newMetrics(reg *prometheus.Registry, svc *service) *metrics {
 		}, []string{"rule", "status"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "ecscorr_receipt_to_incident_seconds", Help: "Processing time from an event's receipt to the incident change it caused.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800},
+			Buckets: []float64{.001, .0025, .005, .0075, .01, .015, .02, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800},
 		}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ecscorr_rule_reloads_total", Help: "Rule reloads (SIGHUP), per result.",

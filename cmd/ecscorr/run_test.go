@@ -50,7 +50,7 @@ type runProc struct {
 	http   string
 }
 
-func startRun(t *testing.T, bin, cfg string, env ...string) *runProc {
+func startRun(t testing.TB, bin, cfg string, env ...string) *runProc {
 	t.Helper()
 	p := &runProc{stderr: &bytes.Buffer{}}
 	p.cmd = exec.Command(bin, "run", "--config", cfg)
@@ -74,7 +74,7 @@ func (p *runProc) get(path string) (int, string) {
 }
 
 // waitFor polls until cond holds, for at most 30 s.
-func waitFor(t *testing.T, what string, cond func() bool, p *runProc) {
+func waitFor(t testing.TB, what string, cond func() bool, p *runProc) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {

@@ -32,6 +32,8 @@ func buildSinks(ctx context.Context, c *config, store pipeline.StateStore, stdou
 		)
 		switch sc.Type {
 		case "jsonl":
+			// One fsync per delivery: take what is due at once.
+			def.BatchSize = 1000
 			var fs *file.Sink
 			fs, err = file.Create(sc.Path, file.JSONL, pipeline.SinkStream, stdout)
 			if fs != nil {
