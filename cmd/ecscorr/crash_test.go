@@ -69,6 +69,7 @@ func TestReplaySurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the real binary")
 	}
+	t.Parallel() // with the other real-binary tests: much of their time is waiting
 	bin := realBinary(t)
 	corpus := crashCorpus(t, 12000)
 	replay := func(ctx context.Context, stateDir string) *exec.Cmd {

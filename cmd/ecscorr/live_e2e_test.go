@@ -550,12 +550,12 @@ func (r *liveRig) received(t *testing.T) map[string]int {
 	return out
 }
 
-func (r *liveRig) start(t *testing.T, bin string) (*exec.Cmd, *bytes.Buffer) {
+func (r *liveRig) start(t *testing.T, bin string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	cmd := exec.Command(bin, "run", "--config", r.cfg)
 	cmd.Env = r.env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -566,7 +566,7 @@ func (r *liveRig) start(t *testing.T, bin string) (*exec.Cmd, *bytes.Buffer) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return cmd, &stderr
+				return cmd, stderr
 			}
 		}
 		if time.Now().After(deadline) {
@@ -609,6 +609,7 @@ func TestLiveEqualsReplay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real binary against six services")
 	}
+	t.Parallel() // mostly waiting: let the package's other tests run meanwhile
 	bin := realBinary(t)
 	story := loadLiveStory(t)
 	tails := story.writeReference(t)
@@ -672,7 +673,7 @@ func TestLiveEqualsReplay(t *testing.T) {
 	var got []string
 	for {
 		got = incidentSet(t, r.incidentsSoFar(t))
-		if slices.Equal(got, wantSet) && r.sh.State().Stored == len(want) && r.slackAlerts() == len(want) {
+		if slices.Equal(got, wantSet) && r.sh.State().Stored == len(want) && r.slackAlerted() == len(want) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -715,10 +716,21 @@ func TestLiveEqualsReplay(t *testing.T) {
 			alerts[m.Incident]++
 		}
 	}
+	// A webhook cannot be asked whether it took a message: a kill between
+	// Slack taking an alert and the outbox recording it posts it again
+	// (at least once), so one duplicate is allowed, as in
+	// TestSinksSurviveSIGKILL.
+	dups := 0
 	for id := range want {
-		if alerts[id] != 1 {
-			t.Errorf("Slack alerted %s %d times", id, alerts[id])
+		switch n := alerts[id]; {
+		case n == 0 || n > 2:
+			t.Errorf("Slack alerted %s %d times", id, n)
+		case n == 2:
+			dups++
 		}
+	}
+	if dups > 1 {
+		t.Errorf("%d incidents alerted twice", dups)
 	}
 	// Operations: metrics say what happened.
 	resp, err := http.Get("http://" + r.httpAddr + "/metrics")
@@ -747,14 +759,15 @@ func TestLiveEqualsReplay(t *testing.T) {
 	}
 }
 
-func (r *liveRig) slackAlerts() int {
-	n := 0
+// slackAlerted is the number of incidents alerted.
+func (r *liveRig) slackAlerted() int {
+	seen := map[string]bool{}
 	for _, m := range r.slack.Messages() {
 		if m.IsAlert() {
-			n++
+			seen[m.Incident] = true
 		}
 	}
-	return n
+	return len(seen)
 }
 
 func tail(s string) string {

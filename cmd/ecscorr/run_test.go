@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,16 +44,35 @@ func testAlert(rule string, n int) []byte {
 	return b
 }
 
+// syncBuffer is a bytes.Buffer a child process writes while the test
+// reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // runProc is the real binary running `ecscorr run`.
 type runProc struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	http   string
 }
 
 func startRun(t testing.TB, bin, cfg string, env ...string) *runProc {
 	t.Helper()
-	p := &runProc{stderr: &bytes.Buffer{}}
+	p := &runProc{stderr: &syncBuffer{}}
 	p.cmd = exec.Command(bin, "run", "--config", cfg)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stderr = p.stderr
@@ -93,6 +113,7 @@ func TestRunOperations(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real binary")
 	}
+	t.Parallel()
 	bin := realBinary(t)
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "rules")

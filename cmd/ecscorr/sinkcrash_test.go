@@ -144,6 +144,7 @@ func TestSinksSurviveSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the real binary")
 	}
+	t.Parallel() // with the other real-binary tests: much of their time is waiting
 	bin := realBinary(t)
 	corpus := crashCorpus(t, 12000)
 	replay := func(f *sinkFakes, stateDir string) *exec.Cmd {
