@@ -19,6 +19,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/ecscorr/ecscorr/sources/sqs/sqstest"
 )
 
 // peakRSS is a process's high-water resident set, in MiB.
@@ -270,6 +272,66 @@ sinks:
 			}
 		}
 		return applied >= float64(b.N)
+	}, p)
+	took := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/took.Seconds(), "events/s")
+	b.ReportMetric(peakRSS(p.cmd.Process.Pid), "peak-RSS-MiB")
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Wait()
+}
+
+// BenchmarkLiveSQSThroughput is events/s through the real binary from an
+// SQS queue of EventBridge "AWS API Call via CloudTrail" messages (one
+// event each, as EventBridge delivers them), sqstest in this process.
+//
+//	go test -run '^$' -bench BenchmarkLiveSQSThroughput -benchtime 50000x ./cmd/ecscorr
+func BenchmarkLiveSQSThroughput(b *testing.B) {
+	bin, err := buildBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := sqstest.New()
+	defer srv.Close()
+	url := srv.CreateQueue("trail", sqstest.QueueOptions{VisibilityTimeout: 60 * time.Second})
+	t0 := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	for i := range b.N {
+		at := t0.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano)
+		srv.Send("trail", fmt.Sprintf(`{"version":"0","id":"%08x-2222-4000-8000-000000000000","detail-type":"AWS API Call via CloudTrail","source":"aws.ecs","account":"111122223333","time":"%s","region":"eu-west-1","resources":[],"detail":{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","principalId":"AROAEXAMPLE:svc","arn":"arn:aws:sts::111122223333:assumed-role/svc/svc","accountId":"111122223333"},"eventTime":"%s","eventSource":"ecs.amazonaws.com","eventName":"DescribeTasks","awsRegion":"eu-west-1","sourceIPAddress":"10.0.0.1","userAgent":"aws-sdk-go-v2","requestParameters":{"cluster":"prod"},"responseElements":null,"requestID":"%08x-0000-4000-8000-000000000000","eventID":"%08x-1111-4000-8000-000000000000","readOnly":true,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"111122223333","eventCategory":"Management"}}`, i, at, at, i, i))
+	}
+	dir := b.TempDir()
+	httpAddr := freeAddr(b)
+	cfg := filepath.Join(dir, "ecscorr.yaml")
+	os.WriteFile(cfg, []byte(`state_dir: `+filepath.Join(dir, "state")+`
+http: {listen: `+httpAddr+`}
+log_level: warn
+lateness: {cloudtrail: 1s}
+idle_after: 1s
+sources:
+  - type: sqs
+    queue_url: `+url+`
+    receivers: 8
+sinks:
+  - type: jsonl
+    path: /dev/null
+`), 0o644)
+	b.ResetTimer()
+	start := time.Now()
+	args := []string{"run", "--config", cfg}
+	if prof := os.Getenv("ECSCORR_BENCH_CPUPROFILE"); prof != "" {
+		args = append(args, "--cpuprofile", prof)
+	}
+	p := startRunArgs(b, bin, args, "AWS_ENDPOINT_URL_SQS="+srv.URL, "AWS_ACCESS_KEY_ID=AKIDBENCH", "AWS_SECRET_ACCESS_KEY=bench", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true")
+	p.http = httpAddr
+	waitFor(b, "all applied", func() bool {
+		_, m := p.get("/metrics")
+		for _, l := range strings.Split(m, "\n") {
+			if strings.HasPrefix(l, "ecscorr_events_applied_total ") {
+				n, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
+				return n >= float64(b.N)
+			}
+		}
+		return false
 	}, p)
 	took := time.Since(start)
 	b.StopTimer()

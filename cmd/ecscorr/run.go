@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,6 +35,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "config file (YAML; see docs/config.md)")
 	logFormat := fs.String("log-format", "json", "log format on stderr: json or text")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: ecscorr run --config FILE\n\nRuns the live correlator: reads the configured sources, keeps state in state_dir, delivers incidents to the sinks.")
 		fs.PrintDefaults()
@@ -65,6 +67,19 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 1
 	}
+	if *cpuProfile != "" {
+		pf, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "ecscorr run: %v\n", err)
+			return 1
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			fmt.Fprintf(stderr, "ecscorr run: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(newRedactor(newHandler(stderr, *logFormat, level), cfg.secrets))
@@ -73,31 +88,28 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// reloads the rules.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	defer func() {
+		signal.Stop(sigs)
+		close(sigs)
+	}()
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	svc := &service{cfg: cfg, log: log, stdout: stdout}
 	go func() {
 		stopping := false
-		for {
-			select {
-			case s := <-sigs:
-				switch {
-				case s == syscall.SIGHUP:
-					svc.reload(rctx)
-				case stopping:
-					log.Error("second signal: exiting at once", "signal", s.String())
-					os.Exit(1)
-				default:
-					stopping = true
-					log.Info("stopping: intake stops, state is committed, sinks drain", "signal", s.String(), "deadline", cfg.ShutdownTimeout.String())
-					cancel()
-				}
-			case <-rctx.Done():
+		for s := range sigs {
+			switch {
+			case s == syscall.SIGHUP:
 				if !stopping {
-					stopping = true
+					svc.reload(rctx)
 				}
-				// keep listening for a second signal until the process ends
+			case stopping:
+				log.Error("second signal: exiting at once; the state is as of the last commit", "signal", s.String())
+				os.Exit(1)
+			default:
+				stopping = true
+				log.Info("stopping: intake stops, state is committed, sinks drain", "signal", s.String(), "deadline", cfg.ShutdownTimeout.String())
+				cancel()
 			}
 		}
 	}()

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ecscorr/ecscorr/sinks/slack/slacktest"
 )
 
 const testRuleOne = `apiVersion: ecscorr/v1
@@ -72,8 +74,13 @@ type runProc struct {
 
 func startRun(t testing.TB, bin, cfg string, env ...string) *runProc {
 	t.Helper()
+	return startRunArgs(t, bin, []string{"run", "--config", cfg}, env...)
+}
+
+func startRunArgs(t testing.TB, bin string, args []string, env ...string) *runProc {
+	t.Helper()
 	p := &runProc{stderr: &syncBuffer{}}
-	p.cmd = exec.Command(bin, "run", "--config", cfg)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -213,5 +220,68 @@ sinks:
 		if !json.Valid([]byte(l)) {
 			t.Errorf("a log line is not JSON: %q", l)
 		}
+	}
+}
+
+// SIGTERM waits for sinks to drain (up to shutdown_timeout); a second
+// SIGTERM ends the process at once, and what the sink had not taken is
+// still in the outbox for the next start.
+func TestRunSecondSignalExitsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary")
+	}
+	t.Parallel()
+	bin := realBinary(t)
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	os.MkdirAll(rules, 0o755)
+	os.WriteFile(filepath.Join(rules, "one.yaml"), []byte(testRuleOne), 0o644)
+	slack := slacktest.New(t)
+	slack.SetDown(503) // Slack is out: the alert waits in the outbox
+	falcoAddr, httpAddr := freeAddr(t), freeAddr(t)
+	state := filepath.Join(dir, "state")
+	cfg := filepath.Join(dir, "ecscorr.yaml")
+	os.WriteFile(cfg, []byte(`state_dir: `+state+`
+rules: [`+rules+`]
+http: {listen: `+httpAddr+`}
+shutdown_timeout: 60s
+sources:
+  - type: falco_http
+    listen: `+falcoAddr+`
+sinks:
+  - type: slack
+    webhook_url: ${SLACK_WEBHOOK_URL}
+    backoff: 10ms
+    max_backoff: 50ms
+    max_attempts: 1000000
+`), 0o644)
+	p := startRun(t, bin, cfg, "SLACK_WEBHOOK_URL="+slack.WebhookURL())
+	p.http = httpAddr
+	waitFor(t, "ready", func() bool { c, _ := p.get("/readyz"); return c == 200 }, p)
+	resp, err := http.Post("http://"+falcoAddr+"/", "application/json", bytes.NewReader(testAlert("Test rule one", 1)))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("alert: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	waitFor(t, "failing deliveries", func() bool { return slack.Failures() >= 3 }, p)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	waitFor(t, "the drain", func() bool { return strings.Contains(p.stderr.String(), "stopping: intake stops") }, p)
+	time.Sleep(300 * time.Millisecond)
+	if p.cmd.ProcessState != nil {
+		t.Fatal("exited before the drain deadline although Slack took nothing")
+	}
+	t0 := time.Now()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	err = p.cmd.Wait()
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Errorf("the second SIGTERM took %v", d)
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("after the second SIGTERM: %v", err)
+	}
+	// Nothing was lost: the alert waits in the outbox.
+	code, out, errOut := runCmd(t, "outbox", "list", "--state", state, "--format", "jsonl")
+	if code != 0 || strings.Count(out, `"rule":"test-one"`) != 1 {
+		t.Fatalf("outbox after the exit: %d %q %s", code, out, errOut)
 	}
 }
