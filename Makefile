@@ -3,10 +3,22 @@ STATICCHECK_VERSION ?= v0.6.1
 BENCH_DIR ?= /tmp/ecscorr-bench
 BENCH_EVENTS ?= 1000000
 
-.PHONY: build demo test fmt-check vet staticcheck race bench bench-go fuzz golden rules-check rules-test tidy-check
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS = -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+.PHONY: build build-static image demo test fmt-check vet staticcheck race bench bench-go fuzz golden rules-check rules-test tidy-check
 
 build:
-	$(GO) build -o bin/ecscorr ./cmd/ecscorr
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ecscorr ./cmd/ecscorr
+
+## build-static: the binary of the image (CGO off, -trimpath, stamped), without Docker
+build-static:
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o bin/ecscorr-static ./cmd/ecscorr
+
+## image: the container image (deploy/Dockerfile), where Docker runs
+image:
+	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t ecscorr:$(VERSION) .
 
 ## demo: replay the bundled demo data with the built-in rules and print incidents
 demo: build

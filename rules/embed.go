@@ -3,7 +3,10 @@
 package rules
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
+	"fmt"
 	"io/fs"
 )
 
@@ -19,4 +22,24 @@ func mustSub(f fs.FS, dir string) fs.FS {
 		panic(err) // only on an invalid constant path
 	}
 	return s
+}
+
+// PackVersion identifies the built-in pack's content: a hash of its file
+// names and bytes, so two binaries with the same pack say the same thing
+// whatever their build.
+func PackVersion() string {
+	h := sha256.New()
+	_ = fs.WalkDir(Builtin, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(Builtin, p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
+		h.Write(b)
+		return nil
+	})
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
 }

@@ -153,10 +153,24 @@ var deliveryKeys = []string{"type", "name", "min_severity", "max_attempts", "bac
 
 // loadConfig reads and checks a config file; every problem is returned
 // with its position.
+//
+// A path env:NAME reads the config from the environment variable NAME (a
+// container given its config by the platform, e.g. from SSM Parameter
+// Store through ECS secrets); positions then name env:NAME.
 func loadConfig(path string) (*config, rule.Diagnostics) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, rule.Diagnostics{{Pos: rule.Pos{File: path}, Severity: rule.SevError, Msg: err.Error()}}
+	var data []byte
+	if name, ok := strings.CutPrefix(path, "env:"); ok {
+		v, set := os.LookupEnv(name)
+		if !set || strings.TrimSpace(v) == "" {
+			return nil, rule.Diagnostics{{Pos: rule.Pos{File: path}, Severity: rule.SevError, Msg: "the environment variable " + name + " holding the config is not set or empty"}}
+		}
+		data = []byte(v)
+	} else {
+		var err error
+		data, err = os.ReadFile(path)
+		if err != nil {
+			return nil, rule.Diagnostics{{Pos: rule.Pos{File: path}, Severity: rule.SevError, Msg: err.Error()}}
+		}
 	}
 	c := runDefaults()
 	c.path = path

@@ -15,8 +15,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
+
+	"github.com/ecscorr/ecscorr/rules"
 )
 
 const usage = `ecscorr correlates ECS security signals (GuardDuty, CloudTrail, Container Insights, Falco).
@@ -28,12 +31,18 @@ Usage:
   ecscorr rules check PATH...         check rule files; every error with file:line:col
   ecscorr rules test FILE...          run rule unit tests (*_test.yaml)
   ecscorr outbox list|retry|drop      show and re-drive incidents waiting for (or dead-lettered by) a sink
+  ecscorr healthcheck [--url URL]     exit 0 if the running service's /healthz answers 200 (for container health checks)
   ecscorr version
 
 Run "ecscorr <command> -h" for a command's flags.
 `
 
-var version = "dev"
+// version and commit are stamped by the build (-ldflags "-X main.version=...
+// -X main.commit=..."; see the Makefile and deploy/Dockerfile).
+var (
+	version = "dev"
+	commit  = "unknown"
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -76,8 +85,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ecscorr: unknown rules command %q\n\n%s", args[1], usage)
 		return 2
 	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, "ecscorr", version)
+		fmt.Fprintf(stdout, "ecscorr %s (commit %s, %s, rule pack %s)\n", version, commit, runtime.Version(), rules.PackVersion())
 		return 0
+	case "healthcheck":
+		return cmdHealthcheck(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,3 +161,38 @@ func TestLogRedactsSecrets(t *testing.T) {
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// --config env:NAME reads the config from an environment variable, with
+// positions that name it.
+func TestConfigFromEnvironment(t *testing.T) {
+	t.Setenv("ECSCORR_T_CONFIG", "sources:\n  - type: falco_http\n    listen: 127.0.0.1:2801\n    bogus: 1\n")
+	code, _, errOut := runCmd(t, "config", "check", "env:ECSCORR_T_CONFIG")
+	if code != 1 || !strings.Contains(errOut, `env:ECSCORR_T_CONFIG:4:5: error: unknown key "bogus"`) {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	t.Setenv("ECSCORR_T_CONFIG", "sources:\n  - type: falco_http\n    listen: 127.0.0.1:2801\n")
+	if code, out, errOut := runCmd(t, "config", "check", "env:ECSCORR_T_CONFIG"); code != 0 || !strings.Contains(out, "ok (1 sources") {
+		t.Fatalf("exit %d %q\n%s", code, out, errOut)
+	}
+	os.Unsetenv("ECSCORR_T_MISSING")
+	if code, _, errOut := runCmd(t, "config", "check", "env:ECSCORR_T_MISSING"); code != 1 || !strings.Contains(errOut, "ECSCORR_T_MISSING holding the config is not set") {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+}
+
+// The container health check: 0 on a 200, 1 otherwise.
+func TestHealthcheckCommand(t *testing.T) {
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }))
+	defer ok.Close()
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "stopped", 503) }))
+	defer down.Close()
+	if code, out, _ := runCmd(t, "healthcheck", "--url", ok.URL); code != 0 || out != "ok\n" {
+		t.Errorf("healthy: %d %q", code, out)
+	}
+	if code, _, errOut := runCmd(t, "healthcheck", "--url", down.URL); code != 1 || !strings.Contains(errOut, "503") {
+		t.Errorf("stopped: %d %s", code, errOut)
+	}
+	if code, _, _ := runCmd(t, "healthcheck", "--url", "http://"+freeAddr(t)+"/healthz"); code != 1 {
+		t.Errorf("nothing listening: %d", code)
+	}
+}
