@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/ecscorr/ecscorr/pipeline"
@@ -34,6 +36,13 @@ func buildSinks(ctx context.Context, c *config, store pipeline.StateStore, stdou
 		case "jsonl":
 			// One fsync per delivery: take what is due at once.
 			def.BatchSize = 1000
+			// A service's log folder may not exist yet on a fresh
+			// volume (/var/log/ecscorr): make it.
+			if sc.Path != "-" {
+				if err = os.MkdirAll(filepath.Dir(sc.Path), 0o750); err != nil {
+					break
+				}
+			}
 			var fs *file.Sink
 			fs, err = file.Create(sc.Path, file.JSONL, pipeline.SinkStream, stdout)
 			if fs != nil {

@@ -48,7 +48,13 @@ func buildInputs(ctx context.Context, c *config, log *slog.Logger, dl *deadLette
 			}
 			if sc.Region != "" || os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" {
 				var ac aws.Config
-				if ac, err = awsConfig(ctx, region); err == nil {
+				if ac, err = awsConfig(ctx, region); err == nil && ac.Region == "" {
+					// A local SQS (its URL names no region) with no region
+					// configured anywhere: SigV4 still needs one.
+					log.Warn("sqs: no AWS region in the config, the environment or the queue URL; signing for us-east-1", "input", sc.Name)
+					ac.Region = "us-east-1"
+				}
+				if err == nil {
 					o.Client = awssqs.NewFromConfig(ac)
 					o.S3Client, err = s3src.NewClient(ctx, func(so *awss3.Options) { so.Region = ac.Region })
 				}

@@ -186,7 +186,7 @@ func (in *Input) Read(ctx context.Context) (pipeline.Batch, pipeline.AckFunc, er
 				if err := sleep(ctx, backoff); err != nil {
 					return pipeline.Batch{}, nil, err
 				}
-				backoff = min(2*backoff, in.o.Interval)
+				backoff = min(2*backoff, max(in.o.Interval, time.Minute))
 			}
 			continue
 		}
@@ -200,7 +200,7 @@ func (in *Input) Read(ctx context.Context) (pipeline.Batch, pipeline.AckFunc, er
 			if err := sleep(ctx, backoff); err != nil {
 				return pipeline.Batch{}, nil, err
 			}
-			backoff = min(2*backoff, in.o.Interval)
+			backoff = min(2*backoff, max(in.o.Interval, time.Minute))
 			continue
 		}
 		if err != nil {
