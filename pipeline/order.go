@@ -52,6 +52,18 @@ func (w *Watermarks) Observe(s Source, t, now time.Time) {
 	w.lastArr[s] = now
 }
 
+// Restore sets what an earlier run saw of source s: its newest event
+// time t, as if it had just arrived at now (so the source holds the
+// watermark back until it delivers or goes idle, as after any arrival).
+func (w *Watermarks) Restore(s Source, t, now time.Time) {
+	if t.After(w.maxSeen[s]) {
+		w.maxSeen[s] = t
+	}
+	if _, ok := w.lastArr[s]; !ok {
+		w.lastArr[s] = now
+	}
+}
+
 // Newest returns the latest event time seen per source.
 func (w *Watermarks) Newest() map[Source]time.Time {
 	out := make(map[Source]time.Time, len(w.maxSeen))

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -196,6 +197,9 @@ type Runner struct {
 	eager  EagerCorrelator
 	urgent bool
 	swaps  chan swapReq
+	// savedNewest is the last committed encoding of the newest event time
+	// per source (written again only when it changed).
+	savedNewest string
 	// started is when Run began reading; live, an input that has given no
 	// event yet holds the watermark back for IdleAfter from then.
 	started time.Time
@@ -213,6 +217,9 @@ type Runner struct {
 
 var (
 	runnerWatermarkKey = FamilyKey(FamilyRunner, "watermark")
+	// runnerNewestKey holds the newest event time per source, so that a
+	// restarted live run knows every source before it hears from it.
+	runnerNewestKey = FamilyKey(FamilyRunner, "newest")
 	outboxSeqKey       = FamilyKey(FamilyRunner, "outbox-seq")
 )
 
@@ -537,6 +544,23 @@ func (r *Runner) load(ctx context.Context) error {
 		}
 		r.stats.Watermark = r.lastAdv
 	}
+	if v, ok, err := r.o.Store.Get(runnerNewestKey); err != nil {
+		return fmt.Errorf("runner: loading source progress: %w", err)
+	} else if ok {
+		var m map[Source]time.Time
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("runner: loading source progress: %w", err)
+		}
+		// Live only (IdleAfter set: a restored source that stays silent
+		// goes idle); an ordered input is its own clock and starts afresh.
+		now := r.o.Now()
+		for s, t := range m {
+			if r.o.IdleAfter > 0 && !strings.HasPrefix(string(s), "input:") {
+				r.wms.Restore(s, t, now)
+			}
+		}
+		r.savedNewest = string(v)
+	}
 	if v, ok, err := r.o.Store.Get(outboxSeqKey); err != nil {
 		return fmt.Errorf("runner: loading the outbox: %w", err)
 	} else if ok && len(v) == 8 {
@@ -847,6 +871,19 @@ func (r *Runner) commit(ctx context.Context) error {
 			}
 			txn.Set(runnerWatermarkKey, v, 0)
 		}
+		var newest []byte
+		if nw := r.wms.Newest(); len(nw) > 0 {
+			var err error
+			if newest, err = json.Marshal(nw); err != nil {
+				txn.Cancel()
+				return fmt.Errorf("encoding source progress: %w", err)
+			}
+			if string(newest) != r.savedNewest {
+				txn.Set(runnerNewestKey, newest, 0)
+			} else {
+				newest = nil
+			}
+		}
 		for _, a := range acks {
 			for i := len(a.bs) - 1; i >= 0; i-- {
 				if a.bs[i].pos != nil {
@@ -881,6 +918,9 @@ func (r *Runner) commit(ctx context.Context) error {
 		if err := txn.Commit(); err != nil {
 			r.outSeq = seq0
 			return fmt.Errorf("committing state: %w", err)
+		}
+		if newest != nil {
+			r.savedNewest = string(newest)
 		}
 		if c, ok := r.o.Correlator.(Committed); ok {
 			c.Committed()
