@@ -220,7 +220,7 @@ var (
 	// runnerNewestKey holds the newest event time per source, so that a
 	// restarted live run knows every source before it hears from it.
 	runnerNewestKey = FamilyKey(FamilyRunner, "newest")
-	outboxSeqKey       = FamilyKey(FamilyRunner, "outbox-seq")
+	outboxSeqKey    = FamilyKey(FamilyRunner, "outbox-seq")
 )
 
 // reportKey is where a SinkFinal sink's record of an incident lives.
