@@ -128,16 +128,42 @@ func New(ctx context.Context, c Config) (*Sink, error) {
 		return nil, fmt.Errorf("securityhub sink %s: no AWS Region configured", s.name)
 	}
 	s.sts = sts.NewFromConfig(s.cfg)
+	s.self = target{partition: pipeline.PartitionForRegion(s.cfg.Region), region: s.cfg.Region}
+	// STS unreachable at start (a network not up yet) must not stop the
+	// service: the outbox holds the findings and the next delivery asks
+	// again. An answer that refuses the credentials does stop it: that is
+	// a configuration error.
+	if err := s.identify(ctx); err != nil {
+		var api smithy.APIError
+		if errors.As(err, &api) {
+			return nil, err
+		}
+		s.log.Warn("securityhub: the account ecscorr runs as is not known yet; findings wait in the outbox", "sink", s.name, "err", err)
+	}
+	return s, nil
+}
+
+// identify learns the account the sink calls as (sts GetCallerIdentity),
+// once.
+func (s *Sink) identify(ctx context.Context) error {
+	s.mu.Lock()
+	known := s.self.account != ""
+	s.mu.Unlock()
+	if known {
+		return nil
+	}
 	id, err := s.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
-		return nil, fmt.Errorf("securityhub sink %s: sts GetCallerIdentity: %w", s.name, err)
+		return fmt.Errorf("securityhub sink %s: sts GetCallerIdentity: %w", s.name, err)
 	}
-	s.self = target{partition: pipeline.PartitionForRegion(s.cfg.Region), region: s.cfg.Region, account: aws.ToString(id.Account)}
-	if s.self.account == "" {
-		return nil, fmt.Errorf("securityhub sink %s: sts GetCallerIdentity named no account", s.name)
+	if aws.ToString(id.Account) == "" {
+		return fmt.Errorf("securityhub sink %s: sts GetCallerIdentity named no account", s.name)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.self.account = aws.ToString(id.Account)
 	s.clients[s.self.account] = s.newClient(nil)
-	return s, nil
+	return nil
 }
 
 // newClient makes a Security Hub client, with creds or the configuration's.
@@ -152,7 +178,11 @@ func (s *Sink) newClient(creds aws.CredentialsProvider) *securityhub.Client {
 }
 
 // Account is the account the sink calls as.
-func (s *Sink) Account() string { return s.self.account }
+func (s *Sink) Account() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.self.account
+}
 
 func (s *Sink) Name() string                { return s.name }
 func (s *Sink) Mode() pipeline.SinkMode     { return pipeline.SinkStream }
@@ -198,6 +228,9 @@ func (s *Sink) updatedAt(id string) time.Time {
 // findings and 6 MB per account. Findings Security Hub refuses come back as
 // a BatchError, classified by their ErrorCode.
 func (s *Sink) Deliver(ctx context.Context, incs []pipeline.Incident) error {
+	if err := s.identify(ctx); err != nil {
+		return err // retried: nothing was sent
+	}
 	failed := map[string]error{}
 	byAccount := map[string][]types.AwsSecurityFinding{}
 	var accounts []string

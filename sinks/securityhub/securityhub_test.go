@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -391,5 +392,34 @@ func TestLostAnswerReimportsTheSameFinding(t *testing.T) {
 	st := f.State()
 	if len(st.Imports) != 2 || st.Imports[0].ID != sinktest.ID(4) || st.Imports[1].ID != sinktest.ID(4) || st.Stored != 1 || st.Ignored != 0 || st.Requests != 2 {
 		t.Fatalf("%d imports in %d requests, %d stored, %d ignored", len(st.Imports), st.Requests, st.Stored, st.Ignored)
+	}
+}
+
+// STS unreachable at start does not stop the service: the sink starts, and
+// deliveries fail with a retryable error (the outbox keeps the findings)
+// until it can learn its account.
+func TestSTSUnreachableAtStart(t *testing.T) {
+	f := securityhubtest.New(t)
+	f.Setenv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	t.Setenv("AWS_ENDPOINT_URL_STS", dead)
+	s, err := New(context.Background(), Config{})
+	if err != nil {
+		t.Fatalf("New with STS down: %v", err)
+	}
+	if s.Account() != "" {
+		t.Fatalf("account %q without STS", s.Account())
+	}
+	err = s.Deliver(context.Background(), []pipeline.Incident{sinktest.Incident(sinktest.Create(1, pipeline.SeverityHigh))})
+	if err == nil || errors.Is(err, pipeline.ErrPermanent) {
+		t.Fatalf("deliver with STS down: %v (want a retryable error)", err)
+	}
+	if st := f.State(); st.Requests != 0 {
+		t.Fatalf("%d imports sent without knowing the account", st.Requests)
 	}
 }
