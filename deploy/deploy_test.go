@@ -566,3 +566,35 @@ func TestNoStarPermissions(t *testing.T) {
 		t.Fatalf("bad policy: problems %v, want 2", p)
 	}
 }
+
+// TestMinimalInputs evaluates the policies, the container and the config
+// with only the required variables (every optional one at its default,
+// mostly null): a conditional that breaks without the options fails here.
+func TestMinimalInputs(t *testing.T) {
+	m := parseModule(t, moduleDir)
+	e := newEvaluator(t, m, m.inputs(t, map[string]cty.Value{
+		"image":      cty.StringVal("public.ecr.aws/example/ecscorr@sha256:" + strings.Repeat("0", 64)),
+		"vpc_id":     cty.StringVal("vpc-0a1b2c3d4e5f60718"),
+		"subnet_ids": cty.TupleVal([]cty.Value{cty.StringVal("subnet-0a1b2c3d4e5f60718")}),
+	}))
+	for name, ps := range rolePolicies(t, e) {
+		for pn, doc := range ps {
+			for _, p := range starProblems(doc) {
+				t.Errorf("%s/%s: %s", name, pn, p)
+			}
+		}
+	}
+	c := taskDefinition(t, e)["containerDefinitions"].([]any)[0].(map[string]any)
+	if n := len(c["secrets"].([]any)); n != 1 {
+		t.Errorf("%d secrets without Slack, want 1 (the config)", n)
+	}
+	cfg := e.local(t, "config_yaml").AsString()
+	if strings.Contains(cfg, "slack") || strings.Contains(cfg, "cloudwatch_logs") {
+		t.Errorf("minimal config has optional sinks or sources:\n%s", cfg)
+	}
+	path := filepath.Join(t.TempDir(), "minimal.yaml")
+	os.WriteFile(path, []byte(cfg), 0o644)
+	if out, err := exec.Command(binary(t), "config", "check", path).CombinedOutput(); err != nil {
+		t.Fatalf("config check of the minimal config: %v\n%s", err, out)
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // ctRecord is a CloudTrail record of a successful call by the deploying
@@ -215,4 +214,3 @@ func TestDeployRaisesNoDrift(t *testing.T) {
 		t.Fatalf("world-open variant raised %v", ids)
 	}
 }
-
