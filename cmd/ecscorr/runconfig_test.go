@@ -184,7 +184,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 func TestHealthcheckCommand(t *testing.T) {
 	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) }))
 	defer ok.Close()
-	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "stopped", 503) }))
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "stopped", http.StatusServiceUnavailable) }))
 	defer down.Close()
 	if code, out, _ := runCmd(t, "healthcheck", "--url", ok.URL); code != 0 || out != "ok\n" {
 		t.Errorf("healthy: %d %q", code, out)
