@@ -33,7 +33,7 @@ import (
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "config file (YAML; see docs/config.md)")
+	cfgPath := fs.String("config", "", "config file (YAML; see docs/config.md), or env:NAME to read it from an environment variable")
 	logFormat := fs.String("log-format", "json", "log format on stderr: json or text")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	fs.Usage = func() {
