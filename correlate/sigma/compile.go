@@ -131,12 +131,13 @@ func compileRule(r *Rule) (*Matcher, Diagnostics) {
 	// Selections the condition does not use are still checked, but what
 	// they read is not what the rule reads.
 	fields, full := maps.Clone(c.fields), c.fullScan
+	condOK := !c.ds.HasErrors()
 	for _, name := range d.Order {
-		if _, used := sels[name]; !used {
+		if _, used := sels[name]; !used && condOK {
 			c.ds = append(c.ds, Diagnostic{Pos: d.Selections[name].Pos, Severity: SevWarning,
 				Msg: fmt.Sprintf("search identifier %q is not used by the condition", name)})
-			selFn(name)
 		}
+		selFn(name)
 	}
 	c.fields, c.fullScan = fields, full
 	if c.ds.HasErrors() {

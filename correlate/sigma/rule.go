@@ -104,9 +104,9 @@ type Related struct {
 
 // LogSource is the rule's logsource.
 type LogSource struct {
-	Pos                                     Pos
+	Pos                                    Pos
 	Category, Product, Service, Definition string
-	Other                                   map[string]string // any other scalar keys
+	Other                                  map[string]string // any other scalar keys
 }
 
 // Detection is the detection section: named search identifiers and the
