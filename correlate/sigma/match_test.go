@@ -141,16 +141,16 @@ condition: selection`, []matchCase{
 		matches []string
 		not     []string
 	}{
-		{`'a\b'`, []string{`a\b`}, []string{`a\\b`}},               // plain backslash
-		{`'a\\b'`, []string{`a\b`}, []string{`a\\b`}},              // doubled backslash is one
-		{`'a\*'`, []string{`a*`}, []string{`ab`, `a`}},             // escaped wildcard
-		{`'a\?'`, []string{`a?`}, []string{`ab`}},                  // escaped ?
-		{`'a\\*'`, []string{`a\`, `a\anything`}, []string{`ab`}},   // backslash then wildcard
-		{`'a\\\*'`, []string{`a\*`}, []string{`a\x`, `a\`}},        // backslash and plain *
-		{`'a\\\\b'`, []string{`a\\b`}, []string{`a\b`}},            // four are two
-		{`'a\\\b'`, []string{`a\\b`}, []string{`a\b`}},             // three are two
-		{`'*\*'`, []string{`x*`, `*`}, []string{`x`}},              // contains a literal star
-		{`'C:\*'`, []string{`C:*`}, []string{`C:\x`}},              // spec: \* is a plain star
+		{`'a\b'`, []string{`a\b`}, []string{`a\\b`}},             // plain backslash
+		{`'a\\b'`, []string{`a\b`}, []string{`a\\b`}},            // doubled backslash is one
+		{`'a\*'`, []string{`a*`}, []string{`ab`, `a`}},           // escaped wildcard
+		{`'a\?'`, []string{`a?`}, []string{`ab`}},                // escaped ?
+		{`'a\\*'`, []string{`a\`, `a\anything`}, []string{`ab`}}, // backslash then wildcard
+		{`'a\\\*'`, []string{`a\*`}, []string{`a\x`, `a\`}},      // backslash and plain *
+		{`'a\\\\b'`, []string{`a\\b`}, []string{`a\b`}},          // four are two
+		{`'a\\\b'`, []string{`a\\b`}, []string{`a\b`}},           // three are two
+		{`'*\*'`, []string{`x*`, `*`}, []string{`x`}},            // contains a literal star
+		{`'C:\*'`, []string{`C:*`}, []string{`C:\x`}},            // spec: \* is a plain star
 		{`'\\server\share*'`, []string{`\server\shareX`}, []string{`\\server\share`}},
 	} {
 		var cases []matchCase
