@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/netip"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"sort"
 	"strconv"
@@ -67,7 +68,19 @@ func Compile(r *Rule) (*Matcher, error) {
 
 type evalFn func(doc map[string]any) bool
 
-type scalarFn func(v any) bool
+// scalarFn tests one scalar leaf: s for strings (no boxing), x for the
+// other JSON scalars (numbers, booleans).
+type scalarFn struct {
+	s func(string) bool
+	x func(any) bool
+}
+
+func viaString(f func(string) bool) scalarFn {
+	return scalarFn{s: f, x: func(v any) bool {
+		s, ok := scalarString(v)
+		return ok && f(s)
+	}}
+}
 
 // cset is a set of constraints: field → allowed lowercase values (sorted).
 type cset map[string][]string
@@ -554,7 +567,7 @@ func (c *compiler) item(it *Item) (evalFn, int, cset) {
 					return false
 				}
 				if s, ok := v.(string); ok {
-					return f(s)
+					return f.s(s)
 				}
 				return leafAny(v, all)
 			}
@@ -580,10 +593,20 @@ func (c *compiler) valueFns(v Value, m modSpec, keyword bool) ([]scalarFn, error
 		if err != nil {
 			return nil, err
 		}
-		return []scalarFn{func(x any) bool {
-			s, ok := scalarString(x)
-			return ok && re.MatchString(s)
-		}}, nil
+		match := re.MatchString
+		// A literal every match must hold rejects most values before the
+		// regexp runs.
+		// Case-folded literals only when ASCII without k and s: RE2 folds
+		// those with U+212A and U+017F, which Lower does not.
+		if lit, fold := requiredLiteral(re); lit != "" && (!fold || asciiNoKS(lit)) {
+			if fold {
+				lit = Lower(lit)
+				match = func(s string) bool { return containsFold(s, lit) && re.MatchString(s) }
+			} else {
+				match = func(s string) bool { return strings.Contains(s, lit) && re.MatchString(s) }
+			}
+		}
+		return []scalarFn{viaString(match)}, nil
 	case "cidr":
 		pfx, err := netip.ParsePrefix(v.Text)
 		if err != nil {
@@ -594,17 +617,10 @@ func (c *compiler) valueFns(v Value, m modSpec, keyword bool) ([]scalarFn, error
 			pfx = netip.PrefixFrom(a, a.BitLen())
 		}
 		pfx = pfx.Masked()
-		return []scalarFn{func(x any) bool {
-			s, ok := x.(string)
-			if !ok {
-				return false
-			}
+		return []scalarFn{{s: func(s string) bool {
 			a, err := netip.ParseAddr(s)
-			if err != nil {
-				return false
-			}
-			return pfx.Contains(a.WithZone("").Unmap())
-		}}, nil
+			return err == nil && pfx.Contains(a.WithZone("").Unmap())
+		}, x: func(any) bool { return false }}}, nil
 	case "lt", "lte", "gt", "gte":
 		if v.Kind != KindNumber {
 			return nil, fmt.Errorf("%s takes a number, not %q", m.typ, v.Text)
@@ -621,22 +637,22 @@ func (c *compiler) valueFns(v Value, m modSpec, keyword bool) ([]scalarFn, error
 		default:
 			cmp = func(f float64) bool { return f >= n }
 		}
-		return []scalarFn{func(x any) bool {
+		return []scalarFn{{s: func(s string) bool {
+			f, err := strconv.ParseFloat(s, 64)
+			return err == nil && !math.IsNaN(f) && cmp(f)
+		}, x: func(x any) bool {
 			f, ok := toFloat(x)
 			return ok && cmp(f)
-		}}, nil
+		}}}, nil
 	}
 	// Plain numbers compare numerically with numbers and by string form
 	// with strings.
 	if v.Kind == KindNumber && len(m.transforms) == 0 && !keyword {
 		n, text := v.Num, v.Text
-		return []scalarFn{func(x any) bool {
-			if s, ok := x.(string); ok {
-				return eqFold(s, text)
-			}
+		return []scalarFn{{s: func(s string) bool { return eqFold(s, text) }, x: func(x any) bool {
 			f, ok := toFloat(x)
 			return ok && f == n
-		}}, nil
+		}}}, nil
 	}
 	vs := []pattern{parsePattern(v.Text)}
 	if keyword && m.anchor == "" {
@@ -651,14 +667,7 @@ func (c *compiler) valueFns(v Value, m modSpec, keyword bool) ([]scalarFn, error
 	}
 	fns := make([]scalarFn, 0, len(vs))
 	for _, p := range vs {
-		f := stringMatcher(p, m.cased)
-		fns = append(fns, func(x any) bool {
-			if s, ok := x.(string); ok {
-				return f(s)
-			}
-			s, ok := scalarString(x)
-			return ok && f(s)
-		})
+		fns = append(fns, viaString(stringMatcher(p, m.cased)))
 	}
 	return fns, nil
 }
@@ -684,6 +693,37 @@ func compileRegexp(expr, flags string) (*regexp.Regexp, error) {
 		return nil, fmt.Errorf("re %q cannot be evaluated by Go's RE2 engine (no lookaround, backreferences, atomic groups or possessive quantifiers): %w", expr, err)
 	}
 	return re, nil
+}
+
+func asciiNoKS(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := lowerASCII(s[i])
+		if c >= 0x80 || c == 'k' || c == 's' {
+			return false
+		}
+	}
+	return true
+}
+
+// requiredLiteral returns the longest literal of the regexp's top-level
+// concatenation (every match contains it) and whether it is case-folded.
+func requiredLiteral(re *regexp.Regexp) (string, bool) {
+	t, err := syntax.Parse(re.String(), syntax.Perl)
+	if err != nil {
+		return "", false
+	}
+	t = t.Simplify()
+	subs := []*syntax.Regexp{t}
+	if t.Op == syntax.OpConcat {
+		subs = t.Sub
+	}
+	best, fold := "", false
+	for _, sub := range subs {
+		if sub.Op == syntax.OpLiteral && len(string(sub.Rune)) > len(best) {
+			best, fold = string(sub.Rune), sub.Flags&syntax.FoldCase != 0
+		}
+	}
+	return best, fold
 }
 
 func (c *compiler) fieldref(it *Item, fp *fieldPath, m modSpec) (evalFn, int, cset) {
@@ -836,11 +876,18 @@ func leafAny(v any, fns []scalarFn) bool {
 			}
 		}
 		return false
+	case string:
+		for _, f := range fns {
+			if f.s(v) {
+				return true
+			}
+		}
+		return false
 	case nil:
 		return false
 	}
 	for _, f := range fns {
-		if f(v) {
+		if f.x(v) {
 			return true
 		}
 	}

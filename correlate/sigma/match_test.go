@@ -575,3 +575,16 @@ condition: keywords`, []matchCase{
 		t.Error("keyword rule: FullScan() = false")
 	}
 }
+
+func TestRegexPrefilterFolding(t *testing.T) {
+	// RE2's (?i) folds k with the Kelvin sign; the literal prefilter must not
+	// reject what the regexp accepts.
+	runCases(t, "re|i with k", `
+sel:
+    f|re|i: 'kms:x'
+condition: sel`, []matchCase{
+		{`{"f":"\u212Ams:X"}`, true},
+		{`{"f":"KMS:X"}`, true},
+		{`{"f":"kms:y"}`, false},
+	})
+}
