@@ -249,9 +249,7 @@ func (ks *keyState) memSize() int64 {
 	for i := range ks.Win {
 		n += 24 + len(ks.Win[i].S) + ref(&ks.Win[i].Ref)
 	}
-	for _, s := range ks.Seen {
-		n += 48 + len(s.I)
-	}
+	n += 32 * len(ks.Seen)
 	for _, p := range ks.Parts {
 		if p != nil {
 			n += 96

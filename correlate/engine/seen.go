@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"encoding/json"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/ecscorr/ecscorr/pipeline"
 )
@@ -10,10 +13,40 @@ import (
 // delivery of the same event (same source and id: CloudTrail through
 // EventBridge/SQS is at-least-once) is ignored. It is kept per key for the
 // rule's retention only, so the memory is bounded like the key's window.
+// The event is remembered by a 64-bit hash of its source and id, not the
+// id itself: a metric key takes an event a minute, and the ids were most
+// of its state, in memory and in the store.
 type seenRef struct {
-	S pipeline.Source `json:"s"`
-	I string          `json:"i"`
-	T time.Time       `json:"t"`
+	H uint64    `json:"h"`
+	T time.Time `json:"t"`
+}
+
+// seenHash identifies an event (source and id) in a seenRef.
+func seenHash(src pipeline.Source, id string) uint64 {
+	d := xxhash.New()
+	d.WriteString(string(src))
+	d.Write([]byte{0})
+	d.WriteString(id)
+	return d.Sum64()
+}
+
+// UnmarshalJSON also reads the form state was written in before the hash
+// ({"s": source, "i": id, "t": time}).
+func (r *seenRef) UnmarshalJSON(b []byte) error {
+	var v struct {
+		H uint64          `json:"h"`
+		S pipeline.Source `json:"s"`
+		I string          `json:"i"`
+		T time.Time       `json:"t"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	r.H, r.T = v.H, v.T
+	if v.I != "" {
+		r.H = seenHash(v.S, v.I)
+	}
+	return nil
 }
 
 // maxSeen caps the ids remembered per key; overflow forgets the oldest
@@ -37,8 +70,9 @@ func (e *Engine) duplicate(rt *ruleRT, ks *keyState) bool {
 	if i > 0 {
 		ks.Seen = append(ks.Seen[:0], ks.Seen[i:]...)
 	}
+	h := seenHash(ev.Source, ev.ID)
 	for _, s := range ks.Seen {
-		if s.I == ev.ID && s.S == ev.Source {
+		if s.H == h {
 			e.stats.rules[rt.idx].duplicates++
 			return true
 		}
@@ -51,7 +85,7 @@ func (e *Engine) duplicate(rt *ruleRT, ks *keyState) bool {
 	}
 	ks.Seen = append(ks.Seen, seenRef{})
 	copy(ks.Seen[j+1:], ks.Seen[j:])
-	ks.Seen[j] = seenRef{S: ev.Source, I: ev.ID, T: ev.Time}
+	ks.Seen[j] = seenRef{H: h, T: ev.Time}
 	if len(ks.Seen) > maxSeen {
 		ks.Seen = ks.Seen[1:]
 		e.stats.rules[rt.idx].winOverflow++
