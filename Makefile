@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS = -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build build-static image demo test fmt-check vet staticcheck race bench bench-go fuzz golden rules-check rules-test tidy-check
+.PHONY: build build-static image bench-rss demo test fmt-check vet staticcheck race bench bench-go fuzz golden rules-check rules-test tidy-check
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ecscorr ./cmd/ecscorr
@@ -67,6 +67,14 @@ fuzz:
 			fi; \
 		done; \
 	done; exit $$failed
+
+## bench-rss: peak RSS and wall time of a --state replay of 90,000 tasks × 40 Container Insights samples
+RSS_DIR ?= /tmp/ecscorr-rss
+bench-rss: build
+	$(GO) run ./testdata/bench/insights -out $(RSS_DIR)/ci.jsonl.gz
+	rm -rf $(RSS_DIR)/state && /usr/bin/time -f 'state, default budget: peak RSS %M KiB, wall %e s' ./bin/ecscorr replay --quiet --out /dev/null --state $(RSS_DIR)/state $(RSS_DIR)/ci.jsonl.gz
+	rm -rf $(RSS_DIR)/state && /usr/bin/time -f 'state, no budget: peak RSS %M KiB, wall %e s' ./bin/ecscorr replay --quiet --out /dev/null --state $(RSS_DIR)/state --state-memory 0 $(RSS_DIR)/ci.jsonl.gz
+	/usr/bin/time -f 'no state: peak RSS %M KiB, wall %e s' ./bin/ecscorr replay --quiet --out /dev/null $(RSS_DIR)/ci.jsonl.gz
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/... ./sources/... ./correlate/... ./cmd/...
