@@ -93,6 +93,7 @@ type Sink struct {
 	sourceURL string
 	detectors map[string]string
 	log       *slog.Logger
+	warnOnce  sync.Once
 	now       func() time.Time
 	sts       *sts.Client
 	maxBytes  int // a request's findings at most (maxBatchBytes; tests lower it)
@@ -197,6 +198,13 @@ func (s *Sink) client(account string) (importer, error) {
 		return c, nil
 	}
 	role := s.roles[account]
+	if role == "" && s.self.account == "" && account != "" {
+		// The account the sink calls as is not known (STS unreachable):
+		// try this one with the configured credentials.
+		c := s.newClient(nil)
+		s.clients[account] = c
+		return c, nil
+	}
 	if role == "" {
 		return nil, pipeline.Permanent(fmt.Errorf("no role configured for account %s", account))
 	}
@@ -229,7 +237,17 @@ func (s *Sink) updatedAt(id string) time.Time {
 // a BatchError, classified by their ErrorCode.
 func (s *Sink) Deliver(ctx context.Context, incs []pipeline.Incident) error {
 	if err := s.identify(ctx); err != nil {
-		return err // retried: nothing was sent
+		var api smithy.APIError
+		if errors.As(err, &api) {
+			return err // STS refused: retried, nothing was sent
+		}
+		// STS unreachable (a private network without its endpoint):
+		// import each incident into its own account with the configured
+		// credentials (client); Security Hub refuses, per finding, what
+		// they may not import.
+		s.warnOnce.Do(func() {
+			s.log.Warn("securityhub: sts unreachable; importing each incident into its own account with the configured credentials", "sink", s.name, "err", err)
+		})
 	}
 	failed := map[string]error{}
 	byAccount := map[string][]types.AwsSecurityFinding{}

@@ -395,9 +395,10 @@ func TestLostAnswerReimportsTheSameFinding(t *testing.T) {
 	}
 }
 
-// STS unreachable at start does not stop the service: the sink starts, and
-// deliveries fail with a retryable error (the outbox keeps the findings)
-// until it can learn its account.
+// STS unreachable at start does not stop the service: the sink starts,
+// and without knowing the account it calls as it imports each incident
+// into the incident's own account with the configured credentials, which
+// Security Hub accepts for that account only.
 func TestSTSUnreachableAtStart(t *testing.T) {
 	f := securityhubtest.New(t)
 	f.Setenv(t)
@@ -415,11 +416,14 @@ func TestSTSUnreachableAtStart(t *testing.T) {
 	if s.Account() != "" {
 		t.Fatalf("account %q without STS", s.Account())
 	}
-	err = s.Deliver(context.Background(), []pipeline.Incident{sinktest.Incident(sinktest.Create(1, pipeline.SeverityHigh))})
-	if err == nil || errors.Is(err, pipeline.ErrPermanent) {
-		t.Fatalf("deliver with STS down: %v (want a retryable error)", err)
+	own := sinktest.Incident(sinktest.Create(1, pipeline.SeverityHigh))
+	other := sinktest.Incident(sinktest.InAccount(sinktest.Create(2, pipeline.SeverityHigh), securityhubtest.OtherAccount))
+	err = s.Deliver(context.Background(), []pipeline.Incident{own, other})
+	var be *pipeline.BatchError
+	if !errors.As(err, &be) || len(be.Failed) != 1 || be.Failed[other.ID] == nil {
+		t.Fatalf("deliver with STS down: %v (want only the other account's finding refused)", err)
 	}
-	if st := f.State(); st.Requests != 0 {
-		t.Fatalf("%d imports sent without knowing the account", st.Requests)
+	if st := f.State(); st.Stored != 1 || st.Imports[0].ID != own.ID || st.Imports[0].Account != securityhubtest.Account {
+		t.Fatalf("Security Hub holds %+v", st.Imports)
 	}
 }
