@@ -113,3 +113,63 @@ func TestReplayBuiltinPlusSigmaHQ(t *testing.T) {
 		t.Errorf("%d pack incidents; equal to the golden: %v", len(pack), strings.Join(pack, "") == string(pinned))
 	}
 }
+
+// rules test runs Sigma rules like any other: two matching records, two
+// incidents (the record's task does not key them).
+func TestRulesTestSigma(t *testing.T) {
+	dir := t.TempDir()
+	rec, err := os.ReadFile("../../correlate/ruletest/testdata/exec.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"exec.json": string(rec),
+		"exec_sigma.yml": `title: ECS exec
+id: 0b8b7e3c-0000-4000-8000-000000000002
+logsource: {product: aws, service: cloudtrail}
+detection:
+  sel:
+    eventSource: ECS.amazonaws.com
+    eventName: executecommand
+  condition: sel
+level: high
+`,
+		"ok_test.yaml": `rule_files: [exec_sigma.yml]
+start_time: 2025-06-01T12:00:00Z
+tests:
+  - name: one incident per matching record
+    input_events:
+      - {at: 1m, file: exec.json, set: {eventID: a}}
+      - {at: 2m, file: exec.json, set: {eventID: b}}
+    expect:
+      - eval_time: 5m
+        rule: 0b8b7e3c-0000-4000-8000-000000000002
+        incidents:
+          - {severity: high, count: 1, events: [a], title: ECS exec}
+          - {severity: high, count: 1, events: [b], title: ECS exec}
+`,
+		"wrong_test.yaml": `rule_files: [exec_sigma.yml]
+start_time: 2025-06-01T12:00:00Z
+tests:
+  - name: folded (wrong)
+    input_events:
+      - {at: 1m, file: exec.json, set: {eventID: a}}
+      - {at: 2m, file: exec.json, set: {eventID: b}}
+    expect:
+      - eval_time: 5m
+        rule: 0b8b7e3c-0000-4000-8000-000000000002
+        incidents: [{count: 2, events: [a, b]}]
+`,
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out, errOut := runCmd(t, "rules", "test", filepath.Join(dir, "ok_test.yaml")); code != 0 {
+		t.Errorf("ok: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := runCmd(t, "rules", "test", filepath.Join(dir, "wrong_test.yaml")); code != 1 || !strings.Contains(out+errOut, "FAIL") {
+		t.Errorf("wrong: exit %d\n%s%s", code, out, errOut)
+	}
+}
