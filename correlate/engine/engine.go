@@ -376,7 +376,11 @@ func (e *Engine) evalSignals(sigs []*rule.Signal) {
 			e.ensureRaw()
 		}
 		e.env.Fields = nil
-		if sig.Where != nil {
+		if sig.Match != nil {
+			if e.env.Raw == nil || !sig.Match(e.env.Raw) {
+				continue
+			}
+		} else if sig.Where != nil {
 			ok, err := e.runBool(sig.Where, &e.env)
 			if err != nil {
 				e.stats.evalErrors++

@@ -63,11 +63,29 @@ func (v *rawVisitor) Visit(node *ast.Node) {
 
 // signalProjection is the projection of one signal (where + fields).
 func signalProjection(sig *rule.Signal) projection {
-	progs := []*vm.Program{sig.Where}
+	if sig.Match != nil {
+		// A Go matcher (Sigma) names the top-level keys it reads, unless it
+		// searches keywords in every value.
+		if sig.MatchFullScan {
+			return projection{full: true}
+		}
+		p := rawKeysChecked(fieldProgs(sig)...)
+		if p.full {
+			return p
+		}
+		keys := append(slices.Clone(p.keys), sig.MatchFields...)
+		slices.Sort(keys)
+		return projection{keys: slices.Compact(keys)}
+	}
+	return rawKeysChecked(append([]*vm.Program{sig.Where}, fieldProgs(sig)...)...)
+}
+
+func fieldProgs(sig *rule.Signal) []*vm.Program {
+	var progs []*vm.Program
 	for _, f := range sig.Fields {
 		progs = append(progs, f.Prog)
 	}
-	return rawKeysChecked(progs...)
+	return progs
 }
 
 // rawKeysChecked returns the top-level keys of `raw` that programs read, or

@@ -351,6 +351,7 @@ type loader struct {
 	sigOrd []*sigDef
 	ruleID map[string]*ruleDef
 	rules  []*ruleDef
+	sigmas []*sigmaDef // Sigma rules, each a signal and a rule
 	set    *Set
 	zones  *zoneCache // inZone's locations, shared by the compiled programs
 	// defined counts the lists, macros, signals and rules of each file.
@@ -365,15 +366,18 @@ func (l *loader) readFile(src NamedSource) {
 	f := &srcFile{name: src.Name, lines: SplitLines(string(src.Data)), builtin: src.Builtin}
 	l.set.Files = append(l.set.Files, src.Name)
 	dec := yaml.NewDecoder(bytes.NewReader(src.Data))
+	var roots []*yaml.Node
+	yamlFailed := false
 	for {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
 		if errors.Is(err, io.EOF) {
-			return
+			break
 		}
 		if err != nil {
 			l.diag(SevError, yamlErrPos(f.name, src.Data, err), "%s", yamlErrMsg(err))
-			return
+			yamlFailed = true
+			break
 		}
 		if len(doc.Content) == 0 || isNull(doc.Content[0]) {
 			continue
@@ -384,6 +388,27 @@ func (l *loader) readFile(src NamedSource) {
 			continue
 		} else if exp > maxExpanded && exp > 10*wr {
 			l.errf(f, root, "yaml: document expands to more than %d nodes through aliases (%d written); refused as an alias bomb", maxExpanded, wr)
+			continue
+		}
+		roots = append(roots, root)
+	}
+	// A file is either Sigma rules (read by package sigma, from the bytes)
+	// or ecscorr documents.
+	nSigma := 0
+	for _, root := range roots {
+		if isSigmaDoc(root) {
+			nSigma++
+		}
+	}
+	if nSigma > 0 && nSigma == len(roots) {
+		if !yamlFailed { // else already reported, with a better position
+			l.readSigma(f, src.Data)
+		}
+		return
+	}
+	for _, root := range roots {
+		if nSigma > 0 && isSigmaDoc(root) {
+			l.errf(f, root, "a Sigma rule in a file of ecscorr documents: a file holds either Sigma rules or ecscorr documents, not both")
 			continue
 		}
 		l.readDoc(f, root)
@@ -727,12 +752,22 @@ func (l *loader) compileAll() {
 			l.set.SignalsByName[s.Name] = s
 		}
 	}
+	// Sigma signals come before the ecscorr rules, which may use them.
+	for _, d := range l.sigmas {
+		s := d.signal()
+		s.Index = len(l.set.Signals)
+		l.set.Signals = append(l.set.Signals, s)
+		l.set.SignalsByName[s.Name] = s
+	}
 	for _, d := range l.rules {
 		if r, enabled := l.compileRule(d); r != nil && enabled {
 			l.set.Rules = append(l.set.Rules, r)
 		} else if r != nil {
 			l.set.Disabled = append(l.set.Disabled, r)
 		}
+	}
+	for _, d := range l.sigmas {
+		l.set.Rules = append(l.set.Rules, l.sigmaRule(d))
 	}
 }
 

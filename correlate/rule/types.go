@@ -106,6 +106,14 @@ type Signal struct {
 	// the raw record only for such signals.
 	NeedsRaw bool
 	Fields   []NamedExpr // extracted values, compiled against Env
+	// Match, when set, is a compiled Go matcher (a Sigma detection) that
+	// the engine runs on the decoded raw record instead of Where (which is
+	// then nil). MatchFields are the top-level raw keys it reads;
+	// MatchFullScan means it reads every value (keyword search), so the
+	// whole record must be decoded. NeedsRaw is true.
+	Match         func(raw map[string]any) bool
+	MatchFields   []string
+	MatchFullScan bool
 	// Sample lets the signal match GuardDuty sample findings; by default
 	// the engine never offers sample findings to signals.
 	Sample bool
@@ -121,6 +129,9 @@ type Signal struct {
 func (s *Signal) Eval(env *Env) (bool, error) {
 	if env.Event.Sample && !s.Sample {
 		return false, nil
+	}
+	if s.Match != nil {
+		return env.Raw != nil && s.Match(env.Raw), nil
 	}
 	m, _ := s.vms.Get().(*vm.VM)
 	if m == nil {
@@ -183,6 +194,9 @@ func (e *Evaluator) Bool(p *vm.Program, env any) (bool, error) {
 func (e *Evaluator) Signal(s *Signal, env *Env) (bool, error) {
 	if env.Event.Sample && !s.Sample {
 		return false, nil
+	}
+	if s.Match != nil {
+		return env.Raw != nil && s.Match(env.Raw), nil
 	}
 	return e.Bool(s.Where, env)
 }
@@ -431,7 +445,16 @@ type Rule struct {
 	Overrides   []SeverityOverride
 	Tags        []string
 	Mitre       []string
-	By          []KeyField
+	// Origin is "sigma" for a rule loaded from a Sigma file, "" for an
+	// ecscorr rule. Author, References and FalsePositives are the Sigma
+	// rule's (kept as the Detection Rule License asks for authors).
+	Origin         string
+	Author         string
+	References     []string
+	FalsePositives []string
+	// By is the grouping key; empty means no key: every hit is its own
+	// group (Sigma rules, which must not drop events lacking an entity).
+	By []KeyField
 
 	Kind      Kind
 	Match     *Step

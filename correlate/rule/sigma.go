@@ -1,0 +1,221 @@
+package rule
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ecscorr/ecscorr/correlate/sigma"
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// Sigma rules load beside ecscorr rule files: a YAML document with
+// top-level logsource and detection (or a Sigma correlation, which package
+// sigma refuses with its position) is Sigma. Each Sigma detection becomes
+// one signal, evaluated by the compiled matcher on the raw record, and one
+// match rule without a key, so that every matching event raises its own
+// incident whatever entities the record carries.
+
+// SigmaSignalPrefix starts the name of the signal of a Sigma rule
+// (sigma_<id>, non-identifier characters as _), so that ecscorr rules can
+// use Sigma detections as signals.
+const SigmaSignalPrefix = "sigma_"
+
+type sigmaDef struct {
+	f       *srcFile
+	r       *sigma.Rule
+	m       *sigma.Matcher
+	id      string // rule id
+	sigName string // signal name
+}
+
+// isSigmaDoc reports whether a document is a Sigma rule rather than an
+// ecscorr rule file.
+func isSigmaDoc(root *yaml.Node) bool {
+	root = deref(root)
+	if root == nil || root.Kind != yaml.MappingNode {
+		return false
+	}
+	keys := map[string]bool{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		keys[root.Content[i].Value] = true
+	}
+	if keys["apiVersion"] {
+		return false
+	}
+	return (keys["logsource"] && keys["detection"]) || keys["correlation"]
+}
+
+func sigmaPos(p sigma.Pos) Pos { return Pos{File: p.File, Line: p.Line, Col: p.Col} }
+
+var (
+	sigmaMitreRe = regexp.MustCompile(`(?i)^attack\.(t[0-9]{4}(\.[0-9]{3})?)$`)
+	notIdentRe   = regexp.MustCompile(`[^A-Za-z0-9_]`)
+	notRuleIDRe  = regexp.MustCompile(`[^a-z0-9._-]+`)
+)
+
+// readSigma reads every Sigma rule of a file (package sigma parses and
+// compiles; its diagnostics keep their file:line:col).
+func (l *loader) readSigma(f *srcFile, data []byte) {
+	rules, ds := sigma.ParseAll(f.name, data)
+	for _, d := range ds {
+		sev := SevError
+		if d.Severity == sigma.SevWarning {
+			sev = SevWarning
+		}
+		l.diag(sev, sigmaPos(d.Pos), "sigma: %s", d.Msg)
+	}
+	for i, r := range rules {
+		ls := r.LogSource
+		if ls.Product != "aws" || ls.Service != "cloudtrail" || ls.Category != "" || len(ls.Other) > 0 {
+			l.diag(SevError, sigmaPos(ls.Pos), "sigma: logsource %s: only product: aws, service: cloudtrail is mapped (to the cloudtrail source); other log sources have no mapping", describeLogSource(ls))
+			continue
+		}
+		m, err := sigma.Compile(r)
+		if err != nil { // ParseAll compiled it already; kept for safety
+			l.diag(SevError, sigmaPos(r.Pos), "sigma: %v", err)
+			continue
+		}
+		id := r.ID
+		if id == "" {
+			base := strings.TrimSuffix(path.Base(f.name), path.Ext(f.name))
+			id = "sigma-" + strings.Trim(notRuleIDRe.ReplaceAllString(strings.ToLower(base), "-"), "-.")
+			if len(rules) > 1 {
+				id += "-" + strconv.Itoa(i+1)
+			}
+			l.diag(SevNote, sigmaPos(r.Pos), "sigma: rule without id; its ecscorr rule id is %s", id)
+		}
+		node := r.Node
+		if !ruleIDRe.MatchString(id) {
+			l.diag(SevError, sigmaPos(r.Pos), "sigma: id %q cannot be an ecscorr rule id (want [a-z0-9][a-z0-9._-]*, e.g. a lower-case UUID)", id)
+			continue
+		}
+		if prev := l.ruleID[id]; prev != nil {
+			l.diag(SevError, sigmaPos(r.Pos), "sigma: duplicate rule id %q (first defined at %s)", id, l.pos(prev.f, prev.node))
+			continue
+		}
+		name := SigmaSignalPrefix + notIdentRe.ReplaceAllString(id, "_")
+		if prev := l.sigs[name]; prev != nil {
+			l.diag(SevError, sigmaPos(r.Pos), "sigma: signal name %s of rule %s is taken (first defined at %s)", name, id, l.pos(prev.f, prev.node))
+			continue
+		}
+		// Registered for duplicate checks and ruleHash; compiled from l.sigmas.
+		l.ruleID[id] = &ruleDef{f: f, node: node, id: id}
+		l.sigs[name] = &sigDef{f: f, node: node, name: name}
+		l.defined[f.name] += 2
+		l.sigmas = append(l.sigmas, &sigmaDef{f: f, r: r, m: m, id: id, sigName: name})
+	}
+}
+
+func describeLogSource(ls sigma.LogSource) string {
+	var parts []string
+	add := func(k, v string) {
+		if v != "" {
+			parts = append(parts, k+": "+v)
+		}
+	}
+	add("product", ls.Product)
+	add("service", ls.Service)
+	add("category", ls.Category)
+	keys := make([]string, 0, len(ls.Other))
+	for k := range ls.Other {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		add(k, ls.Other[k])
+	}
+	if len(parts) == 0 {
+		return "{}"
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// signal is the Sigma rule's signal: type-less (Sigma compares
+// case-insensitively, event types are exact strings), so it is offered
+// every CloudTrail event and reads the raw keys its matcher names.
+func (d *sigmaDef) signal() *Signal {
+	return &Signal{
+		Name:          d.sigName,
+		Source:        pipeline.SourceCloudTrail,
+		NeedsRaw:      true,
+		Match:         d.m.Match,
+		MatchFields:   d.m.Fields(),
+		MatchFullScan: d.m.FullScan(),
+		Pos:           sigmaPos(d.r.Pos),
+	}
+}
+
+// sigmaRule is the Sigma rule's match rule: no key (every hit is its own
+// incident), no dedup window.
+func (l *loader) sigmaRule(d *sigmaDef) *Rule {
+	r := d.r
+	out := &Rule{
+		ID:             d.id,
+		Description:    r.Description,
+		Status:         "experimental",
+		Severity:       pipeline.SeverityMedium,
+		Tags:           slices.Clone(r.Tags),
+		Origin:         "sigma",
+		Author:         r.Author,
+		References:     slices.Clone(r.References),
+		FalsePositives: slices.Clone(r.FalsePositives),
+		Kind:           KindMatch,
+		MaxKeys:        DefaultMaxKeys,
+		MaxEvents:      DefaultMaxEvents,
+		Pos:            sigmaPos(r.Pos),
+	}
+	if slices.Contains(statuses, r.Status) {
+		out.Status = r.Status
+	}
+	if r.Level != "" {
+		if sev, err := pipeline.ParseSeverity(r.Level); err == nil {
+			out.Severity = sev
+		}
+	}
+	for _, t := range r.Tags {
+		if m := sigmaMitreRe.FindStringSubmatch(t); m != nil {
+			if id := strings.ToUpper(m[1]); !slices.Contains(out.Mitre, id) {
+				out.Mitre = append(out.Mitre, id)
+			}
+		}
+	}
+	sig := l.set.SignalsByName[d.sigName]
+	out.Match = &Step{As: "match", Signals: []*Signal{sig}}
+	// The title is literal text: escape template actions.
+	title := r.Title
+	if title == "" {
+		title = d.id
+	}
+	out.TitleSrc = strings.ReplaceAll(title, "{{", `{{"{{"}}`)
+	out.Title, _ = NewTemplate("title", out.TitleSrc)
+
+	var b strings.Builder
+	b.WriteString("sigma;logsource=")
+	canonical(&b, mapValue(r.Node, "logsource"))
+	b.WriteString(";detection=")
+	canonical(&b, mapValue(r.Node, "detection"))
+	h := sha256.Sum256([]byte(b.String()))
+	out.Hash = hex.EncodeToString(h[:])[:16]
+	return out
+}
+
+// mapValue returns the value of key in mapping n, or nil.
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}

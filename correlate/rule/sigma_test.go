@@ -1,0 +1,177 @@
+package rule
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+const sigmaHQDir = "../sigma/testdata/aws_cloudtrail"
+
+// The 57 SigmaHQ CloudTrail rules load unchanged beside the built-in pack:
+// one cloudtrail signal and one key-less match rule each, with the Sigma
+// id, title, level, ATT&CK ids, author, references and false positives.
+func TestSigmaHQLoadsWithBuiltin(t *testing.T) {
+	pack, ds := LoadPaths([]string{BuiltinName}, LoadOptions{})
+	if pack == nil {
+		t.Fatal(ds)
+	}
+	set, ds := LoadPaths([]string{BuiltinName, sigmaHQDir}, LoadOptions{})
+	if set == nil {
+		t.Fatal(ds)
+	}
+	for _, d := range ds {
+		if d.Severity != SevNote {
+			t.Errorf("unexpected diagnostic %s", d)
+		}
+	}
+	if got, want := len(set.Signals), len(pack.Signals)+57; got != want {
+		t.Errorf("%d signals, want %d", got, want)
+	}
+	if got, want := len(set.Rules), len(pack.Rules)+57; got != want {
+		t.Errorf("%d rules, want %d", got, want)
+	}
+	nSigma := 0
+	for _, r := range set.Rules {
+		if r.Origin != "sigma" {
+			continue
+		}
+		nSigma++
+		if r.Kind != KindMatch || len(r.By) != 0 || r.Match == nil || len(r.Match.Signals) != 1 || r.Author == "" {
+			t.Errorf("%s: kind %v by %v author %q", r.ID, r.Kind, r.By, r.Author)
+			continue
+		}
+		s := r.Match.Signals[0]
+		if s.Source != pipeline.SourceCloudTrail || s.Types != nil || s.Match == nil || s.Where != nil || !s.NeedsRaw {
+			t.Errorf("%s: signal %+v", r.ID, s)
+		}
+	}
+	if nSigma != 57 {
+		t.Errorf("%d Sigma rules, want 57", nSigma)
+	}
+	var root *Rule
+	for _, r := range set.Rules {
+		if r.ID == "8ad1600d-e9dc-4251-b0ee-a65268f29add" {
+			root = r
+		}
+	}
+	if root == nil {
+		t.Fatal("aws_root_account_usage.yml not loaded under its Sigma id")
+	}
+	title, _ := Render(root.Title, nil)
+	if title != "AWS Root Credentials" || root.Severity != pipeline.SeverityMedium || root.Status != "test" ||
+		!slices.Equal(root.Mitre, []string{"T1078.004"}) || root.Author != "vitaliy0x1" ||
+		!slices.Equal(root.References, []string{"https://docs.aws.amazon.com/IAM/latest/UserGuide/id_root-user.html"}) ||
+		len(root.FalsePositives) != 1 || !strings.HasPrefix(root.FalsePositives[0], "AWS Tasks That Require") ||
+		len(root.Tags) != 5 || root.Description != "Detects AWS root account usage" {
+		t.Errorf("root rule: title %q %+v", title, root)
+	}
+	sig := set.SignalsByName["sigma_8ad1600d_e9dc_4251_b0ee_a65268f29add"]
+	if sig == nil || !slices.Equal(sig.MatchFields, []string{"eventType", "userIdentity", "userIdentity.type"}) || sig.MatchFullScan {
+		t.Fatalf("root signal %+v", sig)
+	}
+	// Every CloudTrail event is offered to the Sigma signals.
+	if _, anyType := set.Candidates(pipeline.SourceCloudTrail, "iam.amazonaws.com:whatever"); len(anyType) < 57 {
+		t.Errorf("%d type-less cloudtrail candidates, want >= 57", len(anyType))
+	}
+	for _, c := range []struct {
+		rec  map[string]any
+		want bool
+	}{
+		{map[string]any{"userIdentity": map[string]any{"type": "root"}, "eventType": "AwsApiCall"}, true},
+		{map[string]any{"userIdentity": map[string]any{"type": "Root"}, "eventType": "AwsServiceEvent"}, false},
+		{map[string]any{"userIdentity": map[string]any{"type": "IAMUser"}}, false},
+	} {
+		if got := sig.Match(c.rec); got != c.want {
+			t.Errorf("match %v = %t, want %t", c.rec, got, c.want)
+		}
+	}
+}
+
+func writeSigma(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func wantOneError(t *testing.T, ds Diagnostics, pos, msgPart string) {
+	t.Helper()
+	errs := ds.Errors()
+	if len(errs) != 1 || errs[0].Pos.String() != pos || !strings.Contains(errs[0].Msg, msgPart) {
+		t.Errorf("errors %v, want one at %s containing %q", errs, pos, msgPart)
+	}
+}
+
+func TestSigmaRefusals(t *testing.T) {
+	t.Run("unknown modifier", func(t *testing.T) {
+		p := writeSigma(t, "bad_mod.yml", `title: t
+id: 11111111-2222-3333-4444-555555555555
+logsource:
+    product: aws
+    service: cloudtrail
+detection:
+    selection:
+        eventName|sounds_like: StopLogging
+    condition: selection
+level: low
+`)
+		set, ds := LoadPaths([]string{p}, LoadOptions{})
+		if set != nil {
+			t.Fatal("loaded")
+		}
+		wantOneError(t, ds, p+":8:19", "sounds_like")
+	})
+	t.Run("other logsource", func(t *testing.T) {
+		p := writeSigma(t, "win.yaml", `title: t
+id: 11111111-2222-3333-4444-555555555556
+logsource:
+    product: windows
+    category: process_creation
+detection:
+    selection:
+        Image|endswith: '\cmd.exe'
+    condition: selection
+level: low
+`)
+		set, ds := LoadPaths([]string{BuiltinName, p}, LoadOptions{})
+		if set != nil {
+			t.Fatal("loaded")
+		}
+		wantOneError(t, ds, p+":4:5", "only product: aws, service: cloudtrail is mapped")
+		if errs := ds.Errors(); len(errs) == 1 && !strings.Contains(errs[0].Msg, "product: windows, category: process_creation") {
+			t.Errorf("message does not say what was given: %s", errs[0].Msg)
+		}
+	})
+	t.Run("mixed file", func(t *testing.T) {
+		p := writeSigma(t, "mixed.yaml", `apiVersion: ecscorr/v1
+kind: RuleFile
+signals:
+  - name: s
+    source: cloudtrail
+    where: event.type == "a:b"
+---
+title: t
+id: 11111111-2222-3333-4444-555555555557
+logsource: {product: aws, service: cloudtrail}
+detection: {selection: {eventName: x}, condition: selection}
+`)
+		_, ds := LoadPaths([]string{p}, LoadOptions{})
+		wantOneError(t, ds, p+":8:1", "either Sigma rules or ecscorr documents")
+	})
+	t.Run("duplicate id", func(t *testing.T) {
+		src, err := os.ReadFile(filepath.Join(sigmaHQDir, "aws_root_account_usage.yml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := writeSigma(t, "again.yml", string(src))
+		_, ds := LoadPaths([]string{sigmaHQDir, p}, LoadOptions{})
+		wantOneError(t, ds, p+":1:1", `duplicate rule id "8ad1600d-e9dc-4251-b0ee-a65268f29add"`)
+	})
+}
