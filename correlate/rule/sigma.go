@@ -137,11 +137,14 @@ func describeLogSource(ls sigma.LogSource) string {
 	return "{" + strings.Join(parts, ", ") + "}"
 }
 
-// signal is the Sigma rule's signal: type-less (Sigma compares
-// case-insensitively, event types are exact strings), so it is offered
-// every CloudTrail event and reads the raw keys its matcher names.
+// signal is the Sigma rule's signal. It has no exact Types (Sigma compares
+// case-insensitively, event types are exact strings); when the detection
+// requires eventSource (and eventName) literals, they index it
+// case-insensitively (FoldedTypes, FoldedSources), so an event meets only
+// the Sigma rules that can match it. It reads the raw keys its matcher
+// names.
 func (d *sigmaDef) signal() *Signal {
-	return &Signal{
+	sig := &Signal{
 		Name:          d.sigName,
 		Source:        pipeline.SourceCloudTrail,
 		NeedsRaw:      true,
@@ -150,6 +153,37 @@ func (d *sigmaDef) signal() *Signal {
 		MatchFullScan: d.m.FullScan(),
 		Pos:           sigmaPos(d.r.Pos),
 	}
+	c := d.m.Constraints()
+	srcs, ok := c["eventSource"]
+	if !ok {
+		names, ok := c["eventName"]
+		switch {
+		case !ok: // offered every CloudTrail event
+		case len(names) == 0:
+			sig.Never = true
+		default:
+			sig.FoldedNames = slices.Clone(names)
+		}
+		return sig
+	}
+	if len(srcs) == 0 {
+		sig.Never = true // a contradiction: no event can match
+		return sig
+	}
+	if names, ok := c["eventName"]; ok {
+		sig.FoldedTypes = []string{}
+		for _, s := range srcs {
+			for _, n := range names {
+				sig.FoldedTypes = append(sig.FoldedTypes, s+":"+n)
+			}
+		}
+		if len(names) == 0 {
+			sig.Never = true
+		}
+		return sig
+	}
+	sig.FoldedSources = slices.Clone(srcs)
+	return sig
 }
 
 // sigmaRule is the Sigma rule's match rule: no key (every hit is its own

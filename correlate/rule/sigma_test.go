@@ -74,9 +74,37 @@ func TestSigmaHQLoadsWithBuiltin(t *testing.T) {
 	if sig == nil || !slices.Equal(sig.MatchFields, []string{"eventType", "userIdentity", "userIdentity.type"}) || sig.MatchFullScan {
 		t.Fatalf("root signal %+v", sig)
 	}
-	// Every CloudTrail event is offered to the Sigma signals.
-	if _, anyType := set.Candidates(pipeline.SourceCloudTrail, "iam.amazonaws.com:whatever"); len(anyType) < 57 {
-		t.Errorf("%d type-less cloudtrail candidates, want >= 57", len(anyType))
+	// Dispatch is case-insensitive and by the literals a detection
+	// requires: DeleteBucket (eventName only) meets the bucket-deleted rule
+	// whatever its case or source; an event no constrained Sigma rule
+	// names meets only the unconstrained ones.
+	sigmaNames := func(sigs ...[]*Signal) []string {
+		var out []string
+		for _, g := range sigs {
+			for _, s := range g {
+				if s.Match != nil {
+					out = append(out, s.Name)
+				}
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	const bucketDeleted = "sigma_39c9f26d_6e3b_4dbb_9c7a_4154b0281112"
+	for _, typ := range []string{"s3.amazonaws.com:DeleteBucket", "S3.amazonaws.com:deletebucket", "other.amazonaws.com:DELETEBUCKET"} {
+		if byType, _ := set.Candidates(pipeline.SourceCloudTrail, typ); !slices.Contains(sigmaNames(byType), bucketDeleted) {
+			t.Errorf("%s does not meet the bucket-deleted rule", typ)
+		}
+	}
+	byType, anyType := set.Candidates(pipeline.SourceCloudTrail, "iam.amazonaws.com:whatever")
+	if got := sigmaNames(byType); len(got) != 0 {
+		t.Errorf("iam:whatever meets constrained Sigma rules %v", got)
+	}
+	// imds_malicious_usage, sts_assumerole_misuse, pua_trufflehog and
+	// root_account_usage name no eventSource or eventName literal.
+	if got, want := sigmaNames(anyType), []string{"sigma_352a918a_34d8_4882_8470_44830c507aa3", "sigma_8ad1600d_e9dc_4251_b0ee_a65268f29add",
+		"sigma_905d389b_b853_46d0_9d3d_dea0d3a3cd49", "sigma_a840e606_7c8c_4684_9bc1_eb6b6155127f"}; !slices.Equal(got, want) {
+		t.Errorf("unconstrained Sigma rules %v, want %v", got, want)
 	}
 	for _, c := range []struct {
 		rec  map[string]any

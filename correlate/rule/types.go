@@ -6,6 +6,8 @@ package rule
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"text/template"
 	"time"
@@ -47,7 +49,20 @@ type Set struct {
 type sourceIndex struct {
 	byType  map[string][]*Signal
 	anyType []*Signal
+	// folded indexes signals by lower-cased type (FoldedTypes), by the
+	// lower-cased part before the first ':' (FoldedSources) and after it
+	// (FoldedNames); merged holds,
+	// per exact type seen, byType with those added (bounded).
+	foldedType map[string][]*Signal
+	foldedSrc  map[string][]*Signal
+	foldedName map[string][]*Signal
+	mu         sync.RWMutex
+	merged     map[string][]*Signal
 }
+
+// maxMerged bounds the cache of merged candidate lists per event type (an
+// input with endless distinct event names must not grow it forever).
+const maxMerged = 1 << 16
 
 // BuildIndex (re)builds the dispatch index from Signals. The loader calls
 // it once after compiling.
@@ -68,6 +83,24 @@ func (s *Set) BuildIndex() {
 		}
 		for _, src := range srcs {
 			ix := get(src)
+			if sig.Never {
+				continue
+			}
+			if len(sig.FoldedTypes) > 0 || len(sig.FoldedSources) > 0 || len(sig.FoldedNames) > 0 {
+				if ix.foldedType == nil {
+					ix.foldedType, ix.foldedSrc, ix.foldedName, ix.merged = map[string][]*Signal{}, map[string][]*Signal{}, map[string][]*Signal{}, map[string][]*Signal{}
+				}
+				for _, t := range sig.FoldedNames {
+					ix.foldedName[t] = append(ix.foldedName[t], sig)
+				}
+				for _, t := range sig.FoldedTypes {
+					ix.foldedType[t] = append(ix.foldedType[t], sig)
+				}
+				for _, t := range sig.FoldedSources {
+					ix.foldedSrc[t] = append(ix.foldedSrc[t], sig)
+				}
+				continue
+			}
 			if len(sig.Types) == 0 {
 				ix.anyType = append(ix.anyType, sig)
 				continue
@@ -87,7 +120,38 @@ func (s *Set) Candidates(src pipeline.Source, typ string) (byType, anyType []*Si
 	if ix == nil {
 		return nil, nil
 	}
-	return ix.byType[typ], ix.anyType
+	if ix.foldedType == nil {
+		return ix.byType[typ], ix.anyType
+	}
+	return ix.withFolded(typ), ix.anyType
+}
+
+// withFolded is byType[typ] with the signals indexed case-insensitively
+// for typ, in Index order.
+func (ix *sourceIndex) withFolded(typ string) []*Signal {
+	ix.mu.RLock()
+	m, ok := ix.merged[typ]
+	ix.mu.RUnlock()
+	if ok {
+		return m
+	}
+	lower := strings.ToLower(typ)
+	src, name, _ := strings.Cut(lower, ":")
+	exact, ft, fs, fn := ix.byType[typ], ix.foldedType[lower], ix.foldedSrc[src], ix.foldedName[name]
+	if len(ft) == 0 && len(fs) == 0 && len(fn) == 0 {
+		m = exact
+	} else {
+		m = make([]*Signal, 0, len(exact)+len(ft)+len(fs)+len(fn))
+		m = append(append(append(append(m, exact...), ft...), fs...), fn...)
+		slices.SortFunc(m, func(a, b *Signal) int { return a.Index - b.Index })
+		m = slices.Compact(m)
+	}
+	ix.mu.Lock()
+	if len(ix.merged) < maxMerged {
+		ix.merged[typ] = m
+	}
+	ix.mu.Unlock()
+	return m
 }
 
 // Signal is a stateless single-event match.
@@ -114,6 +178,15 @@ type Signal struct {
 	Match         func(raw map[string]any) bool
 	MatchFields   []string
 	MatchFullScan bool
+	// FoldedTypes and FoldedSources dispatch a signal case-insensitively
+	// (a Sigma detection that requires eventSource and eventName, or only
+	// eventSource, literals): lower-cased "source:name" types, or the
+	// lower-cased part of a type before its ':'. Never marks a signal no
+	// event can match (contradictory literals): it is offered none.
+	FoldedTypes   []string
+	FoldedSources []string
+	FoldedNames   []string // lower-cased part of a type after its ':'
+	Never         bool
 	// Sample lets the signal match GuardDuty sample findings; by default
 	// the engine never offers sample findings to signals.
 	Sample bool
