@@ -303,41 +303,9 @@ func loadConfig(path string) (*config, rule.Diagnostics) {
 				errAt(v, "max_applied must not be negative")
 			}
 		case "sources":
-			if v.Kind != yaml.SequenceNode {
-				errAt(v, "sources is a list of sources")
-				continue
-			}
-			names := map[string]rule.Pos{}
-			for _, sn := range v.Content {
-				sc, ok := decodeSource(path, sn, errAt)
-				if !ok {
-					continue
-				}
-				if p, dup := names[sc.Name]; dup {
-					errAt(sn, "a second source named %q (the first is at %s); give one a name:", sc.Name, p)
-					continue
-				}
-				names[sc.Name] = sc.pos
-				c.Sources = append(c.Sources, sc)
-			}
+			c.Sources = decodeList(path, v, "source", errAt, decodeSource, func(sc sourceConfig) (string, rule.Pos) { return sc.Name, sc.pos })
 		case "sinks":
-			if v.Kind != yaml.SequenceNode {
-				errAt(v, "sinks is a list of sinks")
-				continue
-			}
-			names := map[string]rule.Pos{}
-			for _, sn := range v.Content {
-				sc, ok := decodeSink(path, sn, errAt)
-				if !ok {
-					continue
-				}
-				if p, dup := names[sc.Name]; dup {
-					errAt(sn, "a second sink named %q (the first is at %s); give one a name:", sc.Name, p)
-					continue
-				}
-				names[sc.Name] = sc.pos
-				c.Sinks = append(c.Sinks, sc)
-			}
+			c.Sinks = decodeList(path, v, "sink", errAt, decodeSink, func(sc sinkConfig) (string, rule.Pos) { return sc.Name, sc.pos })
 		default:
 			errAt(k, "unknown key %q (known: %s)", k.Value, strings.Join(topKeys, ", "))
 		}
@@ -346,6 +314,31 @@ func loadConfig(path string) (*config, rule.Diagnostics) {
 		return nil, diags
 	}
 	return &c, nil
+}
+
+// decodeList decodes a list of sources or sinks, each with a unique name.
+func decodeList[T any](path string, v *yaml.Node, what string, errAt func(*yaml.Node, string, ...any),
+	decode func(string, *yaml.Node, func(*yaml.Node, string, ...any)) (T, bool), name func(T) (string, rule.Pos)) []T {
+	if v.Kind != yaml.SequenceNode {
+		errAt(v, "%ss is a list of %ss", what, what)
+		return nil
+	}
+	var out []T
+	names := map[string]rule.Pos{}
+	for _, n := range v.Content {
+		item, ok := decode(path, n, errAt)
+		if !ok {
+			continue
+		}
+		nm, pos := name(item)
+		if p, dup := names[nm]; dup {
+			errAt(n, "a second %s named %q (the first is at %s); give one a name:", what, nm, p)
+			continue
+		}
+		names[nm] = pos
+		out = append(out, item)
+	}
+	return out
 }
 
 var topKeys = []string{"state_dir", "rules", "http", "sources", "sinks", "dead_letter", "log_level", "lateness", "idle_after", "commit_interval", "state_memory", "eager", "max_applied", "shutdown_timeout"}

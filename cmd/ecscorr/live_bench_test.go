@@ -243,42 +243,10 @@ func BenchmarkLiveKafkaThroughput(b *testing.B) {
 		b.Fatal(err)
 	}
 	w.Close()
-	dir := b.TempDir()
-	httpAddr := freeAddr(b)
-	cfg := filepath.Join(dir, "ecscorr.yaml")
-	os.WriteFile(cfg, []byte(`state_dir: `+filepath.Join(dir, "state")+`
-http: {listen: `+httpAddr+`}
-log_level: warn
-lateness: {cloudtrail: 1s}
-idle_after: 1s
-sources:
-  - type: kafka
+	throughput(b, bin, `  - type: kafka
     brokers: [`+c.ListenAddrs()[0]+`]
     topics: [trail]
-sinks:
-  - type: jsonl
-    path: /dev/null
-`), 0o644)
-	b.ResetTimer()
-	start := time.Now()
-	p := startRun(b, bin, cfg)
-	p.http = httpAddr
-	var applied float64
-	waitFor(b, "all applied", func() bool {
-		_, m := p.get("/metrics")
-		for _, l := range strings.Split(m, "\n") {
-			if strings.HasPrefix(l, "ecscorr_events_applied_total ") {
-				applied, _ = strconv.ParseFloat(strings.Fields(l)[1], 64)
-			}
-		}
-		return applied >= float64(b.N)
-	}, p)
-	took := time.Since(start)
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/took.Seconds(), "events/s")
-	b.ReportMetric(peakRSS(p.cmd.Process.Pid), "peak-RSS-MiB")
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	p.cmd.Wait()
+`)
 }
 
 // BenchmarkLiveSQSThroughput is events/s through the real binary from an
@@ -299,6 +267,16 @@ func BenchmarkLiveSQSThroughput(b *testing.B) {
 		at := t0.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano)
 		srv.Send("trail", fmt.Sprintf(`{"version":"0","id":"%08x-2222-4000-8000-000000000000","detail-type":"AWS API Call via CloudTrail","source":"aws.ecs","account":"111122223333","time":"%s","region":"eu-west-1","resources":[],"detail":{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","principalId":"AROAEXAMPLE:svc","arn":"arn:aws:sts::111122223333:assumed-role/svc/svc","accountId":"111122223333"},"eventTime":"%s","eventSource":"ecs.amazonaws.com","eventName":"DescribeTasks","awsRegion":"eu-west-1","sourceIPAddress":"10.0.0.1","userAgent":"aws-sdk-go-v2","requestParameters":{"cluster":"prod"},"responseElements":null,"requestID":"%08x-0000-4000-8000-000000000000","eventID":"%08x-1111-4000-8000-000000000000","readOnly":true,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"111122223333","eventCategory":"Management"}}`, i, at, at, i, i))
 	}
+	throughput(b, bin, `  - type: sqs
+    queue_url: `+url+`
+    receivers: 8
+`, "AWS_ENDPOINT_URL_SQS="+srv.URL, "AWS_ACCESS_KEY_ID=AKIDBENCH", "AWS_SECRET_ACCESS_KEY=bench", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true")
+}
+
+// throughput runs the real binary with one source (its YAML list entry)
+// and a /dev/null sink, until b.N events are applied, and reports events/s
+// and peak RSS. ECSCORR_BENCH_CPUPROFILE=FILE profiles the binary.
+func throughput(b *testing.B, bin, source string, env ...string) {
 	dir := b.TempDir()
 	httpAddr := freeAddr(b)
 	cfg := filepath.Join(dir, "ecscorr.yaml")
@@ -308,10 +286,7 @@ log_level: warn
 lateness: {cloudtrail: 1s}
 idle_after: 1s
 sources:
-  - type: sqs
-    queue_url: `+url+`
-    receivers: 8
-sinks:
+`+source+`sinks:
   - type: jsonl
     path: /dev/null
 `), 0o644)
@@ -321,17 +296,12 @@ sinks:
 	if prof := os.Getenv("ECSCORR_BENCH_CPUPROFILE"); prof != "" {
 		args = append(args, "--cpuprofile", prof)
 	}
-	p := startRunArgs(b, bin, args, "AWS_ENDPOINT_URL_SQS="+srv.URL, "AWS_ACCESS_KEY_ID=AKIDBENCH", "AWS_SECRET_ACCESS_KEY=bench", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true")
+	p := startRunArgs(b, bin, args, env...)
 	p.http = httpAddr
 	waitFor(b, "all applied", func() bool {
 		_, m := p.get("/metrics")
-		for _, l := range strings.Split(m, "\n") {
-			if strings.HasPrefix(l, "ecscorr_events_applied_total ") {
-				n, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
-				return n >= float64(b.N)
-			}
-		}
-		return false
+		n, _ := metricValue(m, "ecscorr_events_applied_total")
+		return n >= float64(b.N)
 	}, p)
 	took := time.Since(start)
 	b.StopTimer()
@@ -339,4 +309,15 @@ sinks:
 	b.ReportMetric(peakRSS(p.cmd.Process.Pid), "peak-RSS-MiB")
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.cmd.Wait()
+}
+
+// metricValue is the value of an unlabelled metric in Prometheus text.
+func metricValue(text, name string) (float64, bool) {
+	for _, l := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(l, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
 }

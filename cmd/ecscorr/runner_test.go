@@ -94,17 +94,12 @@ func newEngine(t *testing.T, set *rule.Set) *engine.Engine {
 	return eng
 }
 
-// The same input through replay (a sorted archive) and through the live
-// Runner, arriving shuffled within the allowed lateness in batches of any
-// size, gives identical incidents.
-func TestReplayEqualsLiveWithinLateness(t *testing.T) {
-	set, diags := rule.LoadFS(rules.Builtin, rule.LoadOptions{Now: time.Now()})
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	base := demoEvents(t)
+// replayEvents is replay's incidents for evs (cloned), the reference the
+// live Runner is compared with.
+func replayEvents(t *testing.T, set *rule.Set, evs []*pipeline.Event) []pipeline.Incident {
+	t.Helper()
 	replayed, _, _, err := pipeline.Replay(context.Background(), func(ctx context.Context, emit func(*pipeline.Event) error) error {
-		for _, ev := range cloneEvents(base) {
+		for _, ev := range cloneEvents(evs) {
 			if err := emit(ev); err != nil {
 				return err
 			}
@@ -114,6 +109,19 @@ func TestReplayEqualsLiveWithinLateness(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return replayed
+}
+
+// The same input through replay (a sorted archive) and through the live
+// Runner, arriving shuffled within the allowed lateness in batches of any
+// size, gives identical incidents.
+func TestReplayEqualsLiveWithinLateness(t *testing.T) {
+	set, diags := rule.LoadFS(rules.Builtin, rule.LoadOptions{Now: time.Now()})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	base := demoEvents(t)
+	replayed := replayEvents(t, set, base)
 	want := incidentsJSON(t, replayed)
 	if len(want) < 10 {
 		t.Fatalf("only %d incidents replayed", len(want))
@@ -184,17 +192,7 @@ func TestEagerFiresBeforeTheWatermark(t *testing.T) {
 		t.Fatal(diags)
 	}
 	base := demoEvents(t)
-	replayed, _, _, err := pipeline.Replay(context.Background(), func(ctx context.Context, emit func(*pipeline.Event) error) error {
-		for _, ev := range cloneEvents(base) {
-			if err := emit(ev); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, newEngine(t, set), pipeline.ReplayOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	replayed := replayEvents(t, set, base)
 	eagerRule := map[string]bool{}
 	for _, r := range set.Rules {
 		eagerRule[r.ID] = r.Kind == rule.KindMatch && r.Resolve == nil
