@@ -1,5 +1,13 @@
 package pipeline
 
+import (
+	"encoding/binary"
+	"slices"
+	"strconv"
+
+	json "github.com/goccy/go-json"
+)
+
 // ScanObject walks the top-level members of the JSON object in data,
 // calling fn with each member's raw key (without quotes; escaped reports
 // whether it holds escape sequences) and its raw value bytes. It stops
@@ -76,6 +84,13 @@ func skipWS(d []byte, i int) int {
 func scanString(d []byte, i int) (int, bool) {
 	esc := false
 	for j := i + 1; j < len(d); j++ {
+		// Plain content 8 bytes at a time (strings are most of a record).
+		for j+8 <= len(d) && !hasQuoteOrBackslash(binary.LittleEndian.Uint64(d[j:])) {
+			j += 8
+		}
+		if j >= len(d) {
+			break
+		}
 		switch d[j] {
 		case '\\':
 			esc = true
@@ -85,6 +100,19 @@ func scanString(d []byte, i int) (int, bool) {
 		}
 	}
 	return -1, false
+}
+
+const (
+	lo8 = 0x0101010101010101
+	hi8 = 0x8080808080808080
+)
+
+// hasQuoteOrBackslash reports whether any of the 8 bytes in x is '"' or
+// '\\' (the SWAR zero-byte test on x XOR each pattern).
+func hasQuoteOrBackslash(x uint64) bool {
+	q := x ^ (lo8 * '"')
+	b := x ^ (lo8 * '\\')
+	return ((q-lo8)&^q|(b-lo8)&^b)&hi8 != 0
 }
 
 // skipValue returns the index just past the JSON value starting at d[i],
@@ -130,4 +158,75 @@ func skipValue(d []byte, i int) int {
 		}
 		return j
 	}
+}
+
+// ProjectObject decodes the given top-level keys of a JSON object into a map.
+// Keys absent from the record are absent from the map, exactly as with a
+// full decode. It reports false if data is not a well-formed object, in
+// which case the caller falls back to a full decode.
+func ProjectObject(data []byte, keys []string) (map[string]any, bool) {
+	m := make(map[string]any, len(keys))
+	failed := false
+	ok := ScanObject(data, func(rawKey []byte, escaped bool, val []byte) bool {
+		want := ""
+		if escaped {
+			var key string
+			if err := json.Unmarshal(append(append([]byte{'"'}, rawKey...), '"'), &key); err != nil {
+				failed = true
+				return false
+			}
+			if slices.Contains(keys, key) {
+				want = key
+			}
+		} else {
+			for _, k := range keys {
+				if string(rawKey) == k { // no allocation for the comparison
+					want = k
+					break
+				}
+			}
+		}
+		if want == "" {
+			return true
+		}
+		v, ok := scalar(val)
+		if !ok {
+			if err := json.Unmarshal(val, &v); err != nil {
+				failed = true
+				return false
+			}
+		}
+		m[want] = v
+		return true
+	})
+	if !ok || failed {
+		return nil, false
+	}
+	return m, true
+}
+
+// scalar decodes the common scalar values without the JSON decoder; it
+// reports false for objects, arrays and strings with escapes, which the
+// decoder handles.
+func scalar(v []byte) (any, bool) {
+	if len(v) == 0 {
+		return nil, false
+	}
+	switch {
+	case v[0] == '"':
+		return UnquotePlain(v)
+	case string(v) == "null":
+		return nil, true
+	case string(v) == "true":
+		return true, true
+	case string(v) == "false":
+		return false, true
+	case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
+		f, err := strconv.ParseFloat(string(v), 64)
+		if err != nil {
+			return nil, false
+		}
+		return f, true
+	}
+	return nil, false
 }

@@ -1,8 +1,11 @@
 package pipeline
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+
+	json "github.com/goccy/go-json"
 )
 
 func TestScanObject(t *testing.T) {
@@ -38,6 +41,42 @@ func TestScanObject(t *testing.T) {
 	for _, in := range []string{`"esc\n"`, `12`, `"`} {
 		if _, ok := UnquotePlain([]byte(in)); ok {
 			t.Errorf("UnquotePlain(%s) accepted", in)
+		}
+	}
+}
+
+func TestProjectMatchesFullDecode(t *testing.T) {
+	docs := []string{
+		`{"eventName":"ExecuteCommand","requestParameters":{"task":"t","a":[1,{"b":"}"}]},"errorCode":null,"n":1.5e3}`,
+		` { "a" : "x\"}y" , "b":[["]"],{}], "c":true,"d":false , "e": -0.25 } `,
+		`{"dup":1,"x":{"dup":3},"dup":2}`,
+		`{"esc\u0061ped":"v","plain":"w"}`,
+		`{}`,
+		`{"Type":"Task","CpuUtilized":12.5,"CpuReserved":1024,"CloudWatchMetrics":[{"Metrics":[{"Name":"CpuUtilized"}]}]}`,
+	}
+	keys := []string{"eventName", "requestParameters", "errorCode", "n", "a", "b", "c", "d", "e", "dup", "escaped", "Type", "CpuUtilized", "CpuReserved", "missing"}
+	for _, doc := range docs {
+		got, ok := ProjectObject([]byte(doc), keys)
+		if !ok {
+			t.Fatalf("project(%s) failed", doc)
+		}
+		var full map[string]any
+		if err := json.Unmarshal([]byte(doc), &full); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]any{}
+		for _, k := range keys {
+			if v, ok := full[k]; ok {
+				want[k] = v
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("project(%s)\n got %#v\nwant %#v", doc, got, want)
+		}
+	}
+	for _, bad := range []string{``, `[]`, `{"a":`, `{"a":1`, `{"a" 1}`, `{"a":"unterminated}`, `{a:1}`} {
+		if _, ok := ProjectObject([]byte(bad), keys); ok {
+			t.Errorf("project(%q) accepted malformed input", bad)
 		}
 	}
 }

@@ -41,6 +41,7 @@ type replayFlags struct {
 	sortMem    int64
 	quiet      bool
 	cpuProfile string
+	memProfile string
 	verbose    bool
 	// commitEvery is the processing time between state commits with --state.
 	commitEvery  time.Duration
@@ -64,6 +65,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Int64Var(&f.sortMem, "sort-mem", 256<<20, "bytes of events to hold in memory before spilling sorted runs to disk")
 	fs.BoolVar(&f.quiet, "quiet", false, "no summary on stderr")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
+	fs.StringVar(&f.memProfile, "memprofile", "", "write a heap profile (at the end of the run) to this file")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging")
 	fs.DurationVar(&f.commitEvery, "commit-interval", 30*time.Second, "with --state: processing time between atomic state commits (a replay killed in between resumes from the last)")
 	fs.StringVar(&f.config, "config", "", "config file whose sinks (Slack, Security Hub, ...) also get the incidents, as live mode would send them")
@@ -132,6 +134,14 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return 1
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if f.memProfile != "" {
+		defer func() {
+			if pf, err := os.Create(f.memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(pf, 0)
+				pf.Close()
+			}
+		}()
 	}
 	var cfg *config
 	if f.config != "" {
@@ -281,12 +291,12 @@ func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, path
 	// CloudTrail is most of any archive and mostly irrelevant: let the
 	// reader skip what no rule can match before it does the expensive part.
 	var outOfRange, irrelevant atomic.Int64
-	reader := archive.NewReader(archive.Options{Logger: log, Filter: func(src pipeline.Source, typ string, t time.Time) bool {
+	reader := archive.NewReader(archive.Options{Logger: log, Filter: func(src pipeline.Source, typ string, t time.Time, raw []byte) bool {
 		if (!since.IsZero() && t.Before(since)) || (!until.IsZero() && !t.Before(until)) {
 			outOfRange.Add(1)
 			return false
 		}
-		if byType, anyType := set.Candidates(src, typ); len(byType)+len(anyType) == 0 {
+		if !set.MayMatch(src, typ, raw) {
 			irrelevant.Add(1)
 			return false
 		}

@@ -330,7 +330,7 @@ func (e *Engine) projectRaw(ev *pipeline.Event, groups ...[]*rule.Signal) {
 	if p.full || len(p.keys) == 0 || len(ev.Raw) == 0 {
 		return
 	}
-	if m, ok := project(ev.Raw, p.keys); ok {
+	if m, ok := pipeline.ProjectObject(ev.Raw, p.keys); ok {
 		e.env.Raw = m
 		e.rawProj = true
 	}

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"text/template"
+	"text/template/parse"
 	"time"
 
 	"github.com/ecscorr/ecscorr/correlate/rule"
@@ -156,6 +158,25 @@ func (e *Engine) outputEnv(rt *ruleRT, key map[string]string, steps []namedRec, 
 	return rule.BuildOutputEnv(in)
 }
 
+// render executes t, building the output environment only when t has
+// actions: a literal title (every Sigma rule's) costs no raw decode.
+func (e *Engine) render(t *template.Template, env func() map[string]any) string {
+	if t == nil {
+		return ""
+	}
+	if t.Tree != nil && t.Tree.Root != nil {
+		switch nodes := t.Tree.Root.Nodes; {
+		case len(nodes) == 0:
+			return ""
+		case len(nodes) == 1:
+			if tn, ok := nodes[0].(*parse.TextNode); ok {
+				return strings.TrimSpace(string(tn.Text)) // as rule.Render
+			}
+		}
+	}
+	return e.execTemplate(t, env())
+}
+
 func (e *Engine) execTemplate(t *template.Template, data map[string]any) string {
 	s, err := rule.Render(t, data)
 	if err != nil {
@@ -286,11 +307,14 @@ func (e *Engine) fire(h *hit) *openInc {
 		return oi
 	}
 
-	env = getEnv()
+	sev := r.Severity
+	if len(r.Overrides) > 0 {
+		sev = e.severity(rt, getEnv())
+	}
 	inc := pipeline.Incident{
 		ID:        incidentID(r.ID, dk, first),
 		Rule:      r.ID,
-		Severity:  e.severity(rt, env),
+		Severity:  sev,
 		Tags:      nonNil(r.Tags),
 		Mitre:     nonNil(r.Mitre),
 		Key:       keyMap,
@@ -305,13 +329,14 @@ func (e *Engine) fire(h *hit) *openInc {
 	if len(h.evidence) > 0 && h.evidence[0].Time.Before(inc.FirstSeen) {
 		inc.FirstSeen = h.evidence[0].Time.UTC()
 	}
-	inc.Title = e.execTemplate(r.Title, env)
+	inc.Title = e.render(r.Title, getEnv)
 	if r.Title == nil {
 		inc.Title = r.ID
 	}
-	inc.Summary = e.execTemplate(r.Summary, env)
-	inc.Remediation = e.execTemplate(r.Remediation, env)
+	inc.Summary = e.render(r.Summary, getEnv)
+	inc.Remediation = e.render(r.Remediation, getEnv)
 	if len(r.Fields) > 0 {
+		env := getEnv()
 		inc.Fields = make(map[string]any, len(r.Fields))
 		for _, f := range r.Fields {
 			v, err := e.vm.Run(f.Prog, env)

@@ -2,11 +2,9 @@ package engine
 
 import (
 	"slices"
-	"strconv"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
-	gojson "github.com/goccy/go-json"
 
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/pipeline"
@@ -158,77 +156,6 @@ func (e *Engine) eventProjection(src pipeline.Source, typ string, groups ...[]*r
 		e.projCache[ck] = p
 	}
 	return p
-}
-
-// project decodes the given top-level keys of a JSON object into a map.
-// Keys absent from the record are absent from the map, exactly as with a
-// full decode. It reports false if data is not a well-formed object, in
-// which case the caller falls back to a full decode.
-func project(data []byte, keys []string) (map[string]any, bool) {
-	m := make(map[string]any, len(keys))
-	failed := false
-	ok := pipeline.ScanObject(data, func(rawKey []byte, escaped bool, val []byte) bool {
-		want := ""
-		if escaped {
-			var key string
-			if err := gojson.Unmarshal(append(append([]byte{'"'}, rawKey...), '"'), &key); err != nil {
-				failed = true
-				return false
-			}
-			if slices.Contains(keys, key) {
-				want = key
-			}
-		} else {
-			for _, k := range keys {
-				if string(rawKey) == k { // no allocation for the comparison
-					want = k
-					break
-				}
-			}
-		}
-		if want == "" {
-			return true
-		}
-		v, ok := scalar(val)
-		if !ok {
-			if err := gojson.Unmarshal(val, &v); err != nil {
-				failed = true
-				return false
-			}
-		}
-		m[want] = v
-		return true
-	})
-	if !ok || failed {
-		return nil, false
-	}
-	return m, true
-}
-
-// scalar decodes the common scalar values without the JSON decoder; it
-// reports false for objects, arrays and strings with escapes, which the
-// decoder handles.
-func scalar(v []byte) (any, bool) {
-	if len(v) == 0 {
-		return nil, false
-	}
-	switch {
-	case v[0] == '"':
-		return pipeline.UnquotePlain(v)
-	case string(v) == "null":
-		return nil, true
-	case string(v) == "true":
-		return true, true
-	case string(v) == "false":
-		return false, true
-	case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
-		f, err := strconv.ParseFloat(string(v), 64)
-		if err != nil {
-			return nil, false
-		}
-		return f, true
-	}
-	return nil, false
 }
 
 // ruleProjection is what a rule's own per-event expressions read of raw:

@@ -1,52 +1,15 @@
 package engine
 
 import (
-	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
-	gojson "github.com/goccy/go-json"
 
 	"github.com/ecscorr/ecscorr/correlate/rule"
+	"github.com/ecscorr/ecscorr/pipeline"
 )
-
-func TestProjectMatchesFullDecode(t *testing.T) {
-	docs := []string{
-		`{"eventName":"ExecuteCommand","requestParameters":{"task":"t","a":[1,{"b":"}"}]},"errorCode":null,"n":1.5e3}`,
-		` { "a" : "x\"}y" , "b":[["]"],{}], "c":true,"d":false , "e": -0.25 } `,
-		`{"dup":1,"x":{"dup":3},"dup":2}`,
-		`{"esc\u0061ped":"v","plain":"w"}`,
-		`{}`,
-		`{"Type":"Task","CpuUtilized":12.5,"CpuReserved":1024,"CloudWatchMetrics":[{"Metrics":[{"Name":"CpuUtilized"}]}]}`,
-	}
-	keys := []string{"eventName", "requestParameters", "errorCode", "n", "a", "b", "c", "d", "e", "dup", "escaped", "Type", "CpuUtilized", "CpuReserved", "missing"}
-	for _, doc := range docs {
-		got, ok := project([]byte(doc), keys)
-		if !ok {
-			t.Fatalf("project(%s) failed", doc)
-		}
-		var full map[string]any
-		if err := gojson.Unmarshal([]byte(doc), &full); err != nil {
-			t.Fatal(err)
-		}
-		want := map[string]any{}
-		for _, k := range keys {
-			if v, ok := full[k]; ok {
-				want[k] = v
-			}
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("project(%s)\n got %#v\nwant %#v", doc, got, want)
-		}
-	}
-	for _, bad := range []string{``, `[]`, `{"a":`, `{"a":1`, `{"a" 1}`, `{"a":"unterminated}`, `{a:1}`} {
-		if _, ok := project([]byte(bad), keys); ok {
-			t.Errorf("project(%q) accepted malformed input", bad)
-		}
-	}
-}
 
 func TestSignalProjectionKeys(t *testing.T) {
 	tests := []struct {
@@ -82,7 +45,7 @@ func BenchmarkProjectVsFullDecode(b *testing.B) {
 	b.Run("project", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, ok := project(rec, keys); !ok {
+			if _, ok := pipeline.ProjectObject(rec, keys); !ok {
 				b.Fatal("project failed")
 			}
 		}

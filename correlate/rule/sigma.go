@@ -151,6 +151,7 @@ func (d *sigmaDef) signal() *Signal {
 		Match:         d.m.Match,
 		MatchFields:   d.m.Fields(),
 		MatchFullScan: d.m.FullScan(),
+		MatchPaths:    d.m.KeyPaths(),
 		Pos:           sigmaPos(d.r.Pos),
 	}
 	c := d.m.Constraints()

@@ -44,6 +44,8 @@ type Set struct {
 	// dispatch[source] indexes signals by event type so that an event only
 	// meets the signals that can match it. Built by BuildIndex.
 	dispatch map[pipeline.Source]*sourceIndex
+	// plans caches MayMatch's plan per (source, type).
+	plans matchPlans
 }
 
 type sourceIndex struct {
@@ -148,7 +150,7 @@ func (ix *sourceIndex) withFolded(typ string) []*Signal {
 	}
 	ix.mu.Lock()
 	if len(ix.merged) < maxMerged {
-		ix.merged[typ] = m
+		ix.merged[strings.Clone(typ)] = m // typ may point into a record being read
 	}
 	ix.mu.Unlock()
 	return m
@@ -178,6 +180,10 @@ type Signal struct {
 	Match         func(raw map[string]any) bool
 	MatchFields   []string
 	MatchFullScan bool
+	// MatchPaths, when set, are the key paths Match reads (see
+	// sigma.Matcher.KeyPaths): a projection onto them matches as the
+	// whole record does, so MayMatch decodes only those.
+	MatchPaths [][]string
 	// FoldedTypes and FoldedSources dispatch a signal case-insensitively
 	// (a Sigma detection that requires eventSource and eventName, or only
 	// eventSource, literals): lower-cased "source:name" types, or the

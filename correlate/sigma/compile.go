@@ -19,6 +19,7 @@ type Matcher struct {
 	rule        *Rule
 	eval        func(doc map[string]any) bool
 	fields      []string
+	paths       []string // the dotted field names read, as written
 	fullScan    bool
 	constraints map[string][]string
 }
@@ -35,6 +36,32 @@ func (m *Matcher) Match(doc map[string]any) bool { return m.eval(doc) }
 // a.b reads "a" and, for records with flattened keys, "a.b"). When FullScan
 // is true the rule also reads every value (keyword search).
 func (m *Matcher) Fields() []string { return slices.Clone(m.fields) }
+
+// KeyPaths returns every sequence of record keys the rule can read, from
+// the top level down: a field a.b.c is read as a→b→c and also through
+// flattened keys (a.b→c, a→b.c, a.b.c). The value a sequence reaches is
+// read whole. A projection of the record onto these paths matches exactly
+// as the record does, unless FullScan.
+func (m *Matcher) KeyPaths() [][]string {
+	var out [][]string
+	for _, name := range m.paths {
+		segs := strings.Split(name, ".")
+		// Each of the n-1 gaps between segments is a "." inside a key or
+		// a step down: 2^(n-1) sequences (field names are short).
+		for mask := 0; mask < 1<<(len(segs)-1); mask++ {
+			seq := []string{segs[0]}
+			for i := 1; i < len(segs); i++ {
+				if mask&(1<<(i-1)) != 0 {
+					seq[len(seq)-1] += "." + segs[i]
+				} else {
+					seq = append(seq, segs[i])
+				}
+			}
+			out = append(out, seq)
+		}
+	}
+	return out
+}
 
 // FullScan reports whether the rule searches keywords over all values.
 func (m *Matcher) FullScan() bool { return m.fullScan }
@@ -161,10 +188,18 @@ func compileRule(r *Rule) (*Matcher, Diagnostics) {
 		eval = orFns(evals)
 	}
 	m := &Matcher{rule: r, eval: eval, fullScan: c.fullScan, constraints: cons}
-	for f := range c.fields {
-		m.fields = append(m.fields, f)
+	top := map[string]bool{}
+	for name := range c.fields {
+		m.paths = append(m.paths, name)
+		for _, k := range newPath(name).keys[0] {
+			top[k] = true
+		}
+	}
+	for k := range top {
+		m.fields = append(m.fields, k)
 	}
 	sort.Strings(m.fields)
+	sort.Strings(m.paths)
 	return m, c.ds
 }
 
@@ -465,9 +500,7 @@ func (c *compiler) item(it *Item) (evalFn, int, cset) {
 			return nil, 0, nil
 		}
 		fp = newPath(it.Field)
-		for _, k := range fp.keys[0] {
-			c.fields[k] = true
-		}
+		c.fields[it.Field] = true
 	}
 	cost := costString
 	if fp != nil && fp.n > 1 {
@@ -732,9 +765,7 @@ func (c *compiler) fieldref(it *Item, fp *fieldPath, m modSpec) (evalFn, int, cs
 		return nil, 0, nil
 	}
 	ref := newPath(it.Values[0].Text)
-	for _, k := range ref.keys[0] {
-		c.fields[k] = true
-	}
+	c.fields[it.Values[0].Text] = true
 	fold := !m.cased
 	var cmp func(a, b string) bool
 	switch {

@@ -67,7 +67,7 @@ func (d *Decoder) cloudTrail(u *ctFields, data []byte, pos pipeline.Position) {
 		return
 	}
 	typ := u.EventSource + ":" + u.EventName
-	if !d.keep(src, typ, t) {
+	if !d.keep(src, typ, t, data) {
 		return
 	}
 	ev := &pipeline.Event{

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	json "github.com/goccy/go-json"
 
@@ -192,16 +193,18 @@ func (d *Decoder) prefilterCloudTrail(data []byte) (filtered, asked bool) {
 	var src, name, ts string
 	okSrc, okName, okTime := false, false, false
 	plain := true
+	// The strings point into data: nothing here keeps them, and the
+	// filter is told they are valid only during the call.
 	pipeline.ScanObject(data, func(k []byte, esc bool, v []byte) bool {
 		switch string(k) {
 		case "eventSource":
-			src, okSrc = pipeline.UnquotePlain(v)
+			src, okSrc = borrowPlain(v)
 			plain = plain && okSrc
 		case "eventName":
-			name, okName = pipeline.UnquotePlain(v)
+			name, okName = borrowPlain(v)
 			plain = plain && okName
 		case "eventTime":
-			ts, okTime = pipeline.UnquotePlain(v)
+			ts, okTime = borrowPlain(v)
 			plain = plain && okTime
 		}
 		return plain && !(okSrc && okName && okTime)
@@ -213,7 +216,24 @@ func (d *Decoder) prefilterCloudTrail(data []byte) (filtered, asked bool) {
 	if err != nil || (!d.latest.IsZero() && (t.Before(minEventTime) || t.After(d.latest))) {
 		return false, false
 	}
-	return !d.keep(pipeline.SourceCloudTrail, src+":"+name, t), true
+	d.typBuf = append(append(append(d.typBuf[:0], src...), ':'), name...)
+	typ := unsafe.String(unsafe.SliceData(d.typBuf), len(d.typBuf))
+	return !d.keep(pipeline.SourceCloudTrail, typ, t, data), true
+}
+
+// borrowPlain is pipeline.UnquotePlain without the copy: the string points
+// into v.
+func borrowPlain(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return "", false
+	}
+	in := v[1 : len(v)-1]
+	for _, c := range in {
+		if c == '\\' || c < 0x20 {
+			return "", false
+		}
+	}
+	return unsafe.String(unsafe.SliceData(in), len(in)), true
 }
 
 // WrapContext is what a wrapper (CloudWatch Logs payload) knows about the
@@ -235,9 +255,10 @@ type Decoder struct {
 	last    pipeline.Source
 	lastN   int64
 	// filter and filtered: see DecoderOptions.Filter.
-	filter   func(pipeline.Source, string, time.Time) bool
+	filter   func(pipeline.Source, string, time.Time, []byte) bool
 	filtered map[pipeline.Source]int64
 	kept     bool // the current record already passed the filter
+	typBuf   []byte
 	// latest is the newest plausible event time; zero disables the
 	// range check.
 	latest time.Time
@@ -257,7 +278,9 @@ type DecoderOptions struct {
 	// Filter, when set, is asked about each valid CloudTrail record once
 	// its type and time are known and before the rest of the work;
 	// records it rejects are counted as read and filtered, not emitted.
-	Filter func(src pipeline.Source, typ string, t time.Time) bool
+	// typ and raw (the record's JSON) are valid only during the call:
+	// copy what you keep.
+	Filter func(src pipeline.Source, typ string, t time.Time, raw []byte) bool
 	// Latest is the newest plausible event time (the run's start plus
 	// MaxClockSkew): later records, and records before 2004, are skipped
 	// as SkipTimeOutOfRange. Zero disables the check.
@@ -407,8 +430,8 @@ func (d *Decoder) count(src pipeline.Source) {
 
 // keep asks the filter about a valid record; a rejected one is counted as
 // read and filtered.
-func (d *Decoder) keep(src pipeline.Source, typ string, t time.Time) bool {
-	if d.kept || d.filter == nil || d.filter(src, typ, t) {
+func (d *Decoder) keep(src pipeline.Source, typ string, t time.Time, raw []byte) bool {
+	if d.kept || d.filter == nil || d.filter(src, typ, t, raw) {
 		return true
 	}
 	d.count(src)

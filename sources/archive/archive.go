@@ -56,11 +56,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Filter, when set, is asked about each valid CloudTrail record once
 	// its type and time are known and before the rest of the work
-	// (copying the record, extracting the entity); records it rejects are
-	// counted in Stats.Read and Stats.Filtered but not emitted. Replay
-	// uses it to skip the bulk of CloudTrail that no rule can match. It
-	// must be safe for concurrent use.
-	Filter func(src pipeline.Source, typ string, t time.Time) bool
+	// (copying the record, extracting the entity); typ and raw (the
+	// record's JSON) are valid only during the call. Records it rejects are counted in
+	// Stats.Read and Stats.Filtered but not emitted. Replay uses it to
+	// skip the bulk of CloudTrail that no rule can match. It must be safe
+	// for concurrent use.
+	Filter func(src pipeline.Source, typ string, t time.Time, raw []byte) bool
 	// Now is the wall-clock start of the run: records more than
 	// MaxClockSkew after it (or before MinEventTime) are skipped as
 	// SkipTimeOutOfRange. Zero means time.Now() at NewReader.

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,13 +14,22 @@ import (
 func TestFilterSkipsRejectedCloudTrail(t *testing.T) {
 	cut := time.Date(2023, 7, 10, 12, 0, 0, 0, time.UTC)
 	var asked int
-	filter := func(src pipeline.Source, typ string, ts time.Time) bool {
+	rawMismatch := 0
+	filter := func(src pipeline.Source, typ string, ts time.Time, raw []byte) bool {
 		asked++ // Read is sequential here
+		// raw is the record itself.
+		var rec struct{ EventSource, EventName string }
+		if json.Unmarshal(raw, &rec) != nil || rec.EventSource+":"+rec.EventName != typ {
+			rawMismatch++
+		}
 		return src == pipeline.SourceCloudTrail && typ == "iam.amazonaws.com:AttachRolePolicy" && ts.After(cut)
 	}
 	res := readPaths(t, Options{Filter: filter}, filepath.Join("testdata", "invictus"))
 	if len(res.errs) != 0 {
 		t.Fatalf("record errors: %v", res.errs)
+	}
+	if rawMismatch != 0 {
+		t.Fatalf("%d records handed to the filter with a raw record of another type", rawMismatch)
 	}
 	if asked != 2900 {
 		t.Fatalf("filter asked %d times, want 2900", asked)

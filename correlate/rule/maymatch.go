@@ -1,0 +1,115 @@
+package rule
+
+import (
+	"slices"
+	"strings"
+	"sync"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// Replay drops, before it copies, sorts and correlates them, the records no
+// signal can match. The event type alone decides that for type-indexed
+// signals; Sigma detections (Go matchers over the raw record) that
+// constrain no event type would otherwise keep every CloudTrail record, so
+// MayMatch runs them on the record's bytes while it is read, in parallel,
+// decoding only the top-level keys they read. A record kept is evaluated
+// again by the engine in event-time order: the matchers are pure functions
+// of the record, so the answer is the same.
+
+// matchPlan is how MayMatch decides for one (source, type).
+type matchPlan struct {
+	undecided bool                     // some candidate is not a raw-record matcher: keep
+	sigs      []*Signal                // the candidate matchers
+	proj      *pipeline.PathProjection // onto what they read
+	full      bool                     // one searches every value: decode the whole record
+}
+
+type planKey struct {
+	src pipeline.Source
+	typ string
+}
+
+type matchPlans struct {
+	mu      sync.RWMutex
+	m       map[planKey]*matchPlan
+	scratch sync.Pool // of *pipeline.ProjScratch
+}
+
+// MayMatch reports whether some signal could match a record of this source
+// and type whose JSON is raw: false only when every candidate signal is a
+// Sigma matcher and none matches. Safe for concurrent use.
+func (s *Set) MayMatch(src pipeline.Source, typ string, raw []byte) bool {
+	p := s.plan(src, typ)
+	switch {
+	case p.undecided:
+		return true
+	case len(p.sigs) == 0:
+		return false
+	}
+	var m map[string]any
+	if p.full {
+		if json.Unmarshal(raw, &m) != nil {
+			return true // let the decoder report it
+		}
+	} else {
+		sc, _ := s.plans.scratch.Get().(*pipeline.ProjScratch)
+		if sc == nil {
+			sc = &pipeline.ProjScratch{}
+		}
+		defer s.plans.scratch.Put(sc)
+		var ok bool
+		if m, ok = p.proj.ProjectBorrowed(raw, sc); !ok {
+			return true
+		}
+	}
+	// The matchers are pure: they keep nothing of m, whose strings point
+	// into raw.
+	for _, sig := range p.sigs {
+		if sig.Match(m) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Set) plan(src pipeline.Source, typ string) *matchPlan {
+	ck := planKey{src, typ}
+	s.plans.mu.RLock()
+	p := s.plans.m[ck]
+	s.plans.mu.RUnlock()
+	if p != nil {
+		return p
+	}
+	p = &matchPlan{}
+	var paths [][]string
+	byType, anyType := s.Candidates(src, typ)
+	for _, sig := range slices.Concat(byType, anyType) {
+		if sig.Match == nil {
+			p.undecided = true
+			break
+		}
+		p.sigs = append(p.sigs, sig)
+		p.full = p.full || sig.MatchFullScan
+		if sig.MatchPaths != nil {
+			paths = append(paths, sig.MatchPaths...)
+		} else {
+			for _, k := range sig.MatchFields {
+				paths = append(paths, []string{k})
+			}
+		}
+	}
+	p.proj = pipeline.NewPathProjection(paths)
+	ck.typ = strings.Clone(typ) // typ may point into a record being read
+	s.plans.mu.Lock()
+	if s.plans.m == nil {
+		s.plans.m = map[planKey]*matchPlan{}
+	}
+	if len(s.plans.m) < maxMerged {
+		s.plans.m[ck] = p
+	}
+	s.plans.mu.Unlock()
+	return p
+}

@@ -1,0 +1,128 @@
+package rule
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// invictusRecords returns the 2,900 raw CloudTrail records of the Invictus
+// Stratus sample and their event types.
+func invictusRecords(t testing.TB) (raws [][]byte, types []string) {
+	files, _ := filepath.Glob("../../sources/archive/testdata/invictus/*.json.gz")
+	if len(files) == 0 {
+		t.Fatal("no Invictus records")
+	}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(fh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(zr)
+		fh.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct{ Records []json.RawMessage }
+		if err := json.Unmarshal(data, &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range doc.Records {
+			var h struct{ EventSource, EventName string }
+			if err := json.Unmarshal(r, &h); err != nil {
+				t.Fatal(err)
+			}
+			raws = append(raws, r)
+			types = append(types, h.EventSource+":"+h.EventName)
+		}
+	}
+	return raws, types
+}
+
+// MayMatch, deciding on a projection of the record's bytes, agrees with
+// the signals evaluated on the fully decoded record: it keeps exactly the
+// records some Sigma rule matches (the 57 SigmaHQ rules alone: every
+// candidate is a matcher) and every record a pack signal could match.
+func TestMayMatchAgreesWithFullDecode(t *testing.T) {
+	raws, types := invictusRecords(t)
+	// Records that exercise the projection: flattened dotted keys, arrays
+	// on the path, escaped keys, the path ending at an object.
+	extra := []string{
+		`{"eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","userIdentity.sessionContext.sessionIssuer.type":"Role","userIdentity":{"type":"AssumedRole"}}`,
+		`{"eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","userIdentity":{"type":"AssumedRole","sessionContext":[{"x":1},{"sessionIssuer":{"type":"Role"}}]}}`,
+		`{"eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","user\u0049dentity":{"type":"Root"},"eventType":"AwsApiCall"}`,
+		`{"eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","userAgent":"TruffleHog","userIdentity":null}`,
+	}
+	for _, e := range extra {
+		raws = append(raws, []byte(e))
+		types = append(types, "ec2.amazonaws.com:DescribeInstances")
+	}
+	for _, tc := range []struct {
+		name  string
+		paths []string
+		kept  int // records MayMatch keeps
+	}{
+		{"sigmahq", []string{sigmaHQDir}, 113},
+		{"builtin+sigmahq", []string{BuiltinName, sigmaHQDir}, 140},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set, ds := LoadPaths(tc.paths, LoadOptions{})
+			if set == nil {
+				t.Fatal(ds)
+			}
+			kept := 0
+			for i, raw := range raws {
+				got := set.MayMatch(pipeline.SourceCloudTrail, types[i], raw)
+				var full map[string]any
+				if err := json.Unmarshal(raw, &full); err != nil {
+					t.Fatal(err)
+				}
+				want := false
+				byType, anyType := set.Candidates(pipeline.SourceCloudTrail, types[i])
+				for _, sig := range append(append([]*Signal{}, byType...), anyType...) {
+					if sig.Match == nil || sig.Match(full) {
+						want = true
+						break
+					}
+				}
+				if got != want {
+					t.Errorf("record %d (%s): MayMatch %v, full decode %v: %s", i, types[i], got, want, strings.TrimSpace(string(raw[:min(len(raw), 200)])))
+				}
+				if got {
+					kept++
+				}
+			}
+			if kept != tc.kept {
+				t.Errorf("kept %d of %d records, want %d", kept, len(raws), tc.kept)
+			}
+		})
+	}
+}
+
+// BenchmarkMayMatch is the per-record cost of the replay filter with the
+// pack and the 57 SigmaHQ rules over the Invictus records (most of which
+// only the four rules constraining no event type are offered).
+func BenchmarkMayMatch(b *testing.B) {
+	raws, types := invictusRecords(b)
+	set, ds := LoadPaths([]string{BuiltinName, sigmaHQDir}, LoadOptions{})
+	if set == nil {
+		b.Fatal(ds)
+	}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		i := n % len(raws)
+		set.MayMatch(pipeline.SourceCloudTrail, types[i], raws[i])
+		n++
+	}
+}
