@@ -323,10 +323,10 @@ func (l *loader) lintKey(d *ruleDef, r *Rule) {
 		n, key = mapValue(d.node, "id"), "by [task_arn] (the default)"
 	}
 	what := "it"
-	if !task {
+	if len(parts) > 1 {
 		what = "any of them"
 	}
-	l.warnf(d.f, deref(n), "rule %s is keyed %s, but all its signals are CloudTrail signals, and CloudTrail records carry account, region and principal, %s: events of %s without %s have no key and are dropped (counted in NoKey); key by [account, region] or [principal], or by {name, expr} over raw (e.g. the request's resource)",
+	l.warnf(d.f, deref(n), "rule %s is keyed %s, but all its signals are CloudTrail signals, and CloudTrail records carry account, region and principal, and %s: events of %s without %s have no key and are dropped (counted in NoKey); key by [account, region] or [principal], or by {name, expr} over raw (e.g. the request's resource)",
 		r.ID, key, strings.Join(descs, "; "), bad, what)
 }
 

@@ -36,6 +36,7 @@ type envScope struct {
 	sigs   []*Signal // whose fields `fields.x` reads
 	sigsOf string    // "step exec", for messages
 	steps  []string  // aliases `steps.<as>` may name
+	self   string    // the step's own alias
 	// noSteps explains why steps holds nothing (when steps is empty).
 	noSteps string
 }
@@ -98,7 +99,7 @@ func (l *loader) checkRefs(c *ruleCtx, m *mapNode) {
 	// detect
 	dn := mapValue(m.get("detect"), kindName)
 	stepScope := func(what string, st *Step, earlier []string, noSteps string) envScope {
-		return envScope{what: what, sigs: st.Signals, sigsOf: "step " + st.As, steps: earlier, noSteps: noSteps}
+		return envScope{what: what, sigs: st.Signals, sigsOf: "step " + st.As, steps: earlier, noSteps: noSteps, self: st.As}
 	}
 	switch {
 	case r.Match != nil:
@@ -267,7 +268,7 @@ func (rc *refCtx) envExpr(n *yaml.Node, sc envScope, step bool) {
 		p := r.path
 		switch {
 		case len(p) >= 2 && p[0] == "fields":
-			if msg := fieldsMsg(p[1], sc.sigs, sc.sigsOf); msg != "" {
+			if msg := fieldsMsg(p[1], sc.sigs, sc.sigsOf, "fields."); msg != "" {
 				rc.errAt(n, sc.what, r.nodes[1], "unknown field fields.%s: %s", p[1], msg)
 			}
 		case len(p) >= 2 && p[0] == "steps":
@@ -284,7 +285,11 @@ func (rc *refCtx) envExpr(n *yaml.Node, sc envScope, step bool) {
 				if hint == "" && len(sc.steps) > 0 {
 					hint = didYouMean("steps.", p[1], all)
 				}
-				if slices.Contains(all, p[1]) {
+				switch {
+				case p[1] == sc.self:
+					why = fmt.Sprintf("step %s is this step, and steps holds only earlier steps (read this step's event directly: raw, fields, entity, event)", p[1])
+					hint = ""
+				case slices.Contains(all, p[1]):
 					why = fmt.Sprintf("step %s is not an earlier step here (%s)", p[1], why)
 					hint = ""
 				}
@@ -305,7 +310,7 @@ func (rc *refCtx) stepTail(n *yaml.Node, what string, r *ref, i int, sigs []*Sig
 	}
 	name := strings.Join(r.path[:i+3], ".")
 	if !slices.Contains(stepKeys, p[2]) {
-		rc.errAt(n, what, r.nodes[i+2], "unknown step field %s (want one of: %s)%s", name, strings.Join(stepKeys, ", "), didYouMean("", p[2], stepKeys))
+		rc.errAt(n, what, r.nodes[i+2], "unknown step field %s (want one of: %s)%s", name, strings.Join(stepKeys, ", "), didYouMean(strings.Join(r.path[:i+2], ".")+".", p[2], stepKeys))
 		return
 	}
 	if len(p) < 4 {
@@ -324,12 +329,12 @@ func (rc *refCtx) fieldOrEntity(n *yaml.Node, what string, r *ref, i int, sigs [
 	x := r.path[i+1]
 	switch r.path[i] {
 	case "fields":
-		if msg := fieldsMsg(x, sigs, sigsOf); msg != "" {
+		if msg := fieldsMsg(x, sigs, sigsOf, strings.Join(r.path[:i+1], ".")+"."); msg != "" {
 			rc.errAt(n, what, r.nodes[i+1], "unknown field %s: %s", name, msg)
 		}
 	case "entity":
 		if !slices.Contains(entityKeys, x) {
-			rc.errAt(n, what, r.nodes[i+1], "unknown entity field %s (want one of: %s)%s", name, strings.Join(entityKeys, ", "), didYouMean("", x, entityKeys))
+			rc.errAt(n, what, r.nodes[i+1], "unknown entity field %s (want one of: %s)%s", name, strings.Join(entityKeys, ", "), didYouMean(strings.Join(r.path[:i+1], ".")+".", x, entityKeys))
 		}
 	}
 }
@@ -349,9 +354,18 @@ func (rc *refCtx) outputExpr(n *yaml.Node, what string, closes bool) {
 				continue
 			}
 			// checkMembers does not look below incident: check it all.
-			if msg := checkOutputChain(r.path[1:], rc.c.aliases, rc.c.byNames); msg != "" {
-				bad := min(2, len(r.path)-1)
-				rc.errAt(n, what, r.nodes[bad], "incident: %s", msg)
+			rest := r.path[1:]
+			if msg := checkOutputChain(rest, rc.c.aliases, rc.c.byNames); msg != "" {
+				bad := 2 // the name below the root
+				switch {
+				case !slices.Contains(outputKeys, rest[0]):
+					bad = 1
+				case rest[0] == "steps" && len(rest) > 2 && slices.Contains(rc.c.aliases, rest[1]):
+					bad = 3
+				}
+				// Template-style .root in checkOutputChain's text: incident.root here.
+				msg = strings.ReplaceAll(msg, " ."+rest[0], " incident."+rest[0])
+				rc.errAt(n, what, r.nodes[min(bad, len(r.nodes)-1)], "%s", msg)
 				continue
 			}
 			start = 1
@@ -387,7 +401,7 @@ func (rc *refCtx) outputRef(n *yaml.Node, what string, r *ref, i int, resolving 
 }
 
 // fieldsMsg explains why none of sigs extracts name ("" when one does).
-func fieldsMsg(name string, sigs []*Signal, of string) string {
+func fieldsMsg(name string, sigs []*Signal, of, prefix string) string {
 	var have []string
 	for _, s := range sigs {
 		for _, f := range s.Fields {
@@ -410,7 +424,7 @@ func fieldsMsg(name string, sigs []*Signal, of string) string {
 	default:
 		msg = fmt.Sprintf("no signal of %s extracts it (they extract %s)", of, strings.Join(have, ", "))
 	}
-	return msg + didYouMean("", name, have)
+	return msg + didYouMean(prefix, name, have)
 }
 
 // templateRefs checks the field paths a template reads from the root
@@ -429,8 +443,13 @@ func (rc *refCtx) templateRefs(n *yaml.Node, what string) {
 	for _, fn := range rootFieldNodes(t) {
 		id := fn.Ident
 		// Offsets (in runes) of each name, for positions.
+		// A chain's Pos is that of its second name's dot (text/template
+		// parses .a.b.c as the field .a chained with .b.c).
 		offs := make([]int, len(id))
 		off := int(fn.Pos)
+		if len(id) > 1 {
+			off -= 1 + len(id[0])
+		}
 		for k, s := range id {
 			off++ // the dot
 			offs[k] = off
@@ -448,12 +467,12 @@ func (rc *refCtx) templateRefs(n *yaml.Node, what string) {
 			name := "." + strings.Join(id[:k+2], ".")
 			switch id[k] {
 			case "fields":
-				if msg := fieldsMsg(id[k+1], sigs, of); msg != "" {
+				if msg := fieldsMsg(id[k+1], sigs, of, "."+strings.Join(id[:k+1], ".")+"."); msg != "" {
 					errAt(k+1, "unknown field %s: %s", name, msg)
 				}
 			case "entity":
 				if !slices.Contains(entityKeys, id[k+1]) {
-					errAt(k+1, "unknown entity field %s (want one of: %s)%s", name, strings.Join(entityKeys, ", "), didYouMean("", id[k+1], entityKeys))
+					errAt(k+1, "unknown entity field %s (want one of: %s)%s", name, strings.Join(entityKeys, ", "), didYouMean("."+strings.Join(id[:k+1], ".")+".", id[k+1], entityKeys))
 				}
 			}
 		}
