@@ -451,3 +451,7 @@ func typoHint(msg string) string {
 	}
 	return didYouMean("event.", m[2], []string{"id", "source", "type", "time", "severity", "sample"})
 }
+
+// Closest returns the candidate nearest to name (a typo: equal ignoring
+// case, or a small edit distance), or "": for "did you mean" hints.
+func Closest(name string, cands []string) string { return closest(name, cands) }
