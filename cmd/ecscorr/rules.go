@@ -60,8 +60,10 @@ func cmdRulesCheck(_ context.Context, args []string, stdout, stderr io.Writer) i
 func cmdRulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rules test", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	run := fs.String("run", "", "run only the test cases whose name matches this regular `regexp` (as go test -run)")
+	verbose := fs.Bool("v", false, "print every test case with its result and, for passing ones, the incidents each eval_time saw")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: ecscorr rules test FILE...\n\n"+
+		fmt.Fprintln(stderr, "Usage: ecscorr rules test [-run REGEXP] [-v] FILE...\n\n"+
 			"Runs rule unit tests (*_test.yaml, see docs/rules-testing.md); exits 1 when any fails.\n"+
 			"In a test's rule_files, builtin is the embedded pack (a folder named builtin is ./builtin).")
 		fs.PrintDefaults()
@@ -74,12 +76,16 @@ func cmdRulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fs.Usage()
 		return 2
 	}
-	res, err := ruletest.RunFiles(ctx, paths, ruletest.Options{})
+	res, err := ruletest.RunFiles(ctx, paths, ruletest.Options{Run: *run})
 	if err != nil {
 		fmt.Fprintf(stderr, "ecscorr rules test: %v\n", err)
 		return 1
 	}
-	fmt.Fprint(stdout, res.Report())
+	if *verbose {
+		fmt.Fprint(stdout, res.VerboseReport())
+	} else {
+		fmt.Fprint(stdout, res.Report())
+	}
 	if !res.OK() {
 		return 1
 	}

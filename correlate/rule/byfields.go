@@ -86,6 +86,9 @@ func (l *loader) checkByFields(c *ruleCtx) {
 				if slices.ContainsFunc(s.Fields, func(f NamedExpr) bool { return f.Name == name }) {
 					continue
 				}
+				if fieldsMsg(name, sigs, "", "") != "" {
+					continue // no signal extracts it: an error (checkRefs)
+				}
 				l.diag(SevNote, l.pos(c.f, deref(ref.node)), "by %s reads fields.%s, which signal %s does not extract: its events have no value there (an event with an empty key is skipped and counted in NoKey)", ref.key, name, s.Name)
 			}
 		}

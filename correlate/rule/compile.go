@@ -210,6 +210,9 @@ func (l *loader) compileRule(d *ruleDef) (*Rule, bool) {
 			bad()
 		}
 	}
+	if !c.detectBroken {
+		l.checkRefs(c, m)
+	}
 	if !c.ok {
 		return nil, false
 	}
@@ -1148,7 +1151,7 @@ func checkOutputChain(ch []string, aliases, byNames []string) string {
 		return ""
 	}
 	if !slices.Contains(outputKeys, ch[0]) {
-		return fmt.Sprintf("unknown field .%s (want one of: %s)", ch[0], strings.Join(outputKeys, ", "))
+		return fmt.Sprintf("unknown field .%s (want one of: %s)%s", ch[0], strings.Join(outputKeys, ", "), didYouMean(".", ch[0], outputKeys))
 	}
 	if len(ch) < 2 {
 		return ""
@@ -1169,13 +1172,13 @@ func checkOutputChain(ch []string, aliases, byNames []string) string {
 	case "steps":
 		known, what = aliases, "step alias"
 		if len(ch) > 2 && !slices.Contains(stepKeys, ch[2]) && slices.Contains(aliases, ch[1]) {
-			return fmt.Sprintf("unknown step field .steps.%s.%s (want one of: %s)", ch[1], ch[2], strings.Join(stepKeys, ", "))
+			return fmt.Sprintf("unknown step field .steps.%s.%s (want one of: %s)%s", ch[1], ch[2], strings.Join(stepKeys, ", "), didYouMean(".steps."+ch[1]+".", ch[2], stepKeys))
 		}
 	default:
 		return ""
 	}
 	if !slices.Contains(known, ch[1]) {
-		return fmt.Sprintf("unknown %s .%s.%s (want one of: %s)", what, ch[0], ch[1], strings.Join(known, ", "))
+		return fmt.Sprintf("unknown %s .%s.%s (want one of: %s)%s", what, ch[0], ch[1], strings.Join(known, ", "), didYouMean("."+ch[0]+".", ch[1], known))
 	}
 	return ""
 }

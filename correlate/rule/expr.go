@@ -170,7 +170,7 @@ func (l *loader) compileExpr(f *srcFile, n *yaml.Node, spec exprSpec) *compiled 
 func (l *loader) exprErr(f *srcFile, n *yaml.Node, what string, err error) {
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		l.diag(SevError, l.exprPos(f, n, fe.From), "%s: %s", what, fe.Message)
+		l.diag(SevError, l.exprPos(f, n, fe.From), "%s: %s%s", what, fe.Message, typoHint(fe.Message))
 		return
 	}
 	l.errf(f, n, "%s: %v", what, err)
@@ -221,7 +221,7 @@ func (l *loader) checkMembers(f *srcFile, n *yaml.Node, spec exprSpec, root ast.
 				if spec.anyAlias || slices.Contains(known, prop.Value) {
 					return
 				}
-				l.exprErrAt(f, n, spec.what, m.Location(), "unknown step alias %q (want one of: %s)", prop.Value, strings.Join(known, ", "))
+				l.exprErrAt(f, n, spec.what, m.Location(), "unknown step alias %q (want one of: %s)%s", prop.Value, strings.Join(known, ", "), didYouMean("steps.", prop.Value, known))
 				ok = false
 				return
 			default:
@@ -231,7 +231,7 @@ func (l *loader) checkMembers(f *srcFile, n *yaml.Node, spec exprSpec, root ast.
 			return
 		}
 		if !slices.Contains(known, prop.Value) {
-			l.exprErrAt(f, n, spec.what, m.Location(), "unknown %s field %q (want one of: %s)", what, prop.Value, strings.Join(known, ", "))
+			l.exprErrAt(f, n, spec.what, m.Location(), "unknown %s field %q (want one of: %s)%s", what, prop.Value, strings.Join(known, ", "), didYouMean(id.Value+".", prop.Value, known))
 			ok = false
 		}
 	})

@@ -747,6 +747,7 @@ func (l *loader) compileAll() {
 	l.checkMacros()
 	for _, d := range l.sigOrd {
 		if s := l.compileSignal(d); s != nil {
+			l.lintSignal(d, s)
 			s.Index = len(l.set.Signals)
 			l.set.Signals = append(l.set.Signals, s)
 			l.set.SignalsByName[s.Name] = s
@@ -755,12 +756,17 @@ func (l *loader) compileAll() {
 	// Sigma signals come before the ecscorr rules, which may use them.
 	for _, d := range l.sigmas {
 		s := d.signal()
+		l.lintSigma(d, s)
 		s.Index = len(l.set.Signals)
 		l.set.Signals = append(l.set.Signals, s)
 		l.set.SignalsByName[s.Name] = s
 	}
 	for _, d := range l.rules {
-		if r, enabled := l.compileRule(d); r != nil && enabled {
+		r, enabled := l.compileRule(d)
+		if r != nil {
+			l.lintKey(d, r)
+		}
+		if r != nil && enabled {
 			l.set.Rules = append(l.set.Rules, r)
 		} else if r != nil {
 			l.set.Disabled = append(l.set.Disabled, r)

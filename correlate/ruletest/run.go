@@ -27,7 +27,8 @@ const BuiltinName = rule.BuiltinName
 type Options struct {
 	// Builtin is the pack loaded for `builtin` (default rules.Builtin).
 	Builtin fs.FS
-	// Run, when set, runs only the tests whose name contains it.
+	// Run, when set, is a regular expression (RE2, unanchored, as go test
+	// -run): only the tests whose name it matches run.
 	Run    string
 	Logger *slog.Logger
 }
@@ -139,6 +140,9 @@ func (r Result) report(verbose bool) string {
 // the errors joined, so one bad file does not hide the others.
 func RunFiles(ctx context.Context, paths []string, opts Options) (Result, error) {
 	var res Result
+	if _, err := compileRun(opts.Run); err != nil {
+		return res, err
+	}
 	var errs []error
 	for _, p := range paths {
 		fr, err := RunFile(ctx, p, opts)
@@ -161,10 +165,17 @@ func RunFile(ctx context.Context, path string, opts Options) (FileResult, error)
 	if err != nil {
 		return FileResult{}, err
 	}
+	if err := checkRuleRefs(f, set); err != nil {
+		return FileResult{}, err
+	}
+	run, err := compileRun(opts.Run)
+	if err != nil {
+		return FileResult{}, err
+	}
 	fr := FileResult{Path: path}
 	for i := range f.Tests {
 		t := &f.Tests[i]
-		if opts.Run != "" && !strings.Contains(t.Name, opts.Run) {
+		if run != nil && !run.MatchString(t.Name) {
 			continue
 		}
 		fr.Tests = append(fr.Tests, runTest(ctx, f, t, set, opts))
