@@ -74,6 +74,39 @@ func (pp *PathProjection) ProjectBorrowed(data []byte, sc *ProjScratch) (map[str
 	return (&projector{sc: sc}).node(data, pp.root)
 }
 
+// ProjectMembers is ProjectBorrowed over an object already indexed
+// (IndexObject): the top level is not scanned again.
+func (pp *PathProjection) ProjectMembers(members []Member, sc *ProjScratch) (map[string]any, bool) {
+	for i := range sc.n {
+		clear(sc.maps[i])
+	}
+	sc.n = 0
+	p := &projector{sc: sc}
+	m := p.newMap()
+	for _, mb := range members {
+		key := ""
+		var c *projNode
+		if mb.Escaped {
+			k, ok := unquoteKey(mb.Key)
+			if !ok {
+				return nil, false
+			}
+			key, c = k, pp.root.children[k]
+		} else if c = pp.root.children[string(mb.Key)]; c != nil {
+			key = p.str(mb.Key)
+		}
+		if c == nil {
+			continue
+		}
+		v, ok := p.value(mb.Value, c)
+		if !ok {
+			return nil, false
+		}
+		m[key] = v
+	}
+	return m, true
+}
+
 type projector struct {
 	sc *ProjScratch // nil: allocate and copy
 }

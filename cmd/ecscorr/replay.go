@@ -291,12 +291,12 @@ func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, path
 	// CloudTrail is most of any archive and mostly irrelevant: let the
 	// reader skip what no rule can match before it does the expensive part.
 	var outOfRange, irrelevant atomic.Int64
-	reader := archive.NewReader(archive.Options{Logger: log, Filter: func(src pipeline.Source, typ string, t time.Time, raw []byte) bool {
+	reader := archive.NewReader(archive.Options{Logger: log, Filter: func(src pipeline.Source, typ string, t time.Time, rec pipeline.RawRecord) bool {
 		if (!since.IsZero() && t.Before(since)) || (!until.IsZero() && !t.Before(until)) {
 			outOfRange.Add(1)
 			return false
 		}
-		if !set.MayMatch(src, typ, raw) {
+		if !set.MayMatch(src, typ, rec) {
 			irrelevant.Add(1)
 			return false
 		}

@@ -330,7 +330,14 @@ func (e *Engine) projectRaw(ev *pipeline.Event, groups ...[]*rule.Signal) {
 	if p.full || len(p.keys) == 0 || len(ev.Raw) == 0 {
 		return
 	}
-	if m, ok := pipeline.ProjectObject(ev.Raw, p.keys); ok {
+	var m map[string]any
+	var ok bool
+	if p.pp != nil {
+		m, ok = p.pp.Project(ev.Raw) // only the nested members the matchers read
+	} else {
+		m, ok = pipeline.ProjectObject(ev.Raw, p.keys)
+	}
+	if ok {
 		e.env.Raw = m
 		e.rawProj = true
 	}

@@ -125,7 +125,7 @@ func TestSigmaVariantsCannotMatch(t *testing.T) {
 		}
 		kept, incs := 0, 0
 		for _, ev := range evs {
-			if !set.MayMatch(ev.Source, ev.Type, ev.Raw) {
+			if !set.MayMatch(ev.Source, ev.Type, pipeline.RawRecord{Data: ev.Raw}) {
 				continue
 			}
 			kept++
@@ -174,7 +174,7 @@ func BenchmarkSigmaRules(b *testing.B) {
 					ev.Time = ev.Time.Add(time.Duration(pass) * time.Hour)
 				}
 				i++
-				if set.MayMatch(ev.Source, ev.Type, ev.Raw) {
+				if set.MayMatch(ev.Source, ev.Type, pipeline.RawRecord{Data: ev.Raw}) {
 					if _, err := e.Process(ctx, &ev); err != nil {
 						b.Fatal(err)
 					}
