@@ -85,7 +85,7 @@ func (e *Engine) onThreshold(rt *ruleRT, key string, vals []string, rh *ruleHits
 	if th.Agg != rule.AggCount && th.Value != nil {
 		e.ensureRaw()
 		e.env.Fields = sh.hit.fields
-		s, f, ok := th.Value(&e.env)
+		s, f, ok := th.Value(sh.hit.sig, &e.env)
 		e.env.Fields = nil
 		if !ok {
 			return // no usable value: not aggregated, not counted

@@ -19,7 +19,9 @@ import (
 //	value_count       threshold distinct over the field (a tuple for several)
 //	value_sum, _avg   threshold sum, avg
 //	value_percentile  threshold percentile, decided per window close
-//	temporal          temporal (condition: on the number of rules fired)
+//	temporal          temporal (a lower-bound condition: on the number of
+//	                  rules fired); an upper bound: threshold distinct
+//	                  over the rule matched, decided per window close
 //	temporal_ordered  sequence, in rules order, maxspan = timespan
 //
 // A condition with an upper bound (lt, lte, eq, neq) is decided when a
@@ -227,6 +229,13 @@ func (l *loader) sigmaCorrRule(d *sigmaDef) *Rule {
 		}
 		out.Kind, out.Threshold = KindThreshold, th
 	case sigma.Temporal:
+		if cond := c.Condition; cond != nil && !cond.LowerBoundsOnly() {
+			// Not monotone in the rules fired: the number of distinct rules
+			// of a window, decided at its close like the counts.
+			out.Kind, out.Threshold = KindThreshold, &Threshold{Step: Step{Signals: sigs}, Window: c.Timespan,
+				Cmp: cmp, ResetAfterFire: true, Close: true, Agg: AggDistinct, Value: signalValue}
+			break
+		}
 		if len(sigs) > 16 {
 			l.diag(SevError, sigmaPos(c.Rules[16].Pos), "sigma: temporal correlation %s: at most 16 rules", d.id)
 			return nil
@@ -260,6 +269,10 @@ func (l *loader) sigmaCorrRule(d *sigmaDef) *Rule {
 	}
 	return out
 }
+
+// signalValue is the rule an event matched: a temporal condition counts
+// the distinct rules fired.
+func signalValue(sig *Signal, _ *Env) (string, float64, bool) { return sig.Name, 0, true }
 
 // stepName is a referred rule's alias in steps and evidence: its Sigma
 // name when it is an identifier, else its signal name.
@@ -357,12 +370,12 @@ func (l *loader) sigmaGroupBy(d *sigmaDef, sigs []*Signal) ([]KeyField, bool) {
 // field's string form, or for several fields the tuple of them. A field
 // reaching several values (an array) contributes them all, in record
 // order, as one value; a missing field means no value.
-func tupleValue(fields []string) func(env *Env) (string, float64, bool) {
+func tupleValue(fields []string) func(*Signal, *Env) (string, float64, bool) {
 	fs := make([]*sigma.Field, len(fields))
 	for i, f := range fields {
 		fs[i] = sigma.NewField(f)
 	}
-	return func(env *Env) (string, float64, bool) {
+	return func(_ *Signal, env *Env) (string, float64, bool) {
 		var b strings.Builder
 		for i, f := range fs {
 			vs := f.Strings(env.Raw)
@@ -381,9 +394,9 @@ func tupleValue(fields []string) func(env *Env) (string, float64, bool) {
 // numberValue is the value of value_sum and value_avg: the field must
 // reach exactly one value, a number or a string holding one; anything else
 // (absent, null, an array, text) is no value.
-func numberValue(field string) func(env *Env) (string, float64, bool) {
+func numberValue(field string) func(*Signal, *Env) (string, float64, bool) {
 	f := sigma.NewField(field)
-	return func(env *Env) (string, float64, bool) {
+	return func(_ *Signal, env *Env) (string, float64, bool) {
 		var buf [2]any
 		vs := f.Values(env.Raw, buf[:0])
 		if len(vs) != 1 {

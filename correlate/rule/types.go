@@ -439,9 +439,9 @@ type Threshold struct {
 	DistinctEvidence bool
 	// Value, when set, replaces Field with Go code (Sigma correlation
 	// fields): the string aggregated by distinct and percentile, or the
-	// number by sum and avg; ok false means the event has no usable value
-	// and is not aggregated at all (not even counted).
-	Value func(env *Env) (s string, f float64, ok bool)
+	// number by sum and avg (sig is the matched signal); ok false means
+	// the event has no usable value and is not aggregated (not counted).
+	Value func(sig *Signal, env *Env) (s string, f float64, ok bool)
 	// Close decides Cmp when a window closes instead of as soon as it
 	// holds, for conditions that later events could undo (an upper bound,
 	// eq, neq; percentiles): a window opens at a key's first event, holds

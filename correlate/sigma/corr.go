@@ -90,10 +90,10 @@ type AliasField struct {
 // (several form a range). Fields is the condition's field (value_* types);
 // several fields form one tuple value.
 type CorrCondition struct {
-	Pos                     Pos
+	Pos                       Pos
 	GT, GTE, LT, LTE, EQ, NEQ *float64
-	Fields                  []string
-	FieldPos                Pos
+	Fields                    []string
+	FieldPos                  Pos
 }
 
 // LowerBoundsOnly reports whether the condition has only gt/gte ops: once
