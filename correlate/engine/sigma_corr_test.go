@@ -771,7 +771,7 @@ detection:
 			"source": map[string]any{"ip": src}, "destination": map[string]any{"ip": dst}}
 	}
 	evs := []*pipeline.Event{
-		ctRec("e1", 0, httpErr("203.0.113.9", "10.0.0.5")),         // internal 10.0.0.5, remote 203.0.113.9
+		ctRec("e1", 0, httpErr("203.0.113.9", "10.0.0.5")),          // internal 10.0.0.5, remote 203.0.113.9
 		ctRec("n1", 4*time.Second, conn("10.0.0.5", "203.0.113.9")), // same pair, swapped fields: fires
 		ctRec("e2", 0, httpErr("203.0.113.7", "10.0.0.6")),
 		ctRec("n2", 4*time.Second, conn("203.0.113.7", "10.0.0.6")), // same fields, not swapped: no
