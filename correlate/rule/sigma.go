@@ -16,9 +16,9 @@ import (
 )
 
 // Sigma rules load beside ecscorr rule files: a YAML document with
-// top-level logsource and detection (or a Sigma correlation, which package
-// sigma refuses with its position) is Sigma. Each Sigma detection becomes
-// one signal, evaluated by the compiled matcher on the raw record, and one
+// top-level logsource and detection, or correlation, is Sigma. Each Sigma
+// detection becomes one signal, evaluated by the compiled matcher on the
+// raw record, and (unless only correlations use it, sigma_corr.go) one
 // match rule without a key, so that every matching event raises its own
 // incident whatever entities the record carries.
 
