@@ -236,14 +236,6 @@ func evHost(host string, more ...any) map[string]any {
 	return m
 }
 
-func ids(prefix string, from, to int) string {
-	var out []string
-	for i := from; i <= to; i++ {
-		out = append(out, fmt.Sprintf("%s:%s%d", "sigma_5638f7c0_ac70_491d_8465_2a65075e0d86", prefix, i))
-	}
-	return strings.Join(out, " ")
-}
-
 // event_count, the specification's example: 100 failed logins on one
 // host within 1h, by id. The 100th fires at once (a lower bound); 99 do
 // not; 100 whose first and last are exactly 1h apart do not (the window

@@ -77,17 +77,12 @@ func (l *loader) resolveSigma() {
 	byName := map[string]*sigmaDef{}
 	for _, d := range l.sigmas {
 		byID[d.id] = d
-		name, pos := "", sigma.Pos{}
-		if d.r != nil {
-			name, pos = d.r.Name, d.r.Pos
-		} else {
-			name, pos = d.c.Name, d.c.Pos
-		}
+		name := d.name()
 		if name == "" {
 			continue
 		}
 		if prev := byName[name]; prev != nil {
-			l.diag(SevError, sigmaPos(pos), "sigma: duplicate rule name %q (first defined at %s): correlations refer to rules by name", name, prev.pos())
+			l.diag(SevError, d.pos(), "sigma: duplicate rule name %q (first defined at %s): correlations refer to rules by name", name, prev.pos())
 			continue
 		}
 		byName[name] = d
