@@ -110,6 +110,7 @@ type Engine struct {
 	out       []pipeline.Incident
 
 	stats stats
+	chain chainState // derived hits of chained rules (chain.go)
 }
 
 type sigHit struct {
@@ -272,6 +273,7 @@ func (e *Engine) evaluate(ev *pipeline.Event, byType, anyType []*rule.Signal) {
 	if len(e.hits) > 0 {
 		e.dispatch()
 		e.flushExpiry()
+		e.drainDerived()
 	}
 	e.ev = nil
 	e.env.Raw = nil
@@ -568,6 +570,7 @@ func (e *Engine) runTimers(now time.Time) {
 		}
 		e.use(ks)
 		rt.kind.timer(e, rt, ks, t.at)
+		e.drainDerived()
 	}
 	e.flushExpiry()
 }
