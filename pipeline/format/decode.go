@@ -264,10 +264,10 @@ type Decoder struct {
 	last    pipeline.Source
 	lastN   int64
 	// filter and filtered: see DecoderOptions.Filter.
-	filter   func(pipeline.Source, string, time.Time, pipeline.RawRecord) bool
+	filter func(pipeline.Source, string, time.Time, pipeline.RawRecord) bool
 	// members indexes the record Record is decoding (RecordIndexed); nil
 	// otherwise.
-	members []pipeline.Member
+	members  []pipeline.Member
 	filtered map[pipeline.Source]int64
 	kept     bool // the current record already passed the filter
 	typBuf   []byte
