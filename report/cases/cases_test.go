@@ -179,8 +179,8 @@ func TestLinking(t *testing.T) {
 			o:    Options{Window: 2 * h}, groups: [][]string{{"a"}, {"b"}},
 		},
 		{
-			name: "default window is 24h",
-			incs: []pipeline.Incident{inc("a", 0, h, task(taskA), nil), inc("b", 25*h, 26*h, task(taskA), nil), inc("c", 50*h+time.Second, 51*h, task(taskA), nil)},
+			name:   "default window is 24h",
+			incs:   []pipeline.Incident{inc("a", 0, h, task(taskA), nil), inc("b", 25*h, 26*h, task(taskA), nil), inc("c", 50*h+time.Second, 51*h, task(taskA), nil)},
 			groups: [][]string{{"a", "b"}, {"c"}},
 		},
 		{
