@@ -261,7 +261,11 @@ func TestReportSelfContained(t *testing.T) {
 	}
 	// Links to runbooks are text, not links.
 	incs := []pipeline.Incident{{ID: "x", Rule: "r", Severity: pipeline.SeverityLow, Runbook: "https://wiki.example/runbook", FirstSeen: time.Unix(0, 0), LastSeen: time.Unix(0, 0)}}
-	if p := parse(t, render(t, Data{Incidents: incs})); p.count(func(n *html.Node) bool { _, ok := attr(n, "href"); v, _ := attr(n, "href"); return ok && !strings.HasPrefix(v, "#") }) != 0 {
+	if p := parse(t, render(t, Data{Incidents: incs})); p.count(func(n *html.Node) bool {
+		_, ok := attr(n, "href")
+		v, _ := attr(n, "href")
+		return ok && !strings.HasPrefix(v, "#")
+	}) != 0 {
 		t.Errorf("a runbook became a link")
 	}
 }

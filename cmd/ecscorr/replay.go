@@ -101,7 +101,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 2
 	}
 	if f.format != "jsonl" && f.format != "table" && f.format != formatCases {
-		fmt.Fprintf(stderr, "ecscorr replay: --format must be jsonl, table or cases, not %q\n", f.format)
+		fmt.Fprintf(stderr, "ecscorr replay: --format must be jsonl or table, or cases, not %q\n", f.format)
 		return 2
 	}
 	var since, until time.Time

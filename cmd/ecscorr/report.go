@@ -92,6 +92,13 @@ func (s *casesSink) Deliver(_ context.Context, incs []pipeline.Incident) error {
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("writing incidents: %w", err)
 	}
+	if s.f != nil {
+		if fi, err := s.f.Stat(); err == nil && fi.Mode().IsRegular() {
+			if err := s.f.Sync(); err != nil {
+				return fmt.Errorf("writing incidents: %w", err)
+			}
+		}
+	}
 	return nil
 }
 
