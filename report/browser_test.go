@@ -173,6 +173,16 @@ func TestReportInBrowser(t *testing.T) {
 		t.Errorf("raw record after a click: %s", got)
 	}
 
+	// The toggles open every incident (its remediation), then close them.
+	for _, want := range []string{"15 open", "0 open"} {
+		if err := chromedp.Do(tctx, chromedp.Click(chromedp.CSS("#x-inc"))); err != nil {
+			t.Fatal(err)
+		}
+		if got := str(`document.querySelectorAll("details.inc[open]").length + " open"`); got != want {
+			t.Errorf("incidents toggle: %s, want %s", got, want)
+		}
+	}
+
 	if _, err := chromedp.Run(tctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf("console.info(%q)", endMark))); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ecscorr/ecscorr/pipeline"
 	"github.com/ecscorr/ecscorr/report/cases"
 )
 
@@ -192,5 +193,19 @@ func TestReportUsage(t *testing.T) {
 		if code != tc.code || !strings.Contains(errOut, tc.msg) {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d containing %q", tc.args, code, errOut, tc.code, tc.msg)
 		}
+	}
+}
+
+// A table row that is not one line (a title with a newline) cannot be
+// grouped in place: the cases are listed, then the table as it is.
+func TestCasesTableFallback(t *testing.T) {
+	incs := []pipeline.Incident{{ID: "a", Rule: "r", Title: "two\nlines", Severity: pipeline.SeverityHigh, Key: map[string]string{"task_arn": "arn:aws:ecs:us-east-1:1:task/c/t"}}}
+	var b bytes.Buffer
+	if err := writeCasesTable(&b, cases.Build(incs, cases.Options{}), incs); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.HasPrefix(out, "CASE HIGH "+cases.ID("a")+"  task c/t  ") || !strings.Contains(out, "\n\nSEVERITY") || !strings.Contains(out, "two\nlines") {
+		t.Errorf("fallback table:\n%s", out)
 	}
 }

@@ -6,10 +6,12 @@
 // Linking rules. Two incidents share a link key when they
 //
 //   - concern the same task (key or field task_arn),
-//   - concern the same task definition (key or field task_definition_arn;
-//     an incident on a task also carries its task's definition when
-//     Options.TaskDefinitions knows it), so a drift incident on a task
-//     definition joins the runtime alerts of the tasks it runs,
+//   - concern the same task definition (key or field task_definition_arn),
+//     or one names a task definition and the other is on a task that runs
+//     it (Options.TaskDefinitions): a drift incident on a task definition
+//     joins the runtime alerts of its tasks. Two tasks of one task
+//     definition do not join through it alone (replicas of a service stay
+//     apart until their task definition has an incident),
 //   - name the same principal that acted on a task (field exec_principal,
 //     principal; key principal): who exec'd into a task joins it to the
 //     other tasks they touched,
@@ -137,13 +139,22 @@ func Build(incs []pipeline.Incident, o Options) []Case {
 	// byKey lists, per link key, the incidents that have it, in sorted
 	// (first_seen) order.
 	byKey := map[string][]int{}
+	// viaTask lists, per task definition key, the incidents on a task that
+	// runs it (Options.TaskDefinitions): they join the incidents that name
+	// the task definition, not each other, so that two tasks of one
+	// service stay apart unless their task definition has an incident.
+	viaTask := map[string][]int{}
 	var keys []string
 	for i := range sorted {
-		for _, k := range linkKeys(&sorted[i], o.TaskDefinitions) {
+		direct, indirect := linkKeys(&sorted[i], o.TaskDefinitions)
+		for _, k := range direct {
 			if _, ok := byKey[k]; !ok {
 				keys = append(keys, k)
 			}
 			byKey[k] = append(byKey[k], i)
+		}
+		for _, k := range indirect {
+			viaTask[k] = append(viaTask[k], i)
 		}
 	}
 	slices.Sort(keys)
@@ -167,6 +178,14 @@ func Build(incs []pipeline.Incident, o Options) []Case {
 				}
 			} else {
 				last = lastSeen(inc)
+			}
+		}
+		for _, i := range viaTask[k] {
+			for _, h := range idx {
+				if gap(&sorted[i], &sorted[h]) <= o.Window {
+					uf.union(i, h)
+					edges = append(edges, edge{i, k})
+				}
 			}
 		}
 	}
@@ -214,6 +233,11 @@ func ID(incidentID string) string {
 	return "case-" + hex.EncodeToString(h[:10])
 }
 
+// gap is the time between two incidents' spans (0 when they overlap).
+func gap(a, b *pipeline.Incident) time.Duration {
+	return max(0, a.FirstSeen.Sub(lastSeen(b)), b.FirstSeen.Sub(lastSeen(a)))
+}
+
 func lastSeen(inc *pipeline.Incident) time.Time {
 	if inc.ResolvedAt != nil && inc.ResolvedAt.After(inc.LastSeen) {
 		return *inc.ResolvedAt
@@ -229,8 +253,9 @@ const (
 	keyEvent     = "event:"
 )
 
-// linkKeys returns the link keys of inc (see the package doc).
-func linkKeys(inc *pipeline.Incident, taskDefs map[string]string) []string {
+// linkKeys returns the link keys of inc (see the package doc): those it
+// names, and the task definitions of its tasks that it does not name.
+func linkKeys(inc *pipeline.Incident, taskDefs map[string]string) (direct, viaTask []string) {
 	var out []string
 	add := func(k string) {
 		if !slices.Contains(out, k) {
@@ -240,8 +265,13 @@ func linkKeys(inc *pipeline.Incident, taskDefs map[string]string) []string {
 	for _, t := range tasksOf(inc) {
 		add(keyTask + t)
 	}
-	for _, td := range taskDefsOf(inc, taskDefs) {
+	for _, td := range taskDefsOf(inc, nil) {
 		add(keyTaskDef + td)
+	}
+	for _, td := range taskDefsOf(inc, taskDefs) {
+		if k := keyTaskDef + td; !slices.Contains(out, k) && !slices.Contains(viaTask, k) {
+			viaTask = append(viaTask, k)
+		}
 	}
 	for _, p := range principalsOf(inc) {
 		add(keyPrincipal + p)
@@ -249,7 +279,7 @@ func linkKeys(inc *pipeline.Incident, taskDefs map[string]string) []string {
 	for _, e := range inc.Events {
 		add(keyEvent + string(e.Source) + "/" + e.ID)
 	}
-	return out
+	return out, viaTask
 }
 
 func tasksOf(inc *pipeline.Incident) []string {

@@ -202,6 +202,27 @@ func TestLinking(t *testing.T) {
 			groups: [][]string{{"drift", "alert"}, {"other"}},
 		},
 		{
+			name:   "two tasks of one task definition stay apart without an incident on it",
+			incs:   []pipeline.Incident{inc("a", 0, h, task(taskA), nil), inc("b", h, 2*h, task(taskB), nil)},
+			o:      Options{TaskDefinitions: map[string]string{taskA: tdX, taskB: tdX}},
+			groups: [][]string{{"a"}, {"b"}},
+		},
+		{
+			name: "a drifted task definition joins the alerts of two of its tasks",
+			incs: []pipeline.Incident{
+				inc("drift", 0, 0, map[string]string{"task_definition_arn": tdX}, nil),
+				inc("a", h, h, task(taskA), nil), inc("b", 2*h, 2*h, task(taskB), nil)},
+			o:      Options{TaskDefinitions: map[string]string{taskA: tdX, taskB: tdX}},
+			groups: [][]string{{"drift", "a", "b"}},
+		},
+		{
+			name: "a task's alert past the window of its task definition's drift stays apart",
+			incs: []pipeline.Incident{
+				inc("drift", 0, 0, map[string]string{"task_definition_arn": tdX}, nil), inc("alert", 3*h+time.Second, 4*h, task(taskA), nil)},
+			o:      Options{Window: 3 * h, TaskDefinitions: map[string]string{taskA: tdX}},
+			groups: [][]string{{"drift"}, {"alert"}},
+		},
+		{
 			name: "task definition unknown: no link",
 			incs: []pipeline.Incident{
 				inc("drift", 0, 0, map[string]string{"task_definition_arn": tdX}, nil), inc("alert", h, h, task(taskA), nil)},
