@@ -25,8 +25,8 @@ import (
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/correlate/state"
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/report/cases"
 	"github.com/ecscorr/ecscorr/rules"
-	"github.com/ecscorr/ecscorr/sinks/file"
 	"github.com/ecscorr/ecscorr/sources/archive"
 )
 
@@ -49,6 +49,8 @@ type replayFlags struct {
 	config       string
 	drainTimeout time.Duration
 	stateMemory  byteSize
+	report       string
+	caseWindow   time.Duration
 }
 
 func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -59,7 +61,9 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&f.since, "since", "", "only events at or after this RFC 3339 time")
 	fs.StringVar(&f.until, "until", "", "only events before this RFC 3339 time")
 	fs.StringVar(&f.out, "out", "", "write incidents to this file instead of stdout")
-	fs.StringVar(&f.format, "format", "jsonl", "output format: jsonl or table")
+	fs.StringVar(&f.format, "format", "jsonl", "output format: jsonl, table (incidents grouped by attack case) or cases (one case per line, JSON)")
+	fs.StringVar(&f.report, "report", "", "also write a self-contained HTML report (overview, cases, timelines, evidence) to this file")
+	fs.DurationVar(&f.caseWindow, "case-window", cases.DefaultWindow, "how far apart in time linked incidents may be to form one case")
 	fs.StringVar(&f.stateDir, "state", "", "Badger state directory to use and keep (default: a temporary one)")
 	fs.StringVar(&f.deadLetter, "dead-letter", "", "write skipped records (JSON lines with position and reason) to this file")
 	fs.Int64Var(&f.sortMem, "sort-mem", 256<<20, "bytes of events to hold in memory before spilling sorted runs to disk")
@@ -96,8 +100,8 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "ecscorr replay: --dead-letter and --out name the same file %s: dead letters would overwrite the incidents\n", f.deadLetter)
 		return 2
 	}
-	if f.format != "jsonl" && f.format != "table" {
-		fmt.Fprintf(stderr, "ecscorr replay: --format must be jsonl or table, not %q\n", f.format)
+	if f.format != "jsonl" && f.format != "table" && f.format != formatCases {
+		fmt.Fprintf(stderr, "ecscorr replay: --format must be jsonl or table, or cases, not %q\n", f.format)
 		return 2
 	}
 	var since, until time.Time
@@ -184,11 +188,18 @@ func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, path
 	start := time.Now()
 	// The destination is opened first: an unwritable --out stops the run
 	// before it has read or committed anything.
-	sink, err := file.Create(f.out, file.Format(f.format), pipeline.SinkFinal, stdout)
+	var tds taskDefs
+	caseOpts := func() cases.Options { return cases.Options{Window: f.caseWindow, TaskDefinitions: tds.snapshot()} }
+	sink, err := newReplaySink(f.out, f.format, stdout, caseOpts)
 	if err != nil {
 		return 1, err
 	}
 	defer sink.Close(ctx)
+	rep, err := createReport(f.report)
+	if err != nil {
+		return 1, err
+	}
+	defer rep.Close()
 	tmp, err := os.MkdirTemp("", "ecscorr-replay-")
 	if err != nil {
 		return 1, fmt.Errorf("creating temp dir: %w", err)
@@ -305,7 +316,7 @@ func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, path
 	// Never read what this run writes: a dead-letter or output file inside
 	// an input folder would feed the replay its own records.
 	own := map[string]bool{}
-	for _, p := range []string{f.deadLetter, f.out} {
+	for _, p := range []string{f.deadLetter, f.out, f.report} {
 		if p != "" {
 			if abs, err := filepath.Abs(p); err == nil {
 				own[abs] = true
@@ -313,7 +324,7 @@ func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, path
 		}
 	}
 	read := func(ctx context.Context, emit func(*pipeline.Event) error) error {
-		return readParallel(ctx, reader, paths, own, emit, bad)
+		return readParallel(ctx, reader, paths, own, func(ev *pipeline.Event) error { tds.observe(ev); return emit(ev) }, bad)
 	}
 
 	progress := progressPrinter(stderr, start)
@@ -345,6 +356,9 @@ func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, path
 	es := eng.Stats()
 	if err := eng.Close(ctx); err != nil {
 		return 1, fmt.Errorf("closing engine: %w", err)
+	}
+	if err := rep.write(ctx, replayInputs{paths, reader.Stats(), as, outOfRange.Load(), irrelevant.Load(), rs}, own, incs, res, caseOpts(), log); err != nil {
+		return 1, err
 	}
 	if !f.quiet {
 		as.OutOfRange += outOfRange.Load()
