@@ -298,7 +298,7 @@ func readEvidence(ctx context.Context, paths []string, own map[string]bool, incs
 			note(*r)
 		}
 	}
-	reader := archive.NewReader(archive.Options{Logger: log, Filter: func(src pipeline.Source, typ string, t time.Time, _ []byte) bool {
+	reader := archive.NewReader(archive.Options{Logger: log, Filter: func(src pipeline.Source, typ string, t time.Time, _ pipeline.RawRecord) bool {
 		return types[string(src)+"\x00"+typ] && !t.Before(first) && !t.After(last)
 	}})
 	var mu sync.Mutex
