@@ -85,6 +85,7 @@ func sigmaRuleSet(tb testing.TB, n int) *rule.Set {
 	set, ds := rule.Load(srcs, rule.LoadOptions{})
 	if set == nil || ds.HasErrors() {
 		tb.Fatal(ds)
+		return nil
 	}
 	if len(set.Rules) != n {
 		tb.Fatalf("%d rules loaded, want %d", len(set.Rules), n)
@@ -106,6 +107,7 @@ func sourceScoped(tb testing.TB, data []byte) bool {
 	set, ds := rule.Load([]rule.NamedSource{{Name: "v.yml", Data: data}}, rule.LoadOptions{})
 	if set == nil || ds.HasErrors() {
 		tb.Fatal(ds)
+		return false
 	}
 	s := set.Signals[0]
 	return len(s.FoldedTypes) > 0 || len(s.FoldedSources) > 0
