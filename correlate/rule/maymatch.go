@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	json "github.com/goccy/go-json"
 
@@ -33,9 +34,12 @@ type planKey struct {
 }
 
 type matchPlans struct {
-	mu      sync.RWMutex
-	m       map[planKey]*matchPlan
-	scratch sync.Pool // of *pipeline.ProjScratch
+	// m maps planKey to *matchPlan: read on every record by every reader
+	// goroutine, written once per event type, which is what sync.Map is
+	// for (a read lock's shared counter costs more than the lookup).
+	m       sync.Map
+	n       atomic.Int64 // entries, bounded like the candidate cache
+	scratch sync.Pool    // of *pipeline.ProjScratch
 }
 
 // MayMatch reports whether some signal could match a record of this source
@@ -82,13 +86,10 @@ func (s *Set) MayMatch(src pipeline.Source, typ string, rec pipeline.RawRecord) 
 
 func (s *Set) plan(src pipeline.Source, typ string) *matchPlan {
 	ck := planKey{src, typ}
-	s.plans.mu.RLock()
-	p := s.plans.m[ck]
-	s.plans.mu.RUnlock()
-	if p != nil {
-		return p
+	if p, ok := s.plans.m.Load(ck); ok {
+		return p.(*matchPlan)
 	}
-	p = &matchPlan{}
+	p := &matchPlan{}
 	var paths [][]string
 	byType, anyType := s.Candidates(src, typ)
 	for _, sig := range slices.Concat(byType, anyType) {
@@ -108,13 +109,10 @@ func (s *Set) plan(src pipeline.Source, typ string) *matchPlan {
 	}
 	p.proj = pipeline.NewPathProjection(paths)
 	ck.typ = strings.Clone(typ) // typ may point into a record being read
-	s.plans.mu.Lock()
-	if s.plans.m == nil {
-		s.plans.m = map[planKey]*matchPlan{}
+	if s.plans.n.Load() < maxMerged {
+		if _, loaded := s.plans.m.LoadOrStore(ck, p); !loaded {
+			s.plans.n.Add(1)
+		}
 	}
-	if len(s.plans.m) < maxMerged {
-		s.plans.m[ck] = p
-	}
-	s.plans.mu.Unlock()
 	return p
 }
