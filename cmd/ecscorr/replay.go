@@ -42,6 +42,7 @@ type replayFlags struct {
 	quiet      bool
 	cpuProfile string
 	memProfile string
+	wide       bool
 	verbose    bool
 	// commitEvery is the processing time between state commits with --state.
 	commitEvery  time.Duration
@@ -61,6 +62,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&f.since, "since", "", "only events at or after this RFC 3339 time")
 	fs.StringVar(&f.until, "until", "", "only events before this RFC 3339 time")
 	fs.StringVar(&f.out, "out", "", "write incidents to this file instead of stdout")
+	fs.BoolVar(&f.wide, "wide", false, "with --format table: one line per incident with every column in full (title, key, summary, remediation)")
 	fs.StringVar(&f.format, "format", "jsonl", "output format: jsonl, table (incidents grouped by attack case) or cases (one case per line, JSON)")
 	fs.StringVar(&f.report, "report", "", "also write a self-contained HTML report (overview, cases, timelines, evidence) to this file")
 	fs.DurationVar(&f.caseWindow, "case-window", cases.DefaultWindow, "how far apart in time linked incidents may be to form one case")
@@ -190,7 +192,7 @@ func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, path
 	// before it has read or committed anything.
 	var tds taskDefs
 	caseOpts := func() cases.Options { return cases.Options{Window: f.caseWindow, TaskDefinitions: tds.snapshot()} }
-	sink, err := newReplaySink(f.out, f.format, stdout, caseOpts)
+	sink, err := newReplaySink(f.out, f.format, f.wide, stdout, caseOpts)
 	if err != nil {
 		return 1, err
 	}

@@ -50,11 +50,11 @@ func (t *taskDefs) snapshot() map[string]string {
 
 // newReplaySink is replay's output: the file sink's jsonl as it is, and
 // for table and cases the incidents grouped into cases first.
-func newReplaySink(path, format string, stdout io.Writer, o func() cases.Options) (pipeline.Sink, error) {
+func newReplaySink(path, format string, wide bool, stdout io.Writer, o func() cases.Options) (pipeline.Sink, error) {
 	if format == string(file.JSONL) {
 		return file.Create(path, file.JSONL, pipeline.SinkFinal, stdout)
 	}
-	s := &casesSink{format: format, w: stdout, opts: o}
+	s := &casesSink{format: format, wide: wide, w: stdout, opts: o}
 	if path != "" && path != "-" {
 		f, err := os.Create(path)
 		if err != nil {
@@ -69,6 +69,7 @@ func newReplaySink(path, format string, stdout io.Writer, o func() cases.Options
 // sink's: the outbox of a kept --state is the same whatever the format.
 type casesSink struct {
 	format string
+	wide   bool // --wide
 	w      io.Writer
 	f      *os.File
 	opts   func() cases.Options
@@ -84,7 +85,7 @@ func (s *casesSink) Deliver(_ context.Context, incs []pipeline.Incident) error {
 	if s.format == formatCases {
 		err = writeCasesJSONL(w, cs)
 	} else {
-		err = writeCasesTable(w, cs, incs)
+		err = writeCasesTable(w, cs, incs, file.TableOptions{Wide: s.wide})
 	}
 	if err != nil {
 		return err
@@ -125,12 +126,12 @@ func writeCasesJSONL(w io.Writer, cs []cases.Case) error {
 	return nil
 }
 
-// writeCasesTable writes the incident table (file.WriteTable, whatever its
-// columns) with the incidents grouped by case, each group under a case
-// line: severity, id, subject, span, tactics.
-func writeCasesTable(w io.Writer, cs []cases.Case, incs []pipeline.Incident) error {
+// writeCasesTable writes the incident table grouped by case: each case
+// line (severity, id, subject, span, tactics), then its incidents in the
+// case's order (its storyline), each as the table renders it.
+func writeCasesTable(w io.Writer, cs []cases.Case, incs []pipeline.Incident, o file.TableOptions) error {
 	if len(incs) == 0 {
-		return file.WriteTable(w, incs)
+		return file.WriteTableOpts(w, incs, o)
 	}
 	byID := make(map[string]pipeline.Incident, len(incs))
 	for _, inc := range incs {
@@ -142,37 +143,35 @@ func writeCasesTable(w io.Writer, cs []cases.Case, incs []pipeline.Incident) err
 			ordered = append(ordered, byID[m.ID])
 		}
 	}
-	var b bytes.Buffer
-	if err := file.WriteTable(&b, ordered); err != nil {
-		return err
-	}
-	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
-	if len(lines) != len(ordered)+1 {
-		// Not one line per incident: print the cases, then the table.
-		for _, c := range cs {
-			fmt.Fprintln(w, caseLine(c))
-		}
-		fmt.Fprintln(w)
-		_, err := w.Write(b.Bytes())
-		return err
-	}
-	fmt.Fprintf(w, "%d cases, %d incidents\n\n", len(cs), len(incs))
-	fmt.Fprintln(w, "  "+lines[0])
-	row := 1
+	o.Keep = true
+	o.Width = file.TableWidth - 2 // rows are indented under their case
+	head, rows, _ := file.TableRows(ordered, o)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d cases, %d incidents\n\n", len(cs), len(incs))
+	b.WriteString("  " + head + "\n")
+	row := 0
 	for i, c := range cs {
 		if i > 0 {
-			fmt.Fprintln(w)
+			b.WriteString("\n")
 		}
-		fmt.Fprintln(w, caseLine(c))
+		width := 0
+		if !o.Wide {
+			width = file.TableWidth
+		}
+		b.WriteString(caseLine(c, width) + "\n")
 		for range c.Incidents {
-			fmt.Fprintln(w, "  "+lines[row])
+			b.WriteString("  " + strings.ReplaceAll(rows[row], "\n", "\n  ") + "\n")
 			row++
 		}
 	}
-	return nil
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
-func caseLine(c cases.Case) string {
+// caseLine is a case's header in the table: severity, id, span, incident
+// count and tactics, then its subject on the next line; with width > 0
+// each line is shortened in the middle to fit.
+func caseLine(c cases.Case, width int) string {
 	span := c.FirstSeen.UTC().Format("2006-01-02 15:04:05") + " .. "
 	if c.LastSeen.UTC().Format(time.DateOnly) == c.FirstSeen.UTC().Format(time.DateOnly) {
 		span += c.LastSeen.UTC().Format("15:04:05")
@@ -187,7 +186,13 @@ func caseLine(c cases.Case) string {
 	if len(c.Incidents) != 1 {
 		n = fmt.Sprintf("%d incidents", len(c.Incidents))
 	}
-	return fmt.Sprintf("CASE %s %s  %s  %s  %s  [%s]", strings.ToUpper(c.Severity.String()), c.ID, c.Subject, span, n, tactics)
+	head := fmt.Sprintf("CASE %s %s  %s  %s  ", strings.ToUpper(c.Severity.String()), c.ID, span, n)
+	subject := "     " + c.Subject
+	if width > 0 {
+		tactics = file.ShortenMiddle(tactics, max(width-len(head)-2, 8))
+		subject = file.ShortenMiddle(subject, width)
+	}
+	return head + "[" + tactics + "]\n" + subject
 }
 
 // replayReport is the --report file, created before the run so that an

@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/ecscorr/ecscorr/pipeline"
 	"github.com/ecscorr/ecscorr/report/cases"
+	"github.com/ecscorr/ecscorr/sinks/file"
 )
 
 // demoCases is which demo incidents form which case (report/cases pins
@@ -79,7 +81,8 @@ func TestReplayTableShowsCases(t *testing.T) {
 	if lines[0] != "10 cases, 15 incidents" {
 		t.Errorf("first line %q", lines[0])
 	}
-	caseRe := regexp.MustCompile(`^CASE (CRITICAL|HIGH|MEDIUM) (case-[0-9a-f]{20})  .*  \d+ incidents?  \[[a-z,-]+\]$`)
+	caseRe := regexp.MustCompile(`^CASE (CRITICAL|HIGH|MEDIUM) (case-[0-9a-f]{20})  [0-9-]+ [0-9:]+ \.\. [0-9: -]+  \d+ incidents?  \[[a-z,…-]+\]$`)
+	rowRe := regexp.MustCompile(`^  (CRITICAL|HIGH|MEDIUM|LOW|INFORMATIONAL) +\d{4}-\d\d-\d\d `)
 	var cur string
 	members := map[string]int{}
 	for _, l := range lines[1:] {
@@ -92,10 +95,14 @@ func TestReplayTableShowsCases(t *testing.T) {
 			}
 			cur = m[2]
 		case strings.HasPrefix(l, "  SEVERITY"), l == "":
-		case strings.HasPrefix(l, "  "):
+		case rowRe.MatchString(l):
 			members[cur]++
+		case strings.HasPrefix(l, "     "): // the case's subject, an incident's title
 		default:
 			t.Errorf("unexpected line %q", l)
+		}
+		if n := utf8.RuneCountInString(l); n > file.TableWidth {
+			t.Errorf("line of %d columns: %q", n, l)
 		}
 	}
 	for id, ms := range demoCases {
@@ -103,7 +110,14 @@ func TestReplayTableShowsCases(t *testing.T) {
 			t.Errorf("case %s: %d rows, want %d", id, members[id], len(ms))
 		}
 	}
-	if !strings.Contains(out, "CASE CRITICAL case-b397160c7bb840b54c73  task payments-prod/4c1f0a2e9b7d4e5f8a6b3c2d1e0f9a8b  2023-07-10 12:01:10 .. 12:09:40  2 incidents  [execution,command-and-control]\n  CRITICAL  2023-07-10 12:01:10  ecs-exec-reverse-shell-c2") {
+	// The case header, its subject, then its incidents in story order,
+	// each title whole (wrapped, its end kept) under its row.
+	if !strings.Contains(out, "CASE CRITICAL case-b397160c7bb840b54c73  2023-07-10 12:01:10 .. 12:09:40  2 incidents  [execution,command-and-control]\n"+
+		"     task payments-prod/4c1f0a2e9b7d4e5f8a6b3c2d1e0f9a8b\n"+
+		"  CRITICAL  2023-07-10 12:01:10  12:09:40        3  open      ecs-exec-reverse-shell-c2  task payments-p…a6b3c2d1e0f9a8b\n"+
+		"            ECS Exec by arn:aws:sts::123837392027:assumed-role/DevOpsBreakGlass/mallory followed by reverse shell and C2\n"+
+		"            in ECS task arn:aws:ecs:us-east-1:123837392027:task/payments-prod/4c1f0a2e9b7d4e5f8a6b3c2d1e0f9a8b\n"+
+		"  HIGH      2023-07-10 12:03:25  12:03:31        2  open      ecs-reverse-shell") || !strings.Contains(out, "task/payments-prod/9e8d7c6b5a4f4e3d2c1b0a9f8e7d6c5b: CPU 98% with falco\n            mining signal\n") {
 		t.Errorf("the exec chain case is not as expected:\n%s", out)
 	}
 }
@@ -196,16 +210,21 @@ func TestReportUsage(t *testing.T) {
 	}
 }
 
-// A table row that is not one line (a title with a newline) cannot be
-// grouped in place: the cases are listed, then the table as it is.
-func TestCasesTableFallback(t *testing.T) {
+// A title with line breaks is one title in the table: its row stays under
+// its case, its words on the title line.
+func TestCasesTableTitleOnOneLine(t *testing.T) {
 	incs := []pipeline.Incident{{ID: "a", Rule: "r", Title: "two\nlines", Severity: pipeline.SeverityHigh, Key: map[string]string{"task_arn": "arn:aws:ecs:us-east-1:1:task/c/t"}}}
 	var b bytes.Buffer
-	if err := writeCasesTable(&b, cases.Build(incs, cases.Options{}), incs); err != nil {
+	if err := writeCasesTable(&b, cases.Build(incs, cases.Options{}), incs, file.TableOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	out := b.String()
-	if !strings.HasPrefix(out, "CASE HIGH "+cases.ID("a")+"  task c/t  ") || !strings.Contains(out, "\n\nSEVERITY") || !strings.Contains(out, "two\nlines") {
-		t.Errorf("fallback table:\n%s", out)
+	want := "1 cases, 1 incidents\n\n" +
+		"  SEVERITY  FIRST SEEN (UTC)     LAST SEEN  EVENTS  STATUS    RULE  KEY\n" +
+		"CASE HIGH " + cases.ID("a") + "  0001-01-01 00:00:00 .. 00:00:00  1 incident  [-]\n" +
+		"     task c/t\n" +
+		"  HIGH      0001-01-01 00:00:00  -               0            r  task c/t\n" +
+		"            two lines\n"
+	if b.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", b.String(), want)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/ecscorr/ecscorr/pipeline"
 )
@@ -137,24 +136,10 @@ func Record(inc *pipeline.Incident) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
-// WriteTable writes one incident per row.
+// WriteTable writes the 120-column table of incs, sorted by severity then
+// first seen (see TableRows).
 func WriteTable(w io.Writer, incs []pipeline.Incident) error {
-	if len(incs) == 0 {
-		_, err := fmt.Fprintln(w, "no incidents")
-		return err
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEVERITY\tFIRST SEEN (UTC)\tRULE\tKEY\tEVENTS\tSTATUS\tTITLE")
-	for _, inc := range incs {
-		title := inc.Title
-		if len(title) > 90 {
-			title = title[:87] + "..."
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", strings.ToUpper(inc.Severity.String()),
-			inc.FirstSeen.UTC().Format("2006-01-02 15:04:05"), inc.Rule, KeyString(inc.Key),
-			len(inc.Events)+inc.EventsDropped, inc.Status, title)
-	}
-	return tw.Flush()
+	return WriteTableOpts(w, incs, TableOptions{})
 }
 
 // KeyString renders an incident key briefly: the task, the task

@@ -38,9 +38,13 @@ func TestJSONLAndTable(t *testing.T) {
 	if err := s.Deliver(context.Background(), incs); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(out.String(), "SEVERITY  FIRST SEEN (UTC)     RULE") || !strings.Contains(out.String(), "task prod/0123456789abcdef0123456789abcdef") ||
-		!strings.Contains(out.String(), "taskdef debug:3") || strings.Count(out.String(), "\n") != 3 {
-		t.Fatalf("table:\n%s", out.String())
+	want := tableHead + "\n" +
+		"HIGH      2024-05-01 10:00:00  -               1  open      ecs-reverse-shell  task prod/0123456789…cdef0123456789abcdef\n" +
+		"          Reverse shell\n" +
+		"MEDIUM    2024-05-01 11:00:00  -               0  resolved  ecs-drift-risky-task-definition  taskdef debug:3\n" +
+		"          Risky <task> definition\n"
+	if out.String() != want {
+		t.Fatalf("table:\n%s\nwant:\n%s", out.String(), want)
 	}
 }
 
