@@ -54,6 +54,11 @@ func main() {
 // run executes one command and returns the process exit code: 0 success,
 // 1 a failure found (failed rule test, broken rules), 2 bad usage.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runIO is run with standard input given (replay -).
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -68,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return cmdConfigCheck(ctx, args[2:], stdout, stderr)
 	case "replay":
-		return cmdReplay(ctx, args[1:], stdout, stderr)
+		return cmdReplay(ctx, args[1:], stdin, stdout, stderr)
 	case "outbox":
 		return cmdOutbox(ctx, args[1:], stdout, stderr)
 	case "rules":
