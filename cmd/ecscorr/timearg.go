@@ -86,22 +86,21 @@ func parseTimeArg(flagName, s string) (timeArg, error) {
 	if len(norm) > 10 && norm[10] == ' ' {
 		norm = norm[:10] + "T" + norm[11:]
 	}
-	var last error
+	why := ""
 	for _, layout := range dateTimeLayouts {
 		t, err := time.Parse(layout, norm)
 		if err == nil {
 			a.anchor, a.abs = anchorAbs, t.UTC()
 			return a, nil
 		}
-		last = err
+		// Only a value of the right shape with an impossible field says
+		// why ("day out of range"); the layout itself is never shown.
+		var pe *time.ParseError
+		if why == "" && errors.As(err, &pe) && strings.Contains(pe.Message, "out of range") {
+			why = strings.TrimPrefix(pe.Message, ": ")
+		}
 	}
-	// Only a value of the right shape with an impossible field says why
-	// ("day out of range"); the layout itself is never shown.
-	var pe *time.ParseError
-	if errors.As(last, &pe) && strings.Contains(pe.Message, "out of range") {
-		return bad(strings.TrimPrefix(pe.Message, ": "))
-	}
-	return bad("")
+	return bad(why)
 }
 
 // parseOffset parses "-24h", "+90m", "-7d", "-1h30m".
