@@ -381,7 +381,9 @@ func TestFilterOutput(t *testing.T) {
 			return false
 		}, 6},
 		{[]string{"--tag", "attack.t1496"}, func(i pipeline.Incident) bool { return strings.HasPrefix(i.Rule, "ecs-mining-") }, 4},
-		{[]string{"--tag", "reverse-shell"}, func(i pipeline.Incident) bool { return i.Rule == "ecs-reverse-shell" || i.Rule == "ecs-exec-reverse-shell-c2" }, 2},
+		{[]string{"--tag", "reverse-shell"}, func(i pipeline.Incident) bool {
+			return i.Rule == "ecs-reverse-shell" || i.Rule == "ecs-exec-reverse-shell-c2"
+		}, 2},
 		{[]string{"--tag", "nosuchtag"}, func(pipeline.Incident) bool { return false }, 0},
 	} {
 		want := goldenLines(t, tc.keep)

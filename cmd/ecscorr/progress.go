@@ -29,9 +29,13 @@ type statusLine struct {
 	partial []byte
 }
 
-// terminalStatus returns a statusLine over stderr when it is a terminal,
-// else nil (no progress is drawn into files and pipes).
+// terminalStatus returns a statusLine over stderr when it is a terminal
+// (or is one already: tests hand in a fake terminal), else nil: no
+// progress is drawn into files and pipes.
 func terminalStatus(stderr io.Writer) *statusLine {
+	if s, ok := stderr.(*statusLine); ok {
+		return s
+	}
 	f, ok := stderr.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return nil
