@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS = -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build build-static image bench-rss demo test fmt-check vet staticcheck race bench bench-go fuzz golden rules-check rules-test tidy-check
+.PHONY: build build-static image bench-rss bench-sigma demo test fmt-check vet staticcheck race bench bench-go fuzz golden rules-check rules-test tidy-check
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ecscorr ./cmd/ecscorr
@@ -43,7 +43,17 @@ test: fmt-check vet staticcheck race
 bench: build
 	$(GO) run ./testdata/bench/gen -out $(BENCH_DIR) -events $(BENCH_EVENTS) -seed 1
 	GOMEMLIMIT=768MiB /usr/bin/time -f 'peak RSS: %M KiB, wall %e s' ./bin/ecscorr replay --out /dev/null $(BENCH_DIR)
+	$(MAKE) bench-sigma
 	$(MAKE) bench-go
+
+## bench-sigma: Invictus x345 (1,000,500 CloudTrail records): the decode floor and replay with the pack and the 57 SigmaHQ rules in one run; Sigma rule count 1..2,000; matches beside sigma-go's
+SIGMA_BENCH_DIR ?= /tmp/ecscorr-invictus
+bench-sigma: build
+	$(GO) run ./testdata/bench/invictus -out $(SIGMA_BENCH_DIR) -copies 345
+	$(GO) build -o bin/floor ./testdata/bench/floor
+	./testdata/bench/sigma.sh $(SIGMA_BENCH_DIR) ./bin
+	$(GO) test -run '^$$' -bench SigmaRules -benchtime 29000x -count 3 -benchmem ./correlate/engine/
+	cd testdata/bench/sigmago && $(GO) run . -format md -rules ../../../correlate/sigma/testdata/aws_cloudtrail ../../../sources/archive/testdata/invictus
 
 ## fuzz: run every Fuzz target in the repository (found by grep, so new ones join) for FUZZTIME each, one at a time
 FUZZTIME ?= 10m

@@ -19,6 +19,37 @@ type PathProjection struct {
 type projNode struct {
 	whole    bool // the value is read whole
 	children map[string]*projNode
+	// keys and nodes list children in a slice too: comparing a few keys
+	// beats hashing each member's name.
+	keys  []string
+	nodes []*projNode
+}
+
+// child returns the child for key, or nil.
+func (n *projNode) child(key string) *projNode {
+	if n.keys == nil {
+		return n.children[key]
+	}
+	for i, k := range n.keys {
+		if k == key {
+			return n.nodes[i]
+		}
+	}
+	return nil
+}
+
+// seal fills keys and nodes where there are few children, below n too.
+func (n *projNode) seal() {
+	if len(n.children) <= 8 {
+		n.keys, n.nodes = make([]string, 0, len(n.children)), make([]*projNode, 0, len(n.children))
+		for k, c := range n.children {
+			n.keys = append(n.keys, k)
+			n.nodes = append(n.nodes, c)
+		}
+	}
+	for _, c := range n.children {
+		c.seal()
+	}
 }
 
 // NewPathProjection returns the projection onto paths (each a sequence of
@@ -45,6 +76,7 @@ func NewPathProjection(paths [][]string) *PathProjection {
 			n.whole, n.children = true, nil
 		}
 	}
+	root.seal()
 	return &PathProjection{root: root}
 }
 
@@ -74,6 +106,39 @@ func (pp *PathProjection) ProjectBorrowed(data []byte, sc *ProjScratch) (map[str
 	return (&projector{sc: sc}).node(data, pp.root)
 }
 
+// ProjectMembers is ProjectBorrowed over an object already indexed
+// (IndexObject): the top level is not scanned again.
+func (pp *PathProjection) ProjectMembers(members []Member, sc *ProjScratch) (map[string]any, bool) {
+	for i := range sc.n {
+		clear(sc.maps[i])
+	}
+	sc.n = 0
+	p := &projector{sc: sc}
+	m := p.newMap()
+	for _, mb := range members {
+		key := ""
+		var c *projNode
+		if mb.Escaped {
+			k, ok := unquoteKey(mb.Key)
+			if !ok {
+				return nil, false
+			}
+			key, c = k, pp.root.child(k)
+		} else if c = pp.root.child(string(mb.Key)); c != nil {
+			key = p.str(mb.Key)
+		}
+		if c == nil {
+			continue
+		}
+		v, ok := p.value(mb.Value, c)
+		if !ok {
+			return nil, false
+		}
+		m[key] = v
+	}
+	return m, true
+}
+
 type projector struct {
 	sc *ProjScratch // nil: allocate and copy
 }
@@ -99,40 +164,68 @@ func (p *projector) str(b []byte) string {
 }
 
 func (p *projector) node(data []byte, n *projNode) (map[string]any, bool) {
+	// ScanObject's walk, inlined: this runs for every member of every
+	// record a Sigma rule without event types is offered.
 	var m map[string]any
-	failed := false
-	ok := ScanObject(data, func(rawKey []byte, escaped bool, val []byte) bool {
+	i := skipWS(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return nil, false
+	}
+	i++
+	for first := true; ; first = false {
+		i = skipWS(data, i)
+		if i >= len(data) {
+			return nil, false
+		}
+		if data[i] == '}' && first {
+			break
+		}
+		if data[i] != '"' {
+			return nil, false
+		}
+		kEnd, escaped := scanString(data, i)
+		if kEnd < 0 {
+			return nil, false
+		}
+		rawKey := data[i+1 : kEnd-1]
+		i = skipWS(data, kEnd)
+		if i >= len(data) || data[i] != ':' {
+			return nil, false
+		}
+		i = skipWS(data, i+1)
+		vEnd := skipValue(data, i)
+		if vEnd < 0 {
+			return nil, false
+		}
 		var c *projNode
+		key := ""
 		if escaped {
 			k, ok := unquoteKey(rawKey)
 			if !ok {
-				failed = true
-				return false
+				return nil, false
 			}
-			c = n.children[k]
-		} else {
-			c = n.children[string(rawKey)] // no allocation for the lookup
+			key, c = k, n.child(k)
+		} else if c = n.child(string(rawKey)); c != nil {
+			key = p.str(rawKey)
 		}
-		if c == nil {
-			return true
+		if c != nil {
+			v, ok := p.value(data[i:vEnd], c)
+			if !ok {
+				return nil, false
+			}
+			if m == nil {
+				m = p.newMap()
+			}
+			m[key] = v
 		}
-		v, ok := p.value(val, c)
-		if !ok {
-			failed = true
-			return false
+		i = skipWS(data, vEnd)
+		if i < len(data) && data[i] == ',' {
+			i++
+			continue
 		}
-		if m == nil {
-			m = p.newMap()
+		if i < len(data) && data[i] == '}' {
+			break
 		}
-		if escaped {
-			k, _ := unquoteKey(rawKey)
-			m[k] = v
-		} else {
-			m[p.str(rawKey)] = v
-		}
-		return true
-	})
-	if !ok || failed {
 		return nil, false
 	}
 	if m == nil {

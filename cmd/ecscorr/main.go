@@ -31,6 +31,7 @@ Usage:
   ecscorr rules check PATH...         check rule files; every error with file:line:col
   ecscorr rules test FILE...          run rule unit tests (*_test.yaml)
   ecscorr rules list [--rules PATH]   list the rules: id, kind, severity, tags, sources, tests
+  ecscorr report [flags] FILE.jsonl   render incidents as one self-contained HTML report
   ecscorr outbox list|retry|drop      show and re-drive incidents waiting for (or dead-lettered by) a sink
   ecscorr healthcheck [--url URL]     exit 0 if the running service's /healthz answers 200 (for container health checks)
   ecscorr version
@@ -98,6 +99,8 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return cmdReplay(ctx, args[1:], stdin, stdout, stderr)
 	case "outbox":
 		return cmdOutbox(ctx, args[1:], stdout, stderr)
+	case "report":
+		return cmdReport(ctx, args[1:], stdout, stderr)
 	case "rules":
 		if len(args) < 2 {
 			fmt.Fprint(stderr, rulesUsage)

@@ -134,7 +134,7 @@ func TestProgressLinePhases(t *testing.T) {
 func TestProgressCountsEveryRecord(t *testing.T) {
 	var rejected, seen int64
 	var mu sync.Mutex
-	r := archive.NewReader(archive.Options{Filter: func(src pipeline.Source, typ string, _ time.Time, _ []byte) bool {
+	r := archive.NewReader(archive.Options{Filter: func(src pipeline.Source, typ string, _ time.Time, _ pipeline.RawRecord) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		seen++

@@ -24,8 +24,8 @@ import (
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/correlate/state"
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/report/cases"
 	"github.com/ecscorr/ecscorr/rules"
-	"github.com/ecscorr/ecscorr/sinks/file"
 	"github.com/ecscorr/ecscorr/sources/archive"
 )
 
@@ -48,6 +48,8 @@ type replayFlags struct {
 	config       string
 	drainTimeout time.Duration
 	stateMemory  byteSize
+	report       string
+	caseWindow   time.Duration
 	// Exit codes and output filters (see replayHelp).
 	failOn       string
 	allowDamaged bool
@@ -105,7 +107,9 @@ func cmdReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.Var(&f.taskFilter, "task", "write only incidents whose task ARN contains this `text` (a task ARN, id or cluster/id; repeatable)")
 	fs.Var(&f.tagFilter, "tag", "write only incidents with this `tag` or MITRE ATT&CK id (drift, T1078, attack.t1078; a technique matches its sub-techniques; repeatable)")
 	fs.StringVar(&f.out, "out", "", "write incidents to this file instead of stdout")
-	fs.StringVar(&f.format, "format", "jsonl", "output format: jsonl or table")
+	fs.StringVar(&f.format, "format", "jsonl", "output format: jsonl, table (incidents grouped by attack case) or cases (one case per line, JSON)")
+	fs.StringVar(&f.report, "report", "", "also write a self-contained HTML report (overview, cases, timelines, evidence) to this file")
+	fs.DurationVar(&f.caseWindow, "case-window", cases.DefaultWindow, "how far apart in time linked incidents may be to form one case")
 	fs.StringVar(&f.stateDir, "state", "", "Badger state directory to use and keep (default: a temporary one)")
 	fs.StringVar(&f.deadLetter, "dead-letter", "", "write skipped records (JSON lines with position and reason) to this file")
 	fs.Int64Var(&f.sortMem, "sort-mem", 256<<20, "bytes of events to hold in memory before spilling sorted runs to disk")
@@ -164,8 +168,8 @@ func cmdReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stderr, "ecscorr replay: --dead-letter and --out name the same file %s: dead letters would overwrite the incidents\n", f.deadLetter)
 		return 2
 	}
-	if f.format != "jsonl" && f.format != "table" {
-		fmt.Fprintf(stderr, "ecscorr replay: --format must be jsonl or table, not %q\n", f.format)
+	if f.format != "jsonl" && f.format != "table" && f.format != formatCases {
+		fmt.Fprintf(stderr, "ecscorr replay: --format must be jsonl or table, or cases, not %q\n", f.format)
 		return 2
 	}
 	var tr timeRange
@@ -312,14 +316,17 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 	start := run.now
 	// The destination is opened first: an unwritable --out stops the run
 	// before it has read or committed anything.
-	fileSink, err := file.Create(f.out, file.Format(f.format), pipeline.SinkFinal, stdout)
+	var tds taskDefs
+	caseOpts := func() cases.Options { return cases.Options{Window: f.caseWindow, TaskDefinitions: tds.snapshot()} }
+	fileSink, err := newReplaySink(f.out, f.format, stdout, caseOpts)
 	if err != nil {
 		return replayResult{}, err
 	}
 	defer fileSink.Close(ctx)
 	// The output filters sit between the Runner and what writes the
-	// report: everything is still correlated and kept in the outbox.
-	var sink pipeline.Sink = fileSink
+	// report (jsonl, table, cases; --report gets the same selection):
+	// everything is still correlated and kept in the outbox.
+	sink := fileSink
 	if run.filter.active() {
 		sink = filterSink{Sink: fileSink, f: run.filter}
 	}
@@ -332,6 +339,11 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 	} else if since, until, err = run.tr.resolve(run.now, time.Time{}); err != nil {
 		return replayResult{}, err
 	}
+	rep, err := createReport(f.report)
+	if err != nil {
+		return replayResult{}, err
+	}
+	defer rep.Close()
 	tmp, err := os.MkdirTemp("", "ecscorr-replay-")
 	if err != nil {
 		return replayResult{}, fmt.Errorf("creating temp dir: %w", err)
@@ -434,12 +446,12 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 	// CloudTrail is most of any archive and mostly irrelevant: let the
 	// reader skip what no rule can match before it does the expensive part.
 	var outOfRange, irrelevant atomic.Int64
-	reader := archive.NewReader(archive.Options{Logger: log, Filter: func(src pipeline.Source, typ string, t time.Time, raw []byte) bool {
+	reader := archive.NewReader(archive.Options{Logger: log, Filter: func(src pipeline.Source, typ string, t time.Time, rec pipeline.RawRecord) bool {
 		if (!since.IsZero() && t.Before(since)) || (!until.IsZero() && !t.Before(until)) {
 			outOfRange.Add(1)
 			return false
 		}
-		if !set.MayMatch(src, typ, raw) {
+		if !set.MayMatch(src, typ, rec) {
 			irrelevant.Add(1)
 			return false
 		}
@@ -448,7 +460,7 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 	// Never read what this run writes: a dead-letter or output file inside
 	// an input folder would feed the replay its own records.
 	own := map[string]bool{}
-	for _, p := range []string{f.deadLetter, f.out} {
+	for _, p := range []string{f.deadLetter, f.out, f.report} {
 		if p != "" {
 			if abs, err := filepath.Abs(p); err == nil {
 				own[abs] = true
@@ -463,6 +475,7 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 	read := func(ctx context.Context, emit func(*pipeline.Event) error) error {
 		err := readJobsParallel(ctx, reader, jobs, &prog.bytes, func(ev *pipeline.Event) error {
 			prog.emitted.Add(1)
+			tds.observe(ev)
 			return emit(ev)
 		}, bad)
 		prog.readDone(time.Now())
@@ -509,6 +522,9 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 	}
 	rst := reader.Stats()
 	result := replayResult{written: run.filter.apply(incs), damaged: damagedCount(rst)}
+	if err := rep.write(ctx, replayInputs{paths, rst, as, outOfRange.Load(), irrelevant.Load(), rs}, own, result.written, res, caseOpts(), log); err != nil {
+		return replayResult{}, err
+	}
 	stopProgress()
 	if !f.quiet {
 		as.OutOfRange += outOfRange.Load()
@@ -545,6 +561,9 @@ func readJobs(r *archive.Reader, paths []string, skip map[string]bool, stdin io.
 		if p != "-" {
 			files = append(files, p)
 			continue
+		}
+		if stdin == nil {
+			continue // a second read (the report's evidence) cannot read it again
 		}
 		j := readJob{name: "stdin", stdin: stdin}
 		if f, ok := stdin.(*os.File); ok {

@@ -110,6 +110,7 @@ type Engine struct {
 	out       []pipeline.Incident
 
 	stats stats
+	chain chainState // derived hits of chained rules (chain.go)
 }
 
 type sigHit struct {
@@ -272,6 +273,7 @@ func (e *Engine) evaluate(ev *pipeline.Event, byType, anyType []*rule.Signal) {
 	if len(e.hits) > 0 {
 		e.dispatch()
 		e.flushExpiry()
+		e.drainDerived()
 	}
 	e.ev = nil
 	e.env.Raw = nil
@@ -330,7 +332,14 @@ func (e *Engine) projectRaw(ev *pipeline.Event, groups ...[]*rule.Signal) {
 	if p.full || len(p.keys) == 0 || len(ev.Raw) == 0 {
 		return
 	}
-	if m, ok := pipeline.ProjectObject(ev.Raw, p.keys); ok {
+	var m map[string]any
+	var ok bool
+	if p.pp != nil {
+		m, ok = p.pp.Project(ev.Raw) // only the nested members the matchers read
+	} else {
+		m, ok = pipeline.ProjectObject(ev.Raw, p.keys)
+	}
+	if ok {
 		e.env.Raw = m
 		e.rawProj = true
 	}
@@ -561,6 +570,7 @@ func (e *Engine) runTimers(now time.Time) {
 		}
 		e.use(ks)
 		rt.kind.timer(e, rt, ks, t.at)
+		e.drainDerived()
 	}
 	e.flushExpiry()
 }

@@ -28,7 +28,7 @@ func (e *Engine) processRule(rt *ruleRT) {
 		rh := &e.rh
 		*rh = ruleHits{steps: rh.steps[:0]}
 		e.collect(rt, rh)
-		keys := e.groupKeys(rt, nil)
+		keys := e.groupKeys(rt, nil, nil)
 		if len(keys) == 0 {
 			e.stats.rules[rt.idx].noKey++
 			return
@@ -50,7 +50,7 @@ func (e *Engine) processRule(rt *ruleRT) {
 		if !hasRole(e.sigRoles[h.sig.Index], rt.idx) {
 			continue
 		}
-		keys := e.groupKeys(rt, h.fields)
+		keys := e.groupKeys(rt, h.fields, h.sig)
 		if len(keys) == 0 {
 			noKey = true
 			continue
@@ -129,8 +129,9 @@ func (e *Engine) runRule(rt *ruleRT, key string, vals []string, rh *ruleHits) {
 // task-keyed rule sees no task ARN, or when every key part is empty. A key
 // part whose expression returns a list contributes each distinct non-empty
 // element; several list parts combine (cartesian product, in order), cut
-// at maxKeyFanout keys.
-func (e *Engine) groupKeys(rt *ruleRT, fields map[string]any) []keyVals {
+// at maxKeyFanout keys. A Value part (Go code, sig the hit's signal when
+// keys are per hit) that yields no value means no key at all.
+func (e *Engine) groupKeys(rt *ruleRT, fields map[string]any, sig *rule.Signal) []keyVals {
 	by := rt.r.By
 	out := rt.keyBuf[:0]
 	if len(by) == 0 {
@@ -140,6 +141,22 @@ func (e *Engine) groupKeys(rt *ruleRT, fields map[string]any) []keyVals {
 	vals := make([]string, len(by))
 	var lists [][]string // set only when an expression returned a list
 	for i, kf := range by {
+		if kf.Value != nil {
+			e.ensureRaw()
+			vs := kf.Value(sig, &e.env)
+			switch len(vs) {
+			case 0:
+				return nil
+			case 1:
+				vals[i] = vs[0]
+			default:
+				if lists == nil {
+					lists = make([][]string, len(by))
+				}
+				lists[i] = vs
+			}
+			continue
+		}
 		if kf.Expr == nil {
 			vals[i] = rule.EntityField(&e.env.Entity, kf.Entity)
 			if kf.Entity == "task_arn" && vals[i] == "" {

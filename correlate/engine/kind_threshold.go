@@ -10,10 +10,16 @@ import (
 )
 
 // thresholdKind: an aggregate over a sliding window of one step's events
-// (or a leaky bucket, leaky.go).
+// (or a leaky bucket, leaky.go, or windows decided at their close,
+// kind_threshold_close.go).
 type thresholdKind struct {
-	noTimers
 	noExtraState
+}
+
+func (thresholdKind) timer(e *Engine, rt *ruleRT, ks *keyState, at time.Time) {
+	if rt.r.Threshold.Close {
+		e.closeTimer(rt, ks, at)
+	}
 }
 
 func (thresholdKind) ruleKind() rule.Kind { return rule.KindThreshold }
@@ -31,10 +37,16 @@ func (thresholdKind) process(e *Engine, rt *ruleRT, key string, vals []string, r
 func (thresholdKind) retention(r *rule.Rule) time.Duration { return r.Threshold.Window }
 
 func (thresholdKind) expired(rt *ruleRT, ks *keyState, now time.Time) bool {
+	if !ks.Pending.IsZero() {
+		return false // a window waits for its close
+	}
 	return len(ks.Win) == 0 || !ks.Win[len(ks.Win)-1].T.After(now.Add(-rt.r.Threshold.Window))
 }
 
 func (thresholdKind) expiresAt(rt *ruleRT, ks *keyState) time.Time {
+	if !ks.Pending.IsZero() {
+		return maxTime // its timer decides
+	}
 	if n := len(ks.Win); n > 0 {
 		return ks.Win[n-1].T.Add(rt.r.Threshold.Window)
 	}
@@ -43,13 +55,20 @@ func (thresholdKind) expiresAt(rt *ruleRT, ks *keyState) time.Time {
 
 func (thresholdKind) storeKind() state.Kind { return state.KindWindow }
 
-func (thresholdKind) loaded(*Engine, *ruleRT, *keyState, bool) {}
+func (thresholdKind) loaded(e *Engine, rt *ruleRT, ks *keyState, startup bool) {
+	if startup && !ks.Pending.IsZero() {
+		e.addTimer(rt, ks.key, ks.Pending)
+	}
+}
 
 type winEntry struct {
 	T   time.Time         `json:"t"`
 	V   float64           `json:"v,omitempty"`
 	S   string            `json:"s,omitempty"`
 	Ref pipeline.EventRef `json:"r"`
+	// Rec is kept on the newest entry of a window decided at its close
+	// (the incident's last event).
+	Rec *evRec `json:"e,omitempty"`
 }
 
 func (e *Engine) onThreshold(rt *ruleRT, key string, vals []string, rh *ruleHits) {
@@ -63,7 +82,16 @@ func (e *Engine) onThreshold(rt *ruleRT, key string, vals []string, rh *ruleHits
 	}
 	t := e.ev.Time
 	var ent winEntry
-	if th.Agg != rule.AggCount && th.Field != nil {
+	if th.Agg != rule.AggCount && th.Value != nil {
+		e.ensureRaw()
+		e.env.Fields = sh.hit.fields
+		s, f, ok := th.Value(sh.hit.sig, &e.env)
+		e.env.Fields = nil
+		if !ok {
+			return // no usable value: not aggregated, not counted
+		}
+		ent.S, ent.V = s, f
+	} else if th.Agg != rule.AggCount && th.Field != nil {
 		e.needRaw()
 		e.env.Fields = sh.hit.fields
 		v, err := e.vm.Run(th.Field, &e.env)
@@ -93,6 +121,10 @@ func (e *Engine) onThreshold(rt *ruleRT, key string, vals []string, rh *ruleHits
 	}
 	if th.Leaky != nil {
 		e.leakyPour(rt, ks, sh.hit)
+		return
+	}
+	if th.Close {
+		e.closeAdd(rt, ks, sh.hit, ent)
 		return
 	}
 	rec := e.hitRec(sh.hit)

@@ -284,6 +284,9 @@ func (e *Engine) fire(h *hit) *openInc {
 			oi = cur // the same first event fired again: same incident
 		}
 	}
+	if (r.Derived != nil || r.Silent) && e.chainHit(rt, h, oi, dk, first) {
+		return nil // a silent rule feeds its derived hit only (chain.go)
+	}
 	if oi != nil {
 		oi.Inc.Count++
 		if !oi.ResolveAt.IsZero() && !h.at.Before(oi.ResolveBy.Time) {

@@ -22,6 +22,11 @@ import (
 type projection struct {
 	keys []string
 	full bool
+	// paths are the key paths read below the top level, when known (a
+	// Sigma matcher's); a key without paths is read whole. pp projects
+	// onto keys and paths (unions only).
+	paths [][]string
+	pp    *pipeline.PathProjection
 }
 
 type rawVisitor struct {
@@ -73,7 +78,15 @@ func signalProjection(sig *rule.Signal) projection {
 		}
 		keys := append(slices.Clone(p.keys), sig.MatchFields...)
 		slices.Sort(keys)
-		return projection{keys: slices.Compact(keys)}
+		out := projection{keys: slices.Compact(keys)}
+		if sig.MatchPaths != nil {
+			// The fields' keys whole, the matcher's paths as they are.
+			for _, k := range p.keys {
+				out.paths = append(out.paths, []string{k})
+			}
+			out.paths = append(out.paths, sig.MatchPaths...)
+		}
+		return out
 	}
 	return rawKeysChecked(append([]*vm.Program{sig.Where}, fieldProgs(sig)...)...)
 }
@@ -124,6 +137,7 @@ func (e *Engine) eventProjection(src pipeline.Source, typ string, groups ...[]*r
 	}
 	seen := map[string]bool{}
 	var p projection
+	var paths [][]string // every part's: nested where known, else whole keys
 	for _, sigs := range groups {
 		for _, sig := range sigs {
 			if !sig.NeedsRaw || len(e.sigRoles[sig.Index]) == 0 {
@@ -135,6 +149,13 @@ func (e *Engine) eventProjection(src pipeline.Source, typ string, groups ...[]*r
 				}
 				for _, k := range sp.keys {
 					seen[k] = true
+				}
+				if sp.paths != nil {
+					paths = append(paths, sp.paths...)
+				} else {
+					for _, k := range sp.keys {
+						paths = append(paths, []string{k}) // read whole
+					}
 				}
 			}
 			add(e.sigProj[sig.Index])
@@ -148,6 +169,9 @@ func (e *Engine) eventProjection(src pipeline.Source, typ string, groups ...[]*r
 			p.keys = append(p.keys, k)
 		}
 		slices.Sort(p.keys)
+		if len(paths) > 0 {
+			p.pp = pipeline.NewPathProjection(paths)
+		}
 	}
 	if e.projCache == nil {
 		e.projCache = map[string]projection{}

@@ -754,13 +754,7 @@ func (l *loader) compileAll() {
 		}
 	}
 	// Sigma signals come before the ecscorr rules, which may use them.
-	for _, d := range l.sigmas {
-		s := d.signal()
-		l.lintSigma(d, s)
-		s.Index = len(l.set.Signals)
-		l.set.Signals = append(l.set.Signals, s)
-		l.set.SignalsByName[s.Name] = s
-	}
+	l.sigmaSignals()
 	for _, d := range l.rules {
 		r, enabled := l.compileRule(d)
 		if r != nil {
@@ -772,9 +766,7 @@ func (l *loader) compileAll() {
 			l.set.Disabled = append(l.set.Disabled, r)
 		}
 	}
-	for _, d := range l.sigmas {
-		l.set.Rules = append(l.set.Rules, l.sigmaRule(d))
-	}
+	l.sigmaRules()
 }
 
 // sourceNames are the sources a signal may name: every record format's

@@ -39,9 +39,9 @@ type matchPlans struct {
 }
 
 // MayMatch reports whether some signal could match a record of this source
-// and type whose JSON is raw: false only when every candidate signal is a
-// Sigma matcher and none matches. Safe for concurrent use.
-func (s *Set) MayMatch(src pipeline.Source, typ string, raw []byte) bool {
+// and type: false only when every candidate signal is a Sigma matcher and
+// none matches. Safe for concurrent use.
+func (s *Set) MayMatch(src pipeline.Source, typ string, rec pipeline.RawRecord) bool {
 	p := s.plan(src, typ)
 	switch {
 	case p.undecided:
@@ -51,7 +51,7 @@ func (s *Set) MayMatch(src pipeline.Source, typ string, raw []byte) bool {
 	}
 	var m map[string]any
 	if p.full {
-		if json.Unmarshal(raw, &m) != nil {
+		if json.Unmarshal(rec.Data, &m) != nil {
 			return true // let the decoder report it
 		}
 	} else {
@@ -61,12 +61,17 @@ func (s *Set) MayMatch(src pipeline.Source, typ string, raw []byte) bool {
 		}
 		defer s.plans.scratch.Put(sc)
 		var ok bool
-		if m, ok = p.proj.ProjectBorrowed(raw, sc); !ok {
+		if rec.Members != nil {
+			m, ok = p.proj.ProjectMembers(rec.Members, sc)
+		} else {
+			m, ok = p.proj.ProjectBorrowed(rec.Data, sc)
+		}
+		if !ok {
 			return true
 		}
 	}
 	// The matchers are pure: they keep nothing of m, whose strings point
-	// into raw.
+	// into the record.
 	for _, sig := range p.sigs {
 		if sig.Match(m) {
 			return true

@@ -82,7 +82,7 @@ func TestMayMatchAgreesWithFullDecode(t *testing.T) {
 			}
 			kept := 0
 			for i, raw := range raws {
-				got := set.MayMatch(pipeline.SourceCloudTrail, types[i], raw)
+				got := set.MayMatch(pipeline.SourceCloudTrail, types[i], pipeline.RawRecord{Data: raw})
 				var full map[string]any
 				if err := json.Unmarshal(raw, &full); err != nil {
 					t.Fatal(err)
@@ -122,7 +122,7 @@ func BenchmarkMayMatch(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		i := n % len(raws)
-		set.MayMatch(pipeline.SourceCloudTrail, types[i], raws[i])
+		set.MayMatch(pipeline.SourceCloudTrail, types[i], pipeline.RawRecord{Data: raws[i]})
 		n++
 	}
 }

@@ -16,9 +16,9 @@ import (
 )
 
 // Sigma rules load beside ecscorr rule files: a YAML document with
-// top-level logsource and detection (or a Sigma correlation, which package
-// sigma refuses with its position) is Sigma. Each Sigma detection becomes
-// one signal, evaluated by the compiled matcher on the raw record, and one
+// top-level logsource and detection, or correlation, is Sigma. Each Sigma
+// detection becomes one signal, evaluated by the compiled matcher on the
+// raw record, and (unless only correlations use it, sigma_corr.go) one
 // match rule without a key, so that every matching event raises its own
 // incident whatever entities the record carries.
 
@@ -29,10 +29,16 @@ const SigmaSignalPrefix = "sigma_"
 
 type sigmaDef struct {
 	f       *srcFile
-	r       *sigma.Rule
+	r       *sigma.Rule        // a detection, or
+	c       *sigma.Correlation // a correlation
 	m       *sigma.Matcher
 	id      string // rule id
 	sigName string // signal name
+	// resolved by resolveSigma (sigma_corr.go)
+	refs     []*sigmaDef // a correlation's rules
+	referred bool        // some correlation refers to this rule
+	generate bool        // and one of those says generate: true
+	hash     string      // memoised sigmaHash
 }
 
 // isSigmaDoc reports whether a document is a Sigma rule rather than an
@@ -61,9 +67,11 @@ var (
 )
 
 // readSigma reads every Sigma rule of a file (package sigma parses and
-// compiles; its diagnostics keep their file:line:col).
+// compiles; its diagnostics keep their file:line:col): detections, and
+// correlations, whose references are resolved once every file is read
+// (sigma_corr.go).
 func (l *loader) readSigma(f *srcFile, data []byte) {
-	rules, ds := sigma.ParseAll(f.name, data)
+	rules, corrs, ds := sigma.ParseFile(f.name, data)
 	for _, d := range ds {
 		sev := SevError
 		if d.Severity == sigma.SevWarning {
@@ -71,6 +79,7 @@ func (l *loader) readSigma(f *srcFile, data []byte) {
 		}
 		l.diag(sev, sigmaPos(d.Pos), "sigma: %s", d.Msg)
 	}
+	total := len(rules) + len(corrs)
 	for i, r := range rules {
 		ls := r.LogSource
 		if ls.Product != "aws" || ls.Service != "cloudtrail" || ls.Category != "" || len(ls.Other) > 0 {
@@ -78,39 +87,52 @@ func (l *loader) readSigma(f *srcFile, data []byte) {
 			continue
 		}
 		m, err := sigma.Compile(r)
-		if err != nil { // ParseAll compiled it already; kept for safety
+		if err != nil { // ParseFile compiled it already; kept for safety
 			l.diag(SevError, sigmaPos(r.Pos), "sigma: %v", err)
 			continue
 		}
-		id := r.ID
-		if id == "" {
-			base := strings.TrimSuffix(path.Base(f.name), path.Ext(f.name))
-			id = "sigma-" + strings.Trim(notRuleIDRe.ReplaceAllString(strings.ToLower(base), "-"), "-.")
-			if len(rules) > 1 {
-				id += "-" + strconv.Itoa(i+1)
-			}
-			l.diag(SevNote, sigmaPos(r.Pos), "sigma: rule without id; its ecscorr rule id is %s", id)
+		if d := l.registerSigma(f, r.Pos, r.Node, r.ID, i, total); d != nil {
+			d.r, d.m = r, m
+			l.sigmas = append(l.sigmas, d)
 		}
-		node := r.Node
-		if !ruleIDRe.MatchString(id) {
-			l.diag(SevError, sigmaPos(r.Pos), "sigma: id %q cannot be an ecscorr rule id (want [a-z0-9][a-z0-9._-]*, e.g. a lower-case UUID)", id)
-			continue
-		}
-		if prev := l.ruleID[id]; prev != nil {
-			l.diag(SevError, sigmaPos(r.Pos), "sigma: duplicate rule id %q (first defined at %s)", id, l.pos(prev.f, prev.node))
-			continue
-		}
-		name := SigmaSignalPrefix + notIdentRe.ReplaceAllString(id, "_")
-		if prev := l.sigs[name]; prev != nil {
-			l.diag(SevError, sigmaPos(r.Pos), "sigma: signal name %s of rule %s is taken (first defined at %s)", name, id, l.pos(prev.f, prev.node))
-			continue
-		}
-		// Registered for duplicate checks and ruleHash; compiled from l.sigmas.
-		l.ruleID[id] = &ruleDef{f: f, node: node, id: id}
-		l.sigs[name] = &sigDef{f: f, node: node, name: name}
-		l.defined[f.name] += 2
-		l.sigmas = append(l.sigmas, &sigmaDef{f: f, r: r, m: m, id: id, sigName: name})
 	}
+	for i, c := range corrs {
+		if d := l.registerSigma(f, c.Pos, c.Node, c.ID, len(rules)+i, total); d != nil {
+			d.c = c
+			l.sigmas = append(l.sigmas, d)
+		}
+	}
+}
+
+// registerSigma gives a Sigma rule (detection or correlation) its ecscorr
+// rule id and signal name, checked for clashes; nil after an error.
+func (l *loader) registerSigma(f *srcFile, pos sigma.Pos, node *yaml.Node, id string, i, total int) *sigmaDef {
+	if id == "" {
+		base := strings.TrimSuffix(path.Base(f.name), path.Ext(f.name))
+		id = "sigma-" + strings.Trim(notRuleIDRe.ReplaceAllString(strings.ToLower(base), "-"), "-.")
+		if total > 1 {
+			id += "-" + strconv.Itoa(i+1)
+		}
+		l.diag(SevNote, sigmaPos(pos), "sigma: rule without id; its ecscorr rule id is %s", id)
+	}
+	if !ruleIDRe.MatchString(id) {
+		l.diag(SevError, sigmaPos(pos), "sigma: id %q cannot be an ecscorr rule id (want [a-z0-9][a-z0-9._-]*, e.g. a lower-case UUID)", id)
+		return nil
+	}
+	if prev := l.ruleID[id]; prev != nil {
+		l.diag(SevError, sigmaPos(pos), "sigma: duplicate rule id %q (first defined at %s)", id, l.pos(prev.f, prev.node))
+		return nil
+	}
+	name := SigmaSignalPrefix + notIdentRe.ReplaceAllString(id, "_")
+	if prev := l.sigs[name]; prev != nil {
+		l.diag(SevError, sigmaPos(pos), "sigma: signal name %s of rule %s is taken (first defined at %s)", name, id, l.pos(prev.f, prev.node))
+		return nil
+	}
+	// Registered for duplicate checks and ruleHash; compiled from l.sigmas.
+	l.ruleID[id] = &ruleDef{f: f, node: node, id: id}
+	l.sigs[name] = &sigDef{f: f, node: node, name: name}
+	l.defined[f.name] += 2
+	return &sigmaDef{f: f, id: id, sigName: name}
 }
 
 func describeLogSource(ls sigma.LogSource) string {
@@ -190,55 +212,89 @@ func (d *sigmaDef) signal() *Signal {
 // sigmaRule is the Sigma rule's match rule: no key (every hit is its own
 // incident), no dedup window.
 func (l *loader) sigmaRule(d *sigmaDef) *Rule {
-	r := d.r
+	out := sigmaBase(d)
+	out.Kind = KindMatch
+	sig := l.set.SignalsByName[d.sigName]
+	out.Match = &Step{As: "match", Signals: []*Signal{sig}}
+	return out
+}
+
+// sigmaBase is the rule of a Sigma detection or correlation without its
+// detect part: metadata, severity from level, MITRE ids from attack tags,
+// the literal title and the hash.
+func sigmaBase(d *sigmaDef) *Rule {
+	var title, desc, status, level, author string
+	var tags, refs, fps []string
+	var pos sigma.Pos
+	if r := d.r; r != nil {
+		title, desc, status, level, author, tags, refs, fps, pos = r.Title, r.Description, r.Status, r.Level, r.Author, r.Tags, r.References, r.FalsePositives, r.Pos
+	} else {
+		c := d.c
+		title, desc, status, level, author, tags, refs, fps, pos = c.Title, c.Description, c.Status, c.Level, c.Author, c.Tags, c.References, c.FalsePositives, c.Pos
+	}
 	out := &Rule{
 		ID:             d.id,
-		Description:    r.Description,
+		Description:    desc,
 		Status:         "experimental",
 		Severity:       pipeline.SeverityMedium,
-		Tags:           slices.Clone(r.Tags),
+		Tags:           slices.Clone(tags),
 		Origin:         "sigma",
-		Author:         r.Author,
-		References:     slices.Clone(r.References),
-		FalsePositives: slices.Clone(r.FalsePositives),
-		Kind:           KindMatch,
+		Author:         author,
+		References:     slices.Clone(refs),
+		FalsePositives: slices.Clone(fps),
 		MaxKeys:        DefaultMaxKeys,
 		MaxEvents:      DefaultMaxEvents,
-		Pos:            sigmaPos(r.Pos),
+		Pos:            sigmaPos(pos),
 	}
-	if slices.Contains(statuses, r.Status) {
-		out.Status = r.Status
+	if slices.Contains(statuses, status) {
+		out.Status = status
 	}
-	if r.Level != "" {
-		if sev, err := pipeline.ParseSeverity(r.Level); err == nil {
+	if level != "" {
+		if sev, err := pipeline.ParseSeverity(level); err == nil {
 			out.Severity = sev
 		}
 	}
-	for _, t := range r.Tags {
+	for _, t := range tags {
 		if m := sigmaMitreRe.FindStringSubmatch(t); m != nil {
 			if id := strings.ToUpper(m[1]); !slices.Contains(out.Mitre, id) {
 				out.Mitre = append(out.Mitre, id)
 			}
 		}
 	}
-	sig := l.set.SignalsByName[d.sigName]
-	out.Match = &Step{As: "match", Signals: []*Signal{sig}}
 	// The title is literal text: escape template actions.
-	title := r.Title
 	if title == "" {
 		title = d.id
 	}
 	out.TitleSrc = strings.ReplaceAll(title, "{{", `{{"{{"}}`)
 	out.Title, _ = NewTemplate("title", out.TitleSrc)
-
-	var b strings.Builder
-	b.WriteString("sigma;logsource=")
-	canonical(&b, mapValue(r.Node, "logsource"))
-	b.WriteString(";detection=")
-	canonical(&b, mapValue(r.Node, "detection"))
-	h := sha256.Sum256([]byte(b.String()))
-	out.Hash = hex.EncodeToString(h[:])[:16]
+	out.Hash = d.sigmaHash()
 	return out
+}
+
+// sigmaHash identifies what a Sigma rule detects: a detection's logsource
+// and detection sections; a correlation's section and, recursively, the
+// rules it refers to (state of a correlation is dropped when one of them
+// changes).
+func (d *sigmaDef) sigmaHash() string {
+	if d.hash != "" {
+		return d.hash
+	}
+	var b strings.Builder
+	if d.r != nil {
+		b.WriteString("sigma;logsource=")
+		canonical(&b, mapValue(d.r.Node, "logsource"))
+		b.WriteString(";detection=")
+		canonical(&b, mapValue(d.r.Node, "detection"))
+	} else {
+		b.WriteString("sigma-correlation;correlation=")
+		canonical(&b, mapValue(d.c.Node, "correlation"))
+		for _, ref := range d.refs {
+			b.WriteString(";rule=" + ref.sigmaHash())
+		}
+	}
+	h := sha256.Sum256([]byte(b.String()))
+	d.hash = hex.EncodeToString(h[:])[:16]
+	return d.hash
 }
 
 // mapValue returns the value of key in mapping n, or nil.

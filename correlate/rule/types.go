@@ -336,10 +336,17 @@ type KeyField struct {
 	Name   string
 	Entity string
 	Expr   *vm.Program
-	// ReadsFields is set when Expr reads `fields`: the engine then computes
-	// the key per matched signal, with that signal's fields. Expr may
-	// return a list: the event joins once per element.
+	// ReadsFields is set when Expr reads `fields` (or Value depends on the
+	// signal): the engine then computes the key per matched signal, with
+	// that signal's fields. Expr may return a list: the event joins once
+	// per element.
 	ReadsFields bool
+	// Value, when set, replaces Entity and Expr with Go code (Sigma
+	// group-by fields): the key part's distinct values for the event (sig
+	// is the matched signal when ReadsFields is set, else nil). Several
+	// values fan out as a list does; none means the event lacks the field
+	// and joins no key of the rule (counted in NoKey).
+	Value func(sig *Signal, env *Env) []string
 }
 
 // Step is one signal reference: a match, a threshold input, a sequence
@@ -370,11 +377,22 @@ const (
 	AggDistinct
 	AggSum
 	AggAvg
+	// AggPercentile (Sigma value_percentile) is decided per window close:
+	// each distinct value's share of the window's events, in percent; the
+	// rule fires when some value's share satisfies Cmp (Threshold.Close).
+	AggPercentile
 )
 
 // Cmp is a numeric condition; several ops may be combined (a range).
 type Cmp struct {
 	GT, GTE, LT, LTE, EQ *float64
+	NEQ                  *float64 // Sigma correlations' neq
+}
+
+// LowerBoundsOnly reports whether only gt/gte are set: over a growing
+// window of counts the condition, once true, stays true.
+func (c Cmp) LowerBoundsOnly() bool {
+	return c.LT == nil && c.LTE == nil && c.EQ == nil && c.NEQ == nil
 }
 
 // Holds reports whether v satisfies every op that is set.
@@ -392,6 +410,9 @@ func (c Cmp) Holds(v float64) bool {
 		return false
 	}
 	if c.EQ != nil && v != *c.EQ {
+		return false
+	}
+	if c.NEQ != nil && v == *c.NEQ {
 		return false
 	}
 	return true
@@ -416,6 +437,17 @@ type Threshold struct {
 	// DistinctEvidence keeps one evidence event per distinct value (the
 	// earliest in the window) for AggDistinct; the default for distinct.
 	DistinctEvidence bool
+	// Value, when set, replaces Field with Go code (Sigma correlation
+	// fields): the string aggregated by distinct and percentile, or the
+	// number by sum and avg (sig is the matched signal); ok false means
+	// the event has no usable value and is not aggregated (not counted).
+	Value func(sig *Signal, env *Env) (s string, f float64, ok bool)
+	// Close decides Cmp when a window closes instead of as soon as it
+	// holds, for conditions that later events could undo (an upper bound,
+	// eq, neq; percentiles): a window opens at a key's first event, holds
+	// the events in [first, first+Window), and is decided once the clock
+	// passes its end; the next window opens at the next event.
+	Close bool
 }
 
 // Leaky is a CrowdSec-style leaky bucket on event time: each event pours
@@ -544,6 +576,15 @@ type Rule struct {
 
 	Resolve    *Resolve
 	Exceptions []Exception
+
+	// Derived, when set, is the signal fed with a derived hit each time
+	// the rule fires (a Sigma correlation that another one refers to):
+	// the engine offers it, never raw events, to the rules that use it,
+	// with the triggering event's time, raw record and entity and the
+	// incident's id. Silent rules fire without raising incidents (a Sigma
+	// rule referred to by correlations without `generate: true`).
+	Derived *Signal
+	Silent  bool
 
 	// Templates are executed with OutputEnv converted to a map (see
 	// OutputData) so that authors write {{ .steps.exec.raw.eventName }}.

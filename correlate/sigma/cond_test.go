@@ -212,7 +212,7 @@ func TestErrors(t *testing.T) {
 		{"two rules in Parse", head + "    sel:\n        f: a\n    condition: sel\n---\n" + head + "    sel:\n        f: a\n    condition: sel\n",
 			`t.yml:9:1: error: file holds 2 rules; Parse takes one (use ParseAll)`},
 		{"correlation", "title: c\ncorrelation:\n    type: event_count\n",
-			`t.yml:2:1: error: Sigma correlation rules are not handled`},
+			`t.yml:3:5: error: a Sigma correlation rule: ParseAll reads detection rules only (use ParseFile)`},
 		{"yaml syntax", "title: [\n", `t.yml:1:0: error: YAML:`},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -40,7 +40,34 @@ func (p *parser) warnf(n *yaml.Node, format string, args ...any) {
 // is reported here, at its position. Rules are returned only when the file
 // has no errors.
 func ParseAll(name string, data []byte) ([]*Rule, Diagnostics) {
+	rules, corrs, ds := parseFile(name, data)
+	for _, c := range corrs {
+		ds = append(ds, Diagnostic{Pos: c.CorrPos, Severity: SevError,
+			Msg: "a Sigma correlation rule: ParseAll reads detection rules only (use ParseFile)"})
+	}
+	if ds.HasErrors() {
+		return nil, ds
+	}
+	return rules, ds
+}
+
+// ParseFile parses every YAML document of a file: detection rules (each
+// compiled once, as ParseAll does) and correlation rules (documents with
+// a top-level correlation), in file order within each list. References
+// between rules are not resolved (they may cross files). Nothing is
+// returned when the file has errors.
+func ParseFile(name string, data []byte) ([]*Rule, []*Correlation, Diagnostics) {
+	rules, corrs, ds := parseFile(name, data)
+	if ds.HasErrors() {
+		return nil, nil, ds
+	}
+	return rules, corrs, ds
+}
+
+// parseFile is ParseFile returning what it read even after errors.
+func parseFile(name string, data []byte) ([]*Rule, []*Correlation, Diagnostics) {
 	p := &parser{file: name}
+	var corrs []*Correlation
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var rules []*Rule
 	for doc := 1; ; doc++ {
@@ -52,10 +79,14 @@ func ParseAll(name string, data []byte) ([]*Rule, Diagnostics) {
 		if err != nil {
 			p.ds = append(p.ds, Diagnostic{Pos: Pos{File: name, Line: yamlErrLine(err)}, Severity: SevError,
 				Msg: fmt.Sprintf("YAML: %v", err)})
-			return nil, p.ds
+			return nil, nil, p.ds
 		}
 		if len(n.Content) == 0 || (n.Content[0].Kind == yaml.ScalarNode && n.Content[0].Tag == "!!null") {
 			continue // empty document, e.g. a trailing ---
+		}
+		if root := deref(n.Content[0]); root.Kind == yaml.MappingNode && hasKey(root, "correlation") && !hasKey(root, "action") {
+			corrs = append(corrs, p.correlation(root))
+			continue
 		}
 		if r := p.document(n.Content[0]); r != nil {
 			rules = append(rules, r)
@@ -66,10 +97,16 @@ func ParseAll(name string, data []byte) ([]*Rule, Diagnostics) {
 			p.ds = append(p.ds, cds...)
 		}
 	}
-	if p.ds.HasErrors() {
-		return nil, p.ds
+	return rules, corrs, p.ds
+}
+
+func hasKey(m *yaml.Node, key string) bool {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if k := deref(m.Content[i]); k.Kind == yaml.ScalarNode && k.Value == key {
+			return true
+		}
 	}
-	return rules, p.ds
+	return false
 }
 
 var yamlLineRe = regexp.MustCompile(`line (\d+)`)
@@ -158,9 +195,6 @@ func (p *parser) document(root *yaml.Node) *Rule {
 	switch {
 	case keys["action"] != nil:
 		p.errf(keys["action"], "multi-document rule collections (action: global/reset/repeat) were removed in Sigma 2.0; write each rule as its own document")
-		return nil
-	case keys["correlation"] != nil:
-		p.errf(keys["correlation"], "Sigma correlation rules are not handled by package sigma (only detection rules)")
 		return nil
 	case keys["filter"] != nil && keys["detection"] == nil:
 		p.errf(keys["filter"], "Sigma filters (meta-rules) are not supported")

@@ -1,5 +1,7 @@
 // Package sigma parses Sigma detection rules (specification v2.1.0) and
-// compiles them into matchers over decoded JSON records.
+// compiles them into matchers over decoded JSON records; it also parses
+// and checks Sigma correlation rules (corr.go), which the rule loader
+// resolves and compiles, and exports the matcher's field resolver (Field).
 //
 // It has no dependency on the engine: Parse/ParseAll turn YAML into a Rule
 // (keeping yaml positions), Compile turns a Rule into a Matcher made of small

@@ -195,7 +195,7 @@ func (d *Decoder) prefilterCloudTrail(data []byte) (filtered, asked bool) {
 	plain := true
 	// The strings point into data: nothing here keeps them, and the
 	// filter is told they are valid only during the call.
-	pipeline.ScanObject(data, func(k []byte, esc bool, v []byte) bool {
+	member := func(k []byte, v []byte) bool {
 		switch string(k) {
 		case "eventSource":
 			src, okSrc = borrowPlain(v)
@@ -208,7 +208,16 @@ func (d *Decoder) prefilterCloudTrail(data []byte) (filtered, asked bool) {
 			plain = plain && okTime
 		}
 		return plain && !(okSrc && okName && okTime)
-	})
+	}
+	if d.members != nil {
+		for _, m := range d.members {
+			if !member(m.Key, m.Value) {
+				break
+			}
+		}
+	} else {
+		pipeline.ScanObject(data, func(k []byte, _ bool, v []byte) bool { return member(k, v) })
+	}
 	if !plain || !okSrc || !okName || !okTime || src == "" || name == "" || strings.HasPrefix(src, "aws:") {
 		return false, false
 	}
@@ -255,7 +264,10 @@ type Decoder struct {
 	last    pipeline.Source
 	lastN   int64
 	// filter and filtered: see DecoderOptions.Filter.
-	filter   func(pipeline.Source, string, time.Time, []byte) bool
+	filter func(pipeline.Source, string, time.Time, pipeline.RawRecord) bool
+	// members indexes the record Record is decoding (RecordIndexed); nil
+	// otherwise.
+	members  []pipeline.Member
 	filtered map[pipeline.Source]int64
 	kept     bool // the current record already passed the filter
 	typBuf   []byte
@@ -280,7 +292,7 @@ type DecoderOptions struct {
 	// records it rejects are counted as read and filtered, not emitted.
 	// typ and raw (the record's JSON) are valid only during the call:
 	// copy what you keep.
-	Filter func(src pipeline.Source, typ string, t time.Time, raw []byte) bool
+	Filter func(src pipeline.Source, typ string, t time.Time, rec pipeline.RawRecord) bool
 	// Latest is the newest plausible event time (the run's start plus
 	// MaxClockSkew): later records, and records before 2004, are skipped
 	// as SkipTimeOutOfRange. Zero disables the check.
@@ -311,8 +323,18 @@ func (d *Decoder) Record(data []byte, pos pipeline.Position, src pipeline.Source
 		return
 	}
 	if src != pipeline.SourceCloudTrail || !d.fastCloudTrail(data, pos) {
+		d.members = nil // a wrapper's records are other bytes
 		d.decode(data, pos, nil, 0)
 	}
+	d.members = nil
+}
+
+// RecordIndexed is Record for a record the reader indexed while finding
+// its end (pipeline.IndexObject): the prefilter and the Filter read its
+// members instead of scanning it again. members must index data.
+func (d *Decoder) RecordIndexed(data []byte, members []pipeline.Member, pos pipeline.Position, src pipeline.Source) {
+	d.members = members
+	d.Record(data, pos, src)
 }
 
 // Reject counts a record skipped for reason (of a Skip* class) and
@@ -431,7 +453,7 @@ func (d *Decoder) count(src pipeline.Source) {
 // keep asks the filter about a valid record; a rejected one is counted as
 // read and filtered.
 func (d *Decoder) keep(src pipeline.Source, typ string, t time.Time, raw []byte) bool {
-	if d.kept || d.filter == nil || d.filter(src, typ, t, raw) {
+	if d.kept || d.filter == nil || d.filter(src, typ, t, pipeline.RawRecord{Data: raw, Members: d.members}) {
 		return true
 	}
 	d.count(src)

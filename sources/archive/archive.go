@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -56,12 +57,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Filter, when set, is asked about each valid CloudTrail record once
 	// its type and time are known and before the rest of the work
-	// (copying the record, extracting the entity); typ and raw (the
-	// record's JSON) are valid only during the call. Records it rejects are counted in
+	// (copying the record, extracting the entity); typ and rec (the
+	// record's JSON, and its top-level members when the reader indexed
+	// them) are valid only during the call. Records it rejects are counted in
 	// Stats.Read and Stats.Filtered but not emitted. Replay uses it to
 	// skip the bulk of CloudTrail that no rule can match. It must be safe
 	// for concurrent use.
-	Filter func(src pipeline.Source, typ string, t time.Time, raw []byte) bool
+	Filter func(src pipeline.Source, typ string, t time.Time, rec pipeline.RawRecord) bool
 	// Now is the wall-clock start of the run: records more than
 	// MaxClockSkew after it (or before MinEventTime) are skipped as
 	// SkipTimeOutOfRange. Zero means time.Now() at NewReader.
@@ -282,6 +284,11 @@ func readProblem(sc *scanner, path string) string {
 }
 
 type fileReader struct {
+	// indexed is the CloudTrail record index found whole in the buffer,
+	// and members its top-level members, while it is handled.
+	indexed []byte
+	members []pipeline.Member
+
 	d     *format.Decoder
 	sc    *scanner
 	path  string
@@ -381,7 +388,10 @@ func (fr *fileReader) handle(v []byte, line, rec int, st valStatus, src pipeline
 	p := fr.pos(line, rec)
 	switch st {
 	case valOK:
-		if len(v) > 0 {
+		switch {
+		case fr.indexed != nil && len(v) == len(fr.indexed):
+			d.RecordIndexed(v, fr.members, p, src)
+		case len(v) > 0:
 			d.Record(v, p, src)
 		}
 		return true
@@ -401,6 +411,33 @@ func (fr *fileReader) handle(v []byte, line, rec int, st valStatus, src pipeline
 		d.Reject(p, src, SkipBadJSON, "invalid JSON: file ends inside a record", v)
 	}
 	return false
+}
+
+// indexAhead is how much index keeps buffered (CloudTrail records are
+// about 1.5 KB).
+const indexAhead = 64 << 10
+
+// index reads the CloudTrail record at the scanner's position when it is
+// whole in the buffer, on one line and within the size limit, finding its
+// end and its top-level members in one pass (the common case: CloudTrail
+// writes each object on one line). Anything else (a record cut by the
+// buffer, a line break, damage, a huge record) is left to value, which
+// reads and reports it as before.
+func (fr *fileReader) index() bool {
+	sc := fr.sc
+	if sc.e-sc.s < indexAhead {
+		sc.fill() // keep a few records buffered, so that few are cut
+	}
+	data := sc.buf[sc.s:sc.e]
+	members, end, ok := pipeline.IndexObject(data, fr.members[:0])
+	fr.members = members
+	if !ok || end > fr.d.MaxRecordBytes() || bytes.IndexByte(data[:end], '\n') >= 0 {
+		fr.members = fr.members[:0]
+		return false
+	}
+	fr.indexed = data[:end]
+	sc.s += end
+	return true
 }
 
 // How an array ended.
@@ -449,6 +486,18 @@ func (fr *fileReader) array(src pipeline.Source, elem func(v []byte, line, rec i
 			sc.s++
 			continue
 		case '{', '[':
+			if c == '{' && compact && src == pipeline.SourceCloudTrail && fr.index() {
+				// The record was indexed while finding its end: the
+				// decoder reads its members instead of scanning it again.
+				v := fr.indexed
+				ok := elem(v, sc.line, rec, valOK)
+				fr.members, fr.indexed = fr.members[:0], nil
+				if !ok {
+					return arrayStopped
+				}
+				rec++
+				continue
+			}
 			v, line, st := sc.value(false)
 			if !elem(v, line, rec, st) {
 				return arrayStopped

@@ -3,6 +3,7 @@ package archive
 import (
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,12 +16,25 @@ func TestFilterSkipsRejectedCloudTrail(t *testing.T) {
 	cut := time.Date(2023, 7, 10, 12, 0, 0, 0, time.UTC)
 	var asked int
 	rawMismatch := 0
-	filter := func(src pipeline.Source, typ string, ts time.Time, raw []byte) bool {
+	indexed := 0
+	filter := func(src pipeline.Source, typ string, ts time.Time, r pipeline.RawRecord) bool {
 		asked++ // Read is sequential here
-		// raw is the record itself.
-		var rec struct{ EventSource, EventName string }
-		if json.Unmarshal(raw, &rec) != nil || rec.EventSource+":"+rec.EventName != typ {
+		// Data is the record itself, and Members, when the reader indexed
+		// it, are its top-level members.
+		var rec map[string]json.RawMessage
+		if json.Unmarshal(r.Data, &rec) != nil || string(rec["eventSource"])+":"+string(rec["eventName"]) != `"`+strings.Replace(typ, ":", `":"`, 1)+`"` {
 			rawMismatch++
+		}
+		if r.Members != nil {
+			indexed++
+			if len(r.Members) != len(rec) {
+				rawMismatch++
+			}
+			for _, m := range r.Members {
+				if string(rec[string(m.Key)]) != string(m.Value) {
+					rawMismatch++
+				}
+			}
 		}
 		return src == pipeline.SourceCloudTrail && typ == "iam.amazonaws.com:AttachRolePolicy" && ts.After(cut)
 	}
@@ -30,6 +44,11 @@ func TestFilterSkipsRejectedCloudTrail(t *testing.T) {
 	}
 	if rawMismatch != 0 {
 		t.Fatalf("%d records handed to the filter with a raw record of another type", rawMismatch)
+	}
+	// The Invictus objects are CloudTrail's: one line, every record
+	// indexed while it is found.
+	if indexed != 2900 {
+		t.Fatalf("%d records indexed, want 2900", indexed)
 	}
 	if asked != 2900 {
 		t.Fatalf("filter asked %d times, want 2900", asked)
