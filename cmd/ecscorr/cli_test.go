@@ -400,7 +400,9 @@ func TestFilterOutput(t *testing.T) {
 	}
 	// The table is filtered by the same hook.
 	code, table, errOut := runCmd(t, "replay", "--format", "table", "--severity", "critical", demo)
-	rows := func(sev string) int { return len(regexp.MustCompile(`(?m)^ *`+sev+`  +2023-`).FindAllString(table, -1)) }
+	rows := func(sev string) int {
+		return len(regexp.MustCompile(`(?m)^ *`+sev+`  +2023-`).FindAllString(table, -1))
+	}
 	if code != 0 || rows("CRITICAL") != 4 || rows("HIGH") != 0 || rows("MEDIUM") != 0 {
 		t.Errorf("filtered table: exit %d\n%s\n%s", code, table, errOut)
 	}
