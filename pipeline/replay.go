@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,6 +45,17 @@ type ArchiveOptions struct {
 	BatchSize int
 	// Progress is called from time to time while reading.
 	Progress func(ArchiveStats)
+	// Window, when set, decides Since and Until (replacing those fields)
+	// once everything has been read, from the newest event time read (zero
+	// if none): ranges relative to the end of the input ("its last 24
+	// hours") without a second read. The sorted events outside it are
+	// dropped as they are handed out and counted in OutOfRange; an error
+	// stops the replay before anything is correlated.
+	Window func(newest time.Time) (since, until time.Time, err error)
+	// NewestFiltered, when set, is the newest event time of the records
+	// the reader rejected before emitting them (no rule can match them),
+	// so that Window sees the input's true end.
+	NewestFiltered func() time.Time
 }
 
 // ArchiveStats counts what an ArchiveInput read.
@@ -67,6 +79,13 @@ type ArchiveInput struct {
 	out    chan []*Event
 	errc   chan error
 	cancel context.CancelFunc
+	// newest is the latest event time read (for Window); outside counts
+	// the events the window dropped after reading.
+	newest  time.Time
+	outside atomic.Int64
+	// opened is called once Open has decided the window (Replay sets the
+	// Runner's End from it).
+	opened func()
 }
 
 // NewArchiveInput returns an input over what read produces.
@@ -86,8 +105,13 @@ func (a *ArchiveInput) Ordered() bool { return true }
 // LearnsLinks reports whether Open gives links to a resolver (Learn).
 func (a *ArchiveInput) LearnsLinks() bool { return a.o.Learn != nil }
 
-// Stats returns what was read; complete once Open has returned.
-func (a *ArchiveInput) Stats() ArchiveStats { return a.stats }
+// Stats returns what was read; complete once Open has returned, but for
+// the events a Window drops while they are handed out.
+func (a *ArchiveInput) Stats() ArchiveStats {
+	s := a.stats
+	s.OutOfRange += a.outside.Load()
+	return s
+}
 
 // Open reads and sorts the whole archive. pos is ignored: an archive is
 // read again from its start, and the Runner skips the events a previous
@@ -110,6 +134,9 @@ func (a *ArchiveInput) Open(ctx context.Context, _ []byte) error {
 		mu.Lock()
 		defer mu.Unlock()
 		a.stats.Read[ev.Source]++
+		if ev.Time.After(a.newest) {
+			a.newest = ev.Time
+		}
 		if (!a.o.Since.IsZero() && ev.Time.Before(a.o.Since)) || (!a.o.Until.IsZero() && !ev.Time.Before(a.o.Until)) {
 			a.stats.OutOfRange++
 			return nil
@@ -134,6 +161,23 @@ func (a *ArchiveInput) Open(ctx context.Context, _ []byte) error {
 		return fmt.Errorf("reading inputs: %w", err)
 	}
 	a.stats.Spilled, a.stats.Runs = sorter.Spilled, sorter.Runs()
+	windowed := a.o.Window != nil
+	if windowed {
+		if a.o.NewestFiltered != nil {
+			if t := a.o.NewestFiltered(); t.After(a.newest) {
+				a.newest = t
+			}
+		}
+		since, until, err := a.o.Window(a.newest)
+		if err != nil {
+			return err
+		}
+		a.o.Since, a.o.Until = since, until
+	}
+	if a.opened != nil {
+		a.opened()
+	}
+	since, until := a.o.Since, a.o.Until
 	ctx, a.cancel = context.WithCancel(ctx)
 	a.out = make(chan []*Event, 4)
 	a.errc = make(chan error, 1)
@@ -141,6 +185,10 @@ func (a *ArchiveInput) Open(ctx context.Context, _ []byte) error {
 		defer close(a.out)
 		batch := make([]*Event, 0, a.o.BatchSize)
 		err := sorter.Drain(func(ev *Event) error {
+			if windowed && ((!since.IsZero() && ev.Time.Before(since)) || (!until.IsZero() && !ev.Time.Before(until))) {
+				a.outside.Add(1)
+				return nil
+			}
 			batch = append(batch, ev)
 			if len(batch) < a.o.BatchSize {
 				return nil
@@ -224,6 +272,7 @@ func Replay(ctx context.Context, read ReadFunc, c Correlator, o ReplayOptions) (
 		ao.Progress = func(as ArchiveStats) { o.Progress(as, RunStats{}) }
 	}
 	in := NewArchiveInput(read, ao)
+	var runner *Runner
 	ro := RunnerOptions{
 		Inputs: []Input{in}, Correlator: c, Resolver: res, Store: o.Store, Sinks: o.Sinks,
 		AdvanceEvery: o.AdvanceEvery, CommitEvery: o.CommitEvery, OnSkip: o.OnSkip, Logger: o.Logger,
@@ -232,22 +281,27 @@ func Replay(ctx context.Context, read ReadFunc, c Correlator, o ReplayOptions) (
 	if !ao.Until.IsZero() {
 		ro.End = ao.Until.Add(-time.Nanosecond)
 	}
+	// A Window is known once Open has read everything; the Runner reads
+	// End only after its inputs are exhausted.
+	in.opened = func() {
+		if ao.Window != nil && !in.o.Until.IsZero() {
+			runner.o.End = in.o.Until.Add(-time.Nanosecond)
+		}
+	}
 	// A replay over kept state reports the incidents of its window that
 	// earlier runs (or an interrupted one) produced, too.
 	ro.Report = func(inc Incident) bool {
+		since, until := in.o.Since, in.o.Until
 		last := inc.LastSeen
 		if inc.ResolvedAt != nil && inc.ResolvedAt.After(last) {
 			last = *inc.ResolvedAt
 		}
-		return (ao.Since.IsZero() || !last.Before(ao.Since)) && (ao.Until.IsZero() || inc.FirstSeen.Before(ao.Until))
+		return (since.IsZero() || !last.Before(since)) && (until.IsZero() || inc.FirstSeen.Before(until))
 	}
 	if o.Progress != nil {
-		var n int64
-		ro.Progress = func(rs RunStats) {
-			if n++; n%64 == 0 {
-				o.Progress(in.Stats(), rs)
-			}
-		}
+		// Every batch: the Runner has built rs already, and the caller
+		// throttles what it draws.
+		ro.Progress = func(rs RunStats) { o.Progress(in.Stats(), rs) }
 	}
 	runner, err := NewRunner(ro)
 	if err != nil {

@@ -30,13 +30,35 @@ Usage:
   ecscorr replay [flags] PATH...      replay archived logs and print incidents
   ecscorr rules check PATH...         check rule files; every error with file:line:col
   ecscorr rules test FILE...          run rule unit tests (*_test.yaml)
+  ecscorr rules list [--rules PATH]   list the rules: id, kind, severity, tags, sources, tests
   ecscorr report [flags] FILE.jsonl   render incidents as one self-contained HTML report
   ecscorr outbox list|retry|drop      show and re-drive incidents waiting for (or dead-lettered by) a sink
   ecscorr healthcheck [--url URL]     exit 0 if the running service's /healthz answers 200 (for container health checks)
   ecscorr version
 
-Run "ecscorr <command> -h" for a command's flags.
+Run "ecscorr <command> -h" or "ecscorr help <command>" for a command's flags.
 `
+
+// cmdHelp is "ecscorr help COMMAND": the command's usage on stdout, exit 0.
+func cmdHelp(ctx context.Context, name string, stdin io.Reader, stdout, stderr io.Writer) int {
+	switch name {
+	case "rules":
+		fmt.Fprint(stdout, rulesUsage)
+		return 0
+	case "run", "replay", "outbox", "healthcheck":
+		// The command's own -h, written where help was asked for.
+		runIO(ctx, []string{name, "-h"}, stdin, stdout, stdout)
+		return 0
+	case "config":
+		runIO(ctx, []string{"config", "check", "-h"}, stdin, stdout, stdout)
+		return 0
+	case "version":
+		fmt.Fprintln(stdout, "Usage: ecscorr version\n\nPrints the version, the commit it was built from, the Go version and the built-in rule pack's version.")
+		return 0
+	}
+	fmt.Fprintf(stderr, "ecscorr: unknown command %q\n\n%s", name, usage)
+	return 2
+}
 
 // version and commit are stamped by the build (-ldflags "-X main.version=...
 // -X main.commit=..."; see the Makefile and deploy/Dockerfile).
@@ -55,6 +77,11 @@ func main() {
 // run executes one command and returns the process exit code: 0 success,
 // 1 a failure found (failed rule test, broken rules), 2 bad usage.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runIO is run with standard input given (replay -).
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -69,14 +96,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return cmdConfigCheck(ctx, args[2:], stdout, stderr)
 	case "replay":
-		return cmdReplay(ctx, args[1:], stdout, stderr)
+		return cmdReplay(ctx, args[1:], stdin, stdout, stderr)
 	case "outbox":
 		return cmdOutbox(ctx, args[1:], stdout, stderr)
 	case "report":
 		return cmdReport(ctx, args[1:], stdout, stderr)
 	case "rules":
 		if len(args) < 2 {
-			fmt.Fprint(stderr, usage)
+			fmt.Fprint(stderr, rulesUsage)
 			return 2
 		}
 		switch args[1] {
@@ -84,8 +111,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return cmdRulesCheck(ctx, args[2:], stdout, stderr)
 		case "test":
 			return cmdRulesTest(ctx, args[2:], stdout, stderr)
+		case "list":
+			return cmdRulesList(ctx, args[2:], stdout, stderr)
+		case "-h", "-help", "--help", "help":
+			fmt.Fprint(stdout, rulesUsage)
+			return 0
 		}
-		fmt.Fprintf(stderr, "ecscorr: unknown rules command %q\n\n%s", args[1], usage)
+		fmt.Fprintf(stderr, "ecscorr: unknown rules command %q\n\n%s", args[1], rulesUsage)
 		return 2
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "ecscorr %s (commit %s, %s, rule pack %s)\n", version, commit, runtime.Version(), rules.PackVersion())
@@ -93,6 +125,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "healthcheck":
 		return cmdHealthcheck(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
+		if len(args) > 1 && args[0] == "help" {
+			return cmdHelp(ctx, args[1], stdin, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,8 +19,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/term"
 
 	"github.com/ecscorr/ecscorr/correlate/engine"
 	"github.com/ecscorr/ecscorr/correlate/rule"
@@ -52,15 +51,62 @@ type replayFlags struct {
 	stateMemory  byteSize
 	report       string
 	caseWindow   time.Duration
+	// Exit codes and output filters (see replayHelp).
+	failOn       string
+	allowDamaged bool
+	severity     string
+	ruleFilter   multiFlag
+	taskFilter   multiFlag
+	tagFilter    multiFlag
 }
 
-func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// Exit codes of replay (and the other commands: 0, 1, 2).
+const (
+	exitOK      = 0
+	exitError   = 1 // a failure: unwritable output, broken rules or config, ...
+	exitUsage   = 2 // a bad command line: unknown flag, bad value, empty range, missing PATH
+	exitFound   = 3 // --fail-on: an incident at or above that severity was written
+	exitDamaged = 4 // input damaged or unreadable (truncated gzip, unreadable file or folder); wins over 3
+)
+
+const replayHelp = `Usage: ecscorr replay [flags] PATH...
+
+Replays archived logs (files or folders, plain or gzip; - reads standard
+input) in event-time order and writes incidents.
+
+--since and --until (exclusive) take a date (2023-07-10, UTC midnight), a
+date-time (2023-07-10T12:00:00Z, 2023-07-10T12:00+02:00; 2023-07-10 12:00 and
+2023-07-10T12:00 without a zone are UTC), an offset from now (-24h, -90m, -7d,
+now-1h) or from the newest event read (newest-24h: the archive's last day).
+
+--severity, --rule, --task and --tag select what is written (stdout, --out);
+every incident is still correlated, stored in --state and sent to --config's
+sinks. All given filters must match; a repeated filter matches any value.
+
+Exit status:
+  0  done, nothing --fail-on asked about
+  1  error (unwritable output, broken rules or config, ...)
+  2  usage error (unknown flag, bad value, empty --since/--until range, missing PATH)
+  3  --fail-on SEVERITY: an incident at or above it was written (after all output)
+  4  damaged input: a file or folder could not be read whole (truncated gzip,
+     unreadable file or folder; the summary lists them), unless --allow-damaged.
+     4 wins over 3: the incidents may be incomplete.
+
+Flags:`
+
+func cmdReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var f replayFlags
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Var(&f.rules, "rules", rulesFlagHelp)
-	fs.StringVar(&f.since, "since", "", "only events at or after this RFC 3339 time")
-	fs.StringVar(&f.until, "until", "", "only events before this RFC 3339 time")
+	fs.StringVar(&f.since, "since", "", "only events at or after this `time` (a date, date-time or offset, see above)")
+	fs.StringVar(&f.until, "until", "", "only events before this `time` (exclusive; as --since)")
+	fs.StringVar(&f.failOn, "fail-on", "", "exit 3 when an incident at or above this `severity` (informational, low, medium, high, critical) is written")
+	fs.BoolVar(&f.allowDamaged, "allow-damaged", false, "exit 0 (or 3) even when input files were damaged or unreadable (they are still counted in the summary)")
+	fs.StringVar(&f.severity, "severity", "", "write only incidents at or above this `severity`")
+	fs.Var(&f.ruleFilter, "rule", "write only incidents of this rule `id` (repeatable or comma-separated; * is a wildcard: 'ecs-drift-*')")
+	fs.Var(&f.taskFilter, "task", "write only incidents whose task ARN contains this `text` (a task ARN, id or cluster/id; repeatable)")
+	fs.Var(&f.tagFilter, "tag", "write only incidents with this `tag` or MITRE ATT&CK id (drift, T1078, attack.t1078; a technique matches its sub-techniques; repeatable)")
 	fs.StringVar(&f.out, "out", "", "write incidents to this file instead of stdout")
 	fs.BoolVar(&f.wide, "wide", false, "with --format table: one line per incident with every column in full (title, key, summary, remediation)")
 	fs.StringVar(&f.format, "format", "jsonl", "output format: jsonl, table (incidents grouped by attack case) or cases (one case per line, JSON)")
@@ -80,7 +126,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Var(&f.stateMemory, "state-memory", "memory budget of correlation state (e.g. 256MiB, 1GiB; 0 = unbounded); past it the least recently used state lives in Badger (in --state, or a temporary store)")
 	fs.IntVar(&f.batch, "batch", 1024, "events handed to the correlator at a time (a commit falls between batches)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: ecscorr replay [flags] PATH...\n\nReplays archived logs (files or folders, plain or gzip) in event-time order and writes incidents.")
+		fmt.Fprintln(fs.Output(), replayHelp)
 		fs.PrintDefaults()
 	}
 	paths, code, ok := parseArgs(fs, args)
@@ -92,11 +138,33 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fs.Usage()
 		return 2
 	}
+	stdinArgs := 0
 	for _, p := range paths {
+		if p == "-" {
+			if stdinArgs++; stdinArgs > 1 {
+				fmt.Fprintln(stderr, "ecscorr replay: - (standard input) given twice")
+				return 2
+			}
+			continue
+		}
 		if _, err := os.Stat(p); err != nil {
 			fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
 			return 2
 		}
+	}
+	var failOn pipeline.Severity
+	if f.failOn != "" {
+		s, err := pipeline.ParseSeverity(f.failOn)
+		if err != nil {
+			fmt.Fprintf(stderr, "ecscorr replay: --fail-on: %v\n", err)
+			return 2
+		}
+		failOn = s
+	}
+	filter, err := newOutputFilter(f.severity, f.ruleFilter, f.taskFilter, f.tagFilter)
+	if err != nil {
+		fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
+		return 2
 	}
 	if f.out != "" && f.deadLetter != "" && sameFile(f.out, f.deadLetter) {
 		fmt.Fprintf(stderr, "ecscorr replay: --dead-letter and --out name the same file %s: dead letters would overwrite the incidents\n", f.deadLetter)
@@ -106,27 +174,35 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "ecscorr replay: --format must be jsonl or table, or cases, not %q\n", f.format)
 		return 2
 	}
-	var since, until time.Time
+	var tr timeRange
 	for _, p := range []struct {
-		s string
-		t *time.Time
-		n string
-	}{{f.since, &since, "--since"}, {f.until, &until, "--until"}} {
-		if p.s == "" {
-			continue
-		}
-		t, err := time.Parse(time.RFC3339Nano, p.s)
+		s, n string
+		a    *timeArg
+	}{{f.since, "--since", &tr.since}, {f.until, "--until", &tr.until}} {
+		a, err := parseTimeArg(p.n, p.s)
 		if err != nil {
-			fmt.Fprintf(stderr, "ecscorr replay: %s: %v\n", p.n, err)
+			fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
 			return 2
 		}
-		*p.t = t.UTC()
+		*p.a = a
+	}
+	now := time.Now()
+	if err := tr.check(now); err != nil {
+		fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
+		return 2
 	}
 	level := slog.LevelWarn
 	if f.verbose {
 		level = slog.LevelDebug
 	}
-	log := newLogger(stderr, level)
+	// On a terminal the progress line and the log share one writer, so
+	// that a log line never lands in the middle of the progress line.
+	status := terminalStatus(stderr)
+	errw := stderr
+	if status != nil {
+		errw = status
+	}
+	log := newLogger(errw, level)
 
 	if f.cpuProfile != "" {
 		pf, err := os.Create(f.cpuProfile)
@@ -163,13 +239,64 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if !ok {
 		return 1
 	}
+	if err := filter.checkRules(set); err != nil {
+		fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
+		return 2
+	}
 	tuneGC()
-	code, err := replay(ctx, f, cfg, set, paths, since, until, stdout, stderr, log)
+	res, err := replay(ctx, replayRun{f: f, cfg: cfg, set: set, paths: paths, tr: tr, now: now, filter: filter, stdin: stdin, status: status}, stdout, errw, log)
 	if err != nil {
+		var ue *usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "ecscorr replay: %v\n", ue)
+			return 2
+		}
 		fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
 		return 1
 	}
-	return code
+	return res.exitCode(failOn, f.allowDamaged)
+}
+
+// replayRun is what cmdReplay hands replay.
+type replayRun struct {
+	f      replayFlags
+	cfg    *config
+	set    *rule.Set
+	paths  []string // "-" is standard input
+	tr     timeRange
+	now    time.Time // the start of the run, for offsets from now
+	filter *outputFilter
+	stdin  io.Reader
+	status *statusLine // nil: no progress line
+}
+
+// replayResult is what decides replay's exit status.
+type replayResult struct {
+	written []pipeline.Incident // what the filters kept
+	damaged int64               // files and folders not read whole
+}
+
+// exitCode: 4 for damaged input (unless allowed), then 3 for --fail-on.
+func (r replayResult) exitCode(failOn pipeline.Severity, allowDamaged bool) int {
+	if r.damaged > 0 && !allowDamaged {
+		return exitDamaged
+	}
+	if failOn != pipeline.SeverityUnknown {
+		for _, inc := range r.written {
+			if inc.Severity >= failOn {
+				return exitFound
+			}
+		}
+	}
+	return exitOK
+}
+
+// damagedClasses are the skip classes that mean input was lost (exit 4):
+// a file that could not be opened or read to its end, a folder that could
+// not be listed. Digests, README files, hidden files and repeated paths
+// are skipped on purpose and do not count.
+func damagedCount(rs archive.Stats) int64 {
+	return rs.Skipped[archive.SkipBadFile] + rs.Skipped[archive.SkipUnreadableDir]
 }
 
 // loadRules loads the given rule paths (see rule.LoadPaths: `builtin` is
@@ -186,25 +313,42 @@ func loadRules(paths []string, stderr io.Writer, notes bool) (*rule.Set, bool) {
 	return set, true
 }
 
-func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, paths []string, since, until time.Time, stdout, stderr io.Writer, log *slog.Logger) (int, error) {
-	start := time.Now()
+func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *slog.Logger) (replayResult, error) {
+	f, cfg, set, paths := run.f, run.cfg, run.set, run.paths
+	start := run.now
 	// The destination is opened first: an unwritable --out stops the run
 	// before it has read or committed anything.
 	var tds taskDefs
 	caseOpts := func() cases.Options { return cases.Options{Window: f.caseWindow, TaskDefinitions: tds.snapshot()} }
-	sink, err := newReplaySink(f.out, f.format, f.wide, stdout, caseOpts)
+	fileSink, err := newReplaySink(f.out, f.format, f.wide, stdout, caseOpts)
 	if err != nil {
-		return 1, err
+		return replayResult{}, err
 	}
-	defer sink.Close(ctx)
+	defer fileSink.Close(ctx)
+	// The output filters sit between the Runner and what writes the
+	// report (jsonl, table, cases; --report gets the same selection):
+	// everything is still correlated and kept in the outbox.
+	sink := fileSink
+	if run.filter.active() {
+		sink = filterSink{Sink: fileSink, f: run.filter}
+	}
+	// A range from now is fixed at the start; one from the newest event
+	// is decided by the archive input once it has read everything.
+	var since, until time.Time
+	var window func(time.Time) (time.Time, time.Time, error)
+	if run.tr.needsNewest() {
+		window = func(newest time.Time) (time.Time, time.Time, error) { return run.tr.resolve(run.now, newest) }
+	} else if since, until, err = run.tr.resolve(run.now, time.Time{}); err != nil {
+		return replayResult{}, err
+	}
 	rep, err := createReport(f.report)
 	if err != nil {
-		return 1, err
+		return replayResult{}, err
 	}
 	defer rep.Close()
 	tmp, err := os.MkdirTemp("", "ecscorr-replay-")
 	if err != nil {
-		return 1, fmt.Errorf("creating temp dir: %w", err)
+		return replayResult{}, fmt.Errorf("creating temp dir: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 	// Without --state the engine runs ephemeral: its state lives in memory
@@ -218,14 +362,14 @@ func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, path
 	if f.stateDir != "" {
 		st, err = state.Open(f.stateDir, state.Options{Logger: log})
 		if err != nil {
-			return 1, fmt.Errorf("opening state %s: %w", f.stateDir, err)
+			return replayResult{}, fmt.Errorf("opening state %s: %w", f.stateDir, err)
 		}
 		defer st.Close()
 		store, cm = st, st
 	}
 	streams, policies, err := buildSinks(ctx, cfg, store, stdout, log)
 	if err != nil {
-		return 1, err
+		return replayResult{}, err
 	}
 	// The memory budget needs a store to evict to: --state, or a scratch
 	// store in the temp dir that holds evicted state only.
@@ -233,14 +377,14 @@ func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, path
 	if engStore == nil && f.stateMemory > 0 {
 		scratch, err := state.Open(filepath.Join(tmp, "scratch"), state.Options{Logger: log, GCInterval: -1})
 		if err != nil {
-			return 1, fmt.Errorf("opening a scratch store: %w", err)
+			return replayResult{}, fmt.Errorf("opening a scratch store: %w", err)
 		}
 		defer scratch.Close()
 		engStore = scratch
 	}
 	eng, err = engine.New(ctx, set, engStore, engine.Options{Logger: log, Ephemeral: st == nil, MemoryBudget: int64(f.stateMemory)})
 	if err != nil {
-		return 1, fmt.Errorf("starting engine: %w", err)
+		return replayResult{}, fmt.Errorf("starting engine: %w", err)
 	}
 
 	// Skipped records: counted by the reader per class (see the summary),
@@ -255,7 +399,7 @@ func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, path
 	if f.deadLetter != "" {
 		dlFile, err = os.Create(f.deadLetter)
 		if err != nil {
-			return 1, fmt.Errorf("creating dead-letter file: %w", err)
+			return replayResult{}, fmt.Errorf("creating dead-letter file: %w", err)
 		}
 		defer dlFile.Close()
 		dl = json.NewEncoder(dlFile)
@@ -303,8 +447,16 @@ func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, path
 
 	// CloudTrail is most of any archive and mostly irrelevant: let the
 	// reader skip what no rule can match before it does the expensive part.
-	var outOfRange, irrelevant atomic.Int64
+	var outOfRange, irrelevant, newestFiltered atomic.Int64
 	reader := archive.NewReader(archive.Options{Logger: log, Filter: func(src pipeline.Source, typ string, t time.Time, rec pipeline.RawRecord) bool {
+		if window != nil { // a range from the newest event: see every record's time
+			for n := t.UnixNano(); ; {
+				cur := newestFiltered.Load()
+				if n <= cur || newestFiltered.CompareAndSwap(cur, n) {
+					break
+				}
+			}
+		}
 		if (!since.IsZero() && t.Before(since)) || (!until.IsZero() && !t.Before(until)) {
 			outOfRange.Add(1)
 			return false
@@ -325,15 +477,43 @@ func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, path
 			}
 		}
 	}
-	read := func(ctx context.Context, emit func(*pipeline.Event) error) error {
-		return readParallel(ctx, reader, paths, own, func(ev *pipeline.Event) error { tds.observe(ev); return emit(ev) }, bad)
+	prog := &replayProgress{start: start, filtered: func() int64 { return outOfRange.Load() + irrelevant.Load() }}
+	jobs := readJobs(reader, paths, own, run.stdin, bad)
+	for _, j := range jobs {
+		prog.totalBytes += j.size
 	}
-
-	progress := progressPrinter(stderr, start)
+	read := func(ctx context.Context, emit func(*pipeline.Event) error) error {
+		err := readJobsParallel(ctx, reader, jobs, &prog.bytes, func(ev *pipeline.Event) error {
+			prog.emitted.Add(1)
+			tds.observe(ev)
+			return emit(ev)
+		}, bad)
+		prog.readDone(time.Now())
+		return err
+	}
+	var progress func(pipeline.ArchiveStats, pipeline.RunStats)
+	stopProgress := func() {}
+	if run.status != nil {
+		progress = prog.runner
+		stop, done := make(chan struct{}), make(chan struct{})
+		go drawEvery(run.status, prog, 250*time.Millisecond, stop, done)
+		stopProgress = sync.OnceFunc(func() {
+			close(stop)
+			<-done
+			run.status.Clear()
+		})
+		defer stopProgress()
+	}
 	res := pipeline.NewResolver(cm, 0)
 	incs, as, rs, err := pipeline.Replay(ctx, read, eng, pipeline.ReplayOptions{
 		Archive: pipeline.ArchiveOptions{
-			Since: since, Until: until,
+			Since: since, Until: until, Window: window,
+			NewestFiltered: func() time.Time {
+				if n := newestFiltered.Load(); n != 0 {
+					return time.Unix(0, n).UTC()
+				}
+				return time.Time{}
+			},
 			Relevant:  relevance(set),
 			SortMem:   f.sortMem,
 			TempDir:   tmp,
@@ -349,35 +529,119 @@ func replay(ctx context.Context, f replayFlags, cfg *config, set *rule.Set, path
 		Progress:     progress,
 		Logger:       log,
 	})
-	if progress != nil {
-		fmt.Fprint(stderr, "\r\033[K")
-	}
 	if err != nil {
-		return 1, err
+		return replayResult{}, err
 	}
 	es := eng.Stats()
 	if err := eng.Close(ctx); err != nil {
-		return 1, fmt.Errorf("closing engine: %w", err)
+		return replayResult{}, fmt.Errorf("closing engine: %w", err)
 	}
-	if err := rep.write(ctx, replayInputs{paths, reader.Stats(), as, outOfRange.Load(), irrelevant.Load(), rs}, own, incs, res, caseOpts(), log); err != nil {
-		return 1, err
+	rst := reader.Stats()
+	result := replayResult{written: run.filter.apply(incs), damaged: damagedCount(rst)}
+	if err := rep.write(ctx, replayInputs{paths, rst, as, outOfRange.Load(), irrelevant.Load(), rs}, own, result.written, res, caseOpts(), log); err != nil {
+		return replayResult{}, err
 	}
+	stopProgress()
 	if !f.quiet {
 		as.OutOfRange += outOfRange.Load()
 		as.Dropped += irrelevant.Load()
-		writeSummary(stderr, reader.Stats(), as, rs, incs, es, time.Since(start))
+		writeSummary(stderr, rst, as, rs, incs, es, time.Since(start))
+		if run.filter.active() {
+			fmt.Fprintf(stderr, "  incidents written: %d (%d filtered out by %s)\n", len(result.written), len(incs)-len(result.written), run.filter.describe())
+		}
+		if result.damaged > 0 {
+			verdict := "exit status 4; --allow-damaged accepts it"
+			if f.allowDamaged {
+				verdict = "accepted with --allow-damaged"
+			}
+			fmt.Fprintf(stderr, "  input damaged or unreadable: %d file(s) or folder(s); the incidents may be incomplete (%s)\n", result.damaged, verdict)
+		}
 	}
-	return 0, nil
+	return result, nil
 }
 
-// readParallel reads files on up to GOMAXPROCS goroutines; the archive
-// reader's own walk decides which files to read and in which order.
+// readJob is one file, or standard input, to read.
+type readJob struct {
+	name  string    // the path, or "stdin"
+	stdin io.Reader // set for standard input
+	size  int64     // bytes on disk (compressed, for gzip); 0 when unknown
+}
+
+// readJobs lists what to read: standard input first if "-" is a PATH,
+// then the files the archive reader's walk lists (and in its order), with
+// their sizes for the progress line.
+func readJobs(r *archive.Reader, paths []string, skip map[string]bool, stdin io.Reader, bad func(archive.RecordError)) []readJob {
+	var jobs []readJob
+	files := make([]string, 0, len(paths))
+	for _, p := range paths {
+		if p != "-" {
+			files = append(files, p)
+			continue
+		}
+		if stdin == nil {
+			continue // a second read (the report's evidence) cannot read it again
+		}
+		j := readJob{name: "stdin", stdin: stdin}
+		if f, ok := stdin.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+				j.size = fi.Size() // < file.json.gz
+			}
+		}
+		jobs = append(jobs, j)
+	}
+	for _, file := range r.Files(files, func(abs string) bool { return skip[abs] }, bad) {
+		j := readJob{name: file}
+		if archive.SkipClass(file) == "" {
+			if fi, err := os.Stat(file); err == nil {
+				j.size = fi.Size()
+			}
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs
+}
+
+// readJob reads one job, counting its bytes into done; once the job is
+// over the rest of its size counts as done too (a file skipped after its
+// first bytes, or cut short), so that the total is reached at the end.
+func readOne(ctx context.Context, r *archive.Reader, j readJob, done *atomic.Int64, emit func(*pipeline.Event) error, bad func(archive.RecordError)) error {
+	var cr *countingReader
+	open := func() (io.ReadCloser, error) {
+		if j.stdin != nil {
+			cr = &countingReader{r: io.NopCloser(j.stdin), n: done}
+			return cr, nil
+		}
+		f, err := os.Open(j.name)
+		if err != nil {
+			return nil, err
+		}
+		cr = &countingReader{r: f, n: done}
+		return cr, nil
+	}
+	err := r.ReadFrom(ctx, j.name, open, emit, bad)
+	if read := int64(0); j.size > 0 {
+		if cr != nil {
+			read = cr.read
+		}
+		if j.size > read {
+			done.Add(j.size - read)
+		}
+	}
+	return err
+}
+
+// readParallel reads the files under paths on up to GOMAXPROCS goroutines.
 func readParallel(ctx context.Context, r *archive.Reader, paths []string, skip map[string]bool, emit func(*pipeline.Event) error, bad func(archive.RecordError)) error {
-	files := r.Files(paths, func(abs string) bool { return skip[abs] }, bad)
-	workers := min(runtime.GOMAXPROCS(0), len(files))
+	return readJobsParallel(ctx, r, readJobs(r, paths, skip, nil, bad), new(atomic.Int64), emit, bad)
+}
+
+// readJobsParallel reads the jobs on up to GOMAXPROCS goroutines, counting
+// the bytes read into done.
+func readJobsParallel(ctx context.Context, r *archive.Reader, jobs []readJob, done *atomic.Int64, emit func(*pipeline.Event) error, bad func(archive.RecordError)) error {
+	workers := min(runtime.GOMAXPROCS(0), len(jobs))
 	if workers <= 1 {
-		for _, file := range files {
-			if err := r.ReadFile(ctx, file, emit, bad); err != nil {
+		for _, j := range jobs {
+			if err := readOne(ctx, r, j, done, emit, bad); err != nil {
 				return err
 			}
 		}
@@ -385,15 +649,15 @@ func readParallel(ctx context.Context, r *archive.Reader, paths []string, skip m
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	next := make(chan string)
+	next := make(chan readJob)
 	errc := make(chan error, workers)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for file := range next {
-				if err := r.ReadFile(ctx, file, emit, bad); err != nil {
+			for j := range next {
+				if err := readOne(ctx, r, j, done, emit, bad); err != nil {
 					errc <- err
 					cancel()
 					return
@@ -402,9 +666,9 @@ func readParallel(ctx context.Context, r *archive.Reader, paths []string, skip m
 		}()
 	}
 feed:
-	for _, file := range files {
+	for _, j := range jobs {
 		select {
-		case next <- file:
+		case next <- j:
 		case <-ctx.Done():
 			break feed
 		}
@@ -540,33 +804,6 @@ func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ArchiveStats, run p
 	}
 	rate := float64(total) / took.Seconds()
 	fmt.Fprintf(w, "  time: %s (%.0f events/s)\n", took.Round(time.Millisecond), rate)
-}
-
-// progressPrinter returns a progress callback that redraws one line on
-// stderr, or nil when stderr is not a terminal.
-func progressPrinter(stderr io.Writer, start time.Time) func(pipeline.ArchiveStats, pipeline.RunStats) {
-	f, ok := stderr.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return nil
-	}
-	var last time.Time
-	return func(st pipeline.ArchiveStats, run pipeline.RunStats) {
-		now := time.Now()
-		if now.Sub(last) < 200*time.Millisecond {
-			return
-		}
-		phase := "reading"
-		if run.Received > 0 {
-			phase = "correlating"
-		}
-		last = now
-		var read int64
-		for _, n := range st.Read {
-			read += n
-		}
-		el := now.Sub(start).Seconds()
-		fmt.Fprintf(stderr, "\r\033[K%s: %d records read, %d correlated, %.0f records/s", phase, read, run.Applied, float64(read)/max(el, 1e-3))
-	}
 }
 
 // tuneGC trades memory for speed in replay, where throughput matters and
