@@ -195,7 +195,8 @@ func TestSinceUntilRange(t *testing.T) {
 
 // The binary takes dates and date-times as written by people, refuses an
 // empty range with both values, and "newest-10m" is the archive's last ten
-// minutes (the demo ends at 12:35:00).
+// minutes (the demo's newest record, a CloudTrail call no rule reads, is
+// at 12:37:50).
 func TestSinceUntilBinary(t *testing.T) {
 	code, want, errOut := runBin(t, nil, "replay", "--quiet", "--until", "2023-07-10T12:05:00Z", demo)
 	if code != 0 || want == "" {
@@ -211,15 +212,15 @@ func TestSinceUntilBinary(t *testing.T) {
 			t.Errorf("%v: exit %d, %d bytes of incidents, want the %d of --until 2023-07-10T12:05:00Z\n%s", args, code, len(out), len(want), errOut)
 		}
 	}
-	code, want, errOut = runBin(t, nil, "replay", "--since", "2023-07-10T12:25:00Z", demo)
+	code, want, errOut = runBin(t, nil, "replay", "--since", "2023-07-10T12:27:50Z", demo)
 	if code != 0 || want == "" {
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
 	code, out, errOut := runBin(t, nil, "replay", "--since", "newest-10m", demo)
 	if code != 0 || out != want {
-		t.Errorf("newest-10m: exit %d, incidents differ from --since 12:25:00Z:\n got %s\nwant %s\n%s", code, out, want, errOut)
+		t.Errorf("newest-10m: exit %d, incidents differ from --since 12:27:50Z:\n got %s\nwant %s\n%s", code, out, want, errOut)
 	}
-	if !strings.Contains(errOut, "event time: 2023-07-10T12:25:00Z .. 2023-07-10T12:35:00Z\n") {
+	if !strings.Contains(errOut, "event time: 2023-07-10T12:27:51Z .. 2023-07-10T12:35:00Z\n") {
 		t.Errorf("newest-10m summary lacks the event time range:\n%s", errOut)
 	}
 	for _, tc := range []struct {
@@ -227,7 +228,7 @@ func TestSinceUntilBinary(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"--since", "2023-07-11", "--until", "2023-07-10"}, "--since 2023-07-11 is not before --until 2023-07-10: the range is empty"},
-		{[]string{"--since", "newest-1m", "--until", "2023-07-10T12:00:00Z"}, "--since newest-1m (2023-07-10T12:34:00Z) is not before --until 2023-07-10T12:00:00Z"},
+		{[]string{"--since", "newest-1m", "--until", "2023-07-10T12:00:00Z"}, "--since newest-1m (2023-07-10T12:36:50Z) is not before --until 2023-07-10T12:00:00Z"},
 		{[]string{"--since", "2023-07-1x"}, `--since "2023-07-1x": want a date (2023-07-10, UTC midnight)`},
 	} {
 		code, out, errOut := runBin(t, nil, append(append([]string{"replay"}, tc.args...), demo)...)
