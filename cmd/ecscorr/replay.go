@@ -42,6 +42,7 @@ type replayFlags struct {
 	cpuProfile string
 	memProfile string
 	wide       bool
+	explain    bool
 	verbose    bool
 	// commitEvery is the processing time between state commits with --state.
 	commitEvery  time.Duration
@@ -108,6 +109,7 @@ func cmdReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.Var(&f.taskFilter, "task", "write only incidents whose task ARN contains this `text` (a task ARN, id or cluster/id; repeatable)")
 	fs.Var(&f.tagFilter, "tag", "write only incidents with this `tag` or MITRE ATT&CK id (drift, T1078, attack.t1078; a technique matches its sub-techniques; repeatable)")
 	fs.StringVar(&f.out, "out", "", "write incidents to this file instead of stdout")
+	fs.BoolVar(&f.explain, "explain", false, "under each incident (table) or as its \"explain\" member (jsonl): the signals and conditions that matched and the values they saw (reads the evidence again)")
 	fs.BoolVar(&f.wide, "wide", false, "with --format table: one line per incident with every column in full (title, key, summary, remediation)")
 	fs.StringVar(&f.format, "format", "jsonl", "output format: jsonl, table (incidents grouped by attack case) or cases (one case per line, JSON)")
 	fs.StringVar(&f.report, "report", "", "also write a self-contained HTML report (overview, cases, timelines, evidence) to this file")
@@ -320,7 +322,16 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 	// before it has read or committed anything.
 	var tds taskDefs
 	caseOpts := func() cases.Options { return cases.Options{Window: f.caseWindow, TaskDefinitions: tds.snapshot()} }
-	fileSink, err := newReplaySink(f.out, f.format, f.wide, stdout, caseOpts)
+	// --explain reads the evidence again once the run is over; what it
+	// needs is known further down.
+	var explain explainFunc
+	var explainWith func(ctx context.Context, incs []pipeline.Incident) (func(pipeline.Incident) []string, error)
+	if f.explain {
+		explain = func(ctx context.Context, incs []pipeline.Incident) (func(pipeline.Incident) []string, error) {
+			return explainWith(ctx, incs)
+		}
+	}
+	fileSink, err := newReplaySink(f.out, f.format, f.wide, explain, stdout, caseOpts)
 	if err != nil {
 		return replayResult{}, err
 	}
@@ -505,6 +516,13 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 		defer stopProgress()
 	}
 	res := pipeline.NewResolver(cm, 0)
+	explainWith = func(ctx context.Context, incs []pipeline.Incident) (func(pipeline.Incident) []string, error) {
+		x, err := newExplainer(ctx, set, paths, own, incs, res, log)
+		if err != nil {
+			return nil, err
+		}
+		return x.lines, nil
+	}
 	incs, as, rs, err := pipeline.Replay(ctx, read, eng, pipeline.ReplayOptions{
 		Archive: pipeline.ArchiveOptions{
 			Since: since, Until: until, Window: window,

@@ -50,11 +50,11 @@ func (t *taskDefs) snapshot() map[string]string {
 
 // newReplaySink is replay's output: the file sink's jsonl as it is, and
 // for table and cases the incidents grouped into cases first.
-func newReplaySink(path, format string, wide bool, stdout io.Writer, o func() cases.Options) (pipeline.Sink, error) {
-	if format == string(file.JSONL) {
+func newReplaySink(path, format string, wide bool, explain explainFunc, stdout io.Writer, o func() cases.Options) (pipeline.Sink, error) {
+	if format == string(file.JSONL) && explain == nil {
 		return file.Create(path, file.JSONL, pipeline.SinkFinal, stdout)
 	}
-	s := &casesSink{format: format, wide: wide, w: stdout, opts: o}
+	s := &casesSink{format: format, wide: wide, explain: explain, w: stdout, opts: o}
 	if path != "" && path != "-" {
 		f, err := os.Create(path)
 		if err != nil {
@@ -68,24 +68,34 @@ func newReplaySink(path, format string, wide bool, stdout io.Writer, o func() ca
 // casesSink writes the final incidents as cases. Its name is the file
 // sink's: the outbox of a kept --state is the same whatever the format.
 type casesSink struct {
-	format string
-	wide   bool // --wide
-	w      io.Writer
-	f      *os.File
-	opts   func() cases.Options
+	format  string
+	wide    bool        // --wide
+	explain explainFunc // --explain: nil, or how to explain the incidents
+	w       io.Writer
+	f       *os.File
+	opts    func() cases.Options
 }
 
 func (s *casesSink) Name() string            { return "file" }
 func (s *casesSink) Mode() pipeline.SinkMode { return pipeline.SinkFinal }
 
-func (s *casesSink) Deliver(_ context.Context, incs []pipeline.Incident) error {
+func (s *casesSink) Deliver(ctx context.Context, incs []pipeline.Incident) error {
 	w := bufio.NewWriterSize(s.w, 64<<10)
-	cs := cases.Build(incs, s.opts())
+	var why func(pipeline.Incident) []string
+	if s.explain != nil {
+		var err error
+		if why, err = s.explain(ctx, incs); err != nil {
+			return err
+		}
+	}
 	var err error
-	if s.format == formatCases {
-		err = writeCasesJSONL(w, cs)
-	} else {
-		err = writeCasesTable(w, cs, incs, file.TableOptions{Wide: s.wide})
+	switch s.format {
+	case string(file.JSONL): // with --explain
+		err = writeExplainedJSONL(w, incs, why)
+	case formatCases:
+		err = writeCasesJSONL(w, cases.Build(incs, s.opts()))
+	default:
+		err = writeCasesTable(w, cases.Build(incs, s.opts()), incs, file.TableOptions{Wide: s.wide, Explain: why})
 	}
 	if err != nil {
 		return err
@@ -400,4 +410,29 @@ func cmdReport(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// explainFunc explains a run's incidents (see explainer).
+type explainFunc func(ctx context.Context, incs []pipeline.Incident) (func(pipeline.Incident) []string, error)
+
+// writeExplainedJSONL writes the jsonl output with each incident's
+// explanation as an "explain" member (a list of lines).
+func writeExplainedJSONL(w io.Writer, incs []pipeline.Incident, why func(pipeline.Incident) []string) error {
+	for _, inc := range incs {
+		line, err := file.Record(&inc)
+		if err != nil {
+			return err
+		}
+		ex, err := json.Marshal(why(inc))
+		if err != nil {
+			return err
+		}
+		if len(line) < 2 || line[len(line)-1] != '}' {
+			return fmt.Errorf("incident %s: unexpected JSON", inc.ID)
+		}
+		if _, err := fmt.Fprintf(w, "%s,\"explain\":%s}\n", line[:len(line)-1], ex); err != nil {
+			return err
+		}
+	}
+	return nil
 }

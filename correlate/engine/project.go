@@ -227,3 +227,11 @@ func (e *Engine) needRaw() {
 		e.ensureRaw()
 	}
 }
+
+// SignalRawKeys returns the top-level keys of the raw record that a
+// signal reads, or all when it reads the record as a whole (what `replay
+// --explain` shows of the record a signal matched).
+func SignalRawKeys(sig *rule.Signal) (keys []string, all bool) {
+	p := signalProjection(sig)
+	return p.keys, p.full
+}

@@ -23,6 +23,9 @@ type TableOptions struct {
 	// Wide writes one line per incident with every column in full (title,
 	// key, summary, remediation), as wide as they are.
 	Wide bool
+	// Explain, when set, gives lines written under each incident (why it
+	// fired: replay --explain).
+	Explain func(pipeline.Incident) []string
 	// Keep leaves the incidents in the order given (cases order them);
 	// otherwise they are sorted by severity, then first seen, then id.
 	Keep bool
@@ -60,7 +63,15 @@ func TableRows(incs []pipeline.Incident, o TableOptions) (header string, rows []
 		}
 		tw.Flush()
 		lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
-		return lines[0], lines[1:], order
+		rows = lines[1:]
+		if o.Explain != nil {
+			for i, inc := range order {
+				for _, l := range o.Explain(inc) {
+					rows[i] += "\n" + strings.Repeat(" ", titleIndent) + l
+				}
+			}
+		}
+		return lines[0], rows, order
 	}
 	width := o.Width
 	if width <= 0 {
@@ -87,6 +98,18 @@ func TableRows(incs []pipeline.Incident, o TableOptions) (header string, rows []
 		}
 		for _, l := range Wrap(oneLine(inc.Title), width-titleIndent, maxTitleLines) {
 			b.WriteString("\n" + strings.Repeat(" ", titleIndent) + l)
+		}
+		if o.Explain != nil {
+			for _, l := range o.Explain(inc) {
+				// Continuation lines of one explanation line indent further.
+				for j, w := range Wrap(l, width-titleIndent-4, maxTitleLines) {
+					pad := titleIndent
+					if j > 0 {
+						pad += 4
+					}
+					b.WriteString("\n" + strings.Repeat(" ", pad) + w)
+				}
+			}
 		}
 		rows = append(rows, b.String())
 	}
