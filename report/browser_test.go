@@ -149,11 +149,13 @@ func TestReportInBrowser(t *testing.T) {
 	setValue("f-rule", "ecs-drift-cloudtrail-logging-disabled")
 	expect("rule", 3, 3)
 	setValue("f-rule", "")
-	// 12:20–12:25 overlaps the mining spike and its join, Container Insights
-	// off, the risky task definition and its alert, and the admin policy.
+	// 12:20–12:25 overlaps the mining spike and its join, the GuardDuty
+	// mining finding (active from 12:14:05, its eventFirstSeen),
+	// Container Insights off, the risky task definition and its alert, and
+	// the admin policy.
 	setValue("f-from", "2023-07-10T12:20")
 	setValue("f-to", "2023-07-10T12:25")
-	expect("12:20–12:25", 4, 6)
+	expect("12:20–12:25", 4, 7)
 	if got := str(`String(document.querySelectorAll("section.case:not([hidden]) tr.step:not([hidden])").length)`); got == "0" {
 		t.Errorf("no step shown in the time range")
 	}

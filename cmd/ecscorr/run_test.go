@@ -201,6 +201,9 @@ sinks:
 	post("Test rule two", 2, token)
 	post("Test rule one", 3, token) // the same task within the dedup window: an update of the first
 	waitFor(t, "the new rule's incident", func() bool { return incidents()["test-two"] == 1 }, p)
+	// The third alert is an update: wait until it is counted, not only posted.
+	received := `ecscorr_events_received_total{input="falco_http:` + falcoAddr + `",source="falco"} 3`
+	waitFor(t, "the third alert counted", func() bool { _, m := p.get("/metrics"); return strings.Contains(m, received) }, p)
 	_, metrics := p.get("/metrics")
 	for _, m := range []string{`ecscorr_rule_reloads_total{result="failed"} 1`, `ecscorr_rule_reloads_total{result="ok"} 1`,
 		`ecscorr_incidents_opened_total{rule="test-two",severity="high"} 1`, `ecscorr_input_ready{input="falco_grpc"} 0`,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/pipeline/format"
 )
 
 // evRec is what state keeps of an event that a rule may still need in an
@@ -332,6 +333,11 @@ func (e *Engine) fire(h *hit) *openInc {
 	if len(h.evidence) > 0 && h.evidence[0].Time.Before(inc.FirstSeen) {
 		inc.FirstSeen = h.evidence[0].Time.UTC()
 	}
+	// A GuardDuty finding is timed when it was last updated; the activity
+	// it reports began earlier (eventFirstSeen), and so did the incident.
+	if t := began(h); !t.IsZero() && t.Before(inc.FirstSeen) {
+		inc.FirstSeen = t
+	}
 	inc.Title = e.render(r.Title, getEnv)
 	if r.Title == nil {
 		inc.Title = r.ID
@@ -367,6 +373,25 @@ func (e *Engine) fire(h *hit) *openInc {
 	e.markInc(oi)
 	e.emit(oi)
 	return oi
+}
+
+// began is the earliest time the step records of h say their activity
+// began (format.Began), or zero.
+func began(h *hit) time.Time {
+	var first time.Time
+	note := func(r *evRec) {
+		if r == nil {
+			return
+		}
+		if t, ok := format.Began(r.Source, r.Raw); ok && (first.IsZero() || t.Before(first)) {
+			first = t.UTC()
+		}
+	}
+	for _, s := range h.steps {
+		note(s.rec)
+	}
+	note(h.last)
+	return first
 }
 
 func nonNil(s []string) []string {

@@ -1,6 +1,8 @@
 package format
 
 import (
+	"time"
+
 	"bytes"
 
 	json "github.com/goccy/go-json"
@@ -150,4 +152,25 @@ func gdSample(s *gdService) bool {
 		Sample json.RawMessage `json:"sample"`
 	}
 	return json.Unmarshal([]byte(v), &inner) == nil && rawBool(inner.Sample)
+}
+
+// Began returns when the activity an event's record reports began, when
+// the record says so: a GuardDuty finding's service.eventFirstSeen (its
+// event time is eventLastSeen, the time it was known, which orders it).
+// An incident then shows when the activity started, not when the finding
+// was last updated.
+func Began(src pipeline.Source, raw []byte) (time.Time, bool) {
+	if src != pipeline.SourceGuardDuty || len(raw) == 0 {
+		return time.Time{}, false
+	}
+	var u struct {
+		Service *struct {
+			EventFirstSeen json.RawMessage `json:"eventFirstSeen"`
+		} `json:"service"`
+	}
+	if json.Unmarshal(raw, &u) != nil || u.Service == nil {
+		return time.Time{}, false
+	}
+	t, err := rawTime(u.Service.EventFirstSeen)
+	return t, err == nil
 }
