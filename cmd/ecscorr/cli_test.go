@@ -220,7 +220,7 @@ func TestSinceUntilBinary(t *testing.T) {
 	if code != 0 || out != want {
 		t.Errorf("newest-10m: exit %d, incidents differ from --since 12:27:50Z:\n got %s\nwant %s\n%s", code, out, want, errOut)
 	}
-	if !strings.Contains(errOut, "event time: 2023-07-10T12:27:51Z .. 2023-07-10T12:35:00Z\n") {
+	if !strings.Contains(errOut, "event time: 2023-07-10T12:27:51Z .. 2023-07-10T12:35:00Z (correlated)\n") {
 		t.Errorf("newest-10m summary lacks the event time range:\n%s", errOut)
 	}
 	for _, tc := range []struct {

@@ -98,6 +98,11 @@ func TestReplayDemoGolden(t *testing.T) {
 	if !strings.Contains(errOut, "records read  cloudtrail") || !strings.Contains(errOut, "2906") {
 		t.Errorf("summary lacks the CloudTrail count:\n%s", errOut)
 	}
+	// The time span of what was read includes the records no rule reads
+	// (the first and last CloudTrail calls); the correlated span is inside.
+	if !strings.Contains(errOut, "  event time of the records read: 2023-07-10T09:58:12Z .. 2023-07-10T12:37:50Z\n  event time: 2023-07-10T10:00:00Z .. 2023-07-10T12:35:00Z (correlated)\n") {
+		t.Errorf("summary lacks the event time spans:\n%s", errOut)
+	}
 }
 
 // Replaying the same input twice gives byte-identical output: incident IDs

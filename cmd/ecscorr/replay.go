@@ -458,16 +458,10 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 
 	// CloudTrail is most of any archive and mostly irrelevant: let the
 	// reader skip what no rule can match before it does the expensive part.
-	var outOfRange, irrelevant, newestFiltered atomic.Int64
+	var outOfRange, irrelevant atomic.Int64
+	var span timeSpan // of every valid record read, kept or not
 	reader := archive.NewReader(archive.Options{Logger: log, Filter: func(src pipeline.Source, typ string, t time.Time, rec pipeline.RawRecord) bool {
-		if window != nil { // a range from the newest event: see every record's time
-			for n := t.UnixNano(); ; {
-				cur := newestFiltered.Load()
-				if n <= cur || newestFiltered.CompareAndSwap(cur, n) {
-					break
-				}
-			}
-		}
+		span.add(t)
 		if (!since.IsZero() && t.Before(since)) || (!until.IsZero() && !t.Before(until)) {
 			outOfRange.Add(1)
 			return false
@@ -496,6 +490,7 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 	read := func(ctx context.Context, emit func(*pipeline.Event) error) error {
 		err := readJobsParallel(ctx, reader, jobs, &prog.bytes, func(ev *pipeline.Event) error {
 			prog.emitted.Add(1)
+			span.add(ev.Time)
 			tds.observe(ev)
 			return emit(ev)
 		}, bad)
@@ -526,16 +521,11 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 	incs, as, rs, err := pipeline.Replay(ctx, read, eng, pipeline.ReplayOptions{
 		Archive: pipeline.ArchiveOptions{
 			Since: since, Until: until, Window: window,
-			NewestFiltered: func() time.Time {
-				if n := newestFiltered.Load(); n != 0 {
-					return time.Unix(0, n).UTC()
-				}
-				return time.Time{}
-			},
-			Relevant:  relevance(set),
-			SortMem:   f.sortMem,
-			TempDir:   tmp,
-			BatchSize: f.batch,
+			NewestFiltered: func() time.Time { _, hi := span.get(); return hi },
+			Relevant:       relevance(set),
+			SortMem:        f.sortMem,
+			TempDir:        tmp,
+			BatchSize:      f.batch,
 		},
 		Resolver:     res,
 		Store:        store,
@@ -563,7 +553,7 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 	if !f.quiet {
 		as.OutOfRange += outOfRange.Load()
 		as.Dropped += irrelevant.Load()
-		writeSummary(stderr, rst, as, rs, incs, es, time.Since(start))
+		writeSummary(stderr, rst, as, rs, incs, es, &span, time.Since(start))
 		if run.filter.active() {
 			fmt.Fprintf(stderr, "  incidents written: %d (%d filtered out by %s)\n", len(result.written), len(incs)-len(result.written), run.filter.describe())
 		}
@@ -712,7 +702,7 @@ func relevance(set *rule.Set) func(*pipeline.Event) pipeline.Relevance {
 	}
 }
 
-func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ArchiveStats, run pipeline.RunStats, incs []pipeline.Incident, es engine.Stats, took time.Duration) {
+func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ArchiveStats, run pipeline.RunStats, incs []pipeline.Incident, es engine.Stats, read *timeSpan, took time.Duration) {
 	var total int64
 	fmt.Fprintln(w, "\nreplay summary")
 	fmt.Fprintf(w, "  files read: %d\n", rs.Files)
@@ -780,8 +770,11 @@ func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ArchiveStats, run p
 		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
 	}
 	fmt.Fprintln(w)
+	if lo, hi := read.get(); !lo.IsZero() {
+		fmt.Fprintf(w, "  event time of the records read: %s .. %s\n", lo.Format(time.RFC3339), hi.Format(time.RFC3339))
+	}
 	if !run.First.IsZero() {
-		fmt.Fprintf(w, "  event time: %s .. %s\n", run.First.Format(time.RFC3339), run.Last.Format(time.RFC3339))
+		fmt.Fprintf(w, "  event time: %s .. %s (correlated)\n", run.First.Format(time.RFC3339), run.Last.Format(time.RFC3339))
 	}
 	if st.Runs > 0 {
 		fmt.Fprintf(w, "  sorted on disk: %d events in %d runs\n", st.Spilled, st.Runs)
@@ -860,4 +853,23 @@ func (b *byteSize) Set(s string) error {
 	}
 	*b = byteSize(n * mult)
 	return nil
+}
+
+// timeSpan is the earliest and latest event time seen; safe for
+// concurrent use (every reader goroutine adds every record).
+type timeSpan struct{ lo, hi atomic.Int64 } // UnixNano; 0: none yet
+
+func (s *timeSpan) add(t time.Time) {
+	n := t.UnixNano()
+	for c := s.hi.Load(); (c == 0 || n > c) && !s.hi.CompareAndSwap(c, n); c = s.hi.Load() {
+	}
+	for c := s.lo.Load(); (c == 0 || n < c) && !s.lo.CompareAndSwap(c, n); c = s.lo.Load() {
+	}
+}
+
+func (s *timeSpan) get() (lo, hi time.Time) {
+	if s == nil || s.hi.Load() == 0 {
+		return time.Time{}, time.Time{}
+	}
+	return time.Unix(0, s.lo.Load()).UTC(), time.Unix(0, s.hi.Load()).UTC()
 }
