@@ -132,6 +132,7 @@ func (e *Engine) fetch(ks *keyState) {
 			// (TTLs run on the wall clock) or was lost.
 			return fmt.Errorf("no record")
 		}
+		ks.seenIx = nil // indexes the Seen read below once rebuilt
 		if err := gojson.Unmarshal(v, ks); err != nil {
 			return err
 		}

@@ -565,6 +565,13 @@ func (e *Engine) forget(rt *ruleRT, oi *openInc) {
 		e.deadDedups = append(e.deadDedups, dedupStoreKey(dkey))
 	}
 	ids := rt.open[oi.GroupKey]
+	if len(ids) > 0 && ids[0] == id {
+		// Incidents of a key mostly expire in the order they opened: a
+		// key-less Sigma rule holds thousands, and copying the rest for
+		// each one made forgetting them quadratic.
+		rt.setOpen(oi.GroupKey, ids[1:])
+		return
+	}
 	kept := ids[:0:0]
 	for _, x := range ids {
 		if x != id {

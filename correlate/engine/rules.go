@@ -86,6 +86,9 @@ type keyState struct {
 
 	// Seen: event ids taken in, to drop duplicate deliveries (seen.go).
 	Seen []seenRef `json:"sn,omitempty"`
+	// seenIx indexes Seen by hash once it is long (a key-less Sigma rule
+	// takes thousands of events an hour); rebuilt after a load.
+	seenIx map[uint64]struct{}
 
 	key   string
 	rt    *ruleRT

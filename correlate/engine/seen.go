@@ -65,17 +65,37 @@ func (e *Engine) duplicate(rt *ruleRT, ks *keyState) bool {
 	cut := ev.Time.Add(-rt.retention())
 	i := 0
 	for i < len(ks.Seen) && ks.Seen[i].T.Before(cut) {
+		if ks.seenIx != nil {
+			delete(ks.seenIx, ks.Seen[i].H)
+		}
 		i++
 	}
 	if i > 0 {
-		ks.Seen = append(ks.Seen[:0], ks.Seen[i:]...)
+		// A reslice, not a copy: append reallocates (and drops the
+		// front) when the capacity runs out.
+		ks.Seen = ks.Seen[i:]
 	}
 	h := seenHash(ev.Source, ev.ID)
-	for _, s := range ks.Seen {
-		if s.H == h {
-			e.stats.rules[rt.idx].duplicates++
-			return true
+	if ks.seenIx == nil && len(ks.Seen) >= seenIndexAt {
+		ks.seenIx = make(map[uint64]struct{}, 2*len(ks.Seen))
+		for _, s := range ks.Seen {
+			ks.seenIx[s.H] = struct{}{}
 		}
+	}
+	dup := false
+	if ks.seenIx != nil {
+		_, dup = ks.seenIx[h]
+	} else {
+		for _, s := range ks.Seen {
+			if s.H == h {
+				dup = true
+				break
+			}
+		}
+	}
+	if dup {
+		e.stats.rules[rt.idx].duplicates++
+		return true
 	}
 	// Keep time order (late events land before newer ones) so that the
 	// eviction above stays a prefix cut.
@@ -86,13 +106,22 @@ func (e *Engine) duplicate(rt *ruleRT, ks *keyState) bool {
 	ks.Seen = append(ks.Seen, seenRef{})
 	copy(ks.Seen[j+1:], ks.Seen[j:])
 	ks.Seen[j] = seenRef{H: h, T: ev.Time}
+	if ks.seenIx != nil {
+		ks.seenIx[h] = struct{}{}
+	}
 	if len(ks.Seen) > maxSeen {
+		if ks.seenIx != nil {
+			delete(ks.seenIx, ks.Seen[0].H)
+		}
 		ks.Seen = ks.Seen[1:]
 		e.stats.rules[rt.idx].winOverflow++
 	}
 	e.touch(ks)
 	return false
 }
+
+// seenIndexAt is the length from which Seen is searched through an index.
+const seenIndexAt = 64
 
 // seenLive reports whether the key still remembers ids that matter at now.
 func (rt *ruleRT) seenLive(ks *keyState, now time.Time) bool {

@@ -2,11 +2,13 @@ package engine
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
 	gojson "github.com/goccy/go-json"
 
+	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/pipeline"
 )
 
@@ -35,5 +37,45 @@ func TestSeenRefReadsTheOldForm(t *testing.T) {
 	}
 	if seenHash(pipeline.SourceFalco, "a") == seenHash(pipeline.SourceCloudTrail, "a") {
 		t.Error("the source is not part of the hash")
+	}
+}
+
+// A key that takes thousands of events (a key-less Sigma rule) searches
+// its seen ids through an index: duplicates are still found exactly,
+// across the index's creation, expiry and the cap.
+func TestSeenIndexedKeepsDuplicatesExact(t *testing.T) {
+	set, ds := rule.Load([]rule.NamedSource{{Name: "stop.yml", Data: []byte(sigmaStopLogging)}}, rule.LoadOptions{})
+	if set == nil {
+		t.Fatal(ds)
+	}
+	var evs []*pipeline.Event
+	mk := func(i int, at time.Duration) *pipeline.Event {
+		id := fmt.Sprintf("e%05d", i)
+		return ev(id, ct, "cloudtrail.amazonaws.com:StopLogging", at, "",
+			`{"eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging","eventID":"`+id+`"}`)
+	}
+	const n = 300 // past seenIndexAt
+	for i := range n {
+		evs = append(evs, mk(i, time.Duration(i)*time.Second))
+		if i%7 == 0 { // redelivered at once, and later
+			evs = append(evs, mk(i, time.Duration(i)*time.Second))
+		}
+		if i%50 == 49 {
+			evs = append(evs, mk(i-40, time.Duration(i)*time.Second))
+		}
+	}
+	// Two hours on, the first ids have left the rule's reach (1h): taken
+	// in again, not counted as duplicates.
+	for i := range 10 {
+		evs = append(evs, mk(i, 2*time.Hour+time.Duration(i)*time.Second))
+	}
+	r := newRunner(t, set, nil).feed(evs, false)
+	s := r.e.Stats()
+	id := set.Rules[0].ID
+	if s.Incidents[id] != n || len(r.list()) != n {
+		t.Errorf("%d incidents (%d listed), want %d", s.Incidents[id], len(r.list()), n)
+	}
+	if want := uint64(43 + 6); s.Duplicates[id] != want {
+		t.Errorf("%d duplicates, want %d", s.Duplicates[id], want)
 	}
 }
