@@ -90,6 +90,9 @@ type Reader struct {
 	stats Stats
 	// readDir lists a folder (a seam for tests: root reads any folder).
 	readDir func(string) ([]fs.DirEntry, error)
+	// noIndex turns off indexing CloudTrail records while they are found
+	// (a seam for tests: both ways must read the same).
+	noIndex bool
 	// bufs recycles scanner buffers and bufio readers between files;
 	// many small objects are common (one S3 object per 5 minutes).
 	bufs sync.Pool
@@ -270,7 +273,7 @@ func (r *Reader) readStream(ctx context.Context, path string, f io.Reader, d *fo
 		r.skipFile(path, SkipNonJSONFile)
 		return "", true, nil
 	}
-	fr := fileReader{d: d, sc: sc, path: path, ctx: ctx}
+	fr := fileReader{d: d, sc: sc, path: path, ctx: ctx, noIndex: r.noIndex}
 	fileErr = fr.run()
 	return fileErr, false, fr.stopErr
 }
@@ -288,6 +291,7 @@ type fileReader struct {
 	// and members its top-level members, while it is handled.
 	indexed []byte
 	members []pipeline.Member
+	noIndex bool
 
 	d     *format.Decoder
 	sc    *scanner
@@ -486,7 +490,7 @@ func (fr *fileReader) array(src pipeline.Source, elem func(v []byte, line, rec i
 			sc.s++
 			continue
 		case '{', '[':
-			if c == '{' && compact && src == pipeline.SourceCloudTrail && fr.index() {
+			if c == '{' && compact && src == pipeline.SourceCloudTrail && !fr.noIndex && fr.index() {
 				// The record was indexed while finding its end: the
 				// decoder reads its members instead of scanning it again.
 				v := fr.indexed
