@@ -196,47 +196,7 @@ func (r *Reader) fileError(path string, err error, bad func(RecordError)) {
 // ReadFile reads one file (plain or gzip, sniffed from its first bytes).
 // It is safe to call concurrently for different files.
 func (r *Reader) ReadFile(ctx context.Context, path string, emit func(*pipeline.Event) error, bad func(RecordError)) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if class := skipClass(path); class != "" {
-		r.skipFile(path, class)
-		return nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		r.fileError(path, err, bad)
-		return nil
-	}
-	defer f.Close()
-	d := format.NewDecoder(format.DecoderOptions{Emit: emit, Bad: bad, MaxRecordBytes: r.opts.MaxRecordBytes,
-		Filter: r.opts.Filter, Latest: r.opts.Now.Add(format.MaxClockSkew)})
-	fileErr, skipped, err := r.readStream(ctx, path, f, d)
-	if err == nil {
-		err = d.Err()
-	}
-	read, filtered, skippedRecs := d.Counts()
-	r.mu.Lock()
-	if !skipped {
-		r.stats.Files++
-	}
-	for k, v := range read {
-		r.stats.Read[k] += v
-	}
-	for k, v := range filtered {
-		if r.stats.Filtered == nil {
-			r.stats.Filtered = map[pipeline.Source]int64{}
-		}
-		r.stats.Filtered[k] += v
-	}
-	for k, v := range skippedRecs {
-		r.stats.Skipped[k] += v
-	}
-	r.mu.Unlock()
-	if fileErr != "" {
-		r.fileError(path, errors.New(fileErr), bad)
-	}
-	return err
+	return r.ReadFrom(ctx, path, func() (io.ReadCloser, error) { return os.Open(path) }, emit, bad)
 }
 
 // readStream reads records from one file. It returns a file-level problem
