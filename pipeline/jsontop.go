@@ -2,10 +2,7 @@ package pipeline
 
 import (
 	"encoding/binary"
-	"slices"
 	"strconv"
-
-	json "github.com/goccy/go-json"
 )
 
 // ScanObject walks the top-level members of the JSON object in data,
@@ -158,51 +155,6 @@ func skipValue(d []byte, i int) int {
 		}
 		return j
 	}
-}
-
-// ProjectObject decodes the given top-level keys of a JSON object into a map.
-// Keys absent from the record are absent from the map, exactly as with a
-// full decode. It reports false if data is not a well-formed object, in
-// which case the caller falls back to a full decode.
-func ProjectObject(data []byte, keys []string) (map[string]any, bool) {
-	m := make(map[string]any, len(keys))
-	failed := false
-	ok := ScanObject(data, func(rawKey []byte, escaped bool, val []byte) bool {
-		want := ""
-		if escaped {
-			var key string
-			if err := json.Unmarshal(append(append([]byte{'"'}, rawKey...), '"'), &key); err != nil {
-				failed = true
-				return false
-			}
-			if slices.Contains(keys, key) {
-				want = key
-			}
-		} else {
-			for _, k := range keys {
-				if string(rawKey) == k { // no allocation for the comparison
-					want = k
-					break
-				}
-			}
-		}
-		if want == "" {
-			return true
-		}
-		v, ok := scalar(val)
-		if !ok {
-			if err := json.Unmarshal(val, &v); err != nil {
-				failed = true
-				return false
-			}
-		}
-		m[want] = v
-		return true
-	})
-	if !ok || failed {
-		return nil, false
-	}
-	return m, true
 }
 
 // scalar decodes the common scalar values without the JSON decoder; it

@@ -55,8 +55,13 @@ func TestProjectMatchesFullDecode(t *testing.T) {
 		`{"Type":"Task","CpuUtilized":12.5,"CpuReserved":1024,"CloudWatchMetrics":[{"Metrics":[{"Name":"CpuUtilized"}]}]}`,
 	}
 	keys := []string{"eventName", "requestParameters", "errorCode", "n", "a", "b", "c", "d", "e", "dup", "escaped", "Type", "CpuUtilized", "CpuReserved", "missing"}
+	var paths [][]string
+	for _, k := range keys {
+		paths = append(paths, []string{k})
+	}
+	top := NewPathProjection(paths) // top-level keys, read whole
 	for _, doc := range docs {
-		got, ok := ProjectObject([]byte(doc), keys)
+		got, ok := top.Project([]byte(doc))
 		if !ok {
 			t.Fatalf("project(%s) failed", doc)
 		}
@@ -75,7 +80,7 @@ func TestProjectMatchesFullDecode(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{``, `[]`, `{"a":`, `{"a":1`, `{"a" 1}`, `{"a":"unterminated}`, `{a:1}`} {
-		if _, ok := ProjectObject([]byte(bad), keys); ok {
+		if _, ok := top.Project([]byte(bad)); ok {
 			t.Errorf("project(%q) accepted malformed input", bad)
 		}
 	}

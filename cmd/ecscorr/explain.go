@@ -14,6 +14,7 @@ import (
 	"github.com/ecscorr/ecscorr/correlate/sigma"
 	"github.com/ecscorr/ecscorr/pipeline"
 	"github.com/ecscorr/ecscorr/report"
+	"github.com/ecscorr/ecscorr/sinks/file"
 )
 
 // explainer says why incidents fired (--explain): for each evidence event,
@@ -249,10 +250,5 @@ func short(v any) string {
 	if err != nil {
 		return fmt.Sprint(v)
 	}
-	s := string(b)
-	if len([]rune(s)) > maxSaw {
-		r := []rune(s)
-		s = string(r[:maxSaw/2-1]) + "…" + string(r[len(r)-maxSaw/2:])
-	}
-	return s
+	return file.ShortenMiddle(string(b), maxSaw)
 }

@@ -332,14 +332,8 @@ func (e *Engine) projectRaw(ev *pipeline.Event, groups ...[]*rule.Signal) {
 	if p.full || len(p.keys) == 0 || len(ev.Raw) == 0 {
 		return
 	}
-	var m map[string]any
-	var ok bool
-	if p.pp != nil {
-		m, ok = p.pp.Project(ev.Raw) // only the nested members the matchers read
-	} else {
-		m, ok = pipeline.ProjectObject(ev.Raw, p.keys)
-	}
-	if ok {
+	if m, ok := p.pp.Project(ev.Raw); ok { // the keys, and only the nested members matchers read
+
 		e.env.Raw = m
 		e.rawProj = true
 	}

@@ -169,9 +169,7 @@ func (e *Engine) eventProjection(src pipeline.Source, typ string, groups ...[]*r
 			p.keys = append(p.keys, k)
 		}
 		slices.Sort(p.keys)
-		if len(paths) > 0 {
-			p.pp = pipeline.NewPathProjection(paths)
-		}
+		p.pp = pipeline.NewPathProjection(paths)
 	}
 	if e.projCache == nil {
 		e.projCache = map[string]projection{}
