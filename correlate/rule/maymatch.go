@@ -16,7 +16,8 @@ import (
 // signals; Sigma detections (Go matchers over the raw record) that
 // constrain no event type would otherwise keep every CloudTrail record, so
 // MayMatch runs them on the record's bytes while it is read, in parallel,
-// decoding only the top-level keys they read. A record kept is evaluated
+// decoding only the key paths they read (from the members the reader
+// indexed, when it did). A record kept is evaluated
 // again by the engine in event-time order: the matchers are pure functions
 // of the record, so the answer is the same.
 
