@@ -29,21 +29,8 @@ var corrTypes = []string{EventCount, ValueCount, ValueSum, ValueAvg, ValuePercen
 // rules (detections or correlations) by id or name; package sigma does not
 // resolve the references (they may live in other files).
 type Correlation struct {
-	Pos            Pos // of the document
-	Title          string
-	ID             string
-	Name           string
-	Status         string
-	Description    string
-	License        string
-	Author         string
-	References     []string
-	Date, Modified string
-	Taxonomy       string
-	FalsePositives []string
-	Level          string
-	Tags           []string
-	Related        []Related
+	Pos Pos // of the document
+	Meta
 	// Generate: the referred rules also run as stand-alone rules.
 	Generate bool
 
@@ -151,59 +138,10 @@ func (p *parser) correlation(root *yaml.Node) *Correlation {
 	}
 	for _, e := range kv {
 		k, v := e[0], e[1]
+		if p.meta(&c.Meta, k, v) {
+			continue
+		}
 		switch k.Value {
-		case "title":
-			c.Title = p.str(v, "title")
-			if len(c.Title) > 256 {
-				p.errf(v, "title is longer than 256 characters")
-			}
-		case "id":
-			c.ID = p.str(v, "id")
-		case "name":
-			c.Name = p.str(v, "name")
-		case "status":
-			c.Status = p.str(v, "status")
-			if c.Status != "" && !statuses[c.Status] {
-				p.errf(v, "unknown status %q (stable, test, experimental, deprecated, unsupported)", c.Status)
-			}
-		case "description":
-			c.Description = p.str(v, "description")
-		case "license":
-			c.License = p.str(v, "license")
-		case "author":
-			c.Author = p.str(v, "author")
-		case "references":
-			c.References = p.strList(v, "references")
-		case "date", "modified":
-			s := p.str(v, k.Value)
-			if s != "" && !dateRe.MatchString(s) {
-				p.warnf(v, "%s %q is not YYYY-MM-DD", k.Value, s)
-			}
-			if k.Value == "date" {
-				c.Date = s
-			} else {
-				c.Modified = s
-			}
-		case "taxonomy":
-			c.Taxonomy = p.str(v, "taxonomy")
-			if c.Taxonomy != "" && c.Taxonomy != "sigma" {
-				p.warnf(v, "taxonomy %q: field names are used as written, no mapping is applied", c.Taxonomy)
-			}
-		case "falsepositives":
-			if v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
-				c.FalsePositives = []string{v.Value}
-			} else {
-				c.FalsePositives = p.strList(v, "falsepositives")
-			}
-		case "level":
-			c.Level = p.str(v, "level")
-			if c.Level != "" && !levels[c.Level] {
-				p.errf(v, "unknown level %q (informational, low, medium, high, critical)", c.Level)
-			}
-		case "tags":
-			c.Tags = p.strList(v, "tags")
-		case "related":
-			c.Related = p.related(v)
 		case "generate":
 			if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
 				p.errf(v, "generate must be true or false")

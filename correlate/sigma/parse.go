@@ -208,63 +208,14 @@ func (p *parser) document(root *yaml.Node) *Rule {
 	}
 	for _, e := range kv {
 		k, v := e[0], e[1]
+		if p.meta(&r.Meta, k, v) {
+			continue
+		}
 		switch k.Value {
-		case "title":
-			r.Title = p.str(v, "title")
-			if len(r.Title) > 256 {
-				p.errf(v, "title is longer than 256 characters")
-			}
-		case "id":
-			r.ID = p.str(v, "id")
-		case "name":
-			r.Name = p.str(v, "name")
-		case "taxonomy":
-			r.Taxonomy = p.str(v, "taxonomy")
-			if r.Taxonomy != "" && r.Taxonomy != "sigma" {
-				p.warnf(v, "taxonomy %q: field names are used as written, no mapping is applied", r.Taxonomy)
-			}
-		case "status":
-			r.Status = p.str(v, "status")
-			if r.Status != "" && !statuses[r.Status] {
-				p.errf(v, "unknown status %q (stable, test, experimental, deprecated, unsupported)", r.Status)
-			}
-		case "description":
-			r.Description = p.str(v, "description")
-		case "license":
-			r.License = p.str(v, "license")
-		case "author":
-			r.Author = p.str(v, "author")
-		case "references":
-			r.References = p.strList(v, "references")
-		case "date", "modified":
-			s := p.str(v, k.Value)
-			if s != "" && !dateRe.MatchString(s) {
-				p.warnf(v, "%s %q is not YYYY-MM-DD", k.Value, s)
-			}
-			if k.Value == "date" {
-				r.Date = s
-			} else {
-				r.Modified = s
-			}
 		case "fields":
 			r.Fields = p.strList(v, "fields")
-		case "falsepositives":
-			if v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
-				r.FalsePositives = []string{v.Value} // common in older rules
-			} else {
-				r.FalsePositives = p.strList(v, "falsepositives")
-			}
-		case "level":
-			r.Level = p.str(v, "level")
-			if r.Level != "" && !levels[r.Level] {
-				p.errf(v, "unknown level %q (informational, low, medium, high, critical)", r.Level)
-			}
-		case "tags":
-			r.Tags = p.strList(v, "tags")
 		case "scope":
 			r.Scope = p.strList(v, "scope")
-		case "related":
-			r.Related = p.related(v)
 		case "logsource":
 			r.LogSource = p.logsource(v)
 		case "detection":
@@ -532,4 +483,66 @@ func (p *parser) value(n *yaml.Node) (Value, bool) {
 		return v, false
 	}
 	return v, true
+}
+
+// meta reads a key both detection and correlation rules have; it reports
+// whether k was one.
+func (p *parser) meta(m *Meta, k, v *yaml.Node) bool {
+	switch k.Value {
+	case "title":
+		m.Title = p.str(v, "title")
+		if len(m.Title) > 256 {
+			p.errf(v, "title is longer than 256 characters")
+		}
+	case "id":
+		m.ID = p.str(v, "id")
+	case "name":
+		m.Name = p.str(v, "name")
+	case "taxonomy":
+		m.Taxonomy = p.str(v, "taxonomy")
+		if m.Taxonomy != "" && m.Taxonomy != "sigma" {
+			p.warnf(v, "taxonomy %q: field names are used as written, no mapping is applied", m.Taxonomy)
+		}
+	case "status":
+		m.Status = p.str(v, "status")
+		if m.Status != "" && !statuses[m.Status] {
+			p.errf(v, "unknown status %q (stable, test, experimental, deprecated, unsupported)", m.Status)
+		}
+	case "description":
+		m.Description = p.str(v, "description")
+	case "license":
+		m.License = p.str(v, "license")
+	case "author":
+		m.Author = p.str(v, "author")
+	case "references":
+		m.References = p.strList(v, "references")
+	case "date", "modified":
+		s := p.str(v, k.Value)
+		if s != "" && !dateRe.MatchString(s) {
+			p.warnf(v, "%s %q is not YYYY-MM-DD", k.Value, s)
+		}
+		if k.Value == "date" {
+			m.Date = s
+		} else {
+			m.Modified = s
+		}
+	case "falsepositives":
+		if v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
+			m.FalsePositives = []string{v.Value} // common in older rules
+		} else {
+			m.FalsePositives = p.strList(v, "falsepositives")
+		}
+	case "level":
+		m.Level = p.str(v, "level")
+		if m.Level != "" && !levels[m.Level] {
+			p.errf(v, "unknown level %q (informational, low, medium, high, critical)", m.Level)
+		}
+	case "tags":
+		m.Tags = p.strList(v, "tags")
+	case "related":
+		m.Related = p.related(v)
+	default:
+		return false
+	}
+	return true
 }

@@ -71,9 +71,9 @@ func (ds Diagnostics) Error() string {
 	return b.String()
 }
 
-// Rule is one Sigma detection rule as written.
-type Rule struct {
-	Pos            Pos // of the document
+// Meta is what detection and correlation rules both carry about
+// themselves.
+type Meta struct {
 	Title          string
 	ID             string
 	Name           string
@@ -86,13 +86,19 @@ type Rule struct {
 	Author         string
 	Date           string // as written (YYYY-MM-DD)
 	Modified       string
-	LogSource      LogSource
-	Detection      Detection
-	Fields         []string
 	FalsePositives []string
 	Level          string
 	Tags           []string
-	Scope          []string
+}
+
+// Rule is one Sigma detection rule as written.
+type Rule struct {
+	Pos Pos // of the document
+	Meta
+	LogSource LogSource
+	Detection Detection
+	Fields    []string
+	Scope     []string
 
 	// Node is the document's root mapping, for the positions of anything
 	// (custom fields included) not copied above.
