@@ -487,7 +487,9 @@ func (rc *refCtx) templateRefs(n *yaml.Node, what string) {
 	}
 }
 
-// rootFieldNodes is rootFieldChains with the nodes (for positions).
+// rootFieldNodes returns the field nodes (.a.b.c, with their positions)
+// of t that are read while dot is still the root environment (outside
+// with/range bodies).
 func rootFieldNodes(t *template.Template) []*parse.FieldNode {
 	var out []*parse.FieldNode
 	var pipe func(p *parse.PipeNode)

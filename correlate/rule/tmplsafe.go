@@ -153,68 +153,8 @@ func replaceArg(cmd *parse.CommandNode, i int, args []parse.Node, pos parse.Pos)
 // the loader can check names against the output environment.
 func rootFieldChains(t *template.Template) [][]string {
 	var out [][]string
-	var pipe func(p *parse.PipeNode)
-	var node func(n parse.Node, root bool)
-	pipe = func(p *parse.PipeNode) {
-		if p == nil {
-			return
-		}
-		for _, cmd := range p.Cmds {
-			for _, a := range cmd.Args {
-				switch a := a.(type) {
-				case *parse.FieldNode:
-					out = append(out, a.Ident)
-				case *parse.PipeNode:
-					pipe(a)
-				}
-			}
-		}
-	}
-	node = func(n parse.Node, root bool) {
-		switch n := n.(type) {
-		case *parse.ListNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Nodes {
-				node(c, root)
-			}
-		case *parse.ActionNode:
-			if root {
-				pipe(n.Pipe)
-			}
-		case *parse.IfNode:
-			if root {
-				pipe(n.Pipe)
-			}
-			node(n.List, root)
-			if n.ElseList != nil {
-				node(n.ElseList, root)
-			}
-		case *parse.RangeNode:
-			if root {
-				pipe(n.Pipe)
-			}
-			node(n.List, false)
-			if n.ElseList != nil {
-				node(n.ElseList, root)
-			}
-		case *parse.WithNode:
-			if root {
-				pipe(n.Pipe)
-			}
-			node(n.List, false)
-			if n.ElseList != nil {
-				node(n.ElseList, root)
-			}
-		case *parse.TemplateNode:
-			if root {
-				pipe(n.Pipe)
-			}
-		}
-	}
-	if t.Tree != nil {
-		node(t.Tree.Root, true)
+	for _, fn := range rootFieldNodes(t) {
+		out = append(out, fn.Ident)
 	}
 	return out
 }
