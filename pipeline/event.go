@@ -100,6 +100,9 @@ type Event struct {
 	// matches) the correlator has already evaluated on arrival; the
 	// in-order pass evaluates the rest (see RunnerOptions.Eager).
 	Eager bool
+	// Prepared is what a Preparer worked out of the event ahead of
+	// Process; the correlator's own.
+	Prepared any
 
 	// batch is the input batch the event came in, while the Runner holds it.
 	batch *pendingBatch

@@ -70,6 +70,20 @@ type Correlator interface {
 	Horizon() time.Duration
 }
 
+// Preparer is implemented by correlators that can do the part of an
+// event's work that depends only on its record (decoding it, running
+// matchers that read nothing else) ahead of Process and off its goroutine:
+// the Runner prepares each batch on the goroutine that read it, while it
+// processes the batches before, so replay and live use a second core.
+// Prepare must be safe for concurrent use with every other method, must
+// not change the correlator's state, and may only set ev.Prepared, which
+// Process takes as its own work (and clears); Process must give the same
+// result whether or not the event was prepared, or prepared by a
+// correlator since swapped out.
+type Preparer interface {
+	Prepare(ev *Event)
+}
+
 // Committed is implemented by correlators that want to know that their
 // last CheckpointBatch is durable (the engine may then drop from memory
 // what it wrote, without a scratch copy). The Runner calls it after each

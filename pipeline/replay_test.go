@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -44,5 +46,46 @@ func TestReplayResolvesAlertsBeforeTheirStateChange(t *testing.T) {
 	}
 	if n := st.Unresolved[SourceFalco]; n != 0 {
 		t.Fatalf("unresolved falco events: %d", n)
+	}
+}
+
+// preparing records the events it prepared and, as recorder, what
+// Process was given.
+type preparing struct {
+	recorder
+	prepared map[string]bool
+	mu       sync.Mutex
+}
+
+func (p *preparing) Prepare(ev *Event) {
+	p.mu.Lock()
+	p.prepared[ev.ID] = true
+	p.mu.Unlock()
+	ev.Prepared = "prep:" + ev.ID
+}
+
+// The Runner prepares every event (pipeline.Preparer) before it processes
+// it, and Process gets the event's own preparation.
+func TestRunnerPreparesEveryEventBeforeProcess(t *testing.T) {
+	p := &preparing{prepared: map[string]bool{}}
+	const n = 5000
+	_, _, _, err := Replay(context.Background(), func(ctx context.Context, emit func(*Event) error) error {
+		for i := range n {
+			if err := emit(&Event{ID: fmt.Sprintf("e%d", i), Source: SourceCloudTrail, Type: "t", Time: t0.Add(time.Duration(n-i) * time.Second)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, p, ReplayOptions{Archive: ArchiveOptions{BatchSize: 64}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.seen) != n || len(p.prepared) != n {
+		t.Fatalf("%d processed, %d prepared, want %d", len(p.seen), len(p.prepared), n)
+	}
+	for _, ev := range p.seen {
+		if ev.Prepared != "prep:"+ev.ID {
+			t.Fatalf("%s processed with Prepared %v", ev.ID, ev.Prepared)
+		}
 	}
 }

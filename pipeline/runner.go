@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -173,14 +174,17 @@ type RunStats struct {
 // atomically, acknowledges inputs after the commit and delivers incidents
 // to sinks.
 type Runner struct {
-	o     RunnerOptions
-	log   *slog.Logger
-	res   *Resolver
-	wms   *Watermarks
-	rb    ReorderBuffer
-	seen  *seenSet
-	ins   []*inputState
-	stats RunStats
+	o RunnerOptions
+	// preparer is the correlator the input goroutines prepare events for
+	// (see Preparer): r.o.Correlator, published to them at each swap.
+	preparer atomic.Pointer[Correlator]
+	log      *slog.Logger
+	res      *Resolver
+	wms      *Watermarks
+	rb       ReorderBuffer
+	seen     *seenSet
+	ins      []*inputState
+	stats    RunStats
 
 	lastAdv    time.Time // last watermark given to Advance
 	step       time.Duration
@@ -383,10 +387,17 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	msgs := make(chan inputMsg, 2*len(r.ins))
+	first := r.o.Correlator // a copy: swap writes the field
+	r.preparer.Store(&first)
 	for i, st := range r.ins {
 		go func() {
 			for {
 				b, ack, err := st.in.Read(rctx)
+				if p, ok := (*r.preparer.Load()).(Preparer); ok && err == nil {
+					for _, ev := range b.Events {
+						p.Prepare(ev)
+					}
+				}
 				select {
 				case msgs <- inputMsg{idx: i, b: b, ack: ack, err: err}:
 				case <-rctx.Done():
@@ -1041,6 +1052,7 @@ func (r *Runner) swap(ctx context.Context, req swapReq) error {
 		return nil
 	}
 	r.o.Correlator = c
+	r.preparer.Store(&c)
 	r.horizon = c.Horizon()
 	r.eager = nil
 	if r.o.Eager {

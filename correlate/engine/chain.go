@@ -55,8 +55,9 @@ func (e *Engine) drainDerived() {
 		return
 	}
 	e.chain.draining = true
-	ev, hits, env, rawDone, rawProj, ph := e.ev, e.hits, e.env, e.rawDone, e.rawProj, e.phase
+	ev, hits, env, rawDone, rawProj, ph, prep := e.ev, e.hits, e.env, e.rawDone, e.rawProj, e.phase, e.prep
 	e.hits = e.chain.hits
+	e.prep = nil // a derived event's record is not the one prepared
 	// Derived hits never went through an eager pass: every rule sees them.
 	e.phase = phaseAll
 	for i := 0; i < len(e.chain.queue); i++ {
@@ -74,6 +75,6 @@ func (e *Engine) drainDerived() {
 	}
 	e.chain.queue = e.chain.queue[:0]
 	e.chain.hits = e.hits[:0]
-	e.ev, e.hits, e.env, e.rawDone, e.rawProj, e.phase = ev, hits, env, rawDone, rawProj, ph
+	e.ev, e.hits, e.env, e.rawDone, e.rawProj, e.phase, e.prep = ev, hits, env, rawDone, rawProj, ph, prep
 	e.chain.draining = false
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/expr-lang/expr/vm"
@@ -99,15 +100,17 @@ type Engine struct {
 	rawProj bool // env.Raw holds a projection (some top-level keys)
 	// sigProj is each signal's raw projection; projCache the union per
 	// event type (see project.go).
-	sigProj   []projection
-	ruleProj  []projection
-	projCache map[string]projection
-	hits      []sigHit
-	rh        ruleHits // processRule's, reused
-	touched   []int
-	mark      []uint64
-	gen       uint64
-	out       []pipeline.Incident
+	sigProj    []projection
+	ruleProj   []projection
+	projCache  sync.Map // string → projection
+	projCached atomic.Int64
+	prep       *prepared // the current event's, when it was prepared
+	hits       []sigHit
+	rh         ruleHits // processRule's, reused
+	touched    []int
+	mark       []uint64
+	gen        uint64
+	out        []pipeline.Incident
 
 	stats stats
 	chain chainState // derived hits of chained rules (chain.go)
@@ -233,6 +236,7 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 func (e *Engine) Process(ctx context.Context, ev *pipeline.Event) ([]pipeline.Incident, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	defer func() { ev.Prepared = nil }() // taken: let it go with the event
 	e.stats.events++
 	if !e.wm.IsZero() && ev.Time.Before(e.wm) {
 		e.stats.late++
@@ -266,6 +270,10 @@ func (e *Engine) evaluate(ev *pipeline.Event, byType, anyType []*rule.Signal) {
 	e.hits = e.hits[:0]
 	e.rawDone = false
 	e.rawProj = false
+	e.prep, _ = ev.Prepared.(*prepared)
+	if e.prep != nil && e.prep.e != e {
+		e.prep = nil // prepared for another engine (since swapped out)
+	}
 	e.setEnv(ev)
 	e.projectRaw(ev, byType, anyType)
 	e.evalSignals(byType)
@@ -276,6 +284,7 @@ func (e *Engine) evaluate(ev *pipeline.Event, byType, anyType []*rule.Signal) {
 		e.drainDerived()
 	}
 	e.ev = nil
+	e.prep = nil
 	e.env.Raw = nil
 	e.env.Fields = nil
 	e.enforceBudget()
@@ -328,6 +337,12 @@ func (e *Engine) setEnv(ev *pipeline.Event) {
 // projectRaw decodes only the top-level raw keys that the event's
 // candidate signals read, when they can be known (see project.go).
 func (e *Engine) projectRaw(ev *pipeline.Event, groups ...[]*rule.Signal) {
+	if e.prep != nil {
+		if e.prep.rawProj {
+			e.env.Raw, e.rawProj = e.prep.proj, true
+		}
+		return
+	}
 	p := e.eventProjection(ev.Source, ev.Type, groups...)
 	if p.full || len(p.keys) == 0 || len(ev.Raw) == 0 {
 		return
@@ -346,7 +361,11 @@ func (e *Engine) ensureRaw() {
 	}
 	e.rawDone = true
 	e.rawProj = false
-	e.env.Raw = decodeRaw(e.ev.Raw)
+	if e.prep != nil && e.prep.wholeDone {
+		e.env.Raw = e.prep.whole
+	} else {
+		e.env.Raw = decodeRaw(e.ev.Raw)
+	}
 	if e.env.Raw == nil && len(e.ev.Raw) > 0 {
 		e.stats.rawErrors++
 	}
@@ -380,7 +399,11 @@ func (e *Engine) evalSignals(sigs []*rule.Signal) {
 		}
 		e.env.Fields = nil
 		if sig.Match != nil {
-			if e.env.Raw == nil || !sig.Match(e.env.Raw) {
+			if e.prep != nil && e.prep.judged(sig) {
+				if !e.prep.matched(sig) {
+					continue
+				}
+			} else if e.env.Raw == nil || !sig.Match(e.env.Raw) {
 				continue
 			}
 		} else if sig.Where != nil {

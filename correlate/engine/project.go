@@ -129,11 +129,12 @@ func rawKeysChecked(progs ...*vm.Program) projection {
 }
 
 // eventProjection returns the union projection of the candidate signals
-// of an event type, cached per (source, type).
+// of an event type, cached per (source, type). Safe for concurrent use
+// (Prepare calls it): it reads only what New set.
 func (e *Engine) eventProjection(src pipeline.Source, typ string, groups ...[]*rule.Signal) projection {
 	ck := string(src) + "\x00" + typ
-	if p, ok := e.projCache[ck]; ok {
-		return p
+	if p, ok := e.projCache.Load(ck); ok {
+		return p.(projection)
 	}
 	seen := map[string]bool{}
 	var p projection
@@ -171,11 +172,10 @@ func (e *Engine) eventProjection(src pipeline.Source, typ string, groups ...[]*r
 		slices.Sort(p.keys)
 		p.pp = pipeline.NewPathProjection(paths)
 	}
-	if e.projCache == nil {
-		e.projCache = map[string]projection{}
-	}
-	if len(e.projCache) < 4096 { // event types are few; stay bounded anyway
-		e.projCache[ck] = p
+	if e.projCached.Load() < 4096 { // event types are few; stay bounded anyway
+		if _, loaded := e.projCache.LoadOrStore(ck, p); !loaded {
+			e.projCached.Add(1)
+		}
 	}
 	return p
 }

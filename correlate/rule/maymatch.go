@@ -8,6 +8,7 @@ import (
 
 	json "github.com/goccy/go-json"
 
+	"github.com/ecscorr/ecscorr/correlate/sigma"
 	"github.com/ecscorr/ecscorr/pipeline"
 )
 
@@ -27,6 +28,7 @@ type matchPlan struct {
 	sigs      []*Signal                // the candidate matchers
 	proj      *pipeline.PathProjection // onto what they read
 	full      bool                     // one searches every value: decode the whole record
+	screened  bool                     // every candidate has a MatchScreen
 }
 
 type planKey struct {
@@ -40,7 +42,14 @@ type matchPlans struct {
 	// for (a read lock's shared counter costs more than the lookup).
 	m       sync.Map
 	n       atomic.Int64 // entries, bounded like the candidate cache
-	scratch sync.Pool    // of *pipeline.ProjScratch
+	scratch sync.Pool    // of *mayScratch
+}
+
+// mayScratch is what one MayMatch call works in.
+type mayScratch struct {
+	proj pipeline.ProjScratch
+	raw  sigma.Raw
+	pass []*Signal
 }
 
 // MayMatch reports whether some signal could match a record of this source
@@ -54,22 +63,37 @@ func (s *Set) MayMatch(src pipeline.Source, typ string, rec pipeline.RawRecord) 
 	case len(p.sigs) == 0:
 		return false
 	}
+	sc, _ := s.plans.scratch.Get().(*mayScratch)
+	if sc == nil {
+		sc = &mayScratch{}
+	}
+	defer s.plans.scratch.Put(sc)
+	sigs := p.sigs
+	if p.screened {
+		// Most records fail every screen: drop them on their bytes.
+		sc.raw.Reset(rec)
+		sigs = sc.pass[:0]
+		for _, sig := range p.sigs {
+			if sig.MatchScreen(&sc.raw) {
+				sigs = append(sigs, sig)
+			}
+		}
+		sc.pass = sigs[:0]
+		if len(sigs) == 0 {
+			return false
+		}
+	}
 	var m map[string]any
 	if p.full {
 		if json.Unmarshal(rec.Data, &m) != nil {
 			return true // let the decoder report it
 		}
 	} else {
-		sc, _ := s.plans.scratch.Get().(*pipeline.ProjScratch)
-		if sc == nil {
-			sc = &pipeline.ProjScratch{}
-		}
-		defer s.plans.scratch.Put(sc)
 		var ok bool
 		if rec.Members != nil {
-			m, ok = p.proj.ProjectMembers(rec.Members, sc)
+			m, ok = p.proj.ProjectMembers(rec.Members, &sc.proj)
 		} else {
-			m, ok = p.proj.ProjectBorrowed(rec.Data, sc)
+			m, ok = p.proj.ProjectBorrowed(rec.Data, &sc.proj)
 		}
 		if !ok {
 			return true
@@ -77,7 +101,7 @@ func (s *Set) MayMatch(src pipeline.Source, typ string, rec pipeline.RawRecord) 
 	}
 	// The matchers are pure: they keep nothing of m, whose strings point
 	// into the record.
-	for _, sig := range p.sigs {
+	for _, sig := range sigs {
 		if sig.Match(m) {
 			return true
 		}
@@ -90,7 +114,7 @@ func (s *Set) plan(src pipeline.Source, typ string) *matchPlan {
 	if p, ok := s.plans.m.Load(ck); ok {
 		return p.(*matchPlan)
 	}
-	p := &matchPlan{}
+	p := &matchPlan{screened: true}
 	var paths [][]string
 	byType, anyType := s.Candidates(src, typ)
 	for _, sig := range slices.Concat(byType, anyType) {
@@ -100,6 +124,7 @@ func (s *Set) plan(src pipeline.Source, typ string) *matchPlan {
 		}
 		p.sigs = append(p.sigs, sig)
 		p.full = p.full || sig.MatchFullScan
+		p.screened = p.screened && sig.MatchScreen != nil
 		if sig.MatchPaths != nil {
 			paths = append(paths, sig.MatchPaths...)
 		} else {

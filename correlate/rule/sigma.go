@@ -176,6 +176,9 @@ func (d *sigmaDef) signal() *Signal {
 		MatchPaths:    d.m.KeyPaths(),
 		Pos:           sigmaPos(d.r.Pos),
 	}
+	if d.m.HasScreen() {
+		sig.MatchScreen = d.m.MayMatchRaw
+	}
 	c := d.m.Constraints()
 	srcs, ok := c["eventSource"]
 	if !ok {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/expr-lang/expr/vm"
 
+	"github.com/ecscorr/ecscorr/correlate/sigma"
+
 	"github.com/ecscorr/ecscorr/pipeline"
 )
 
@@ -184,6 +186,10 @@ type Signal struct {
 	// sigma.Matcher.KeyPaths): a projection onto them matches as the
 	// whole record does, so MayMatch decodes only those.
 	MatchPaths [][]string
+	// MatchScreen, when set, is a necessary condition of Match on the
+	// record's raw JSON (sigma.Matcher.MayMatchRaw): MayMatch drops a
+	// record it rejects without decoding it.
+	MatchScreen func(raw *sigma.Raw) bool
 	// FoldedTypes and FoldedSources dispatch a signal case-insensitively
 	// (a Sigma detection that requires eventSource and eventName, or only
 	// eventSource, literals): lower-cased "source:name" types, or the

@@ -22,6 +22,7 @@ type Matcher struct {
 	paths       []string // the dotted field names read, as written
 	fullScan    bool
 	constraints map[string][]string
+	screen      [][]needle
 }
 
 // Rule returns the rule the matcher was compiled from.
@@ -126,6 +127,7 @@ func (c *compiler) errAt(p Pos, format string, args ...any) {
 type compiledSel struct {
 	eval evalFn
 	cons cset
+	scr  screen
 }
 
 func compileRule(r *Rule) (*Matcher, Diagnostics) {
@@ -142,6 +144,7 @@ func compileRule(r *Rule) (*Matcher, Diagnostics) {
 	}
 	var evals []evalFn
 	var cons cset
+	var scr screen
 	if len(d.Conditions) == 0 {
 		c.errAt(d.Pos, "detection has no condition")
 	}
@@ -160,12 +163,12 @@ func compileRule(r *Rule) (*Matcher, Diagnostics) {
 			c.errAt(p, "%s", msg)
 			continue
 		}
-		fn, cs := c.cond(ast, selFn)
+		fn, cs, ss := c.cond(ast, selFn)
 		evals = append(evals, fn)
 		if i == 0 {
-			cons = cs
+			cons, scr = cs, ss
 		} else {
-			cons = orC(cons, cs)
+			cons, scr = orC(cons, cs), orS(scr, ss)
 		}
 	}
 	// Selections the condition does not use are still checked, but what
@@ -187,7 +190,7 @@ func compileRule(r *Rule) (*Matcher, Diagnostics) {
 	if len(evals) > 1 {
 		eval = orFns(evals)
 	}
-	m := &Matcher{rule: r, eval: eval, fullScan: c.fullScan, constraints: cons}
+	m := &Matcher{rule: r, eval: eval, fullScan: c.fullScan, constraints: cons, screen: compileScreen(scr)}
 	top := map[string]bool{}
 	for name := range c.fields {
 		m.paths = append(m.paths, name)
@@ -225,44 +228,45 @@ func andFns(fs []evalFn) evalFn {
 	}
 }
 
-func (c *compiler) cond(n condNode, sel func(string) *compiledSel) (evalFn, cset) {
+func (c *compiler) cond(n condNode, sel func(string) *compiledSel) (evalFn, cset, screen) {
 	switch n := n.(type) {
 	case condIdent:
 		s := sel(n.name)
-		return s.eval, s.cons
+		return s.eval, s.cons, s.scr
 	case condNot:
-		x, _ := c.cond(n.x, sel)
-		return func(doc map[string]any) bool { return !x(doc) }, nil
+		x, _, _ := c.cond(n.x, sel)
+		return func(doc map[string]any) bool { return !x(doc) }, nil, nil
 	case condAnd:
-		l, lc := c.cond(n.l, sel)
-		r, rc := c.cond(n.r, sel)
-		return func(doc map[string]any) bool { return l(doc) && r(doc) }, andC(lc, rc)
+		l, lc, ls := c.cond(n.l, sel)
+		r, rc, rs := c.cond(n.r, sel)
+		return func(doc map[string]any) bool { return l(doc) && r(doc) }, andC(lc, rc), andS(ls, rs)
 	case condOr:
-		l, lc := c.cond(n.l, sel)
-		r, rc := c.cond(n.r, sel)
-		return func(doc map[string]any) bool { return l(doc) || r(doc) }, orC(lc, rc)
+		l, lc, ls := c.cond(n.l, sel)
+		r, rc, rs := c.cond(n.r, sel)
+		return func(doc map[string]any) bool { return l(doc) || r(doc) }, orC(lc, rc), orS(ls, rs)
 	case condOf:
 		fs := make([]evalFn, len(n.names))
 		var cs cset
+		var ss screen
 		for i, name := range n.names {
 			s := sel(name)
 			fs[i] = s.eval
 			switch {
 			case i == 0:
-				cs = s.cons
+				cs, ss = s.cons, s.scr
 			case n.all:
-				cs = andC(cs, s.cons)
+				cs, ss = andC(cs, s.cons), andS(ss, s.scr)
 			default:
-				cs = orC(cs, s.cons)
+				cs, ss = orC(cs, s.cons), orS(ss, s.scr)
 			}
 		}
 		if len(fs) == 1 {
-			return fs[0], cs
+			return fs[0], cs, ss
 		}
 		if n.all {
-			return andFns(fs), cs
+			return andFns(fs), cs, ss
 		}
-		return orFns(fs), cs
+		return orFns(fs), cs, ss
 	}
 	panic(fmt.Sprintf("sigma: unknown condition node %T", n))
 }
@@ -324,6 +328,7 @@ func orC(a, b cset) cset {
 func (c *compiler) selection(s *Selection) *compiledSel {
 	var groups []evalFn
 	var cons cset
+	var scr screen
 	for gi, g := range s.Groups {
 		type part struct {
 			fn   evalFn
@@ -331,6 +336,7 @@ func (c *compiler) selection(s *Selection) *compiledSel {
 		}
 		var parts []part
 		var gc cset
+		var gs screen
 		for _, it := range g {
 			fn, cost, ic := c.item(it)
 			if fn == nil {
@@ -338,6 +344,7 @@ func (c *compiler) selection(s *Selection) *compiledSel {
 			}
 			parts = append(parts, part{fn, cost})
 			gc = andC(gc, ic)
+			gs = andS(gs, itemScreen(it))
 		}
 		// Cheap tests first: an AND of pure tests gives the same answer in
 		// any order.
@@ -358,15 +365,15 @@ func (c *compiler) selection(s *Selection) *compiledSel {
 			groups = append(groups, andFns(fs))
 		}
 		if gi == 0 {
-			cons = gc
+			cons, scr = gc, gs
 		} else {
-			cons = orC(cons, gc)
+			cons, scr = orC(cons, gc), orS(scr, gs)
 		}
 	}
 	if len(groups) == 1 {
-		return &compiledSel{groups[0], cons}
+		return &compiledSel{groups[0], cons, scr}
 	}
-	return &compiledSel{orFns(groups), cons}
+	return &compiledSel{orFns(groups), cons, scr}
 }
 
 // modSpec is an item's modifiers, checked.

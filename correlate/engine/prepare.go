@@ -1,0 +1,77 @@
+package engine
+
+import (
+	"github.com/ecscorr/ecscorr/correlate/rule"
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+// prepared is Prepare's work on one event (see pipeline.Preparer): the raw
+// record decoded as evaluate would decode it (the projection of its
+// candidate signals, and the whole record when one of them needs it and
+// the projection cannot serve), and the verdicts of the candidate signals'
+// Go matchers (Sigma detections), which read the record and nothing else.
+// Nothing here depends on the event's entity, which the Runner may resolve
+// after Prepare, nor on engine state.
+type prepared struct {
+	e         *Engine // the engine it was prepared for
+	proj      map[string]any
+	rawProj   bool // proj holds the projection
+	whole     map[string]any
+	wholeDone bool     // whole holds the decoded record (nil: it does not decode)
+	judgedSet []uint64 // bit per signal index: its matcher was run
+	matchSet  []uint64 // ... and matched
+}
+
+func (p *prepared) judged(sig *rule.Signal) bool {
+	i := sig.Index
+	return i/64 < len(p.judgedSet) && p.judgedSet[i/64]&(1<<(i%64)) != 0
+}
+
+func (p *prepared) matched(sig *rule.Signal) bool {
+	i := sig.Index
+	return i/64 < len(p.matchSet) && p.matchSet[i/64]&(1<<(i%64)) != 0
+}
+
+// Prepare decodes ev's record and runs its candidate Go matchers ahead of
+// Process (pipeline.Preparer). Safe for concurrent use: it reads only what
+// New set, and writes only ev.Prepared.
+func (e *Engine) Prepare(ev *pipeline.Event) {
+	if len(ev.Raw) == 0 {
+		return
+	}
+	byType, anyType := e.set.Candidates(ev.Source, ev.Type)
+	if len(byType) == 0 && len(anyType) == 0 {
+		return
+	}
+	p := &prepared{e: e}
+	if proj := e.eventProjection(ev.Source, ev.Type, byType, anyType); !proj.full && len(proj.keys) > 0 {
+		if m, ok := proj.pp.Project(ev.Raw); ok {
+			p.proj, p.rawProj = m, true
+		}
+	}
+	raw := p.proj
+	for _, g := range [][]*rule.Signal{byType, anyType} {
+		for _, sig := range g {
+			if len(e.sigRoles[sig.Index]) == 0 {
+				continue
+			}
+			if sig.NeedsRaw && !p.rawProj && !p.wholeDone {
+				p.whole, p.wholeDone = decodeRaw(ev.Raw), true
+				raw = p.whole
+			}
+			if sig.Match == nil {
+				continue
+			}
+			if p.judgedSet == nil {
+				n := (len(e.sigRoles) + 63) / 64
+				p.judgedSet, p.matchSet = make([]uint64, n), make([]uint64, n)
+			}
+			i := sig.Index
+			p.judgedSet[i/64] |= 1 << (i % 64)
+			if raw != nil && sig.Match(raw) {
+				p.matchSet[i/64] |= 1 << (i % 64)
+			}
+		}
+	}
+	ev.Prepared = p
+}

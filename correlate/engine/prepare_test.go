@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/ecscorr/ecscorr/correlate/rule"
+	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/rules"
+)
+
+// packAndSigma is the built-in pack with the 57 SigmaHQ CloudTrail rules,
+// plus a rule whose signal reads raw through an expression the projection
+// cannot serve (raw[...]), so that events are decoded whole.
+func packAndSigma(t *testing.T) *rule.Set {
+	t.Helper()
+	var srcs []rule.NamedSource
+	err := fs.WalkDir(rules.Builtin, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(p) != ".yaml" || filepath.Base(filepath.Dir(p)) == "fixtures" || len(p) > 10 && p[len(p)-10:] == "_test.yaml" {
+			return err
+		}
+		b, err := fs.ReadFile(rules.Builtin, p)
+		srcs = append(srcs, rule.NamedSource{Name: p, Data: b})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(sigmaHQDir, "*.yml"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs = append(srcs, rule.NamedSource{Name: filepath.Base(f), Data: b})
+	}
+	srcs = append(srcs, rule.NamedSource{Name: "whole.yaml", Data: []byte(`apiVersion: ecscorr/v1
+kind: RuleFile
+signals:
+  - name: deletes_by_terraform
+    source: cloudtrail
+    where: 'event.type startsWith "s3.amazonaws.com:Delete" and raw["userAgent"] contains "Terraform"'
+rules:
+  - id: deletes-by-terraform
+    title: "{{ .event.type }} by Terraform"
+    severity: low
+    by: [account]
+    detect:
+      match: {signal: deletes_by_terraform}
+`)})
+	set, ds := rule.Load(srcs, rule.LoadOptions{})
+	if set == nil || ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	return set
+}
+
+// Process gives the same incidents whether an event was prepared, not
+// prepared, or prepared by another engine (one since swapped out).
+func TestPrepareGivesTheSameIncidents(t *testing.T) {
+	set := packAndSigma(t)
+	evs := invictusEvents(t)
+	ctx := context.Background()
+	newEngine := func() *Engine {
+		e, err := New(ctx, set, memStore(t), Options{Logger: slog.New(slog.DiscardHandler), Ephemeral: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	other := newEngine()
+	run := func(mode string) ([]pipeline.Incident, int) {
+		e := newEngine()
+		var out []pipeline.Incident
+		prepared := 0
+		for _, orig := range evs {
+			ev := *orig
+			switch mode {
+			case "prepared":
+				e.Prepare(&ev)
+			case "stale":
+				other.Prepare(&ev)
+			}
+			if ev.Prepared != nil {
+				prepared++
+			}
+			incs, err := e.Process(ctx, &ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Prepared != nil {
+				t.Fatalf("%s: Process left ev.Prepared set", ev.ID)
+			}
+			out = append(out, incs...)
+		}
+		incs, err := e.Advance(ctx, evs[len(evs)-1].Time.Add(30*24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(out, incs...), prepared
+	}
+	plain, n := run("plain")
+	if n != 0 {
+		t.Fatalf("%d events prepared without Prepare", n)
+	}
+	// 114 incidents per copy of the corpus in the x345 bench (39,330 in
+	// all), and the Terraform deletes.
+	rulesHit := map[string]int{}
+	for _, inc := range plain {
+		rulesHit[inc.Rule]++
+	}
+	if rulesHit["deletes-by-terraform"] == 0 || len(rulesHit) < 10 {
+		t.Fatalf("incidents by rule %v: the test needs Sigma hits and whole decodes", rulesHit)
+	}
+	for _, mode := range []string{"prepared", "stale"} {
+		got, n := run(mode)
+		if n < 2000 {
+			t.Errorf("%s: %d of %d events prepared", mode, n, len(evs))
+		}
+		if !reflect.DeepEqual(got, plain) {
+			t.Errorf("%s: %d incidents differ from the %d of unprepared events", mode, len(got), len(plain))
+			for i := range min(len(got), len(plain)) {
+				if !reflect.DeepEqual(got[i], plain[i]) {
+					t.Errorf("first difference at %d:\n got %+v\nwant %+v", i, got[i], plain[i])
+					break
+				}
+			}
+		}
+	}
+}

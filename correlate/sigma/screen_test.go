@@ -1,0 +1,228 @@
+package sigma
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ecscorr/ecscorr/pipeline"
+)
+
+func TestScreenGroups(t *testing.T) {
+	for _, c := range []struct {
+		name, detection string
+		want            [][]string
+	}{
+		{"equals", "sel:\n    userAgent: 'TruffleHog'\ncondition: sel", [][]string{{`"trufflehog"@userAgent`}}},
+		{"not adds nothing", "a:\n    userIdentity.type: Root\nb:\n    eventType: AwsServiceEvent\ncondition: a and not b", [][]string{{`"root"@userIdentity,userIdentity.type`}}},
+		{"and of items", "sel:\n    userIdentity.type: AssumedRole\n    userIdentity.sessionContext.sessionIssuer.type: Role\ncondition: sel",
+			[][]string{{`"assumedrole"@userIdentity,userIdentity.type`}, {`"role"@userIdentity,userIdentity.sessionContext,userIdentity.sessionContext.sessionIssuer,userIdentity.sessionContext.sessionIssuer.type`}}},
+		{"list is or", "sel:\n    eventName:\n        - CreateUser\n        - DeleteUser\ncondition: sel", [][]string{{`"createuser"@eventName`, `"deleteuser"@eventName`}}},
+		{"or of selections", "a:\n    x: fooxx\nb:\n    y: barbar\ncondition: a or b", [][]string{{`"fooxx"@x`, `"barbar"@y`}}},
+		{"1 of", "sel_a:\n    x: fooxx\nsel_b:\n    y: barbar\ncondition: 1 of sel_*", [][]string{{`"fooxx"@x`, `"barbar"@y`}}},
+		{"all of", "sel_a:\n    x: fooxx\nsel_b:\n    y: barbar\ncondition: all of sel_*", [][]string{{`"fooxx"@x`}, {`"barbar"@y`}}},
+		{"longest wildcard-free piece", "sel:\n    x|contains: 'ab*cdef?gh'\ncondition: sel", [][]string{{"cdef@x"}}},
+		{"split at JSON-escapable bytes", "sel:\n    x: 'arn:aws:iam::*:role/Admin'\ncondition: sel", [][]string{{`"arn:aws:iam::@x`}}},
+		{"all", "sel:\n    x|contains|all:\n        - xyzw\n        - qwer\ncondition: sel", [][]string{{"xyzw@x"}, {"qwer@x"}}},
+		{"cased is lowered", "sel:\n    x|cased: AbCdE\ncondition: sel", [][]string{{`"abcde"@x`}}},
+		{"subsumed literal", "sel:\n    x|contains:\n        - abc\n        - xabcx\ncondition: sel", [][]string{{"abc@x"}}},
+		{"not subsumed elsewhere", "a:\n    x|contains: abc\nb:\n    y|contains: xabcx\ncondition: a or b", [][]string{{"abc@x", "xabcx@y"}}},
+		{"subsumed by a keyword", "a:\n    x: xabcx\nb:\n    - abc\ncondition: a or b", [][]string{{"abc"}}},
+		{"startswith", "sel:\n    x|startswith: 'AKIA'\ncondition: sel", [][]string{{`"akia@x`}}},
+		{"endswith", "sel:\n    x|endswith: '.amazonaws.com'\ncondition: sel", [][]string{{`.amazonaws.com"@x`}}},
+		{"a boolean's text is bare", "sel:\n    x: 'true'\ncondition: sel", [][]string{{"true@x"}}},
+		{"keywords", "keywords:\n    - 'evil.exe'\ncondition: keywords", [][]string{{"evil.exe"}}},
+		{"a short value leaves the list unscreened", "sel:\n    x:\n        - ab\n        - abcdef\ncondition: sel", nil},
+		{"numeric text", "sel:\n    x: '1.5e3'\ncondition: sel", nil},
+		{"number", "sel:\n    x: 1500\ncondition: sel", nil},
+		{"regexp", "sel:\n    x|re: '.+:assumed-role/aws:.+'\ncondition: sel", [][]string{{":assumed-role@x"}}},
+		{"folded regexp", "sel:\n    x|re|i: 'a.*Trufflehog'\ncondition: sel", [][]string{{"trufflehog@x"}}},
+		{"regexp without a literal", "sel:\n    x|re: 'ab|cd'\ncondition: sel", nil},
+		{"base64", "sel:\n    x|base64: 'abcdef'\ncondition: sel", nil},
+		{"windash", "sel:\n    x|windash: '-abcdef'\ncondition: sel", nil},
+		{"neq", "sel:\n    x|neq: 'abcdef'\ncondition: sel", nil},
+		{"null", "sel:\n    x: null\ncondition: sel", nil},
+		{"exists", "sel:\n    x|exists: true\ncondition: sel", nil},
+		{"not alone", "sel:\n    x: abcdef\ncondition: not sel", nil},
+		{"or with an unscreened side", "a:\n    x: abcdef\nb:\n    y|re: z\ncondition: a or b", nil},
+		{"non-ASCII splits", "sel:\n    x: 'élan'\ncondition: sel", [][]string{{`lan"@x`}}},
+		{"non-ASCII", "sel:\n    x: 'éé'\ncondition: sel", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := compileDetection(t, c.detection)
+			if got := m.Screen(); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("screen %q, want %q", got, c.want)
+			}
+			if m.HasScreen() != (c.want != nil) {
+				t.Errorf("HasScreen %v", m.HasScreen())
+			}
+		})
+	}
+}
+
+func TestNeedleAgainstLowerContains(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	alpha := []byte("aAbBrRoOlLeE_:-x9")
+	for i := 0; i < 20000; i++ {
+		hay := make([]byte, r.IntN(40))
+		for j := range hay {
+			hay[j] = alpha[r.IntN(len(alpha))]
+		}
+		lit := make([]byte, 1+r.IntN(4))
+		for j := range lit {
+			lit[j] = alpha[r.IntN(len(alpha))]
+		}
+		low := strings.ToLower(string(lit))
+		n := newNeedle(low)
+		want := strings.Contains(strings.ToLower(string(hay)), low)
+		if got := n.in(hay); got != want {
+			t.Fatalf("%q in %q: got %v, want %v", low, hay, got, want)
+		}
+	}
+}
+
+func TestScreenable(t *testing.T) {
+	for _, c := range []struct {
+		raw  string
+		want bool
+	}{
+		{`{"a":"plain ASCII, with \"escapes\" and \\ and \/"}`, true},
+		{`{"a":"caf` + "\u00e9" + `, not ASCII, long enough for a word"}`, false},
+		{`{"a":"\u0041"}`, false},
+		{`{"a":"\\u0041"}`, false}, // conservative: an escaped backslash before u
+		{``, true},
+	} {
+		if got := screenable([]byte(c.raw)); got != c.want {
+			t.Errorf("Screenable(%s) = %v, want %v", c.raw, got, c.want)
+		}
+	}
+}
+
+// raws are the two forms a screen reads a record in: indexed (its
+// top-level members known) and not.
+func raws(t *testing.T, b []byte) []*Raw {
+	t.Helper()
+	members, end, ok := pipeline.IndexObject(b, nil)
+	if !ok || end != len(b) {
+		t.Fatalf("IndexObject(%s): %v at %d", b, ok, end)
+	}
+	var whole, indexed Raw
+	whole.Reset(pipeline.RawRecord{Data: b})
+	indexed.Reset(pipeline.RawRecord{Data: b, Members: members})
+	return []*Raw{&whole, &indexed}
+}
+
+// Escapes and non-ASCII text defeat a byte search, and the screen lets
+// such records through rather than reject a match; booleans, arrays and
+// nested objects it reads as they are.
+func TestScreenPassesWhatItCannotRead(t *testing.T) {
+	for _, c := range []struct{ detection, rec string }{
+		{"sel:\n    userAgent: 'TruffleHog'\ncondition: sel", `{"userAgent":"Truffle\u0048og"}`},
+		{"sel:\n    userIdentity.type: Root\ncondition: sel", `{"eventName":"x","userIdentity":{"type":"Roo\u0074"}}`},
+		{"sel:\n    x: kube\ncondition: sel", `{"x":"\u212aube"}`},
+		{"sel:\n    x: kube\ncondition: sel", "{\"x\":\"\u212aube\"}"},
+		{"sel:\n    x: iota\ncondition: sel", "{\"x\":\"\u0130ota\"}"},
+		{"sel:\n    - Trufflehog\ncondition: sel", `{"a":{"b":["Truffle\u0048og"]}}`},
+		{"sel:\n    a.b: thing\ncondition: sel", `{"a\u002eb":"thing"}`},
+		{"sel:\n    x: 'true'\ncondition: sel", `{"x":true}`},
+		{"sel:\n    x: root\ncondition: sel", `{"x":["a","ROOT"]}`},
+		{"sel:\n    x.y: root\ncondition: sel", `{"x":{"z":1,"y":"rOOt"}}`},
+	} {
+		m := compileDetection(t, c.detection)
+		if !m.HasScreen() {
+			t.Fatalf("%s: no screen", c.detection)
+		}
+		if !m.Match(doc(t, c.rec)) {
+			t.Fatalf("%s does not match %s", c.detection, c.rec)
+		}
+		for i, r := range raws(t, []byte(c.rec)) {
+			if !m.MayMatchRaw(r) {
+				t.Errorf("%s: screen %q rejects %s (form %d)", c.detection, m.Screen(), c.rec, i)
+			}
+		}
+	}
+}
+
+// A screen is a necessary condition: on every record of every corpus, a
+// rule that matches passes its screen, indexed or not, including when the
+// record's letters change case. On the CloudTrail corpora, the screens of
+// the rules that no event type dispatches reject most records.
+func TestScreenNeverRejectsAMatch(t *testing.T) {
+	ms := loadSigmaHQ(t)
+	recs := demoRecords(t)
+	if files, _ := filepath.Glob(filepath.Join(thirdParty, "invictus/*.json")); len(files) > 0 {
+		recs = append(recs, readRecords(t, files)...)
+	}
+	recs = append(recs, pantherRecords(t)...)
+	recs = append(recs, stratusRecords(t)...)
+	screened := 0
+	for _, m := range ms {
+		if m.HasScreen() {
+			screened++
+		}
+	}
+	if screened != 57 {
+		t.Errorf("%d of 57 rules have a screen", screened)
+	}
+	flip := func(b []byte, upper bool) []byte {
+		out := make([]byte, len(b))
+		for i, c := range b {
+			switch {
+			case upper && 'a' <= c && c <= 'z':
+				c -= 'a' - 'A'
+			case !upper && 'A' <= c && c <= 'Z':
+				c += 'a' - 'A'
+			}
+			out[i] = c
+		}
+		return out
+	}
+	rejected, matched := map[string]int{}, 0
+	for _, rec := range recs {
+		raw, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type form struct {
+			doc  map[string]any
+			raws []*Raw
+			desc string
+		}
+		forms := []form{{rec, raws(t, raw), "as is"}}
+		for _, up := range []bool{true, false} {
+			var d map[string]any
+			f := flip(raw, up)
+			if json.Unmarshal(f, &d) == nil {
+				forms = append(forms, form{d, raws(t, f), "case-changed"})
+			}
+		}
+		for base, m := range ms {
+			for fi, f := range forms {
+				match := m.Match(f.doc)
+				if match && fi == 0 {
+					matched++
+				}
+				for ri, r := range f.raws {
+					pass := m.MayMatchRaw(r)
+					if match && !pass {
+						t.Errorf("%s matches the %s record but its screen %q rejects it (form %d): %s", base, f.desc, m.Screen(), ri, raw)
+					}
+					if !pass && fi == 0 && ri == 1 {
+						rejected[base]++
+					}
+				}
+			}
+		}
+	}
+	if matched == 0 {
+		t.Fatal("no rule matched any record: the test checks nothing")
+	}
+	for _, base := range []string{"aws_cloudtrail_pua_trufflehog.yml", "aws_root_account_usage.yml", "aws_sts_assumerole_misuse.yml", "aws_cloudtrail_imds_malicious_usage.yml"} {
+		if rejected[base]*10 < len(recs)*9 {
+			t.Errorf("%s's screen %q rejects %d of %d records, want at least 90%%", base, ms[base].Screen(), rejected[base], len(recs))
+		}
+	}
+}
