@@ -100,6 +100,10 @@ type Event struct {
 	// matches) the correlator has already evaluated on arrival; the
 	// in-order pass evaluates the rest (see RunnerOptions.Eager).
 	Eager bool
+	// Family is the key family a scale-out ingest published this copy of
+	// the event for (correlate/partition): a correlate instance feeds it
+	// to that family's rules only. "" in one process.
+	Family string
 	// Prepared is what a Preparer worked out of the event ahead of
 	// Process; the correlator's own.
 	Prepared any

@@ -23,6 +23,7 @@ type eventJSON struct {
 	Sample     bool            `json:"sample,omitempty"`
 	Raw        json.RawMessage `json:"raw,omitempty"`
 	Containers []string        `json:"containers,omitempty"`
+	Family     string          `json:"family,omitempty"`
 }
 
 // MarshalEventJSON encodes ev in the normalised event wire form:
@@ -31,11 +32,12 @@ type eventJSON struct {
 //	 "entity":{..},"severity":"high","sample":true,"raw":{..},"containers":[..]}
 //
 // severity is omitted when unknown, sample when false, raw when empty and
-// containers when none. Raw must be JSON.
+// containers when none, family when "". Raw must be JSON.
 func MarshalEventJSON(ev *Event) ([]byte, error) {
 	w := eventJSON{
 		ID: ev.ID, Source: ev.Source, Type: ev.Type, Time: ev.Time.UTC().Format(time.RFC3339Nano),
 		Entity: ev.Entity, Sample: ev.Sample, Raw: json.RawMessage(ev.Raw), Containers: ev.Containers,
+		Family: ev.Family,
 	}
 	if ev.Severity != SeverityUnknown {
 		w.Severity = ev.Severity.String()
@@ -76,7 +78,7 @@ func UnmarshalEventJSON(data []byte) (*Event, error) {
 		}
 	}
 	ev := &Event{ID: w.ID, Source: src, Type: w.Type, Time: t.UTC(), Entity: w.Entity, Severity: sev,
-		Sample: w.Sample, Containers: w.Containers}
+		Sample: w.Sample, Containers: w.Containers, Family: w.Family}
 	if raw := bytes.TrimSpace(w.Raw); len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
 		ev.Raw = bytes.Clone(raw)
 	}

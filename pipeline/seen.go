@@ -64,6 +64,12 @@ func (s *seenSet) idOf(ev *Event) seenID {
 		s.d.WriteString(string(ev.Source))
 		s.d.Write(zero)
 		s.d.WriteString(ev.ID)
+		if ev.Family != "" {
+			// A scale-out ingest publishes an event once per key family:
+			// each copy is applied once.
+			s.d.Write(zero)
+			s.d.WriteString(ev.Family)
+		}
 		k[i] = s.d.Sum64()
 	}
 	return k

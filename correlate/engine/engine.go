@@ -41,6 +41,10 @@ type Options struct {
 	// evicted to the store and read back on their next event or timer; it
 	// needs a store. Incidents do not depend on it. See budget.go.
 	MemoryBudget int64
+	// Only, when set, restricts the engine to the rules it reports true
+	// for: the others are never offered an event (a scale-out correlate
+	// instance runs one engine per key family, correlate/partition).
+	Only func(r *rule.Rule) bool
 }
 
 // Engine is the correlation engine. Its methods are safe for concurrent
@@ -188,8 +192,12 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 		rt := newRuleRT(i, r, opts)
 		e.rules = append(e.rules, rt)
 		e.byID[r.ID] = rt
+		skip := opts.Only != nil && !opts.Only(r)
 		add := func(sigs []*rule.Signal, role roleKind, step int) {
 			for _, s := range sigs {
+				if skip {
+					break
+				}
 				if s == nil || s.Index < 0 || s.Index >= len(e.sigRoles) {
 					continue
 				}

@@ -112,6 +112,14 @@ type Options struct {
 	// format.DefaultMaxRecordBytes.
 	MaxRecordBytes int
 
+	// OnAssign, when set, is told of each partition a generation gives
+	// this member that it did not own in the one before, and the offset
+	// it will be read from (negative: none stored or committed, kafka-go's
+	// FirstOffset or LastOffset), before any of its messages is read: a
+	// correlator that keeps state per partition rebuilds it there. It must
+	// return quickly.
+	OnAssign func(topic string, partition int, start int64)
+
 	// Bad receives every message or record skipped, with its position
 	// kafka://topic/partition/offset; nil only counts them.
 	Bad func(format.RecordError)
@@ -366,6 +374,9 @@ func (in *Input) assign(gen *kafkago.Generation) map[tp]int64 {
 				starts[k] = committed // FirstOffset or LastOffset
 			}
 			in.start[k] = starts[k]
+			if in.o.OnAssign != nil {
+				in.o.OnAssign(k.topic, k.part, starts[k])
+			}
 		}
 	}
 	in.epoch++
