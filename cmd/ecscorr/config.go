@@ -35,12 +35,32 @@ type config struct {
 	Eager           bool
 	ShutdownTimeout time.Duration
 	MaxApplied      int
+	// Role is what this process does in a scale-out (roleAll: everything,
+	// no broker); Kafka is the broker of roles ingest and correlate.
+	Role  string
+	Kafka kafkaConfig
 
 	Sinks []sinkConfig
 	// secrets are the values ${ENV} expansion put into the config, so
 	// that nothing derived from the config logs them.
 	secrets []string
 	path    string
+}
+
+// Roles (docs/operations.md, scale-out).
+const (
+	roleAll       = "all"       // sources → engine → sinks, in one process
+	roleIngest    = "ingest"    // sources → normalised events on kafka.events_topic
+	roleCorrelate = "correlate" // kafka.events_topic in kafka.group → engines → sinks
+)
+
+// kafkaConfig is the scale-out broker.
+type kafkaConfig struct {
+	Brokers     []string `yaml:"brokers"`
+	EventsTopic string   `yaml:"events_topic"`
+	Group       string   `yaml:"group"`
+	ClientID    string   `yaml:"client_id"`
+	TLS         bool     `yaml:"tls"`
 }
 
 // httpConfig is the operations endpoint: /healthz, /readyz, /metrics.
@@ -66,6 +86,8 @@ func runDefaults() config {
 			pipeline.SourceFalco:             10 * time.Second,
 			pipeline.SourceECS:               time.Minute,
 		},
+		Role:            roleAll,
+		Kafka:           kafkaConfig{EventsTopic: "ecscorr-events", Group: "ecscorr"},
 		IdleAfter:       time.Minute,
 		CommitInterval:  time.Second,
 		StateMemory:     256 << 20,
@@ -302,6 +324,47 @@ func loadConfig(path string) (*config, rule.Diagnostics) {
 			if decode(&c.MaxApplied) && c.MaxApplied < 0 {
 				errAt(v, "max_applied must not be negative")
 			}
+		case "role":
+			if decode(&c.Role) && c.Role != roleAll && c.Role != roleIngest && c.Role != roleCorrelate {
+				errAt(v, "role: %q is not one of all, ingest, correlate", c.Role)
+			}
+		case "kafka":
+			if v.Kind != yaml.MappingNode {
+				errAt(v, "kafka is a mapping (brokers:, events_topic:, group:)")
+				continue
+			}
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				kk, kv := v.Content[j], v.Content[j+1]
+				var err error
+				switch kk.Value {
+				case "brokers":
+					err = kv.Decode(&c.Kafka.Brokers)
+					if err == nil {
+						for _, b := range c.Kafka.Brokers {
+							if _, _, herr := net.SplitHostPort(b); herr != nil {
+								errAt(kv, "kafka.brokers: %q is not host:port", b)
+							}
+						}
+					}
+				case "events_topic":
+					if err = kv.Decode(&c.Kafka.EventsTopic); err == nil && c.Kafka.EventsTopic == "" {
+						errAt(kv, "kafka.events_topic must not be empty")
+					}
+				case "group":
+					if err = kv.Decode(&c.Kafka.Group); err == nil && c.Kafka.Group == "" {
+						errAt(kv, "kafka.group must not be empty")
+					}
+				case "client_id":
+					err = kv.Decode(&c.Kafka.ClientID)
+				case "tls":
+					err = kv.Decode(&c.Kafka.TLS)
+				default:
+					errAt(kk, "unknown key %q under kafka (known: brokers, events_topic, group, client_id, tls)", kk.Value)
+				}
+				if err != nil {
+					errAt(kv, "kafka.%s: %s", kk.Value, strings.TrimPrefix(err.Error(), "yaml: "))
+				}
+			}
 		case "sources":
 			c.Sources = decodeList(path, v, "source", errAt, decodeSource, func(sc sourceConfig) (string, rule.Pos) { return sc.Name, sc.pos })
 		case "sinks":
@@ -310,10 +373,37 @@ func loadConfig(path string) (*config, rule.Diagnostics) {
 			errAt(k, "unknown key %q (known: %s)", k.Value, strings.Join(topKeys, ", "))
 		}
 	}
+	if c.Role != roleAll && !diags.HasErrors() {
+		at := root
+		if r := mapValue(root, "role"); r != nil {
+			at = r
+		}
+		if len(c.Kafka.Brokers) == 0 {
+			errAt(at, "role %s needs kafka: with brokers: (and events_topic:, group:)", c.Role)
+		}
+		switch {
+		case c.Role == roleIngest && len(c.Sinks) > 0:
+			errAt(mapValue(root, "sinks"), "role ingest publishes events and raises no incidents: sinks: belong to the correlate instances")
+		case c.Role == roleCorrelate && len(c.Sources) > 0:
+			errAt(mapValue(root, "sources"), "role correlate reads kafka.events_topic: sources: belong to the ingest instances")
+		case c.Role == roleIngest && len(c.Sources) == 0:
+			errAt(at, "role ingest needs sources:")
+		}
+	}
 	if diags.HasErrors() {
 		return nil, diags
 	}
 	return &c, nil
+}
+
+// mapValue is the value node of key in a mapping node, or nil.
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // decodeList decodes a list of sources or sinks, each with a unique name.
@@ -341,7 +431,7 @@ func decodeList[T any](path string, v *yaml.Node, what string, errAt func(*yaml.
 	return out
 }
 
-var topKeys = []string{"state_dir", "rules", "http", "sources", "sinks", "dead_letter", "log_level", "lateness", "idle_after", "commit_interval", "state_memory", "eager", "max_applied", "shutdown_timeout"}
+var topKeys = []string{"state_dir", "rules", "http", "sources", "sinks", "dead_letter", "log_level", "lateness", "idle_after", "commit_interval", "state_memory", "eager", "max_applied", "shutdown_timeout", "role", "kafka"}
 
 // expandEnv replaces ${NAME} (and ${NAME:-default}) in every scalar of the
 // tree with the environment's value, in place, so that positions stay

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -23,10 +24,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ecscorr/ecscorr/correlate/engine"
+	"github.com/ecscorr/ecscorr/correlate/partition"
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/correlate/state"
 	"github.com/ecscorr/ecscorr/pipeline"
 	"github.com/ecscorr/ecscorr/rules"
+	kafkasrc "github.com/ecscorr/ecscorr/sources/kafka"
 )
 
 // cmdRun is `ecscorr run --config FILE`: the long-running service.
@@ -137,6 +140,8 @@ type service struct {
 	ready  atomic.Bool // state open and the Runner running
 	done   atomic.Bool // the Runner's loop has ended
 	engOpt engine.Options
+	pub    *partition.Publisher // role ingest
+	router *partition.Router    // role correlate
 }
 
 func (s *service) run(ctx context.Context, set *rule.Set) error {
@@ -195,29 +200,74 @@ func (s *service) run(ctx context.Context, set *rule.Set) error {
 		}
 		return err
 	}
+	var most time.Duration
+	for _, d := range cfg.Lateness {
+		most = max(most, d)
+	}
+	s.engOpt = engine.Options{Logger: s.log, MemoryBudget: cfg.StateMemory, Lateness: most}
+	// The correlator of the role, and what closes it.
+	var corr pipeline.Correlator
+	var closeCorr func(context.Context) error
+	switch cfg.Role {
+	case roleIngest:
+		pub, err := partition.NewPublisher(set, partition.PublisherOptions{Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.EventsTopic,
+			Horizon: most, TLS: kafkaTLS(cfg.Kafka.TLS)})
+		if err != nil {
+			return err
+		}
+		s.log.Info("role ingest: publishing each event once per key family it feeds", "topic", cfg.Kafka.EventsTopic,
+			"families", pub.Families().String())
+		corr, closeCorr = pub, func(context.Context) error { return pub.Close() }
+		s.pub = pub
+	case roleCorrelate:
+		eo := s.engOpt
+		eo.MemoryBudget = 0 // partition engines hold their state in memory; it is rebuilt from the topic
+		rt, err := partition.NewRouter(ctx, set, partition.RouterOptions{Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.EventsTopic,
+			Engine: eo, TLS: kafkaTLS(cfg.Kafka.TLS), Logger: s.log})
+		if err != nil {
+			return err
+		}
+		name := "kafka:" + cfg.Kafka.EventsTopic
+		in, err := kafkasrc.New(kafkasrc.Options{Name: name, Brokers: cfg.Kafka.Brokers, Topics: []string{cfg.Kafka.EventsTopic},
+			Group: cfg.Kafka.Group, Format: kafkasrc.FormatEvents, ClientID: cfg.Kafka.ClientID, TLS: kafkaTLS(cfg.Kafka.TLS),
+			OnAssign: rt.Assigned, Bad: dl.bad(name), Logger: s.log})
+		if err != nil {
+			return err
+		}
+		ins = append(ins, in)
+		s.log.Info("role correlate: an engine per partition and key family", "topic", cfg.Kafka.EventsTopic,
+			"group", cfg.Kafka.Group, "families", rt.Families().String())
+		corr, closeCorr = rt, rt.Close
+		s.router = rt
+	default:
+		eng, err := engine.New(ctx, set, st, s.engOpt)
+		if err != nil {
+			return fmt.Errorf("starting engine: %w", err)
+		}
+		s.mu.Lock()
+		s.eng = eng
+		s.mu.Unlock()
+		corr = eng
+		closeCorr = func(ctx context.Context) error {
+			s.mu.Lock()
+			eng := s.eng
+			s.mu.Unlock()
+			return eng.Close(ctx)
+		}
+	}
+	s.mu.Lock()
+	s.set = set
+	s.mu.Unlock()
 	s.ins = ins
 	counted := make([]pipeline.Input, len(ins))
 	for i, in := range ins {
 		counted[i] = s.m.countInput(in)
 	}
 
-	var most time.Duration
-	for _, d := range cfg.Lateness {
-		most = max(most, d)
-	}
-	s.engOpt = engine.Options{Logger: s.log, MemoryBudget: cfg.StateMemory, Lateness: most}
-	eng, err := engine.New(ctx, set, st, s.engOpt)
-	if err != nil {
-		return fmt.Errorf("starting engine: %w", err)
-	}
-	s.mu.Lock()
-	s.eng, s.set = eng, set
-	s.mu.Unlock()
-
 	r, err := pipeline.NewRunner(pipeline.RunnerOptions{
-		Inputs: counted, Correlator: eng, Store: st, Sinks: sinks, Delivery: policies,
+		Inputs: counted, Correlator: corr, Store: st, Sinks: sinks, Delivery: policies,
 		Lateness: cfg.Lateness, DefaultLateness: most, IdleAfter: cfg.IdleAfter, ProcessingClock: true,
-		CommitEvery: cfg.CommitInterval, Eager: cfg.Eager, MaxApplied: cfg.MaxApplied,
+		CommitEvery: cfg.CommitInterval, Eager: cfg.Eager && cfg.Role == roleAll, MaxApplied: cfg.MaxApplied,
 		ShutdownDrain: cfg.ShutdownTimeout,
 		OnSkip:        dl.skipped,
 		OnIncidents:   s.m.incidents,
@@ -231,17 +281,14 @@ func (s *service) run(ctx context.Context, set *rule.Set) error {
 	s.runner = r
 	s.mu.Unlock()
 	s.ready.Store(true)
-	s.log.Info("ecscorr running", "version", version, "state_dir", cfg.StateDir, "rules", len(set.Rules),
+	s.log.Info("ecscorr running", "version", version, "role", cfg.Role, "state_dir", cfg.StateDir, "rules", len(set.Rules),
 		"sources", len(ins), "sinks", len(sinks), "eager", cfg.Eager)
 	stats, err := r.Run(ctx)
 	s.ready.Store(false)
 	s.done.Store(true)
 	s.m.progress(stats)
-	s.mu.Lock()
-	eng = s.eng
-	s.mu.Unlock()
-	if cerr := eng.Close(context.WithoutCancel(ctx)); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("closing engine: %w", cerr))
+	if cerr := closeCorr(context.WithoutCancel(ctx)); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("closing the correlator: %w", cerr))
 	}
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -258,6 +305,11 @@ func (s *service) reload(ctx context.Context) {
 	r := s.runner
 	s.mu.Unlock()
 	if r == nil {
+		return
+	}
+	if s.cfg.Role != roleAll {
+		s.log.Error("rule reload in role " + s.cfg.Role + " needs a restart of every instance (ingest and correlate must load the same rules); keeping the running rules")
+		s.m.reloads.WithLabelValues("failed").Inc()
 		return
 	}
 	set, diags := rule.LoadPaths(s.cfg.Rules, rule.LoadOptions{Now: time.Now(), Builtin: rules.Builtin})
@@ -301,6 +353,14 @@ func (s *service) reload(ctx context.Context) {
 	}
 	s.m.reloads.WithLabelValues("ok").Inc()
 	s.log.Info("rules reloaded", "rules", len(set.Rules))
+}
+
+// kafkaTLS is the TLS of the scale-out broker's connections (nil: none).
+func kafkaTLS(on bool) *tls.Config {
+	if !on {
+		return nil
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12}
 }
 
 func (s *service) engine() *engine.Engine {

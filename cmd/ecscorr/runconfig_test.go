@@ -196,3 +196,44 @@ func TestHealthcheckCommand(t *testing.T) {
 		t.Errorf("nothing listening: %d", code)
 	}
 }
+
+// roleExample is the scale-out config of issue 13, exactly as written.
+const roleExample = `role: correlate              # or ingest, or all
+kafka:
+  brokers: [127.0.0.1:9092]
+  events_topic: ecscorr-events
+  group: ecscorr
+`
+
+func TestRoleConfig(t *testing.T) {
+	c, diags := loadConfig(writeConfig(t, roleExample))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if c.Role != roleCorrelate || strings.Join(c.Kafka.Brokers, ",") != "127.0.0.1:9092" || c.Kafka.EventsTopic != "ecscorr-events" || c.Kafka.Group != "ecscorr" {
+		t.Errorf("role %q kafka %+v", c.Role, c.Kafka)
+	}
+	d, diags := loadConfig(writeConfig(t, "state_dir: /tmp/x\n"))
+	if diags.HasErrors() || d.Role != roleAll {
+		t.Errorf("default role %q (%v)", d.Role, diags)
+	}
+
+	for _, c := range []struct{ text, want string }{
+		{"role: scale\n", ":1:7: error: role: \"scale\" is not one of all, ingest, correlate"},
+		{"role: ingest\nkafka:\n  brokers: [127.0.0.1:9092]\n", ":1:7: error: role ingest needs sources:"},
+		{"role: correlate\n", ":1:7: error: role correlate needs kafka: with brokers:"},
+		{"role: correlate\nkafka:\n  brokers: [127.0.0.1:9092]\nsources:\n  - type: falco_http\n    listen: 127.0.0.1:2801\n",
+			":5:3: error: role correlate reads kafka.events_topic: sources: belong to the ingest instances"},
+		{"role: ingest\nkafka:\n  brokers: [127.0.0.1:9092]\nsources:\n  - type: falco_http\n    listen: 127.0.0.1:2801\nsinks:\n  - type: jsonl\n    path: /tmp/x.jsonl\n",
+			":8:3: error: role ingest publishes events and raises no incidents"},
+		{"kafka:\n  brokers: [nowhere]\n  topic: x\n", ":2:12: error: kafka.brokers: \"nowhere\" is not host:port"},
+		{"kafka:\n  brokers: [nowhere]\n  topic: x\n", ":3:3: error: unknown key \"topic\" under kafka (known: brokers, events_topic, group, client_id, tls)"},
+		{"kafka: [a]\n", ":1:8: error: kafka is a mapping"},
+	} {
+		p := writeConfig(t, c.text)
+		_, diags := loadConfig(p)
+		if !strings.Contains(diags.Error(), p+c.want) {
+			t.Errorf("%q:\n got %v\nwant %s%s", c.text, diags, p, c.want)
+		}
+	}
+}

@@ -2,8 +2,12 @@ package partition
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -28,8 +32,15 @@ type Publisher struct {
 	w       *kafkago.Writer
 	horizon time.Duration
 	pending []kafkago.Message
+	brokers []string
+	dialer  *kafkago.Dialer
+	// Ticks: the sources seen, the last watermark ticked, the partitions.
+	sources  map[pipeline.Source]bool
+	lastTick time.Time
+	parts    int
+	partsAt  time.Time
 
-	events, copies, bytes, dropped atomic.Int64
+	events, copies, bytes, dropped, ticks atomic.Int64
 }
 
 // PublisherOptions configure a Publisher.
@@ -39,8 +50,8 @@ type PublisherOptions struct {
 	// Horizon is what the Runner reports as the correlator's horizon
 	// (reordering only; an ingest instance keeps no state).
 	Horizon time.Duration
-	// Transport, when set, replaces kafka-go's default (TLS, SASL).
-	Transport kafkago.RoundTripper
+	// TLS, when set, encrypts the connections (MSK: &tls.Config{}).
+	TLS *tls.Config
 }
 
 // NewPublisher returns the ingest correlator for the rule set.
@@ -51,14 +62,42 @@ func NewPublisher(set *rule.Set, o PublisherOptions) (*Publisher, error) {
 	w := &kafkago.Writer{
 		Addr:         kafkago.TCP(o.Brokers...),
 		Topic:        o.Topic,
-		Balancer:     &kafkago.Murmur2Balancer{Consistent: true},
+		Balancer:     tickBalancer{kafkago.Murmur2Balancer{Consistent: true}},
 		RequiredAcks: kafkago.RequireAll,
 		BatchTimeout: 5 * time.Millisecond,
 		BatchSize:    1000,
 		MaxAttempts:  3,
-		Transport:    o.Transport,
 	}
-	return &Publisher{set: set, fams: Derive(set), w: w, horizon: o.Horizon}, nil
+	if o.TLS != nil {
+		w.Transport = &kafkago.Transport{TLS: o.TLS}
+	}
+	return &Publisher{set: set, fams: Derive(set), w: w, horizon: o.Horizon, brokers: o.Brokers,
+		dialer: &kafkago.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: o.TLS}, sources: map[pipeline.Source]bool{}}, nil
+}
+
+// TickType is the type of a tick: an event of no family that a Publisher
+// sends to every partition as its watermark moves, so that a correlate
+// instance's watermark moves with the ingest's even on partitions no
+// event goes to (and decisions that wait for the absence of an event are
+// taken). Its time is the ingest's watermark: every event published
+// after it is at least as recent (late events aside).
+const TickType = "ecscorr:tick"
+
+// tickHeader carries a tick's partition.
+const tickHeader = "ecscorr-partition"
+
+// tickBalancer sends ticks to the partition they name, the rest by key.
+type tickBalancer struct{ kafkago.Murmur2Balancer }
+
+func (b tickBalancer) Balance(msg kafkago.Message, partitions ...int) int {
+	for _, h := range msg.Headers {
+		if h.Key == tickHeader && len(h.Value) > 0 {
+			if p, err := strconv.Atoi(string(h.Value)); err == nil && slices.Contains(partitions, p) {
+				return p
+			}
+		}
+	}
+	return b.Murmur2Balancer.Balance(msg, partitions...)
 }
 
 // Families returns the key families events are published for.
@@ -67,6 +106,7 @@ func (p *Publisher) Families() *Families { return p.fams }
 // Process queues a copy of ev for each family it feeds.
 func (p *Publisher) Process(_ context.Context, ev *pipeline.Event) ([]pipeline.Incident, error) {
 	p.events.Add(1)
+	p.sources[ev.Source] = true
 	var decoded map[string]any
 	done := false
 	raw := func() map[string]any {
@@ -100,8 +140,32 @@ func (p *Publisher) Process(_ context.Context, ev *pipeline.Event) ([]pipeline.I
 	return nil, nil
 }
 
-// Advance does nothing: an ingest instance decides nothing.
-func (p *Publisher) Advance(context.Context, time.Time) ([]pipeline.Incident, error) {
+// Advance queues a tick per partition and source seen when the watermark
+// moved by a second or more since the last.
+func (p *Publisher) Advance(ctx context.Context, wm time.Time) ([]pipeline.Incident, error) {
+	if len(p.sources) == 0 || wm.Sub(p.lastTick) < time.Second {
+		return nil, nil
+	}
+	if p.parts == 0 || time.Since(p.partsAt) > time.Minute {
+		ps, err := p.dialer.LookupPartitions(ctx, "tcp", p.brokers[0], p.w.Topic)
+		if err != nil {
+			return nil, fmt.Errorf("looking up the partitions of %s: %w", p.w.Topic, err)
+		}
+		p.parts, p.partsAt = len(ps), time.Now()
+	}
+	p.lastTick = wm
+	for _, src := range slices.Sorted(maps.Keys(p.sources)) {
+		for part := range p.parts {
+			tick := pipeline.Event{ID: fmt.Sprintf("tick:%d:%s:%d", part, src, wm.UnixNano()), Source: src, Type: TickType, Time: wm}
+			v, err := pipeline.MarshalEventJSON(&tick)
+			if err != nil {
+				return nil, err
+			}
+			p.pending = append(p.pending, kafkago.Message{Value: v,
+				Headers: []kafkago.Header{{Key: tickHeader, Value: []byte(strconv.Itoa(part))}}})
+			p.ticks.Add(1)
+		}
+	}
 	return nil, nil
 }
 
@@ -128,11 +192,12 @@ type PublishStats struct {
 	Copies  int64 // messages published (one per family fed)
 	Bytes   int64 // message value bytes
 	Dropped int64 // events no family needs
+	Ticks   int64 // ticks published
 }
 
 // Stats returns the counts so far.
 func (p *Publisher) Stats() PublishStats {
-	return PublishStats{Events: p.events.Load(), Copies: p.copies.Load(), Bytes: p.bytes.Load(), Dropped: p.dropped.Load()}
+	return PublishStats{Events: p.events.Load(), Copies: p.copies.Load(), Bytes: p.bytes.Load(), Dropped: p.dropped.Load(), Ticks: p.ticks.Load()}
 }
 
 // Close closes the Kafka writer.

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,9 +58,8 @@ type RouterOptions struct {
 	// Engine is the options of every partition engine (Ephemeral and Only
 	// are set by the Router).
 	Engine engine.Options
-	// Dialer, when set, replaces kafka-go's default for the rebuild
-	// readers (TLS, SASL).
-	Dialer *kafkago.Dialer
+	// TLS, when set, encrypts the rebuild readers' connections.
+	TLS *tls.Config
 	// RebuildTimeout bounds the reading of one partition's history
 	// (default 5 minutes).
 	RebuildTimeout time.Duration
@@ -175,6 +175,9 @@ func (r *Router) part(p int) *part {
 
 // feed processes ev with the engine of its family in pt.
 func (r *Router) feed(ctx context.Context, pt *part, ev *pipeline.Event) ([]pipeline.Incident, error) {
+	if ev.Type == TickType && ev.Family == "" {
+		return nil, nil // it moved the Runner's watermark: its work is done
+	}
 	f := r.fams.Get(ev.Family)
 	if f == nil {
 		if r.unknownFamily.Add(1) == 1 {
@@ -269,7 +272,8 @@ func (r *Router) history(ctx context.Context, p int, start int64) ([]*pipeline.E
 	defer cancel()
 	rd := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers: r.opts.Brokers, Topic: r.opts.Topic, Partition: p,
-		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond, Dialer: r.opts.Dialer,
+		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond,
+		Dialer: &kafkago.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: r.opts.TLS},
 	})
 	defer rd.Close()
 	if err := rd.SetOffset(kafkago.FirstOffset); err != nil {

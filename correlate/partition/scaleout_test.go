@@ -353,6 +353,9 @@ func TestScaleOutEqualsOneProcess(t *testing.T) {
 	t.Logf("%s stopped holding %d events", v.name, held)
 	cs = append(cs, startCorrelator(t, "c4", addr, set))
 	st2 := publish(t, addr, set, evs[half:])
+	if st1.Ticks == 0 || st1.Ticks%parts != 0 {
+		t.Errorf("%d ticks published, want some on each of the %d partitions", st1.Ticks, parts)
+	}
 	writeTails(t, addr, tl)
 	t.Logf("published %d events as %d copies (%d bytes, %.1f copies and %.0f bytes per event)",
 		st1.Events+st2.Events, st1.Copies+st2.Copies, st1.Bytes+st2.Bytes,
