@@ -61,6 +61,12 @@ type kafkaConfig struct {
 	Group       string   `yaml:"group"`
 	ClientID    string   `yaml:"client_id"`
 	TLS         bool     `yaml:"tls"`
+	// Lateness is what a correlate instance waits for the events topic's
+	// partitions, read side by side, to catch up with one another: the
+	// ingest instances already waited for the sources' delivery delays
+	// (lateness:) before publishing, and their ticks carry their
+	// watermark.
+	Lateness time.Duration
 }
 
 // httpConfig is the operations endpoint: /healthz, /readyz, /metrics.
@@ -87,7 +93,7 @@ func runDefaults() config {
 			pipeline.SourceECS:               time.Minute,
 		},
 		Role:            roleAll,
-		Kafka:           kafkaConfig{EventsTopic: "ecscorr-events", Group: "ecscorr"},
+		Kafka:           kafkaConfig{EventsTopic: "ecscorr-events", Group: "ecscorr", Lateness: 10 * time.Second},
 		IdleAfter:       time.Minute,
 		CommitInterval:  time.Second,
 		StateMemory:     256 << 20,
@@ -358,8 +364,13 @@ func loadConfig(path string) (*config, rule.Diagnostics) {
 					err = kv.Decode(&c.Kafka.ClientID)
 				case "tls":
 					err = kv.Decode(&c.Kafka.TLS)
+				case "lateness":
+					var d duration
+					if err = kv.Decode(&d); err == nil {
+						c.Kafka.Lateness = time.Duration(d)
+					}
 				default:
-					errAt(kk, "unknown key %q under kafka (known: brokers, events_topic, group, client_id, tls)", kk.Value)
+					errAt(kk, "unknown key %q under kafka (known: brokers, events_topic, group, lateness, client_id, tls)", kk.Value)
 				}
 				if err != nil {
 					errAt(kv, "kafka.%s: %s", kk.Value, strings.TrimPrefix(err.Error(), "yaml: "))

@@ -62,8 +62,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ecscorr: the config has errors; refusing to start")
 		return 1
 	}
-	if len(cfg.Sources) == 0 {
-		fmt.Fprintf(stderr, "%s: no sources: (ecscorr run reads at least one); refusing to start\n", *cfgPath)
+	if len(cfg.Sources) == 0 && cfg.Role != roleCorrelate {
+		fmt.Fprintf(stderr, "%s: no sources: (ecscorr run reads at least one; role correlate reads kafka.events_topic); refusing to start\n", *cfgPath)
 		return 1
 	}
 	set, ok := loadRules(cfg.Rules, stderr, false)
@@ -211,7 +211,7 @@ func (s *service) run(ctx context.Context, set *rule.Set) error {
 	switch cfg.Role {
 	case roleIngest:
 		pub, err := partition.NewPublisher(set, partition.PublisherOptions{Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.EventsTopic,
-			Horizon: most, TLS: kafkaTLS(cfg.Kafka.TLS)})
+			Lateness: most, TLS: kafkaTLS(cfg.Kafka.TLS)})
 		if err != nil {
 			return err
 		}
@@ -264,9 +264,15 @@ func (s *service) run(ctx context.Context, set *rule.Set) error {
 		counted[i] = s.m.countInput(in)
 	}
 
+	lateness, defLate := cfg.Lateness, most
+	if cfg.Role == roleCorrelate {
+		// The ingest waited for the sources; here only the partitions'
+		// skew is waited for.
+		lateness, defLate = nil, cfg.Kafka.Lateness
+	}
 	r, err := pipeline.NewRunner(pipeline.RunnerOptions{
 		Inputs: counted, Correlator: corr, Store: st, Sinks: sinks, Delivery: policies,
-		Lateness: cfg.Lateness, DefaultLateness: most, IdleAfter: cfg.IdleAfter, ProcessingClock: true,
+		Lateness: lateness, DefaultLateness: defLate, IdleAfter: cfg.IdleAfter, ProcessingClock: true,
 		CommitEvery: cfg.CommitInterval, Eager: cfg.Eager && cfg.Role == roleAll, MaxApplied: cfg.MaxApplied,
 		ShutdownDrain: cfg.ShutdownTimeout,
 		OnSkip:        dl.skipped,

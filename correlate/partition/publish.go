@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	json "github.com/goccy/go-json"
 	kafkago "github.com/segmentio/kafka-go"
 
+	"github.com/ecscorr/ecscorr/correlate/engine"
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/pipeline"
 )
@@ -37,6 +39,7 @@ type Publisher struct {
 	// Ticks: the sources seen, the last watermark ticked, the partitions.
 	sources  map[pipeline.Source]bool
 	lastTick time.Time
+	tickedAt time.Time // processing time of the last round
 	parts    int
 	partsAt  time.Time
 
@@ -47,9 +50,13 @@ type Publisher struct {
 type PublisherOptions struct {
 	Brokers []string
 	Topic   string
-	// Horizon is what the Runner reports as the correlator's horizon
-	// (reordering only; an ingest instance keeps no state).
+	// Horizon is what the Runner is told events stay relevant for
+	// (0: the rules', the longest retention plus lateness, as the
+	// correlate instances have it: an event older than that is too late
+	// there too).
 	Horizon time.Duration
+	// Lateness is added to the rules' retention for the default Horizon.
+	Lateness time.Duration
 	// TLS, when set, encrypts the connections (MSK: &tls.Config{}).
 	TLS *tls.Config
 }
@@ -70,6 +77,14 @@ func NewPublisher(set *rule.Set, o PublisherOptions) (*Publisher, error) {
 	}
 	if o.TLS != nil {
 		w.Transport = &kafkago.Transport{TLS: o.TLS}
+	}
+	if o.Horizon <= 0 {
+		e, err := engine.New(context.Background(), set, nil, engine.Options{Ephemeral: true, Lateness: o.Lateness, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return nil, err
+		}
+		o.Horizon = e.Horizon()
+		_ = e.Close(context.Background())
 	}
 	return &Publisher{set: set, fams: Derive(set), w: w, horizon: o.Horizon, brokers: o.Brokers,
 		dialer: &kafkago.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: o.TLS}, sources: map[pipeline.Source]bool{}}, nil
@@ -141,11 +156,15 @@ func (p *Publisher) Process(_ context.Context, ev *pipeline.Event) ([]pipeline.I
 }
 
 // Advance queues a tick per partition and source seen when the watermark
-// moved by a second or more since the last.
+// moved by a second or more since the last round, and a second of
+// processing time passed.
 func (p *Publisher) Advance(ctx context.Context, wm time.Time) ([]pipeline.Incident, error) {
-	if len(p.sources) == 0 || wm.Sub(p.lastTick) < time.Second {
+	// A round a second at most, of event time and of processing time: a
+	// backfill moves the watermark much faster than the clock.
+	if len(p.sources) == 0 || wm.Sub(p.lastTick) < time.Second || time.Since(p.tickedAt) < time.Second {
 		return nil, nil
 	}
+	p.tickedAt = time.Now()
 	if p.parts == 0 || time.Since(p.partsAt) > time.Minute {
 		ps, err := p.dialer.LookupPartitions(ctx, "tcp", p.brokers[0], p.w.Topic)
 		if err != nil {

@@ -1,0 +1,300 @@
+// Command scaleout measures the correlate role on this machine. The bench
+// corpus (or its earliest -events) is published once by an in-process
+// ingest (the Publisher through the Runner, as `ecscorr run` with role
+// ingest does) to a kfake broker; the messages are read back. Then, for 1,
+// 2 and 3 instances: a fresh topic, that many `ecscorr run` processes with
+// role correlate in one consumer group, a pause for the group to settle,
+// and the messages written to their partitions as fast as the broker
+// takes them. It prints the events (copies) correlated per second, from
+// the first write to the last receipt, and the CPU time the instances
+// spent per event (their rusage, start-up and group join included), which
+// is what predicts scaling on more cores. Run by `make bench-scaleout`.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/ecscorr/ecscorr/correlate/partition"
+	"github.com/ecscorr/ecscorr/correlate/rule"
+	"github.com/ecscorr/ecscorr/correlate/state"
+	"github.com/ecscorr/ecscorr/pipeline"
+	"github.com/ecscorr/ecscorr/rules"
+	"github.com/ecscorr/ecscorr/sources/archive"
+)
+
+func main() {
+	corpus := flag.String("corpus", "/tmp/ecscorr-bench", "bench corpus (make bench generates it)")
+	n := flag.Int("events", 100_000, "events of the corpus to publish (the earliest)")
+	bin := flag.String("bin", "./bin/ecscorr", "the ecscorr binary")
+	parts := flag.Int("partitions", 12, "partitions of the events topic")
+	counts := flag.String("instances", "1,2,3", "correlate instance counts to measure")
+	flag.Parse()
+	ctx := context.Background()
+
+	var evs []*pipeline.Event
+	var mu sync.Mutex
+	rd := archive.NewReader(archive.Options{})
+	if err := rd.Read(ctx, []string{*corpus}, func(ev *pipeline.Event) error {
+		mu.Lock()
+		evs = append(evs, ev)
+		mu.Unlock()
+		return nil
+	}, nil); err != nil {
+		log.Fatal(err)
+	}
+	sort.SliceStable(evs, func(i, j int) bool { return pipeline.Less(evs[i], evs[j]) })
+	if len(evs) > *n {
+		evs = evs[:*n]
+	}
+
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(*parts), "staging"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	addr := c.ListenAddrs()[0]
+
+	set, ds := rule.LoadFS(rules.Builtin, rule.LoadOptions{})
+	if set == nil || ds.HasErrors() {
+		log.Fatal(ds)
+	}
+	pub, err := partition.NewPublisher(set, partition.PublisherOptions{Brokers: []string{addr}, Topic: "staging"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	st, err := state.OpenInMemory()
+	if err != nil {
+		log.Fatal(err)
+	}
+	start := time.Now()
+	read := func(ctx context.Context, emit func(*pipeline.Event) error) error {
+		for _, ev := range evs {
+			if err := emit(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if _, _, _, err := pipeline.Replay(ctx, read, pub, pipeline.ReplayOptions{Store: st,
+		Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		log.Fatal(err)
+	}
+	ps := pub.Stats()
+	pub.Close()
+	fmt.Printf("ingest: %d events in %.2fs (%.0f events/s); %d copies (%.2f per event, %.0f bytes per event), %d ticks, %d events no family needs\n",
+		ps.Events, time.Since(start).Seconds(), float64(ps.Events)/time.Since(start).Seconds(),
+		ps.Copies, float64(ps.Copies)/float64(ps.Events), float64(ps.Bytes)/float64(ps.Events), ps.Ticks, ps.Dropped)
+	staged := readStaged(addr, ps.Copies+ps.Ticks)
+
+	dir, err := os.MkdirTemp("", "ecscorr-scaleout")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	fmt.Printf("%-9s %8s %10s %12s %14s %s\n", "instances", "wall s", "events/s", "CPU s (all)", "CPU µs/event", "per instance (messages, CPU s)")
+	for _, f := range strings.Split(*counts, ",") {
+		k, err := strconv.Atoi(f)
+		if err != nil || k < 1 {
+			log.Fatalf("instances: %q", f)
+		}
+		measure(*bin, dir, addr, k, *parts, staged, ps.Copies)
+	}
+}
+
+type instance struct {
+	cmd     *exec.Cmd
+	metrics string
+	topic   string
+}
+
+// readStaged reads every message of the staging topic, with its partition.
+func readStaged(addr string, n int64) []kafkago.Message {
+	conn, err := kafkago.Dial("tcp", addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ps, err := conn.ReadPartitions("staging")
+	conn.Close()
+	if err != nil {
+		log.Fatal(err)
+	}
+	var out []kafkago.Message
+	for _, p := range ps {
+		rd := kafkago.NewReader(kafkago.ReaderConfig{Brokers: []string{addr}, Topic: "staging", Partition: p.ID, MaxWait: 100 * time.Millisecond})
+		lc, err := kafkago.DialLeader(context.Background(), "tcp", addr, "staging", p.ID)
+		if err != nil {
+			log.Fatal(err)
+		}
+		last, err := lc.ReadLastOffset()
+		lc.Close()
+		if err != nil {
+			log.Fatal(err)
+		}
+		for off := int64(0); off < last; off++ {
+			m, err := rd.ReadMessage(context.Background())
+			if err != nil {
+				log.Fatal(err)
+			}
+			out = append(out, kafkago.Message{Partition: m.Partition, Key: m.Key, Value: m.Value})
+		}
+		rd.Close()
+	}
+	if int64(len(out)) != n {
+		log.Fatalf("staged %d messages, want %d", len(out), n)
+	}
+	return out
+}
+
+// byPartition writes each message to the partition it names.
+type byPartition struct{}
+
+func (byPartition) Balance(m kafkago.Message, _ ...int) int { return m.Partition }
+
+func measure(bin, dir, addr string, k, parts int, staged []kafkago.Message, copies int64) {
+	group := fmt.Sprintf("bench-%d", k)
+	topic := fmt.Sprintf("events-%d", k)
+	conn, err := kafkago.Dial("tcp", addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := conn.CreateTopics(kafkago.TopicConfig{Topic: topic, NumPartitions: parts, ReplicationFactor: 1}); err != nil {
+		log.Fatal(err)
+	}
+	conn.Close()
+	msgs := int64(len(staged))
+	var ins []*instance
+	for i := range k {
+		port := freePort()
+		cfg := fmt.Sprintf(`role: correlate
+kafka:
+  brokers: [%s]
+  events_topic: %s
+  group: %s
+state_dir: %s
+http:
+  listen: 127.0.0.1:%d
+idle_after: 2s
+log_level: error
+sinks:
+  - type: jsonl
+    path: %s
+`, addr, topic, group, filepath.Join(dir, fmt.Sprintf("%s-%d", group, i)), port, filepath.Join(dir, fmt.Sprintf("%s-%d.jsonl", group, i)))
+		p := filepath.Join(dir, fmt.Sprintf("%s-%d.yaml", group, i))
+		if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+			log.Fatal(err)
+		}
+		cmd := exec.Command(bin, "run", "--config", p)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			log.Fatal(err)
+		}
+		ins = append(ins, &instance{cmd: cmd, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port), topic: topic})
+	}
+	// Every instance up, then time for the group to settle on its
+	// assignment (kafka-go joins, the coordinator waits for the rest).
+	for _, in := range ins {
+		for received(in) < 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	time.Sleep(8 * time.Second)
+	start := time.Now()
+	w := &kafkago.Writer{Addr: kafkago.TCP(addr), Topic: topic, Balancer: byPartition{}, BatchSize: 5000,
+		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafkago.RequireOne}
+	out := make([]kafkago.Message, len(staged))
+	for i, m := range staged {
+		out[i] = kafkago.Message{Partition: m.Partition, Key: m.Key, Value: m.Value}
+	}
+	if err := w.WriteMessages(context.Background(), out...); err != nil {
+		log.Fatal(err)
+	}
+	w.Close()
+	var got []int64
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		got = got[:0]
+		var sum int64
+		for _, in := range ins {
+			n := max(received(in), 0)
+			got = append(got, n)
+			sum += n
+		}
+		if sum >= msgs {
+			break
+		}
+		if time.Now().After(deadline) {
+			log.Fatalf("%d instances read %d of %d messages in 10 minutes", k, sum, msgs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	wall := time.Since(start)
+	var cpu []float64
+	var all float64
+	for _, in := range ins {
+		_ = in.cmd.Process.Signal(syscall.SIGTERM)
+		_ = in.cmd.Wait()
+		ru := in.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		s := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		cpu = append(cpu, s)
+		all += s
+	}
+	var per []string
+	for i := range ins {
+		per = append(per, fmt.Sprintf("(%d, %.2f)", got[i], cpu[i]))
+	}
+	fmt.Printf("%-9d %8.2f %10.0f %12.2f %14.1f %s\n", k, wall.Seconds(), float64(copies)/wall.Seconds(), all, all/float64(copies)*1e6, strings.Join(per, " "))
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// received is the instance's ecscorr_events_received_total for its events
+// topic (-1 until its endpoint answers).
+func received(in *instance) int64 {
+	resp, err := http.Get(in.metrics)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	var total int64
+	for _, l := range strings.Split(b.String(), "\n") {
+		if strings.HasPrefix(l, `ecscorr_events_received_total{input="kafka:`+in.topic+`"`) {
+			v, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+			total += int64(v)
+		}
+	}
+	return total
+}
