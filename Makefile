@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS = -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build build-static image bench-rss bench-sigma demo test fmt-check vet staticcheck race bench bench-go fuzz golden rules-check rules-test tidy-check
+.PHONY: build build-static image bench-rss bench-sigma bench-scaleout demo test fmt-check vet staticcheck race bench bench-go fuzz golden rules-check rules-test tidy-check
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ecscorr ./cmd/ecscorr
@@ -45,6 +45,11 @@ bench: build
 	GOMEMLIMIT=768MiB /usr/bin/time -f 'peak RSS: %M KiB, wall %e s' ./bin/ecscorr replay --out /dev/null $(BENCH_DIR)
 	$(MAKE) bench-sigma
 	$(MAKE) bench-go
+
+## bench-scaleout: the bench corpus through an in-process ingest onto kfake, then 1, 2 and 3 `ecscorr run` correlate instances: events/s and CPU time per event
+bench-scaleout: build
+	$(GO) run ./testdata/bench/gen -out $(BENCH_DIR) -events $(BENCH_EVENTS) -seed 1
+	$(GO) run ./testdata/bench/scaleout -corpus $(BENCH_DIR) -events $(BENCH_EVENTS) -bin ./bin/ecscorr
 
 ## bench-sigma: Invictus x345 (1,000,500 CloudTrail records): the decode floor and replay with the pack and the 57 SigmaHQ rules in one run; Sigma rule count 1..2,000; matches beside sigma-go's
 SIGMA_BENCH_DIR ?= /tmp/ecscorr-invictus

@@ -67,6 +67,9 @@ type kafkaConfig struct {
 	// (lateness:) before publishing, and their ticks carry their
 	// watermark.
 	Lateness time.Duration
+	// SessionTimeout is how long the group waits for a silent instance
+	// before its partitions move (kafka-go's default, 30s).
+	SessionTimeout time.Duration
 }
 
 // httpConfig is the operations endpoint: /healthz, /readyz, /metrics.
@@ -369,8 +372,16 @@ func loadConfig(path string) (*config, rule.Diagnostics) {
 					if err = kv.Decode(&d); err == nil {
 						c.Kafka.Lateness = time.Duration(d)
 					}
+				case "session_timeout":
+					var d duration
+					if err = kv.Decode(&d); err == nil {
+						if d <= 0 {
+							errAt(kv, "kafka.session_timeout must be positive")
+						}
+						c.Kafka.SessionTimeout = time.Duration(d)
+					}
 				default:
-					errAt(kk, "unknown key %q under kafka (known: brokers, events_topic, group, lateness, client_id, tls)", kk.Value)
+					errAt(kk, "unknown key %q under kafka (known: brokers, events_topic, group, lateness, session_timeout, client_id, tls)", kk.Value)
 				}
 				if err != nil {
 					errAt(kv, "kafka.%s: %s", kk.Value, strings.TrimPrefix(err.Error(), "yaml: "))

@@ -227,7 +227,7 @@ func TestRoleConfig(t *testing.T) {
 		{"role: ingest\nkafka:\n  brokers: [127.0.0.1:9092]\nsources:\n  - type: falco_http\n    listen: 127.0.0.1:2801\nsinks:\n  - type: jsonl\n    path: /tmp/x.jsonl\n",
 			":8:3: error: role ingest publishes events and raises no incidents"},
 		{"kafka:\n  brokers: [nowhere]\n  topic: x\n", ":2:12: error: kafka.brokers: \"nowhere\" is not host:port"},
-		{"kafka:\n  brokers: [nowhere]\n  topic: x\n", ":3:3: error: unknown key \"topic\" under kafka (known: brokers, events_topic, group, lateness, client_id, tls)"},
+		{"kafka:\n  brokers: [nowhere]\n  topic: x\n", ":3:3: error: unknown key \"topic\" under kafka (known: brokers, events_topic, group, lateness, session_timeout, client_id, tls)"},
 		{"kafka: [a]\n", ":1:8: error: kafka is a mapping"},
 	} {
 		p := writeConfig(t, c.text)

@@ -31,8 +31,8 @@ type scaleRig struct {
 func (r *scaleRig) config(t *testing.T, name, body string) string {
 	t.Helper()
 	p := filepath.Join(r.dir, name+".yaml")
-	cfg := "state_dir: " + filepath.Join(r.dir, name) + "\nhttp:\n  listen: " + freeAddr(t) + "\ncommit_interval: 100ms\nidle_after: 2s\n" +
-		"kafka:\n  brokers: [" + r.broker + "]\n  events_topic: ecscorr-events\n  group: ecscorr\n" + body
+	cfg := "state_dir: " + filepath.Join(r.dir, name) + "\nhttp:\n  listen: " + freeAddr(t) + "\ncommit_interval: 100ms\nidle_after: 1s\n" +
+		"kafka:\n  brokers: [" + r.broker + "]\n  events_topic: ecscorr-events\n  group: ecscorr\n  lateness: 2s\n  session_timeout: 6s\n" + body
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -192,7 +192,20 @@ func TestScreenNeverRejectsAMatch(t *testing.T) {
 			desc string
 		}
 		forms := []form{{rec, raws(t, raw), "as is"}}
+		anyMatch := false
+		for _, m := range ms {
+			if m.Match(rec) {
+				anyMatch = true
+				break
+			}
+		}
+		// Case-changed forms of the records some rule matches: a record
+		// no rule matches as is could match changed only through values
+		// compared with |cased, which only narrows.
 		for _, up := range []bool{true, false} {
+			if !anyMatch {
+				break
+			}
 			var d map[string]any
 			f := flip(raw, up)
 			if json.Unmarshal(f, &d) == nil {
