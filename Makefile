@@ -46,10 +46,11 @@ bench: build
 	$(MAKE) bench-sigma
 	$(MAKE) bench-go
 
-## bench-scaleout: the bench corpus through an in-process ingest onto kfake, then 1, 2 and 3 `ecscorr run` correlate instances: events/s and CPU time per event
+## bench-scaleout: the bench corpus through an in-process ingest onto kfake, then 1, 2 and 3 `ecscorr run` correlate instances: events/s and CPU time per event, incidents equal to one process's; then a 100k slice with one of 3 instances SIGKILLed and a fourth joining
 bench-scaleout: build
 	$(GO) run ./testdata/bench/gen -out $(BENCH_DIR) -events $(BENCH_EVENTS) -seed 1
 	$(GO) run ./testdata/bench/scaleout -corpus $(BENCH_DIR) -events $(BENCH_EVENTS) -bin ./bin/ecscorr
+	$(GO) run ./testdata/bench/scaleout -corpus $(BENCH_DIR) -events 100000 -instances 3 -kill -bin ./bin/ecscorr
 
 ## bench-sigma: Invictus x345 (1,000,500 CloudTrail records): the decode floor and replay with the pack and the 57 SigmaHQ rules in one run; Sigma rule count 1..2,000; matches beside sigma-go's
 SIGMA_BENCH_DIR ?= /tmp/ecscorr-invictus

@@ -70,6 +70,22 @@ type Correlator interface {
 	Horizon() time.Duration
 }
 
+// StreamedInput is an input whose events come in sub-streams each in
+// event-time order (the partitions of a topic a scale-out ingest wrote):
+// Stream names an event's (false: not from one). The Runner keeps a
+// watermark clock per stream, with the default lateness, instead of one
+// per source, so that a stream read ahead of the others (a backlog read
+// partition by partition) does not move the watermark past their events;
+// a stream silent for IdleAfter stops holding it back.
+type StreamedInput interface {
+	Input
+	Stream(ev *Event) (string, bool)
+	// Streams are the streams the input reads now (a consumer group
+	// member's partitions): one that has given nothing yet holds the
+	// watermark back, until it does or goes idle.
+	Streams() []string
+}
+
 // Preparer is implemented by correlators that can do the part of an
 // event's work that depends only on its record (decoding it, running
 // matchers that read nothing else) ahead of Process and off its goroutine:

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"container/heap"
+	"strings"
 	"time"
 )
 
@@ -61,6 +62,28 @@ func (w *Watermarks) Restore(s Source, t, now time.Time) {
 	}
 	if _, ok := w.lastArr[s]; !ok {
 		w.lastArr[s] = now
+	}
+}
+
+// Expect makes s a clock that holds the watermark back, as one that has
+// given nothing yet, until an event of s arrives or s goes idle (from
+// now); a clock already known is left as it is.
+func (w *Watermarks) Expect(s Source, now time.Time) {
+	if _, ok := w.lastArr[s]; ok {
+		return
+	}
+	w.maxSeen[s] = time.Time{}
+	w.lastArr[s] = now
+}
+
+// Retain drops the clocks whose key starts with prefix and is not in keep
+// (the streams an input no longer reads: another consumer owns them now).
+func (w *Watermarks) Retain(prefix string, keep map[Source]bool) {
+	for s := range w.lastArr {
+		if strings.HasPrefix(string(s), prefix) && !keep[s] {
+			delete(w.lastArr, s)
+			delete(w.maxSeen, s)
+		}
 	}
 }
 

@@ -235,6 +235,7 @@ type inputState struct {
 	heard   bool   // some event came from it in this run
 	learned bool   // the input learns links itself, before ordering
 	clock   Source // watermark key of an ordered input ("" otherwise)
+	streams StreamedInput
 	pending []*pendingBatch
 	done    bool
 }
@@ -298,6 +299,7 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 		if ll, ok := in.(LinkLearner); ok {
 			st.learned = ll.LearnsLinks()
 		}
+		st.streams, _ = in.(StreamedInput)
 		if oi, ok := in.(OrderedInput); ok && oi.Ordered() {
 			// An ordered input's own progress is its clock: everything
 			// strictly before its latest event has arrived.
@@ -491,6 +493,14 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 	return r.stats, r.closeSinks(ctx)
 }
 
+// streamOf is the stream of ev when its input is a StreamedInput.
+func (r *Runner) streamOf(st *inputState, ev *Event) (string, bool) {
+	if st.streams == nil || st.clock != "" {
+		return "", false
+	}
+	return st.streams.Stream(ev)
+}
+
 // shutdown commits what was applied before an early return (cancellation
 // or an error), so that acknowledged work is never redone, and reports
 // cause.
@@ -618,6 +628,16 @@ func (r *Runner) accept(ctx context.Context, m inputMsg) error {
 	if len(m.b.Events) > 0 {
 		st.heard = true
 	}
+	if st.streams != nil && st.clock == "" {
+		prefix := "stream:" + st.in.Name() + "/"
+		names := st.streams.Streams()
+		keep := make(map[Source]bool, len(names))
+		for _, name := range names {
+			keep[Source(prefix+name)] = true
+			r.wms.Expect(Source(prefix+name), now)
+		}
+		r.wms.Retain(prefix, keep)
+	}
 	for _, ev := range m.b.Events {
 		r.stats.Received++
 		ev.batch = pb
@@ -626,9 +646,12 @@ func (r *Runner) accept(ctx context.Context, m inputMsg) error {
 				return err
 			}
 		}
-		if st.clock != "" {
+		switch name, streamed := r.streamOf(st, ev); {
+		case st.clock != "":
 			r.wms.Observe(st.clock, ev.Time, now)
-		} else {
+		case streamed:
+			r.wms.Observe(Source("stream:"+st.in.Name()+"/"+name), ev.Time, now)
+		default:
 			r.wms.Observe(ev.Source, ev.Time, now)
 		}
 		if ev.Received.IsZero() {

@@ -221,3 +221,19 @@ func (c *countedInput) Ready() error {
 	}
 	return nil
 }
+
+// Streams forwards the wrapped input's streams (pipeline.StreamedInput).
+func (c *countedInput) Streams() []string {
+	if s, ok := c.Input.(pipeline.StreamedInput); ok {
+		return s.Streams()
+	}
+	return nil
+}
+
+// Stream forwards the wrapped input's streams (pipeline.StreamedInput).
+func (c *countedInput) Stream(ev *pipeline.Event) (string, bool) {
+	if s, ok := c.Input.(pipeline.StreamedInput); ok {
+		return s.Stream(ev)
+	}
+	return "", false
+}

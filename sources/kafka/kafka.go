@@ -38,6 +38,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -740,6 +741,40 @@ func gunzip(b []byte, max int) ([]byte, error) {
 
 // Ready is nil while a group generation is active and the partition
 // readers have not failed in the last 10 seconds.
+// Streams are the partitions this member owns, when it reads normalised
+// events (see Stream).
+func (in *Input) Streams() []string {
+	if in.o.Format != FormatEvents {
+		return nil
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := make([]string, 0, len(in.own))
+	for k := range in.own {
+		out = append(out, fmt.Sprintf("%s/%d", k.topic, k.part))
+	}
+	return out
+}
+
+// Stream names the partition an event came from when the input reads
+// normalised events (FormatEvents): a scale-out ingest writes each
+// partition in event-time order, so the Runner keeps a clock per
+// partition (pipeline.StreamedInput). Raw records keep per-source clocks.
+func (in *Input) Stream(ev *pipeline.Event) (string, bool) {
+	if in.o.Format != FormatEvents {
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(ev.Pos.File, "kafka://")
+	if !ok {
+		return "", false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return "", false
+	}
+	return rest[:i], true // topic/partition
+}
+
 func (in *Input) Ready() error {
 	in.mu.Lock()
 	defer in.mu.Unlock()

@@ -1,20 +1,25 @@
 // Command scaleout measures the correlate role on this machine. The bench
 // corpus (or its earliest -events) is published once by an in-process
 // ingest (the Publisher through the Runner, as `ecscorr run` with role
-// ingest does) to a kfake broker; the messages are read back. Then, for 1,
+// ingest does) to a kfake broker; the messages are read back, with a tick
+// an hour past the last event on every partition. Then, for 1,
 // 2 and 3 instances: a fresh topic, that many `ecscorr run` processes with
 // role correlate in one consumer group, a pause for the group to settle,
 // and the messages written to their partitions as fast as the broker
 // takes them. It prints the events (copies) correlated per second, from
 // the first write to the last receipt, and the CPU time the instances
 // spent per event (their rusage, start-up and group join included), which
-// is what predicts scaling on more cores. Run by `make bench-scaleout`.
+// is what predicts scaling on more cores. The incidents the instances
+// wrote together must equal one process's (replay of the same events, to
+// the same watermark), or it fails. Run by `make bench-scaleout`.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -32,6 +37,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/ecscorr/ecscorr/correlate/engine"
 	"github.com/ecscorr/ecscorr/correlate/partition"
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/correlate/state"
@@ -46,6 +52,7 @@ func main() {
 	bin := flag.String("bin", "./bin/ecscorr", "the ecscorr binary")
 	parts := flag.Int("partitions", 12, "partitions of the events topic")
 	counts := flag.String("instances", "1,2,3", "correlate instance counts to measure")
+	kill := flag.Bool("kill", false, "with 3 instances, SIGKILL the first halfway and start a fourth (the group notices after its 30s session timeout)")
 	flag.Parse()
 	ctx := context.Background()
 
@@ -103,6 +110,38 @@ func main() {
 		ps.Events, time.Since(start).Seconds(), float64(ps.Events)/time.Since(start).Seconds(),
 		ps.Copies, float64(ps.Copies)/float64(ps.Events), float64(ps.Bytes)/float64(ps.Events), ps.Ticks, ps.Dropped)
 	staged := readStaged(addr, ps.Copies+ps.Ticks)
+	// Ticks an hour after the last event, on every partition for every
+	// source, take the instances' watermarks to that hour less
+	// kafka.lateness (idle_after is long, so they stop there); one
+	// process decides up to the same time.
+	end := evs[len(evs)-1].Time.Add(time.Hour)
+	srcs := map[pipeline.Source]bool{}
+	for _, ev := range evs {
+		srcs[ev.Source] = true
+	}
+	for src := range srcs {
+		for p := range *parts {
+			v, err := pipeline.MarshalEventJSON(&pipeline.Event{ID: fmt.Sprintf("tick:%d:%s:end", p, src), Source: src, Type: partition.TickType, Time: end})
+			if err != nil {
+				log.Fatal(err)
+			}
+			staged = append(staged, kafkago.Message{Partition: p, Value: v})
+		}
+	}
+	eng, err := engine.New(ctx, set, nil, engine.Options{Ephemeral: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ref, _, _, err := pipeline.Replay(ctx, read, eng, pipeline.ReplayOptions{Logger: slog.New(slog.DiscardHandler),
+		Archive: pipeline.ArchiveOptions{Until: end.Add(-correlateLateness + time.Nanosecond)}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, inc := range ref {
+		want[inc.ID] = viewOf(inc)
+	}
+	fmt.Printf("one process (replay of the same events): %d incidents\n", len(want))
 
 	dir, err := os.MkdirTemp("", "ecscorr-scaleout")
 	if err != nil {
@@ -115,7 +154,22 @@ func main() {
 		if err != nil || k < 1 {
 			log.Fatalf("instances: %q", f)
 		}
-		measure(*bin, dir, addr, k, *parts, staged, ps.Copies)
+		got := measure(*bin, dir, addr, k, *parts, staged, ps.Copies, *kill)
+		same := len(got) == len(want)
+		for id, v := range want {
+			if got[id] != v {
+				same = false
+				if g, ok := got[id]; ok {
+					fmt.Printf("  differs: %s\n    scale-out %s\n    one       %s\n", id, g, v)
+				} else {
+					fmt.Printf("  missing: %s %s\n", id, v)
+				}
+			}
+		}
+		if !same {
+			log.Fatalf("%d instances: %d incidents, one process %d: not the same", k, len(got), len(want))
+		}
+		fmt.Printf("  %d instances: the same %d incidents as one process\n", k, len(got))
 	}
 }
 
@@ -168,7 +222,38 @@ type byPartition struct{}
 
 func (byPartition) Balance(m kafkago.Message, _ ...int) int { return m.Partition }
 
-func measure(bin, dir, addr string, k, parts int, staged []kafkago.Message, copies int64) {
+// correlateLateness is kafka.lateness's default.
+const correlateLateness = 10 * time.Second
+
+// viewOf is what must be equal between one process and many: identity,
+// content and evidence.
+func viewOf(inc pipeline.Incident) string {
+	var ev []string
+	for _, e := range inc.Events {
+		ev = append(ev, string(e.Source)+":"+e.ID)
+	}
+	b, _ := json.Marshal([]any{inc.Rule, inc.Title, inc.Severity, inc.Key, inc.Status, inc.Count, inc.FirstSeen.UTC(), inc.LastSeen.UTC(), ev})
+	return string(b)
+}
+
+// later tells which of two versions of an incident is the newer.
+func later(a, b pipeline.Incident) bool {
+	if a.Count != b.Count {
+		return a.Count > b.Count
+	}
+	if len(a.Events) != len(b.Events) {
+		return len(a.Events) > len(b.Events)
+	}
+	if !a.LastSeen.Equal(b.LastSeen) {
+		return a.LastSeen.After(b.LastSeen)
+	}
+	return a.Status != pipeline.IncidentOpen && b.Status == pipeline.IncidentOpen
+}
+
+// measure runs k instances over the staged messages (with 3 and kill, the
+// first is SIGKILLed halfway and a fourth joins) and returns the incidents
+// they wrote, merged.
+func measure(bin, dir, addr string, k, parts int, staged []kafkago.Message, copies int64, kill bool) map[string]string {
 	group := fmt.Sprintf("bench-%d", k)
 	topic := fmt.Sprintf("events-%d", k)
 	conn, err := kafkago.Dial("tcp", addr)
@@ -181,7 +266,8 @@ func measure(bin, dir, addr string, k, parts int, staged []kafkago.Message, copi
 	conn.Close()
 	msgs := int64(len(staged))
 	var ins []*instance
-	for i := range k {
+	var files []string
+	startOne := func(i int) *instance {
 		port := freePort()
 		cfg := fmt.Sprintf(`role: correlate
 kafka:
@@ -191,11 +277,12 @@ kafka:
 state_dir: %s
 http:
   listen: 127.0.0.1:%d
-idle_after: 2s
+idle_after: 1h
 log_level: error
 sinks:
   - type: jsonl
     path: %s
+    all_routes: true
 `, addr, topic, group, filepath.Join(dir, fmt.Sprintf("%s-%d", group, i)), port, filepath.Join(dir, fmt.Sprintf("%s-%d.jsonl", group, i)))
 		p := filepath.Join(dir, fmt.Sprintf("%s-%d.yaml", group, i))
 		if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
@@ -206,7 +293,11 @@ sinks:
 		if err := cmd.Start(); err != nil {
 			log.Fatal(err)
 		}
-		ins = append(ins, &instance{cmd: cmd, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port), topic: topic})
+		files = append(files, filepath.Join(dir, fmt.Sprintf("%s-%d.jsonl", group, i)))
+		return &instance{cmd: cmd, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port), topic: topic}
+	}
+	for i := range k {
+		ins = append(ins, startOne(i))
 	}
 	// Every instance up, then time for the group to settle on its
 	// assignment (kafka-go joins, the coordinator waits for the rest).
@@ -228,16 +319,28 @@ sinks:
 	}
 	w.Close()
 	var got []int64
+	var killed []*instance
+	var killedAt int64
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		got = got[:0]
-		var sum int64
+		sum := killedAt
 		for _, in := range ins {
 			n := max(received(in), 0)
 			got = append(got, n)
 			sum += n
 		}
-		if sum >= msgs {
+		if kill && k == 3 && killed == nil && sum >= msgs/2 {
+			// A crash: its partitions go to the others once the group
+			// notices (kafka.session_timeout), rebuilt from the topic.
+			_ = ins[0].cmd.Process.Signal(syscall.SIGKILL)
+			_ = ins[0].cmd.Wait()
+			killedAt = got[0]
+			killed = append(killed, ins[0])
+			ins = append(ins[1:], startOne(k))
+			continue
+		}
+		if sum >= msgs+killedAt && killed != nil || sum >= msgs && killed == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -246,21 +349,75 @@ sinks:
 		time.Sleep(100 * time.Millisecond)
 	}
 	wall := time.Since(start)
+	// Let the last decisions reach the sinks before stopping.
+	incs := merged(files)
+	for stable := 0; stable < 20; {
+		time.Sleep(100 * time.Millisecond)
+		if n := merged(files); len(n) == len(incs) {
+			stable++
+		} else {
+			stable, incs = 0, n
+		}
+	}
+	if len(incs) == 0 {
+		for _, in := range ins {
+			resp, err := http.Get(in.metrics)
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				for _, l := range strings.Split(string(b), "\n") {
+					if !strings.HasPrefix(l, "#") && (strings.Contains(l, "applied") || strings.Contains(l, "incident") || strings.Contains(l, "skipped") || strings.Contains(l, "deliver")) {
+						fmt.Println("   ", l)
+					}
+				}
+			}
+		}
+	}
 	var cpu []float64
 	var all float64
-	for _, in := range ins {
-		_ = in.cmd.Process.Signal(syscall.SIGTERM)
-		_ = in.cmd.Wait()
+	for _, in := range append(killed, ins...) {
+		if in.cmd.ProcessState == nil {
+			_ = in.cmd.Process.Signal(syscall.SIGTERM)
+			_ = in.cmd.Wait()
+		}
 		ru := in.cmd.ProcessState.SysUsage().(*syscall.Rusage)
 		s := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 		cpu = append(cpu, s)
 		all += s
 	}
 	var per []string
+	if killed != nil {
+		per = append(per, fmt.Sprintf("(%d, %.2f, SIGKILLed)", killedAt, cpu[0]))
+		cpu = cpu[1:]
+	}
 	for i := range ins {
 		per = append(per, fmt.Sprintf("(%d, %.2f)", got[i], cpu[i]))
 	}
 	fmt.Printf("%-9d %8.2f %10.0f %12.2f %14.1f %s\n", k, wall.Seconds(), float64(copies)/wall.Seconds(), all, all/float64(copies)*1e6, strings.Join(per, " "))
+	res := map[string]string{}
+	for id, inc := range merged(files) {
+		res[id] = viewOf(inc)
+	}
+	return res
+}
+
+// merged reads the instances' JSONL files, the newest version of each
+// incident (a SIGKILLed instance may leave a cut last line).
+func merged(files []string) map[string]pipeline.Incident {
+	all := map[string]pipeline.Incident{}
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, line := range strings.Split(string(b), "\n") {
+			var inc pipeline.Incident
+			if json.Unmarshal([]byte(line), &inc) != nil {
+				continue
+			}
+			if cur, ok := all[inc.ID]; !ok || later(inc, cur) {
+				all[inc.ID] = inc
+			}
+		}
+	}
+	return all
 }
 
 func freePort() int {
