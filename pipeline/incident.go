@@ -43,3 +43,22 @@ type Incident struct {
 	// EventsDropped counts evidence not kept because of the evidence cap.
 	EventsDropped int `json:"events_dropped,omitempty"`
 }
+
+// Newer reports whether a is a later version of the same incident than b,
+// as a consumer merging the streams of several correlate instances (or a
+// rebuild's re-decisions) sees them: more occurrences, then more evidence,
+// then a later last_seen, then resolved over open. Versions of one
+// incident only grow along these, so the newest wins whatever the order
+// they were read in.
+func Newer(a, b Incident) bool {
+	if a.Count != b.Count {
+		return a.Count > b.Count
+	}
+	if len(a.Events) != len(b.Events) {
+		return len(a.Events) > len(b.Events)
+	}
+	if !a.LastSeen.Equal(b.LastSeen) {
+		return a.LastSeen.After(b.LastSeen)
+	}
+	return a.Status != IncidentOpen && b.Status == IncidentOpen
+}

@@ -61,8 +61,7 @@ func (r *scaleRig) correlate(t *testing.T) (*exec.Cmd, *bytes.Buffer, string) {
 }
 
 // incidents merges the instances' files: an incident whose key moved has
-// versions from several instances; the latest has the most evidence and
-// count, and resolved beats open.
+// versions from several instances (pipeline.Newer picks the latest).
 func (r *scaleRig) incidents(t *testing.T) map[string]pipeline.Incident {
 	t.Helper()
 	all := map[string]pipeline.Incident{}
@@ -74,10 +73,7 @@ func (r *scaleRig) incidents(t *testing.T) map[string]pipeline.Incident {
 			if json.Unmarshal([]byte(line), &inc) != nil {
 				continue
 			}
-			cur, ok := all[inc.ID]
-			if !ok || inc.Count > cur.Count || inc.Count == cur.Count && (len(inc.Events) > len(cur.Events) ||
-				len(inc.Events) == len(cur.Events) && (inc.LastSeen.After(cur.LastSeen) ||
-					inc.LastSeen.Equal(cur.LastSeen) && inc.Status != pipeline.IncidentOpen)) {
+			if cur, ok := all[inc.ID]; !ok || pipeline.Newer(inc, cur) {
 				all[inc.ID] = inc
 			}
 		}

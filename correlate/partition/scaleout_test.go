@@ -235,33 +235,21 @@ func viewOf(inc pipeline.Incident) view {
 }
 
 // union merges the instances' incidents: an incident whose key moved has
-// versions from several instances; the latest is the one with the most
-// evidence and count, resolved over open.
+// versions from several instances (pipeline.Newer picks the latest).
 func union(cs []*correlator) map[string]view {
-	out := map[string]view{}
+	latest := map[string]pipeline.Incident{}
 	for _, c := range cs {
 		for id, inc := range c.sink.snapshot() {
-			v := viewOf(inc)
-			if cur, ok := out[id]; ok && !later(v, cur) {
-				continue
+			if cur, ok := latest[id]; !ok || pipeline.Newer(inc, cur) {
+				latest[id] = inc
 			}
-			out[id] = v
 		}
 	}
+	out := make(map[string]view, len(latest))
+	for id, inc := range latest {
+		out[id] = viewOf(inc)
+	}
 	return out
-}
-
-func later(a, b view) bool {
-	if a.Count != b.Count {
-		return a.Count > b.Count
-	}
-	if len(a.Evidence) != len(b.Evidence) {
-		return len(a.Evidence) > len(b.Evidence)
-	}
-	if !a.LastSeen.Equal(b.LastSeen) {
-		return a.LastSeen.After(b.LastSeen)
-	}
-	return a.Status != string(pipeline.IncidentOpen) && b.Status == string(pipeline.IncidentOpen)
 }
 
 // One ingest and three correlate instances over the demo story, one

@@ -236,20 +236,6 @@ func viewOf(inc pipeline.Incident) string {
 	return string(b)
 }
 
-// later tells which of two versions of an incident is the newer.
-func later(a, b pipeline.Incident) bool {
-	if a.Count != b.Count {
-		return a.Count > b.Count
-	}
-	if len(a.Events) != len(b.Events) {
-		return len(a.Events) > len(b.Events)
-	}
-	if !a.LastSeen.Equal(b.LastSeen) {
-		return a.LastSeen.After(b.LastSeen)
-	}
-	return a.Status != pipeline.IncidentOpen && b.Status == pipeline.IncidentOpen
-}
-
 // measure runs k instances over the staged messages (with 3 and kill, the
 // first is SIGKILLed halfway and a fourth joins) and returns the incidents
 // they wrote, merged.
@@ -412,7 +398,7 @@ func merged(files []string) map[string]pipeline.Incident {
 			if json.Unmarshal([]byte(line), &inc) != nil {
 				continue
 			}
-			if cur, ok := all[inc.ID]; !ok || later(inc, cur) {
+			if cur, ok := all[inc.ID]; !ok || pipeline.Newer(inc, cur) {
 				all[inc.ID] = inc
 			}
 		}
