@@ -9,11 +9,10 @@ import (
 	"time"
 )
 
-// streamed hands out its batches in order, then io.EOF; with streams, it
-// names each event's stream by the prefix of its id.
+// streamed hands out its batches in order, then io.EOF; streamedIn names
+// each event's stream by the prefix of its id.
 type streamed struct {
 	batches [][]*Event
-	streams bool
 }
 
 func (s *streamed) Name() string                       { return "streamed" }
