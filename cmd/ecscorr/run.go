@@ -230,7 +230,7 @@ func (s *service) run(ctx context.Context, set *rule.Set) error {
 		name := "kafka:" + cfg.Kafka.EventsTopic
 		in, err := kafkasrc.New(kafkasrc.Options{Name: name, Brokers: cfg.Kafka.Brokers, Topics: []string{cfg.Kafka.EventsTopic},
 			Group: cfg.Kafka.Group, Format: kafkasrc.FormatEvents, ClientID: cfg.Kafka.ClientID, TLS: kafkaTLS(cfg.Kafka.TLS),
-			SessionTimeout: cfg.Kafka.SessionTimeout, OnAssign: rt.Assigned, Bad: dl.bad(name), Logger: s.log})
+			SessionTimeout: cfg.Kafka.SessionTimeout, OnAssign: rt.Assigned, OnRevoke: rt.Revoked, Bad: dl.bad(name), Logger: s.log})
 		if err != nil {
 			return err
 		}

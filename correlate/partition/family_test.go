@@ -2,6 +2,7 @@ package partition
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -102,5 +103,45 @@ func TestRouterEqualsOneEngine(t *testing.T) {
 	}
 	if copies != 689 {
 		t.Errorf("%d copies of the demo's events, want 689", copies)
+	}
+}
+
+// A revoked partition's engines are dropped and its events skipped until
+// it is assigned again (then rebuilt: here from nothing, offset 0).
+func TestRouterRevokedPartition(t *testing.T) {
+	set := builtinSet(t)
+	ctx := context.Background()
+	rt, err := NewRouter(ctx, set, RouterOptions{Brokers: []string{"unused:9092"}, Topic: "t", Engine: engine.Options{Logger: slog.New(slog.DiscardHandler)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := Derive(set)
+	feed := func(off int64) int {
+		n := 0
+		for _, ev := range demoEvents(t) {
+			for _, f := range fs.List {
+				if !f.Feeds(set, ev, func() map[string]any { return nil }) {
+					continue
+				}
+				cp := *ev
+				cp.Family = f.Name
+				cp.Pos = pipeline.Position{File: fmt.Sprintf("kafka://t/0/%d", off)}
+				off++
+				incs, err := rt.Process(ctx, &cp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n += len(incs)
+			}
+		}
+		return n
+	}
+	rt.Revoked("t", 0)
+	if n := feed(0); n != 0 || len(rt.parts) != 0 || rt.Stats().Skipped != 689 {
+		t.Fatalf("revoked: %d incidents, %d partitions held, %d skipped", n, len(rt.parts), rt.Stats().Skipped)
+	}
+	rt.Assigned("t", 0, 0)
+	if n := feed(0); n == 0 || len(rt.parts) != 1 {
+		t.Fatalf("assigned again: %d incidents, %d partitions held", n, len(rt.parts))
 	}
 }

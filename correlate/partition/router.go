@@ -42,6 +42,7 @@ type Router struct {
 
 	mu      sync.Mutex
 	pending map[int]int64 // partition → first offset read here, to rebuild before
+	revoked map[int]bool  // partitions another instance owns now
 
 	events, rebuilds, rebuilt, skipped, unknownFamily atomic.Int64
 }
@@ -92,7 +93,7 @@ func NewRouter(ctx context.Context, set *rule.Set, o RouterOptions) (*Router, er
 		return nil, err
 	}
 	r := &Router{set: set, fams: Derive(set), opts: o, log: o.Logger, horiz: e.Horizon(),
-		parts: map[int]*part{}, pending: map[int]int64{}}
+		parts: map[int]*part{}, pending: map[int]int64{}, revoked: map[int]bool{}}
 	_ = e.Close(ctx)
 	return r, nil
 }
@@ -109,7 +110,41 @@ func (r *Router) Assigned(topic string, p int, start int64) {
 	}
 	r.mu.Lock()
 	r.pending[p] = start
+	delete(r.revoked, p)
 	r.mu.Unlock()
+}
+
+// Revoked is the kafka input's OnRevoke: partition p went to another
+// instance. Its engines are dropped, and its events still on their way
+// here are skipped: the new owner rebuilds from the topic, and a stale
+// engine here could decide differently (an absence it never saw end).
+// Safe for concurrent use.
+func (r *Router) Revoked(topic string, p int) {
+	if topic != r.opts.Topic {
+		return
+	}
+	r.mu.Lock()
+	r.revoked[p] = true
+	delete(r.pending, p)
+	r.mu.Unlock()
+}
+
+// dropRevoked closes the engines of revoked partitions.
+func (r *Router) dropRevoked(ctx context.Context) {
+	r.mu.Lock()
+	var gone []int
+	for p := range r.revoked {
+		if _, ok := r.parts[p]; ok {
+			gone = append(gone, p)
+		}
+	}
+	r.mu.Unlock()
+	for _, p := range gone {
+		for _, e := range r.parts[p].engines {
+			_ = e.Close(ctx)
+		}
+		delete(r.parts, p)
+	}
 }
 
 // kafkaPos parses kafka://topic/partition/offset.
@@ -146,7 +181,13 @@ func (r *Router) Process(ctx context.Context, ev *pipeline.Event) ([]pipeline.In
 		r.mu.Lock()
 		start, rebuild := r.pending[p]
 		delete(r.pending, p)
+		gone := r.revoked[p]
 		r.mu.Unlock()
+		if gone {
+			r.skipped.Add(1)
+			r.dropRevoked(ctx)
+			return nil, nil
+		}
 		if rebuild {
 			incs, err := r.rebuild(ctx, p, start)
 			if err != nil {
@@ -303,6 +344,7 @@ func (r *Router) history(ctx context.Context, p int, start int64) ([]*pipeline.E
 // Advance moves every partition engine to the watermark.
 func (r *Router) Advance(ctx context.Context, wm time.Time) ([]pipeline.Incident, error) {
 	r.lastWM = wm
+	r.dropRevoked(ctx)
 	var out []pipeline.Incident
 	for _, p := range slices.Sorted(maps.Keys(r.parts)) {
 		pt := r.parts[p]

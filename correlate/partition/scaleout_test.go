@@ -125,7 +125,7 @@ func startCorrelator(t *testing.T, name, addr string, set *rule.Set) *correlator
 	}
 	in, err := kafkasrc.New(kafkasrc.Options{
 		Name: "kafka:" + eventsTopic, Brokers: []string{addr}, Topics: []string{eventsTopic}, Group: "ecscorr",
-		Format: kafkasrc.FormatEvents, OnAssign: rt.Assigned,
+		Format: kafkasrc.FormatEvents, OnAssign: rt.Assigned, OnRevoke: rt.Revoked,
 		HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 6 * time.Second, RebalanceTimeout: 3 * time.Second,
 		JoinGroupBackoff: 100 * time.Millisecond, MaxWait: 100 * time.Millisecond, Logger: log,
 	})

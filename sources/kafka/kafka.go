@@ -120,6 +120,9 @@ type Options struct {
 	// correlator that keeps state per partition rebuilds it there. It must
 	// return quickly.
 	OnAssign func(topic string, partition int, start int64)
+	// OnRevoke, when set, is told of each partition this member owned in
+	// the generation before and does not own in the new one.
+	OnRevoke func(topic string, partition int)
 
 	// Bad receives every message or record skipped, with its position
 	// kafka://topic/partition/offset; nil only counts them.
@@ -377,6 +380,13 @@ func (in *Input) assign(gen *kafkago.Generation) map[tp]int64 {
 			in.start[k] = starts[k]
 			if in.o.OnAssign != nil {
 				in.o.OnAssign(k.topic, k.part, starts[k])
+			}
+		}
+	}
+	if in.o.OnRevoke != nil {
+		for k := range prev {
+			if _, ok := in.own[k]; !ok {
+				in.o.OnRevoke(k.topic, k.part)
 			}
 		}
 	}
