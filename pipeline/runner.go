@@ -236,8 +236,10 @@ type inputState struct {
 	learned bool   // the input learns links itself, before ordering
 	clock   Source // watermark key of an ordered input ("" otherwise)
 	streams StreamedInput
-	pending []*pendingBatch
-	done    bool
+	// streamClocks are the watermark keys of its streams, by name.
+	streamClocks map[string]Source
+	pending      []*pendingBatch
+	done         bool
 }
 
 // pendingBatch is a batch read and not yet acknowledged.
@@ -493,12 +495,31 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 	return r.stats, r.closeSinks(ctx)
 }
 
-// streamOf is the stream of ev when its input is a StreamedInput.
-func (r *Runner) streamOf(st *inputState, ev *Event) (string, bool) {
-	if st.streams == nil || st.clock != "" {
-		return "", false
+// clockOf is the watermark clock an event of st moves: the input's own
+// when it is ordered, its stream's when it is a StreamedInput, else its
+// source's.
+func (st *inputState) clockOf(ev *Event) Source {
+	if st.clock != "" {
+		return st.clock
 	}
-	return st.streams.Stream(ev)
+	if st.streams != nil {
+		if name, ok := st.streams.Stream(ev); ok {
+			return st.streamClock(name)
+		}
+	}
+	return ev.Source
+}
+
+func (st *inputState) streamClock(name string) Source {
+	c, ok := st.streamClocks[name]
+	if !ok {
+		if st.streamClocks == nil {
+			st.streamClocks = map[string]Source{}
+		}
+		c = Source("stream:" + st.in.Name() + "/" + name)
+		st.streamClocks[strings.Clone(name)] = c
+	}
+	return c
 }
 
 // shutdown commits what was applied before an early return (cancellation
@@ -629,14 +650,14 @@ func (r *Runner) accept(ctx context.Context, m inputMsg) error {
 		st.heard = true
 	}
 	if st.streams != nil && st.clock == "" {
-		prefix := "stream:" + st.in.Name() + "/"
 		names := st.streams.Streams()
 		keep := make(map[Source]bool, len(names))
 		for _, name := range names {
-			keep[Source(prefix+name)] = true
-			r.wms.Expect(Source(prefix+name), now)
+			c := st.streamClock(name)
+			keep[c] = true
+			r.wms.Expect(c, now)
 		}
-		r.wms.Retain(prefix, keep)
+		r.wms.Retain("stream:"+st.in.Name()+"/", keep)
 	}
 	for _, ev := range m.b.Events {
 		r.stats.Received++
@@ -646,14 +667,7 @@ func (r *Runner) accept(ctx context.Context, m inputMsg) error {
 				return err
 			}
 		}
-		switch name, streamed := r.streamOf(st, ev); {
-		case st.clock != "":
-			r.wms.Observe(st.clock, ev.Time, now)
-		case streamed:
-			r.wms.Observe(Source("stream:"+st.in.Name()+"/"+name), ev.Time, now)
-		default:
-			r.wms.Observe(ev.Source, ev.Time, now)
-		}
+		r.wms.Observe(st.clockOf(ev), ev.Time, now)
 		if ev.Received.IsZero() {
 			ev.Received = now
 		}

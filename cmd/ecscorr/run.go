@@ -140,8 +140,6 @@ type service struct {
 	ready  atomic.Bool // state open and the Runner running
 	done   atomic.Bool // the Runner's loop has ended
 	engOpt engine.Options
-	pub    *partition.Publisher // role ingest
-	router *partition.Router    // role correlate
 }
 
 func (s *service) run(ctx context.Context, set *rule.Set) error {
@@ -218,7 +216,6 @@ func (s *service) run(ctx context.Context, set *rule.Set) error {
 		s.log.Info("role ingest: publishing each event once per key family it feeds", "topic", cfg.Kafka.EventsTopic,
 			"families", pub.Families().String())
 		corr, closeCorr = pub, func(context.Context) error { return pub.Close() }
-		s.pub = pub
 	case roleCorrelate:
 		eo := s.engOpt
 		eo.MemoryBudget = 0 // partition engines hold their state in memory; it is rebuilt from the topic
@@ -238,7 +235,6 @@ func (s *service) run(ctx context.Context, set *rule.Set) error {
 		s.log.Info("role correlate: an engine per partition and key family", "topic", cfg.Kafka.EventsTopic,
 			"group", cfg.Kafka.Group, "families", rt.Families().String())
 		corr, closeCorr = rt, rt.Close
-		s.router = rt
 	default:
 		eng, err := engine.New(ctx, set, st, s.engOpt)
 		if err != nil {
@@ -361,7 +357,8 @@ func (s *service) reload(ctx context.Context) {
 	s.log.Info("rules reloaded", "rules", len(set.Rules))
 }
 
-// kafkaTLS is the TLS of the scale-out broker's connections (nil: none).
+// kafkaTLS is the TLS of a Kafka client's connections (tls: true, for
+// MSK), or nil.
 func kafkaTLS(on bool) *tls.Config {
 	if !on {
 		return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -68,10 +67,7 @@ func buildSinks(ctx context.Context, c *config, store pipeline.StateStore, stdou
 		case "kafka":
 			def = kafka.DefaultPolicy()
 			kc := kafka.Config{Name: sc.Name, Brokers: sc.Brokers, Topic: sc.Topic, MaxMessageBytes: sc.MaxMessageBytes,
-				ClientID: sc.ClientID, Timeout: time.Duration(sc.Timeout)}
-			if sc.TLS {
-				kc.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
-			}
+				ClientID: sc.ClientID, Timeout: time.Duration(sc.Timeout), TLS: kafkaTLS(sc.TLS)}
 			s, err = kafka.New(kc)
 		default:
 			err = fmt.Errorf("sink type %q is not built in", sc.Type)

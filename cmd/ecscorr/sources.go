@@ -6,7 +6,6 @@ import (
 	"os"
 	"strings"
 
-	"crypto/tls"
 	"fmt"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -89,10 +88,7 @@ func buildInputs(ctx context.Context, c *config, log *slog.Logger, dl *deadLette
 		case "kafka":
 			o := kafkasrc.Options{Name: sc.Name, Brokers: sc.Brokers, Topics: sc.Topics, Group: sc.Group,
 				Format: sc.Format, Start: sc.Start, MaxBatch: sc.MaxBatch, ClientID: sc.ClientID,
-				Bad: dl.bad(sc.Name), Logger: log}
-			if sc.TLS {
-				o.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
-			}
+				TLS: kafkaTLS(sc.TLS), Bad: dl.bad(sc.Name), Logger: log}
 			in, err = kafkasrc.New(o)
 		default:
 			err = fmt.Errorf("source type %q is not built in yet", sc.Type)

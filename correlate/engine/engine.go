@@ -194,10 +194,10 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 		e.byID[r.ID] = rt
 		skip := opts.Only != nil && !opts.Only(r)
 		add := func(sigs []*rule.Signal, role roleKind, step int) {
+			if skip {
+				return
+			}
 			for _, s := range sigs {
-				if skip {
-					break
-				}
 				if s == nil || s.Index < 0 || s.Index >= len(e.sigRoles) {
 					continue
 				}
@@ -351,15 +351,22 @@ func (e *Engine) projectRaw(ev *pipeline.Event, groups ...[]*rule.Signal) {
 		}
 		return
 	}
-	p := e.eventProjection(ev.Source, ev.Type, groups...)
-	if p.full || len(p.keys) == 0 || len(ev.Raw) == 0 {
-		return
-	}
-	if m, ok := p.pp.Project(ev.Raw); ok { // the keys, and only the nested members matchers read
-
+	if m, ok := e.project(ev, groups...); ok {
 		e.env.Raw = m
 		e.rawProj = true
 	}
+}
+
+// project decodes the keys (and the nested members matchers read) that
+// the candidate signals of ev read, when they can be known; false when the
+// record must be decoded whole, or has nothing to decode. Safe for
+// concurrent use (Prepare calls it).
+func (e *Engine) project(ev *pipeline.Event, groups ...[]*rule.Signal) (map[string]any, bool) {
+	p := e.eventProjection(ev.Source, ev.Type, groups...)
+	if p.full || len(p.keys) == 0 || len(ev.Raw) == 0 {
+		return nil, false
+	}
+	return p.pp.Project(ev.Raw)
 }
 
 // ensureRaw decodes the current event's whole raw record once.

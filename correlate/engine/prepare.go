@@ -44,11 +44,7 @@ func (e *Engine) Prepare(ev *pipeline.Event) {
 		return
 	}
 	p := &prepared{e: e}
-	if proj := e.eventProjection(ev.Source, ev.Type, byType, anyType); !proj.full && len(proj.keys) > 0 {
-		if m, ok := proj.pp.Project(ev.Raw); ok {
-			p.proj, p.rawProj = m, true
-		}
-	}
+	p.proj, p.rawProj = e.project(ev, byType, anyType)
 	raw := p.proj
 	for _, g := range [][]*rule.Signal{byType, anyType} {
 		for _, sig := range g {

@@ -24,11 +24,17 @@
 package partition
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
+	json "github.com/goccy/go-json"
+
+	"github.com/ecscorr/ecscorr/correlate/engine"
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/pipeline"
 )
@@ -193,28 +199,42 @@ func Signals(r *rule.Rule) []*rule.Signal {
 	return slices.DeleteFunc(out, func(s *rule.Signal) bool { return s == nil })
 }
 
-// Feeds reports whether some signal among the event's candidates (the set's
-// dispatch for its source and type) feeds a rule of the family. Sigma
-// detections are run on the record, so that an event they cannot match is
-// not published for them; other signals count as candidates (a superset:
-// the correlate side evaluates them).
-func (f *Family) Feeds(set *rule.Set, ev *pipeline.Event, raw func() map[string]any) bool {
+// Fed returns the families the event feeds: those with a rule that reads
+// one of its candidate signals (the set's dispatch for its source and
+// type). Sigma detections are run on the record (decoded once, when one is
+// a candidate), so that an event they cannot match is not published for
+// them; other signals count as candidates (a superset: the correlate side
+// evaluates them).
+func (fs *Families) Fed(set *rule.Set, ev *pipeline.Event) []*Family {
 	byType, anyType := set.Candidates(ev.Source, ev.Type)
-	for _, g := range [][]*rule.Signal{byType, anyType} {
-		for _, s := range g {
-			if s.Index < 0 || s.Index >= len(f.signals) || !f.signals[s.Index] {
-				continue
-			}
-			if s.Match != nil {
-				m := raw()
-				if m == nil || !s.Match(m) {
+	if len(byType) == 0 && len(anyType) == 0 {
+		return nil
+	}
+	var raw map[string]any
+	decoded := false
+	var out []*Family
+	for _, f := range fs.List {
+	signals:
+		for _, g := range [][]*rule.Signal{byType, anyType} {
+			for _, s := range g {
+				if s.Index < 0 || s.Index >= len(f.signals) || !f.signals[s.Index] {
 					continue
 				}
+				if s.Match != nil {
+					if !decoded {
+						decoded = true
+						_ = json.Unmarshal(ev.Raw, &raw)
+					}
+					if raw == nil || !s.Match(raw) {
+						continue
+					}
+				}
+				out = append(out, f)
+				break signals
 			}
-			return true
 		}
 	}
-	return false
+	return out
 }
 
 // Key is the event's partition key in the family.
@@ -243,4 +263,16 @@ func (fs *Families) String() string {
 		parts = append(parts, fmt.Sprintf("%s (%d rules)", f.Name, len(f.Rules)))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// horizon is how far behind the watermark an event can still change the
+// rules' state (engine.Engine.Horizon: the longest retention plus the
+// lateness), for instances that run no engine over all of them.
+func horizon(ctx context.Context, set *rule.Set, lateness time.Duration) (time.Duration, error) {
+	e, err := engine.New(ctx, set, nil, engine.Options{Ephemeral: true, Lateness: lateness, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return 0, err
+	}
+	defer e.Close(ctx)
+	return e.Horizon(), nil
 }

@@ -2,7 +2,6 @@ package partition
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"github.com/ecscorr/ecscorr/correlate/engine"
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/pipeline"
+	kafkasrc "github.com/ecscorr/ecscorr/sources/kafka"
 )
 
 // The built-in pack's key families, and the 57 SigmaHQ detections (no
@@ -84,10 +84,7 @@ func TestRouterEqualsOneEngine(t *testing.T) {
 			t.Fatal(err)
 		}
 		final(want, incs)
-		for _, f := range fs.List {
-			if !f.Feeds(set, ev, func() map[string]any { return nil }) {
-				continue
-			}
+		for _, f := range fs.Fed(set, ev) {
 			cp := *ev
 			cp.Family = f.Name
 			copies++
@@ -119,13 +116,10 @@ func TestRouterRevokedPartition(t *testing.T) {
 	feed := func(off int64) int {
 		n := 0
 		for _, ev := range demoEvents(t) {
-			for _, f := range fs.List {
-				if !f.Feeds(set, ev, func() map[string]any { return nil }) {
-					continue
-				}
+			for _, f := range fs.Fed(set, ev) {
 				cp := *ev
 				cp.Family = f.Name
-				cp.Pos = pipeline.Position{File: fmt.Sprintf("kafka://t/0/%d", off)}
+				cp.Pos = pipeline.Position{File: kafkasrc.RecordPos("t", 0, off)}
 				off++
 				incs, err := rt.Process(ctx, &cp)
 				if err != nil {

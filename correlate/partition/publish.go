@@ -5,17 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
 
-	json "github.com/goccy/go-json"
 	kafkago "github.com/segmentio/kafka-go"
 
-	"github.com/ecscorr/ecscorr/correlate/engine"
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/pipeline"
 )
@@ -79,12 +76,10 @@ func NewPublisher(set *rule.Set, o PublisherOptions) (*Publisher, error) {
 		w.Transport = &kafkago.Transport{TLS: o.TLS}
 	}
 	if o.Horizon <= 0 {
-		e, err := engine.New(context.Background(), set, nil, engine.Options{Ephemeral: true, Lateness: o.Lateness, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
+		var err error
+		if o.Horizon, err = horizon(context.Background(), set, o.Lateness); err != nil {
 			return nil, err
 		}
-		o.Horizon = e.Horizon()
-		_ = e.Close(context.Background())
 	}
 	return &Publisher{set: set, fams: Derive(set), w: w, horizon: o.Horizon, brokers: o.Brokers,
 		dialer: &kafkago.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: o.TLS}, sources: map[pipeline.Source]bool{}}, nil
@@ -122,22 +117,8 @@ func (p *Publisher) Families() *Families { return p.fams }
 func (p *Publisher) Process(_ context.Context, ev *pipeline.Event) ([]pipeline.Incident, error) {
 	p.events.Add(1)
 	p.sources[ev.Source] = true
-	var decoded map[string]any
-	done := false
-	raw := func() map[string]any {
-		if !done {
-			done = true
-			if len(ev.Raw) > 0 {
-				_ = json.Unmarshal(ev.Raw, &decoded)
-			}
-		}
-		return decoded
-	}
-	fed := false
-	for _, f := range p.fams.List {
-		if !f.Feeds(p.set, ev, raw) {
-			continue
-		}
+	fed := p.fams.Fed(p.set, ev)
+	for _, f := range fed {
 		cp := *ev
 		cp.Family = f.Name
 		v, err := pipeline.MarshalEventJSON(&cp)
@@ -147,9 +128,8 @@ func (p *Publisher) Process(_ context.Context, ev *pipeline.Event) ([]pipeline.I
 		p.pending = append(p.pending, kafkago.Message{Key: []byte(f.Name + "\x00" + f.Key(ev)), Value: v})
 		p.copies.Add(1)
 		p.bytes.Add(int64(len(v)))
-		fed = true
 	}
-	if !fed {
+	if len(fed) == 0 {
 		p.dropped.Add(1)
 	}
 	return nil, nil

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"github.com/ecscorr/ecscorr/correlate/engine"
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/pipeline"
+	kafkasrc "github.com/ecscorr/ecscorr/sources/kafka"
 )
 
 // Router is the correlate role's correlator. Each event read from the
@@ -86,16 +85,12 @@ func NewRouter(ctx context.Context, set *rule.Set, o RouterOptions) (*Router, er
 	if o.RebuildTimeout <= 0 {
 		o.RebuildTimeout = 5 * time.Minute
 	}
-	all := o.Engine
-	all.Ephemeral, all.Only = true, nil
-	e, err := engine.New(ctx, set, nil, all)
+	h, err := horizon(ctx, set, o.Engine.Lateness)
 	if err != nil {
 		return nil, err
 	}
-	r := &Router{set: set, fams: Derive(set), opts: o, log: o.Logger, horiz: e.Horizon(),
-		parts: map[int]*part{}, pending: map[int]int64{}, revoked: map[int]bool{}}
-	_ = e.Close(ctx)
-	return r, nil
+	return &Router{set: set, fams: Derive(set), opts: o, log: o.Logger, horiz: h,
+		parts: map[int]*part{}, pending: map[int]int64{}, revoked: map[int]bool{}}, nil
 }
 
 // Families returns the key families the router expects events for.
@@ -147,33 +142,11 @@ func (r *Router) dropRevoked(ctx context.Context) {
 	}
 }
 
-// kafkaPos parses kafka://topic/partition/offset.
-func kafkaPos(file string) (topic string, p int, off int64, ok bool) {
-	rest, found := strings.CutPrefix(file, "kafka://")
-	if !found {
-		return "", 0, 0, false
-	}
-	i := strings.LastIndexByte(rest, '/')
-	if i < 0 {
-		return "", 0, 0, false
-	}
-	j := strings.LastIndexByte(rest[:i], '/')
-	if j < 0 {
-		return "", 0, 0, false
-	}
-	pn, err1 := strconv.Atoi(rest[j+1 : i])
-	o, err2 := strconv.ParseInt(rest[i+1:], 10, 64)
-	if err1 != nil || err2 != nil {
-		return "", 0, 0, false
-	}
-	return rest[:j], pn, o, true
-}
-
 // Process feeds ev to its partition's engine for its family.
 func (r *Router) Process(ctx context.Context, ev *pipeline.Event) ([]pipeline.Incident, error) {
 	r.events.Add(1)
 	p, off := -1, int64(-1)
-	if topic, pn, o, ok := kafkaPos(ev.Pos.File); ok && topic == r.opts.Topic {
+	if topic, pn, o, _, ok := kafkasrc.ParseRecordPos(ev.Pos.File); ok && topic == r.opts.Topic {
 		p, off = pn, o
 	}
 	var out []pipeline.Incident
@@ -331,7 +304,7 @@ func (r *Router) history(ctx context.Context, p int, start int64) ([]*pipeline.E
 		}
 		ev, err := pipeline.UnmarshalEventJSON(m.Value)
 		if err == nil {
-			ev.Pos = pipeline.Position{File: fmt.Sprintf("kafka://%s/%d/%d", m.Topic, m.Partition, m.Offset)}
+			ev.Pos = pipeline.Position{File: kafkasrc.RecordPos(m.Topic, m.Partition, m.Offset)}
 			ev.Seq = uint64(m.Offset)
 			evs = append(evs, ev)
 		}

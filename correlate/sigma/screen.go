@@ -320,10 +320,16 @@ func (r *Raw) Reset(rec pipeline.RawRecord) {
 	*r = Raw{data: rec.Data, members: rec.Members}
 }
 
+// wholeBit is the bit of the whole record in known and ok; members past
+// it are checked each time.
 const wholeBit = 63
 
+// screenable reports whether member i's value b (i < 0: the whole record)
+// is screenable, checking it once per record.
 func (r *Raw) screenable(i int, b []byte) bool {
-	if i >= wholeBit {
+	if i < 0 {
+		i = wholeBit
+	} else if i >= wholeBit {
 		return screenable(b)
 	}
 	bit := uint64(1) << i
@@ -341,7 +347,7 @@ func (r *Raw) screenable(i int, b []byte) bool {
 // name it), or anywhere.
 func (r *Raw) holds(n *needle) bool {
 	if n.keys == nil || r.members == nil {
-		return !r.screenable(wholeBit, r.data) || n.in(r.data)
+		return !r.screenable(-1, r.data) || n.in(r.data)
 	}
 	if !r.hashed && len(r.members) <= wholeBit {
 		for i := range r.members {

@@ -38,7 +38,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -668,7 +667,7 @@ func (in *Input) decode(ms []kafkago.Message) []*pipeline.Event {
 	latest := in.now.Add(format.MaxClockSkew)
 	for i := range ms {
 		m := &ms[i]
-		pos := pipeline.Position{File: fmt.Sprintf("kafka://%s/%d/%d", m.Topic, m.Partition, m.Offset)}
+		pos := pipeline.Position{File: RecordPos(m.Topic, m.Partition, m.Offset)}
 		in.dec.SetLatest(latest)
 		v := m.Value
 		if len(v) >= 2 && v[0] == 0x1f && v[1] == 0x8b {
@@ -774,15 +773,8 @@ func (in *Input) Stream(ev *pipeline.Event) (string, bool) {
 	if in.o.Format != FormatEvents {
 		return "", false
 	}
-	rest, ok := strings.CutPrefix(ev.Pos.File, "kafka://")
-	if !ok {
-		return "", false
-	}
-	i := strings.LastIndexByte(rest, '/')
-	if i < 0 {
-		return "", false
-	}
-	return rest[:i], true // topic/partition
+	_, _, _, stream, ok := ParseRecordPos(ev.Pos.File)
+	return stream, ok
 }
 
 func (in *Input) Ready() error {

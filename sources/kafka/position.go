@@ -3,6 +3,8 @@ package kafkasrc
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 )
 
 // tp names one partition of one topic.
@@ -55,4 +57,33 @@ func decodePosition(b []byte) (map[tp]int64, error) {
 		}
 	}
 	return out, nil
+}
+
+// RecordPos is where a message was read, as events and skipped records
+// name it: kafka://topic/partition/offset.
+func RecordPos(topic string, partition int, offset int64) string {
+	return "kafka://" + topic + "/" + strconv.Itoa(partition) + "/" + strconv.FormatInt(offset, 10)
+}
+
+// ParseRecordPos reads RecordPos's form. stream is its topic/partition
+// part (a substring of file).
+func ParseRecordPos(file string) (topic string, partition int, offset int64, stream string, ok bool) {
+	rest, found := strings.CutPrefix(file, "kafka://")
+	if !found {
+		return "", 0, 0, "", false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return "", 0, 0, "", false
+	}
+	j := strings.LastIndexByte(rest[:i], '/')
+	if j < 0 {
+		return "", 0, 0, "", false
+	}
+	p, err1 := strconv.Atoi(rest[j+1 : i])
+	off, err2 := strconv.ParseInt(rest[i+1:], 10, 64)
+	if err1 != nil || err2 != nil {
+		return "", 0, 0, "", false
+	}
+	return rest[:j], p, off, rest[:i], true
 }

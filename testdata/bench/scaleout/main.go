@@ -345,20 +345,7 @@ sinks:
 			stable, incs = 0, n
 		}
 	}
-	if len(incs) == 0 {
-		for _, in := range ins {
-			resp, err := http.Get(in.metrics)
-			if err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				for _, l := range strings.Split(string(b), "\n") {
-					if !strings.HasPrefix(l, "#") && (strings.Contains(l, "applied") || strings.Contains(l, "incident") || strings.Contains(l, "skipped") || strings.Contains(l, "deliver")) {
-						fmt.Println("   ", l)
-					}
-				}
-			}
-		}
-	}
+
 	var cpu []float64
 	var all float64
 	for _, in := range append(killed, ins...) {
@@ -423,17 +410,9 @@ func received(in *instance) int64 {
 		return -1
 	}
 	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
+	b, _ := io.ReadAll(resp.Body)
 	var total int64
-	for _, l := range strings.Split(b.String(), "\n") {
+	for _, l := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(l, `ecscorr_events_received_total{input="kafka:`+in.topic+`"`) {
 			v, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
 			total += int64(v)
