@@ -9,7 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -134,6 +137,9 @@ func badgerOptions(dir string, o Options) badger.Options {
 // Open opens (or creates) the store in dir and starts value-log GC.
 func Open(dir string, opts Options) (*Store, error) {
 	opts.defaults()
+	if err := dropEmptyMemtables(dir); err != nil {
+		return nil, fmt.Errorf("state: open %s: %w", dir, err)
+	}
 	db, err := badger.Open(badgerOptions(dir, opts))
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
@@ -154,6 +160,32 @@ func Open(dir string, opts Options) (*Store, error) {
 		go s.gcLoop(ctx)
 	}
 	return s, nil
+}
+
+// dropEmptyMemtables removes memtable files of no bytes. Badger creates
+// a memtable's file, then sizes and maps it; a process killed in between
+// leaves a file of zero bytes that holds no write, and Badger refuses to
+// open the directory over it ("while opening fid: N err: Create a new
+// file"), so a SIGKILL at the wrong millisecond would stop every restart.
+func dropEmptyMemtables(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range ents {
+		if e.IsDir() || filepath.Ext(e.Name()) != ".mem" {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.Size() == 0 {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // OpenInMemory opens a store that lives only in memory (tests, replay into

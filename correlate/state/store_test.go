@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -199,5 +201,34 @@ func TestStateVersionRefused(t *testing.T) {
 	s.Close()
 	if _, err = Open(dir, Options{GCInterval: -1}); !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "before state was versioned") {
 		t.Fatalf("want a version error for unversioned state, got %v", err)
+	}
+}
+
+// A process killed while Badger creates a memtable leaves its file empty;
+// the store opens over it, with what was committed before.
+func TestOpenAfterKillDuringMemtableCreation(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	txn := s.Begin()
+	txn.Set([]byte("k"), []byte("v"), 0)
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "00002.mem"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("open over an empty memtable file: %v", err)
+	}
+	defer s.Close()
+	if v, ok, err := s.Get([]byte("k")); err != nil || !ok || string(v) != "v" {
+		t.Fatalf("k = %q %v %v after reopening", v, ok, err)
 	}
 }
