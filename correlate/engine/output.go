@@ -555,20 +555,13 @@ func (e *Engine) resolve(rt *ruleRT, oi *openInc, at time.Time, by *pipeline.Eve
 
 // forget drops an incident that can no longer change.
 func (e *Engine) forget(rt *ruleRT, oi *openInc) {
+	e.drop(rt, oi)
 	id := oi.Inc.ID
-	delete(e.incidents, id)
-	delete(e.dirtyIncs, id)
-	e.deadIncs = append(e.deadIncs, id)
-	dkey := rt.r.ID + "\x00" + oi.DedupKey
-	if e.dedup[dkey] == id {
-		delete(e.dedup, dkey)
-		e.deadDedups = append(e.deadDedups, dedupStoreKey(dkey))
-	}
 	ids := rt.open[oi.GroupKey]
 	if len(ids) > 0 && ids[0] == id {
-		// Incidents of a key mostly expire in the order they opened: a
+		// Incidents of a key mostly close in the order they opened: a
 		// key-less Sigma rule holds thousands, and copying the rest for
-		// each one made forgetting them quadratic.
+		// each one made closing them quadratic.
 		rt.setOpen(oi.GroupKey, ids[1:])
 		return
 	}
@@ -579,4 +572,18 @@ func (e *Engine) forget(rt *ruleRT, oi *openInc) {
 		}
 	}
 	rt.setOpen(oi.GroupKey, kept)
+}
+
+// drop forgets an incident everywhere but in its key's open list, which
+// the caller prunes.
+func (e *Engine) drop(rt *ruleRT, oi *openInc) {
+	id := oi.Inc.ID
+	delete(e.incidents, id)
+	delete(e.dirtyIncs, id)
+	e.deadIncs = append(e.deadIncs, id)
+	dkey := rt.r.ID + "\x00" + oi.DedupKey
+	if e.dedup[dkey] == id {
+		delete(e.dedup, dkey)
+		e.deadDedups = append(e.deadDedups, dedupStoreKey(dkey))
+	}
 }

@@ -181,10 +181,35 @@ func (e *Engine) sweep(now time.Time) {
 	for _, rt := range e.rules {
 		e.sweepRule(rt, now)
 	}
+	// Expired incidents are dropped first and each key's open list is
+	// pruned once after: the map gives them in no order, and taking them
+	// out of a long list one by one (a key-less rule's key holds every
+	// open hit) was quadratic.
+	type ruleKey struct {
+		rt  *ruleRT
+		key string
+	}
+	var pruned map[ruleKey]struct{}
 	for _, oi := range e.incidents {
 		if now.After(oi.Expire) {
-			e.forget(e.ruleByID(oi.Rule), oi)
+			rt := e.ruleByID(oi.Rule)
+			e.drop(rt, oi)
+			if pruned == nil {
+				pruned = make(map[ruleKey]struct{})
+			}
+			pruned[ruleKey{rt, oi.GroupKey}] = struct{}{}
 		}
+	}
+	for rk := range pruned {
+		ids := rk.rt.open[rk.key]
+		kept := ids[:0]
+		for _, id := range ids {
+			if oi := e.incidents[id]; oi != nil && oi.Rule == rk.rt.r.ID && oi.GroupKey == rk.key {
+				kept = append(kept, id)
+			}
+		}
+		clear(ids[len(kept):])
+		rk.rt.setOpen(rk.key, kept)
 	}
 }
 
