@@ -237,3 +237,40 @@ func TestOutboxAttemptsAndMinSeverity(t *testing.T) {
 		t.Fatalf("drop: %d %v", n, err)
 	}
 }
+
+// A run with stream sinks only (live mode) keeps no final copy of its
+// incidents: it would grow with every incident ever raised. KeepFinal (a
+// finite run's report) keeps the latest version of each.
+func TestRunnerKeepsFinalOnlyWhenAsked(t *testing.T) {
+	evs := events(50, pipeline.SeverityHigh)
+	evs = append(evs, &pipeline.Event{ID: "e007+", Source: pipeline.SourceFalco, Type: "t", Time: t0.Add(time.Hour), Severity: pipeline.SeverityHigh})
+	for _, keep := range []bool{false, true} {
+		sink := &flakySink{}
+		r, err := pipeline.NewRunner(pipeline.RunnerOptions{
+			Inputs: []pipeline.Input{&listInput{name: "in", evs: evs}}, Correlator: perEvent{},
+			Sinks: []pipeline.Sink{sink}, DrainTimeout: 5 * time.Second, CommitEvery: time.Millisecond, KeepFinal: keep,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(sink.delivered()); got < 50 {
+			t.Fatalf("keep=%v: %d changes delivered, want at least 50", keep, got)
+		}
+		final := r.Final()
+		switch {
+		case !keep && len(final) != 0:
+			t.Errorf("without KeepFinal the runner kept %d incidents", len(final))
+		case keep && len(final) != 50:
+			t.Errorf("with KeepFinal %d incidents, want 50", len(final))
+		case keep:
+			for _, inc := range final {
+				if inc.ID == "inc-e007" && inc.Count != 2 {
+					t.Errorf("inc-e007 kept at count %d, want its latest (2)", inc.Count)
+				}
+			}
+		}
+	}
+}

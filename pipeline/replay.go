@@ -303,6 +303,7 @@ func Replay(ctx context.Context, read ReadFunc, c Correlator, o ReplayOptions) (
 		// throttles what it draws.
 		ro.Progress = func(rs RunStats) { o.Progress(in.Stats(), rs) }
 	}
+	ro.KeepFinal = true
 	runner, err := NewRunner(ro)
 	if err != nil {
 		return nil, in.Stats(), RunStats{}, err

@@ -67,6 +67,10 @@ type RunnerOptions struct {
 	// before the horizon (counted in RunStats.AppliedEvicted): a
 	// redelivery of one of those would be applied again.
 	MaxApplied int
+	// KeepFinal keeps the latest state of every incident for Final (a
+	// finite run's report; SinkFinal sinks keep it anyway). A live run
+	// leaves it off: it would hold every incident ever raised.
+	KeepFinal bool
 	// Report, when set, picks the incidents of earlier runs over the same
 	// Store that SinkFinal sinks get besides this run's (a replay report of
 	// the window it replays); nil gives them all.
@@ -208,8 +212,9 @@ type Runner struct {
 	// event yet holds the watermark back for IdleAfter from then.
 	started time.Time
 	// final holds the latest state of every incident of the run for
-	// SinkFinal sinks (with those an earlier, interrupted run left in the
-	// outbox).
+	// Final and SinkFinal sinks (with those an earlier, interrupted run
+	// left in the outbox); nil when nothing reads it (a live run would
+	// otherwise keep every incident forever).
 	final map[string]Incident
 	// drainers deliver the outbox to stream sinks (by sink index).
 	drainers map[int]*drainer
@@ -279,8 +284,15 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 		}
 	}
 	r := &Runner{o: o, log: o.Logger, step: o.AdvanceEvery, seen: newSeenSet(o.Store != nil),
-		changes: map[string]Incident{}, final: map[string]Incident{}, drainers: map[int]*drainer{}, closed: map[int]bool{}}
+		changes: map[string]Incident{}, drainers: map[int]*drainer{}, closed: map[int]bool{}}
 	r.stats.Unresolved = map[Source]int64{}
+	keep := o.KeepFinal
+	for _, s := range o.Sinks {
+		keep = keep || s.Mode() == SinkFinal
+	}
+	if keep {
+		r.final = map[string]Incident{}
+	}
 	r.seen.max = o.MaxApplied
 	r.res = o.Resolver
 	if r.res == nil {
@@ -623,7 +635,7 @@ func (r *Runner) load(ctx context.Context) error {
 			if err := json.Unmarshal(v, &inc); err != nil {
 				return fmt.Errorf("report entry %q: %w", k, err)
 			}
-			if r.o.Report == nil || r.o.Report(inc) {
+			if r.final != nil && (r.o.Report == nil || r.o.Report(inc)) {
 				r.final[inc.ID] = inc
 			}
 			return nil
@@ -851,7 +863,9 @@ func (r *Runner) collect(incs []Incident) {
 			r.changeIDs = append(r.changeIDs, inc.ID)
 		}
 		r.changes[inc.ID] = inc
-		r.final[inc.ID] = inc
+		if r.final != nil {
+			r.final[inc.ID] = inc
+		}
 	}
 }
 
@@ -996,10 +1010,13 @@ func (r *Runner) commit(ctx context.Context) error {
 // its incidents, so that a rerun over the same state (or one after a crash)
 // reports them again, identically.
 func (r *Runner) deliverFinal(ctx context.Context) error {
-	all := r.Final()
+	var all []Incident
 	for i, s := range r.o.Sinks {
 		if s.Mode() != SinkFinal {
 			continue
+		}
+		if all == nil {
+			all = r.Final()
 		}
 		if err := s.Deliver(ctx, all); err != nil {
 			return fmt.Errorf("sink %s: %w", s.Name(), err)
@@ -1101,7 +1118,8 @@ func (r *Runner) swap(ctx context.Context, req swapReq) error {
 
 // Final returns the latest state of every incident of the run (including
 // those an interrupted earlier run left undelivered), ordered by
-// SortIncidents.
+// SortIncidents. It needs RunnerOptions.KeepFinal or a SinkFinal sink;
+// otherwise it returns none.
 func (r *Runner) Final() []Incident {
 	all := make([]Incident, 0, len(r.final))
 	for _, inc := range r.final {

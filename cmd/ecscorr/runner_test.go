@@ -141,7 +141,7 @@ func TestReplayEqualsLiveWithinLateness(t *testing.T) {
 		})
 		in := &sliceInput{evs: evs, batch: 1 + rng.IntN(200)}
 		r, err := pipeline.NewRunner(pipeline.RunnerOptions{
-			Inputs: []pipeline.Input{in}, Correlator: newEngine(t, set),
+			Inputs: []pipeline.Input{in}, Correlator: newEngine(t, set), KeepFinal: true,
 			DefaultLateness: lateness, AdvanceEvery: time.Duration(1+rng.IntN(60)) * time.Second,
 		})
 		if err != nil {
@@ -215,7 +215,7 @@ func TestEagerFiresBeforeTheWatermark(t *testing.T) {
 		in := &holdInput{sliceInput{evs: ordered(), batch: 7}}
 		ctx, cancel := context.WithCancel(context.Background())
 		r, err := pipeline.NewRunner(pipeline.RunnerOptions{
-			Inputs: []pipeline.Input{in}, Correlator: newEngine(t, set),
+			Inputs: []pipeline.Input{in}, Correlator: newEngine(t, set), KeepFinal: true,
 			DefaultLateness: 100000 * time.Hour, Eager: eager,
 			Progress: func(st pipeline.RunStats) {
 				if st.Received == int64(len(base)) {
@@ -239,7 +239,7 @@ func TestEagerFiresBeforeTheWatermark(t *testing.T) {
 	}
 	in := &sliceInput{evs: ordered(), batch: 7}
 	r, err := pipeline.NewRunner(pipeline.RunnerOptions{
-		Inputs: []pipeline.Input{in}, Correlator: newEngine(t, set),
+		Inputs: []pipeline.Input{in}, Correlator: newEngine(t, set), KeepFinal: true,
 		DefaultLateness: time.Hour, Eager: true,
 	})
 	if err != nil {
@@ -296,7 +296,7 @@ func TestSilentInputHoldsWatermarkAtStart(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		var once bool
 		r, err := pipeline.NewRunner(pipeline.RunnerOptions{
-			Inputs: []pipeline.Input{first, second}, Correlator: newEngine(t, set),
+			Inputs: []pipeline.Input{first, second}, Correlator: newEngine(t, set), KeepFinal: true,
 			DefaultLateness: time.Second, IdleAfter: idle,
 			Progress: func(st pipeline.RunStats) {
 				if st.Received == int64(len(rest)) && !once {

@@ -359,8 +359,13 @@ func (e *Engine) fire(h *hit) *openInc {
 	e.addEvidence(rt, &inc, h.evidence)
 	e.incSeq++
 	oi = &openInc{Inc: inc, Rule: r.ID, Hash: r.Hash, GroupKey: h.key, DedupKey: dk, Agg: h.agg, Signals: h.signals, Seq: e.incSeq}
-	for _, s := range h.steps {
-		oi.Steps = append(oi.Steps, stepJSON{As: s.as, Rec: s.rec})
+	// Only resolve.closes reads an incident's step events after it fired
+	// (closesEnv); kept for every hit, each held a copy of its record for
+	// the incident's life, in memory and in the store.
+	if r.Resolve != nil && r.Resolve.Closes != nil {
+		for _, s := range h.steps {
+			oi.Steps = append(oi.Steps, stepJSON{As: s.as, Rec: s.rec})
+		}
 	}
 	e.setExpire(rt, oi)
 	rs.incidents++
