@@ -58,9 +58,12 @@ const (
 type kafkaConfig struct {
 	Brokers     []string `yaml:"brokers"`
 	EventsTopic string   `yaml:"events_topic"`
-	Group       string   `yaml:"group"`
-	ClientID    string   `yaml:"client_id"`
-	TLS         bool     `yaml:"tls"`
+	// ChangelogTopic, in role correlate, is the compacted topic partition
+	// state moves through (empty: state is rebuilt from the events topic).
+	ChangelogTopic string `yaml:"changelog_topic"`
+	Group          string `yaml:"group"`
+	ClientID       string `yaml:"client_id"`
+	TLS            bool   `yaml:"tls"`
 	// Lateness is what a correlate instance waits for the events topic's
 	// partitions, read side by side, to catch up with one another: the
 	// ingest instances already waited for the sources' delivery delays
@@ -359,6 +362,10 @@ func loadConfig(path string) (*config, rule.Diagnostics) {
 					if err = kv.Decode(&c.Kafka.EventsTopic); err == nil && c.Kafka.EventsTopic == "" {
 						errAt(kv, "kafka.events_topic must not be empty")
 					}
+				case "changelog_topic":
+					if err = kv.Decode(&c.Kafka.ChangelogTopic); err == nil && c.Kafka.ChangelogTopic == "" {
+						errAt(kv, "kafka.changelog_topic must not be empty (leave it out to rebuild state from the events topic)")
+					}
 				case "group":
 					if err = kv.Decode(&c.Kafka.Group); err == nil && c.Kafka.Group == "" {
 						errAt(kv, "kafka.group must not be empty")
@@ -381,7 +388,7 @@ func loadConfig(path string) (*config, rule.Diagnostics) {
 						c.Kafka.SessionTimeout = time.Duration(d)
 					}
 				default:
-					errAt(kk, "unknown key %q under kafka (known: brokers, events_topic, group, lateness, session_timeout, client_id, tls)", kk.Value)
+					errAt(kk, "unknown key %q under kafka (known: brokers, events_topic, changelog_topic, group, lateness, session_timeout, client_id, tls)", kk.Value)
 				}
 				if err != nil {
 					errAt(kv, "kafka.%s: %s", kk.Value, strings.TrimPrefix(err.Error(), "yaml: "))

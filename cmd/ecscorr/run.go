@@ -219,8 +219,12 @@ func (s *service) run(ctx context.Context, set *rule.Set) error {
 	case roleCorrelate:
 		eo := s.engOpt
 		eo.MemoryBudget = 0 // partition engines hold their state in memory; it is rebuilt from the topic
-		rt, err := partition.NewRouter(ctx, set, partition.RouterOptions{Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.EventsTopic,
-			Engine: eo, TLS: kafkaTLS(cfg.Kafka.TLS), Logger: s.log})
+		ro := partition.RouterOptions{Brokers: cfg.Kafka.Brokers, Topic: cfg.Kafka.EventsTopic,
+			Engine: eo, TLS: kafkaTLS(cfg.Kafka.TLS), Logger: s.log}
+		if cfg.Kafka.ChangelogTopic != "" {
+			ro.Changelog, ro.Store = cfg.Kafka.ChangelogTopic, st
+		}
+		rt, err := partition.NewRouter(ctx, set, ro)
 		if err != nil {
 			return err
 		}

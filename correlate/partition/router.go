@@ -3,11 +3,14 @@ package partition
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/ecscorr/ecscorr/correlate/engine"
 	"github.com/ecscorr/ecscorr/correlate/rule"
+	"github.com/ecscorr/ecscorr/correlate/state"
 	"github.com/ecscorr/ecscorr/pipeline"
 	kafkasrc "github.com/ecscorr/ecscorr/sources/kafka"
 )
@@ -44,11 +48,17 @@ type Router struct {
 	revoked map[int]bool  // partitions another instance owns now
 
 	events, rebuilds, rebuilt, skipped, unknownFamily atomic.Int64
+	restored, torn, changelogRecords                  atomic.Int64
+	clw                                               *kafkago.Writer
 }
 
 type part struct {
 	engines map[string]*engine.Engine
 	floor   int64 // events below it are in the rebuilt state
+	// With a changelog: next is the first offset not yet processed, marked
+	// the one the last marker named, epoch the last epoch written.
+	next, marked int64
+	epoch        uint64
 }
 
 // RouterOptions configure a Router.
@@ -63,7 +73,15 @@ type RouterOptions struct {
 	// RebuildTimeout bounds the reading of one partition's history
 	// (default 5 minutes).
 	RebuildTimeout time.Duration
-	Logger         *slog.Logger
+	// Changelog, when set, is the compacted changelog topic (changelog.go):
+	// partition engines keep their state in Store, namespaced per
+	// partition and family, write its changes to the changelog at every
+	// commit, and an assigned partition's state is restored from it.
+	// Without it, state lives in memory and is rebuilt from the events
+	// topic.
+	Changelog string
+	Store     *state.Store
+	Logger    *slog.Logger
 }
 
 // RouterStats count what a Router did: events processed, partition
@@ -72,6 +90,10 @@ type RouterOptions struct {
 // an ingest with other rules).
 type RouterStats struct {
 	Events, Rebuilds, Rebuilt, Skipped, UnknownFamily int64
+	// Restored counts the keys restored from the changelog, Torn those
+	// of a commit that did not finish (repaired), ChangelogRecords the
+	// records written.
+	Restored, Torn, ChangelogRecords int64
 }
 
 // NewRouter returns the correlate correlator for the rule set.
@@ -89,8 +111,15 @@ func NewRouter(ctx context.Context, set *rule.Set, o RouterOptions) (*Router, er
 	if err != nil {
 		return nil, err
 	}
-	return &Router{set: set, fams: Derive(set), opts: o, log: o.Logger, horiz: h,
-		parts: map[int]*part{}, pending: map[int]int64{}, revoked: map[int]bool{}}, nil
+	r := &Router{set: set, fams: Derive(set), opts: o, log: o.Logger, horiz: h,
+		parts: map[int]*part{}, pending: map[int]int64{}, revoked: map[int]bool{}}
+	if o.Changelog != "" {
+		if o.Store == nil {
+			return nil, errNoChangelog
+		}
+		r.clw = newChangelogWriter(o.Brokers, o.Changelog, o.TLS)
+	}
+	return r, nil
 }
 
 // Families returns the key families the router expects events for.
@@ -135,10 +164,24 @@ func (r *Router) dropRevoked(ctx context.Context) {
 	}
 	r.mu.Unlock()
 	for _, p := range gone {
-		for _, e := range r.parts[p].engines {
+		r.closePart(ctx, p)
+	}
+}
+
+// closePart closes partition p's engines and forgets its local state
+// (the changelog holds it for the next owner).
+func (r *Router) closePart(ctx context.Context, p int) {
+	if pt := r.parts[p]; pt != nil {
+		for _, e := range pt.engines {
 			_ = e.Close(ctx)
 		}
-		delete(r.parts, p)
+	}
+	delete(r.parts, p)
+	if r.clw != nil {
+		ns := partitionNS(p, "")
+		if err := r.opts.Store.DropPrefix(ns[:len(ns)-1]); err != nil {
+			r.log.Warn("dropping a revoked partition's local state", "partition", p, "err", err)
+		}
 	}
 }
 
@@ -174,7 +217,10 @@ func (r *Router) Process(ctx context.Context, ev *pipeline.Event) ([]pipeline.In
 		r.skipped.Add(1) // read before the rebuild: its effects are in it
 		return out, nil
 	}
-	incs, err := r.feed(ctx, pt, ev)
+	incs, err := r.feed(ctx, p, pt, ev)
+	if off >= 0 && err == nil {
+		pt.next = max(pt.next, off+1)
+	}
 	return append(out, incs...), err
 }
 
@@ -187,8 +233,8 @@ func (r *Router) part(p int) *part {
 	return pt
 }
 
-// feed processes ev with the engine of its family in pt.
-func (r *Router) feed(ctx context.Context, pt *part, ev *pipeline.Event) ([]pipeline.Incident, error) {
+// feed processes ev with the engine of its family in pt (partition p).
+func (r *Router) feed(ctx context.Context, p int, pt *part, ev *pipeline.Event) ([]pipeline.Incident, error) {
 	if ev.Type == TickType && ev.Family == "" {
 		return nil, nil // it moved the Runner's watermark: its work is done
 	}
@@ -200,45 +246,65 @@ func (r *Router) feed(ctx context.Context, pt *part, ev *pipeline.Event) ([]pipe
 		}
 		return nil, nil
 	}
-	e := pt.engines[f.Name]
-	if e == nil {
-		o := r.opts.Engine
-		o.Ephemeral = true
-		mine := map[*rule.Rule]bool{}
-		for _, ru := range f.Rules {
-			mine[ru] = true
-		}
-		o.Only = func(ru *rule.Rule) bool { return mine[ru] }
-		var err error
-		if e, err = engine.New(ctx, r.set, nil, o); err != nil {
-			return nil, err
-		}
-		if !r.lastWM.IsZero() {
-			if _, err := e.Advance(ctx, r.lastWM); err != nil {
-				return nil, err
-			}
-		}
-		pt.engines[f.Name] = e
+	e, err := r.engine(ctx, p, pt, f)
+	if err != nil {
+		return nil, err
 	}
 	return e.Process(ctx, ev)
+}
+
+// engine returns partition p's engine for family f, made (with a
+// changelog: loading its namespace of the store) the first time.
+func (r *Router) engine(ctx context.Context, p int, pt *part, f *Family) (*engine.Engine, error) {
+	if e := pt.engines[f.Name]; e != nil {
+		return e, nil
+	}
+	o := r.opts.Engine
+	mine := map[*rule.Rule]bool{}
+	for _, ru := range f.Rules {
+		mine[ru] = true
+	}
+	o.Only = func(ru *rule.Rule) bool { return mine[ru] }
+	var st *state.Store
+	if r.clw != nil && p >= 0 {
+		st = r.opts.Store.Sub(partitionNS(p, f.Name))
+	} else {
+		o.Ephemeral = true
+	}
+	e, err := engine.New(ctx, r.set, st, o)
+	if err != nil {
+		return nil, err
+	}
+	if !r.lastWM.IsZero() {
+		if _, err := e.Advance(ctx, r.lastWM); err != nil {
+			return nil, err
+		}
+	}
+	pt.engines[f.Name] = e
+	return e, nil
 }
 
 // rebuild replaces partition p's engines with ones fed every retained
 // event of p before offset start, in event-time order, and advanced to
 // the current watermark.
 func (r *Router) rebuild(ctx context.Context, p int, start int64) ([]pipeline.Incident, error) {
-	if old := r.parts[p]; old != nil {
-		for _, e := range old.engines {
-			_ = e.Close(ctx)
-		}
-	}
+	r.closePart(ctx, p)
 	pt := &part{engines: map[string]*engine.Engine{}, floor: start}
 	r.parts[p] = pt
 	r.rebuilds.Add(1)
-	if start <= 0 {
+	from := int64(0)
+	if r.clw != nil {
+		var err error
+		if from, err = r.restore(ctx, p, pt); err != nil {
+			return nil, fmt.Errorf("restoring partition %d of %s from %s: %w", p, r.opts.Topic, r.opts.Changelog, err)
+		}
+		pt.floor = max(start, from)
+		pt.next, pt.marked = pt.floor, from
+	}
+	if start <= from {
 		return nil, nil
 	}
-	evs, err := r.history(ctx, p, start)
+	evs, err := r.history(ctx, p, from, start)
 	if err != nil {
 		return nil, fmt.Errorf("rebuilding partition %d of %s: %w", p, r.opts.Topic, err)
 	}
@@ -259,7 +325,7 @@ func (r *Router) rebuild(ctx context.Context, p int, start int64) ([]pipeline.In
 			continue // published twice (an ingest retry)
 		}
 		seen[k] = true
-		incs, err := r.feed(ctx, pt, ev)
+		incs, err := r.feed(ctx, p, pt, ev)
 		if err != nil {
 			return nil, err
 		}
@@ -280,8 +346,9 @@ func (r *Router) rebuild(ctx context.Context, p int, start int64) ([]pipeline.In
 	return out, nil
 }
 
-// history reads partition p from its earliest retained offset to start.
-func (r *Router) history(ctx context.Context, p int, start int64) ([]*pipeline.Event, error) {
+// history reads partition p from offset from (or its earliest retained
+// one) to start.
+func (r *Router) history(ctx context.Context, p int, from, start int64) ([]*pipeline.Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.RebuildTimeout)
 	defer cancel()
 	rd := kafkago.NewReader(kafkago.ReaderConfig{
@@ -290,7 +357,11 @@ func (r *Router) history(ctx context.Context, p int, start int64) ([]*pipeline.E
 		Dialer: &kafkago.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: r.opts.TLS},
 	})
 	defer rd.Close()
-	if err := rd.SetOffset(kafkago.FirstOffset); err != nil {
+	first := int64(kafkago.FirstOffset)
+	if from > 0 {
+		first = from
+	}
+	if err := rd.SetOffset(first); err != nil {
 		return nil, err
 	}
 	var evs []*pipeline.Event
@@ -335,14 +406,141 @@ func (r *Router) Advance(ctx context.Context, wm time.Time) ([]pipeline.Incident
 // Horizon is the rules' (the longest retention plus lateness).
 func (r *Router) Horizon() time.Duration { return r.horiz }
 
-// CheckpointBatch writes nothing: partition state is rebuilt from the
-// events topic, never restored from the local store.
-func (r *Router) CheckpointBatch(context.Context, pipeline.StateWriter) error { return nil }
+// CheckpointBatch, with a changelog, adds every partition engine's changes
+// to the Runner's commit, under the partition's namespace, and writes them
+// to the changelog (acknowledged by all in-sync replicas) with a marker per
+// partition, before the Runner commits and the offsets are committed.
+// Without one it writes nothing: state is rebuilt from the events topic.
+func (r *Router) CheckpointBatch(ctx context.Context, w pipeline.StateWriter) error {
+	if r.clw == nil {
+		return nil
+	}
+	var recs, markers []kafkago.Message
+	now := time.Now()
+	for _, p := range slices.Sorted(maps.Keys(r.parts)) {
+		if p < 0 {
+			continue
+		}
+		pt := r.parts[p]
+		n := len(recs)
+		epoch := pt.epoch + 1
+		ep := strconv.AppendUint(nil, epoch, 10)
+		for _, name := range slices.Sorted(maps.Keys(pt.engines)) {
+			cw := &changelogWriter{w: w, ns: partitionNS(p, name), p: p, epoch: ep, now: now, out: &recs}
+			if err := pt.engines[name].CheckpointBatch(ctx, cw); err != nil {
+				return err
+			}
+		}
+		if len(recs) == n && pt.next == pt.marked {
+			continue
+		}
+		v, err := json.Marshal(marker{Epoch: epoch, Next: pt.next})
+		if err != nil {
+			return err
+		}
+		markers = append(markers, kafkago.Message{Key: markerKey(p), Value: v,
+			Headers: []kafkago.Header{{Key: epochHeader, Value: ep}, {Key: tickHeader, Value: []byte(strconv.Itoa(p))}}})
+		pt.epoch, pt.marked = epoch, pt.next
+	}
+	// The records first, then the markers: a marker is written only
+	// once its commit's records are.
+	for _, batch := range [][]kafkago.Message{recs, markers} {
+		if len(batch) == 0 {
+			continue
+		}
+		if err := r.clw.WriteMessages(ctx, batch...); err != nil {
+			return fmt.Errorf("writing the changelog %s: %w", r.opts.Changelog, err)
+		}
+		r.changelogRecords.Add(int64(len(batch)))
+	}
+	return nil
+}
+
+// Committed tells the partition engines their changes are committed.
+func (r *Router) Committed() {
+	for _, pt := range r.parts {
+		for _, e := range pt.engines {
+			e.Committed()
+		}
+	}
+}
+
+// restore loads partition p's state from the changelog into its namespace
+// of the store, repairs the keys a commit that did not finish left, makes
+// the engines of the families it holds, and returns the first events
+// offset the state does not hold.
+func (r *Router) restore(ctx context.Context, p int, pt *part) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.RebuildTimeout)
+	defer cancel()
+	res, err := readChangelog(ctx, r.opts.Brokers, r.opts.Changelog, p, r.opts.TLS)
+	if err != nil {
+		return 0, err
+	}
+	now := time.Now()
+	b := r.opts.Store.NewBatch()
+	families := map[string]bool{}
+	prefix := len(partitionNS(p, ""))
+	for k, v := range res.keys {
+		if v.expires > 0 && v.expires <= now.Unix() {
+			continue
+		}
+		var ttl time.Duration
+		if v.expires > 0 {
+			ttl = time.Unix(v.expires, 0).Sub(now)
+		}
+		b.Set([]byte(k), v.val, ttl)
+		if i := strings.IndexByte(k[prefix-1:], 0); i > 0 {
+			families[k[prefix-1:prefix-1+i]] = true
+		}
+	}
+	if err := b.Commit(); err != nil {
+		return 0, err
+	}
+	pt.epoch = res.maxEp
+	if len(res.torn) > 0 {
+		// Write the torn keys again at their restored version, and a
+		// marker, so that compaction never keeps a torn record.
+		pt.epoch++
+		ep := strconv.AppendUint(nil, pt.epoch, 10)
+		hs := []kafkago.Header{{Key: epochHeader, Value: ep}, {Key: tickHeader, Value: []byte(strconv.Itoa(p))}}
+		var fix []kafkago.Message
+		for _, k := range res.torn {
+			m := kafkago.Message{Key: []byte(k), Headers: hs}
+			if v, ok := res.keys[k]; ok {
+				m.Value = v.val
+				if v.expires > 0 {
+					m.Headers = append(slices.Clone(hs), kafkago.Header{Key: expiresHeader, Value: strconv.AppendInt(nil, v.expires, 10)})
+				}
+			}
+			fix = append(fix, m)
+		}
+		if err := r.clw.WriteMessages(ctx, fix...); err != nil {
+			return 0, fmt.Errorf("repairing the changelog: %w", err)
+		}
+		v, _ := json.Marshal(marker{Epoch: pt.epoch, Next: res.marker.Next})
+		if err := r.clw.WriteMessages(ctx, kafkago.Message{Key: markerKey(p), Value: v, Headers: hs}); err != nil {
+			return 0, fmt.Errorf("repairing the changelog: %w", err)
+		}
+		r.torn.Add(int64(len(res.torn)))
+	}
+	for _, name := range slices.Sorted(maps.Keys(families)) {
+		if f := r.fams.Get(name); f != nil {
+			if _, err := r.engine(ctx, p, pt, f); err != nil {
+				return 0, err
+			}
+		}
+	}
+	r.restored.Add(int64(len(res.keys)))
+	r.log.Info("partition state restored from the changelog", "changelog", r.opts.Changelog, "partition", p,
+		"keys", len(res.keys), "records", res.records, "torn", len(res.torn), "next_offset", res.marker.Next)
+	return res.marker.Next, nil
+}
 
 // Stats returns the counts so far. Safe for concurrent use.
 func (r *Router) Stats() RouterStats {
 	return RouterStats{Events: r.events.Load(), Rebuilds: r.rebuilds.Load(), Rebuilt: r.rebuilt.Load(),
-		Skipped: r.skipped.Load(), UnknownFamily: r.unknownFamily.Load()}
+		Skipped: r.skipped.Load(), UnknownFamily: r.unknownFamily.Load(),
+		Restored: r.restored.Load(), Torn: r.torn.Load(), ChangelogRecords: r.changelogRecords.Load()}
 }
 
 // Close closes every engine.
@@ -352,6 +550,9 @@ func (r *Router) Close(ctx context.Context) error {
 		for _, e := range pt.engines {
 			errs = append(errs, e.Close(ctx))
 		}
+	}
+	if r.clw != nil {
+		errs = append(errs, r.clw.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package partition
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -112,14 +113,25 @@ type correlator struct {
 	runner *pipeline.Runner
 }
 
-func startCorrelator(t *testing.T, name, addr string, set *rule.Set) *correlator {
+// changelogTopic is the correlate instances' changelog, when they use one.
+const changelogTopic = "ecscorr-changelog"
+
+func startCorrelator(t *testing.T, name, addr string, set *rule.Set, changelog bool) *correlator {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("instance", name)
 	}
-	rt, err := NewRouter(ctx, set, RouterOptions{Brokers: []string{addr}, Topic: eventsTopic, Engine: engine.Options{Logger: log}, Logger: log})
+	st, err := state.OpenInMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro := RouterOptions{Brokers: []string{addr}, Topic: eventsTopic, Engine: engine.Options{Logger: log}, Logger: log}
+	if changelog {
+		ro.Changelog, ro.Store = changelogTopic, st
+	}
+	rt, err := NewRouter(ctx, set, ro)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,10 +141,6 @@ func startCorrelator(t *testing.T, name, addr string, set *rule.Set) *correlator
 		HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 6 * time.Second, RebalanceTimeout: 3 * time.Second,
 		JoinGroupBackoff: 100 * time.Millisecond, MaxWait: 100 * time.Millisecond, Logger: log,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := state.OpenInMemory()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +156,7 @@ func startCorrelator(t *testing.T, name, addr string, set *rule.Set) *correlator
 	c := &correlator{name: name, cancel: cancel, done: make(chan error, 1), sink: sink, router: rt, in: in, runner: r}
 	go func() {
 		_, err := r.Run(ctx)
+		err = errors.Join(err, rt.Close(context.Background()))
 		st.Close()
 		c.done <- err
 	}()
@@ -255,11 +264,20 @@ func union(cs []*correlator) map[string]view {
 // One ingest and three correlate instances over the demo story, one
 // correlate instance stopped after the first half and another joining:
 // the incidents (ids, rules, keys, severities, evidence) equal one process
-// replaying the same events.
+// replaying the same events. The moved partitions' state is rebuilt from
+// the events topic, or restored from a changelog.
 func TestScaleOutEqualsOneProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a Kafka cluster and four consumer group members")
 	}
+	for _, changelog := range []bool{false, true} {
+		t.Run(map[bool]string{false: "rebuilt from the events topic", true: "restored from the changelog"}[changelog], func(t *testing.T) {
+			scaleOutEqualsOneProcess(t, changelog)
+		})
+	}
+}
+
+func scaleOutEqualsOneProcess(t *testing.T, changelog bool) {
 	const parts = 6
 	set := builtinSet(t)
 	evs := demoEvents(t)
@@ -291,14 +309,14 @@ func TestScaleOutEqualsOneProcess(t *testing.T) {
 		t.Fatalf("one process gives %d incidents, want the demo's 15", len(want))
 	}
 
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(parts, eventsTopic))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(parts, eventsTopic, changelogTopic))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	addr := c.ListenAddrs()[0]
 
-	cs := []*correlator{startCorrelator(t, "c1", addr, set), startCorrelator(t, "c2", addr, set), startCorrelator(t, "c3", addr, set)}
+	cs := []*correlator{startCorrelator(t, "c1", addr, set, changelog), startCorrelator(t, "c2", addr, set, changelog), startCorrelator(t, "c3", addr, set, changelog)}
 	defer func() {
 		for _, c := range cs {
 			c.cancel()
@@ -339,7 +357,7 @@ func TestScaleOutEqualsOneProcess(t *testing.T) {
 	held := v.router.Stats().Events
 	v.stop(t)
 	t.Logf("%s stopped holding %d events", v.name, held)
-	cs = append(cs, startCorrelator(t, "c4", addr, set))
+	cs = append(cs, startCorrelator(t, "c4", addr, set, changelog))
 	st2 := publish(t, addr, set, evs[half:])
 	if st1.Ticks == 0 || st1.Ticks%parts != 0 {
 		t.Errorf("%d ticks published, want some on each of the %d partitions", st1.Ticks, parts)
@@ -358,14 +376,24 @@ func TestScaleOutEqualsOneProcess(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	var rebuilt int64
+	var rebuilt, restored, written int64
 	for _, c := range cs {
 		st := c.router.Stats()
 		rebuilt += st.Rebuilt
-		t.Logf("%s: %d events, %d partitions rebuilt from %d events", c.name, st.Events, st.Rebuilds, st.Rebuilt)
+		restored += st.Restored
+		written += st.ChangelogRecords
+		t.Logf("%s: %d events, %d partitions rebuilt from %d events, %d keys restored, %d changelog records written",
+			c.name, st.Events, st.Rebuilds, st.Rebuilt, st.Restored, st.ChangelogRecords)
 	}
-	if rebuilt == 0 || held == 0 {
-		t.Errorf("%s processed %d events before it stopped, %d were replayed to rebuild state: the test did not move state", v.name, held, rebuilt)
+	switch {
+	case held == 0:
+		t.Errorf("%s processed no event before it stopped: the test did not move state", v.name)
+	case !changelog && rebuilt == 0:
+		t.Errorf("%s processed %d events before it stopped, none was replayed to rebuild state: the test did not move state", v.name, held)
+	case changelog && (restored == 0 || written == 0):
+		t.Errorf("%d changelog records written, %d keys restored: the state did not move through the changelog", written, restored)
+	case changelog && rebuilt != 0:
+		t.Errorf("%d events replayed from the events topic: the changelog should hold everything below the committed offsets", rebuilt)
 	}
 	if !equalViews(got, want) {
 		for _, c := range cs {

@@ -101,7 +101,7 @@ var _ pipeline.StateStore = (*Store)(nil)
 // Set adds a write; ttl 0 means no expiry. Keys and values must not be
 // modified until Commit.
 func (b *Batch) Set(key, val []byte, ttl time.Duration) {
-	o := op{key: key, val: val}
+	o := op{key: b.s.key(key), val: val}
 	if ttl > 0 {
 		o.expires = uint64(time.Now().Add(ttl).Unix())
 	}
@@ -109,7 +109,7 @@ func (b *Batch) Set(key, val []byte, ttl time.Duration) {
 }
 
 // Delete adds a deletion.
-func (b *Batch) Delete(key []byte) { b.add(op{del: true, key: key}) }
+func (b *Batch) Delete(key []byte) { b.add(op{del: true, key: b.s.key(key)}) }
 
 func (b *Batch) add(o op) {
 	b.n++

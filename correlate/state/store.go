@@ -31,6 +31,9 @@ const (
 	KindIncident Kind = 'i' // open incidents by id
 	KindDedup    Kind = 'd' // dedup key → incident id
 	KindMeta     Kind = 'm' // engine watermark and similar singletons
+	// KindPartition holds a correlate instance's partition engines, each
+	// in its namespace (Store.Sub): partition 0x00 family 0x00 engine key.
+	KindPartition Kind = 'P'
 
 	// Families the pipeline writes (pipeline/state.go).
 	KindContainer  = Kind(pipeline.FamilyContainer) // container short id → task ARN
@@ -82,7 +85,11 @@ type Store struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	// commitMu serialises commits: the journal holds one commit at a time.
-	commitMu sync.Mutex
+	// A namespace shares its root's.
+	commitMu *sync.Mutex
+	// ns prefixes every key of a namespace (Sub); nil for the root.
+	ns   []byte
+	root bool
 	// failAt, in tests, makes the journal path stop at a stage (see commit.go).
 	failAt commitStage
 }
@@ -206,7 +213,7 @@ func OpenInMemory() (*Store, error) {
 }
 
 func newStore(db *badger.DB, opts Options) *Store {
-	return &Store{db: db, log: opts.Logger, opts: opts}
+	return &Store{db: db, log: opts.Logger, opts: opts, commitMu: new(sync.Mutex), root: true}
 }
 
 func (s *Store) gcLoop(ctx context.Context) {
@@ -242,8 +249,31 @@ func (s *Store) RunGC(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Close stops GC and closes the database.
+// Sub returns the namespace ns of s: the same database, with every key
+// of every read, write and iteration under the prefix ns (after s's own),
+// so that several engines share one store, each seeing only its keys.
+// Commits through it are atomic like the root's; Close on it does
+// nothing.
+func (s *Store) Sub(ns []byte) *Store {
+	return &Store{db: s.db, log: s.log, opts: s.opts, commitMu: s.commitMu,
+		ns: append(append([]byte(nil), s.ns...), ns...)}
+}
+
+// Namespace is the key prefix of s (nil for the root).
+func (s *Store) Namespace() []byte { return s.ns }
+
+func (s *Store) key(k []byte) []byte {
+	if len(s.ns) == 0 {
+		return k
+	}
+	return append(append(make([]byte, 0, len(s.ns)+len(k)), s.ns...), k...)
+}
+
+// Close stops GC and closes the database (a namespace: nothing).
 func (s *Store) Close() error {
+	if !s.root {
+		return nil
+	}
 	if s.cancel != nil {
 		s.cancel()
 		<-s.done
@@ -257,7 +287,7 @@ func (s *Store) Close() error {
 // Get reads a value; ok is false when the key is absent or expired.
 func (s *Store) Get(key []byte) (val []byte, ok bool, err error) {
 	err = s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(key)
+		it, err := txn.Get(s.key(key))
 		if err != nil {
 			return err
 		}
@@ -283,15 +313,16 @@ func (s *Store) Put(key, val []byte, ttl time.Duration) error {
 // Iterate calls fn for each live key with the prefix, in key order. The
 // slices are only valid during the call.
 func (s *Store) Iterate(prefix []byte, fn func(key, val []byte) error) error {
+	full := s.key(prefix)
 	err := s.db.View(func(txn *badger.Txn) error {
 		o := badger.DefaultIteratorOptions
 		o.PrefetchValues = false // values are small: prefetching only costs (performance.md §1b)
-		o.Prefix = prefix
+		o.Prefix = full
 		it := txn.NewIterator(o)
 		defer it.Close()
-		for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		for it.Seek(full); it.ValidForPrefix(full); it.Next() {
 			item := it.Item()
-			if err := item.Value(func(v []byte) error { return fn(item.Key(), v) }); err != nil {
+			if err := item.Value(func(v []byte) error { return fn(item.Key()[len(s.ns):], v) }); err != nil {
 				return err
 			}
 		}
@@ -305,7 +336,7 @@ func (s *Store) Iterate(prefix []byte, fn func(key, val []byte) error) error {
 
 // DropPrefix deletes every key with the prefix.
 func (s *Store) DropPrefix(prefix []byte) error {
-	if err := s.db.DropPrefix(prefix); err != nil {
+	if err := s.db.DropPrefix(s.key(prefix)); err != nil {
 		return fmt.Errorf("state: drop prefix: %w", err)
 	}
 	return nil
