@@ -419,6 +419,15 @@ func loadConfig(path string) (*config, rule.Diagnostics) {
 			errAt(at, "role ingest needs sources:")
 		}
 	}
+	if c.Kafka.ChangelogTopic != "" && c.Role != roleCorrelate && !diags.HasErrors() {
+		at := root
+		if k := mapValue(root, "kafka"); k != nil {
+			if v := mapValue(k, "changelog_topic"); v != nil {
+				at = v
+			}
+		}
+		errAt(at, "kafka.changelog_topic is where role correlate moves partition state; role %s has none", c.Role)
+	}
 	if diags.HasErrors() {
 		return nil, diags
 	}

@@ -213,6 +213,9 @@ func TestRoleConfig(t *testing.T) {
 	if c.Role != roleCorrelate || strings.Join(c.Kafka.Brokers, ",") != "127.0.0.1:9092" || c.Kafka.EventsTopic != "ecscorr-events" || c.Kafka.Group != "ecscorr" {
 		t.Errorf("role %q kafka %+v", c.Role, c.Kafka)
 	}
+	if cl, diags := loadConfig(writeConfig(t, roleExample+"  changelog_topic: ecscorr-changelog\n")); diags.HasErrors() || cl.Kafka.ChangelogTopic != "ecscorr-changelog" {
+		t.Errorf("changelog_topic: %q (%v)", cl.Kafka.ChangelogTopic, diags)
+	}
 	d, diags := loadConfig(writeConfig(t, "state_dir: /tmp/x\n"))
 	if diags.HasErrors() || d.Role != roleAll {
 		t.Errorf("default role %q (%v)", d.Role, diags)
@@ -227,7 +230,10 @@ func TestRoleConfig(t *testing.T) {
 		{"role: ingest\nkafka:\n  brokers: [127.0.0.1:9092]\nsources:\n  - type: falco_http\n    listen: 127.0.0.1:2801\nsinks:\n  - type: jsonl\n    path: /tmp/x.jsonl\n",
 			":8:3: error: role ingest publishes events and raises no incidents"},
 		{"kafka:\n  brokers: [nowhere]\n  topic: x\n", ":2:12: error: kafka.brokers: \"nowhere\" is not host:port"},
-		{"kafka:\n  brokers: [nowhere]\n  topic: x\n", ":3:3: error: unknown key \"topic\" under kafka (known: brokers, events_topic, group, lateness, session_timeout, client_id, tls)"},
+		{"kafka:\n  brokers: [nowhere]\n  topic: x\n", ":3:3: error: unknown key \"topic\" under kafka (known: brokers, events_topic, changelog_topic, group, lateness, session_timeout, client_id, tls)"},
+		{"role: correlate\nkafka:\n  brokers: [127.0.0.1:9092]\n  changelog_topic: \"\"\n", ":4:20: error: kafka.changelog_topic must not be empty"},
+		{"role: ingest\nkafka:\n  brokers: [127.0.0.1:9092]\n  changelog_topic: cl\nsources:\n  - type: falco_http\n    listen: 127.0.0.1:2801\n",
+			":4:20: error: kafka.changelog_topic is where role correlate moves partition state; role ingest has none"},
 		{"kafka: [a]\n", ":1:8: error: kafka is a mapping"},
 	} {
 		p := writeConfig(t, c.text)

@@ -25,14 +25,19 @@ import (
 // topic, the correlate instances write incidents to JSONL files.
 type scaleRig struct {
 	bin, dir, broker string
-	n                int // correlate instances started
+	n                int  // correlate instances started
+	changelog        bool // correlate instances restore moved state from a changelog
 }
 
 func (r *scaleRig) config(t *testing.T, name, body string) string {
 	t.Helper()
 	p := filepath.Join(r.dir, name+".yaml")
 	cfg := "state_dir: " + filepath.Join(r.dir, name) + "\nhttp:\n  listen: " + freeAddr(t) + "\ncommit_interval: 100ms\nidle_after: 1s\n" +
-		"kafka:\n  brokers: [" + r.broker + "]\n  events_topic: ecscorr-events\n  group: ecscorr\n  lateness: 2s\n  session_timeout: 6s\n" + body
+		"kafka:\n  brokers: [" + r.broker + "]\n  events_topic: ecscorr-events\n  group: ecscorr\n  lateness: 2s\n  session_timeout: 6s\n"
+	if r.changelog && strings.HasPrefix(name, "correlate") {
+		cfg += "  changelog_topic: ecscorr-changelog\n"
+	}
+	cfg += body
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +165,15 @@ func TestScaleOutEqualsReplay(t *testing.T) {
 		t.Skip("runs the real binary five times around a Kafka broker")
 	}
 	t.Parallel()
+	for _, changelog := range []bool{false, true} {
+		t.Run(map[bool]string{false: "rebuilt from the events topic", true: "restored from the changelog"}[changelog], func(t *testing.T) {
+			t.Parallel()
+			scaleOutEqualsReplay(t, changelog)
+		})
+	}
+}
+
+func scaleOutEqualsReplay(t *testing.T, changelog bool) {
 	bin := realBinary(t)
 	story := loadLiveStory(t)
 	tails := story.writeReference(t)
@@ -169,12 +183,12 @@ func TestScaleOutEqualsReplay(t *testing.T) {
 	}
 	want := parseIncidents(t, string(out))
 
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "raw"), kfake.SeedTopics(6, "ecscorr-events"))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "raw"), kfake.SeedTopics(6, "ecscorr-events", "ecscorr-changelog"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	r := &scaleRig{bin: bin, dir: t.TempDir(), broker: c.ListenAddrs()[0]}
+	r := &scaleRig{bin: bin, dir: t.TempDir(), broker: c.ListenAddrs()[0], changelog: changelog}
 	ingest, ingestErr := r.start(t, r.config(t, "ingest", "role: ingest\nsources:\n  - type: kafka\n    brokers: ["+r.broker+"]\n    topics: [raw]\n    group: ingest\n"))
 	_ = ingest
 	var cs []*exec.Cmd
@@ -204,7 +218,8 @@ func TestScaleOutEqualsReplay(t *testing.T) {
 	}
 	cs[victim].Wait()
 	t.Logf("correlate-%d SIGKILLed after %d incident lines", victim+1, most)
-	r.correlate(t)
+	_, joined, _ := r.correlate(t)
+	errs = append(errs, joined)
 
 	produce(t, r.broker, "raw", story.raw(t, 1))
 	var tl [][]byte
@@ -223,6 +238,19 @@ func TestScaleOutEqualsReplay(t *testing.T) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	if changelog {
+		// The victim's partitions moved through the changelog: the
+		// instances that took them restored its keys.
+		restored := 0
+		for i, e := range errs {
+			if i != victim {
+				restored += strings.Count(e.String(), "partition state restored from the changelog")
+			}
+		}
+		if restored == 0 {
+			t.Errorf("no instance restored a partition from the changelog")
+		}
 	}
 	if !equalSets(incidentSet(t, got), wantSet) {
 		t.Errorf("the scale-out gives %d incidents, replay %d", len(got), len(want))
