@@ -102,21 +102,6 @@ func (c *changelogWriter) Delete(k []byte) {
 	*c.out = append(*c.out, kafkago.Message{Key: full, Headers: c.headers(0)})
 }
 
-// nsWriter writes into the Runner's commit under a namespace (no
-// changelog).
-type nsWriter struct {
-	w  pipeline.StateWriter
-	ns []byte
-}
-
-func (n nsWriter) Set(k, v []byte, ttl time.Duration) {
-	n.w.Set(append(append(make([]byte, 0, len(n.ns)+len(k)), n.ns...), k...), v, ttl)
-}
-
-func (n nsWriter) Delete(k []byte) {
-	n.w.Delete(append(append(make([]byte, 0, len(n.ns)+len(k)), n.ns...), k...))
-}
-
 func newChangelogWriter(brokers []string, topic string, t *tls.Config) *kafkago.Writer {
 	w := &kafkago.Writer{
 		Addr:         kafkago.TCP(brokers...),

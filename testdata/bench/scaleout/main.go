@@ -52,6 +52,7 @@ func main() {
 	bin := flag.String("bin", "./bin/ecscorr", "the ecscorr binary")
 	parts := flag.Int("partitions", 12, "partitions of the events topic")
 	counts := flag.String("instances", "1,2,3", "correlate instance counts to measure")
+	changelog := flag.Bool("changelog", false, "correlate instances move partition state through a changelog topic (kafka.changelog_topic)")
 	kill := flag.Bool("kill", false, "with 3 instances, SIGKILL the first halfway and start a fourth (the group notices after its 30s session timeout)")
 	flag.Parse()
 	ctx := context.Background()
@@ -154,7 +155,7 @@ func main() {
 		if err != nil || k < 1 {
 			log.Fatalf("instances: %q", f)
 		}
-		got := measure(*bin, dir, addr, k, *parts, staged, ps.Copies, *kill)
+		got := measure(*bin, dir, addr, k, *parts, staged, ps.Copies, *kill, *changelog)
 		same := len(got) == len(want)
 		for id, v := range want {
 			if got[id] != v {
@@ -239,17 +240,43 @@ func viewOf(inc pipeline.Incident) string {
 // measure runs k instances over the staged messages (with 3 and kill, the
 // first is SIGKILLed halfway and a fourth joins) and returns the incidents
 // they wrote, merged.
-func measure(bin, dir, addr string, k, parts int, staged []kafkago.Message, copies int64, kill bool) map[string]string {
+func measure(bin, dir, addr string, k, parts int, staged []kafkago.Message, copies int64, kill, changelog bool) map[string]string {
 	group := fmt.Sprintf("bench-%d", k)
 	topic := fmt.Sprintf("events-%d", k)
+	clTopic := fmt.Sprintf("changelog-%d", k)
 	conn, err := kafkago.Dial("tcp", addr)
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := conn.CreateTopics(kafkago.TopicConfig{Topic: topic, NumPartitions: parts, ReplicationFactor: 1}); err != nil {
+	tcs := []kafkago.TopicConfig{{Topic: topic, NumPartitions: parts, ReplicationFactor: 1}}
+	clLine := ""
+	if changelog {
+		tcs = append(tcs, kafkago.TopicConfig{Topic: clTopic, NumPartitions: parts, ReplicationFactor: 1,
+			ConfigEntries: []kafkago.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}})
+		clLine = "  changelog_topic: " + clTopic + "\n"
+	}
+	if err := conn.CreateTopics(tcs...); err != nil {
 		log.Fatal(err)
 	}
 	conn.Close()
+	if changelog {
+		defer func() {
+			var n int64
+			for p := range parts {
+				lc, err := kafkago.DialLeader(context.Background(), "tcp", addr, clTopic, p)
+				if err != nil {
+					log.Fatal(err)
+				}
+				last, err := lc.ReadLastOffset()
+				lc.Close()
+				if err != nil {
+					log.Fatal(err)
+				}
+				n += last
+			}
+			fmt.Printf("  changelog: %d records written (%.3f per copy)\n", n, float64(n)/float64(copies))
+		}()
+	}
 	msgs := int64(len(staged))
 	var ins []*instance
 	var files []string
@@ -260,7 +287,7 @@ kafka:
   brokers: [%s]
   events_topic: %s
   group: %s
-state_dir: %s
+%sstate_dir: %s
 http:
   listen: 127.0.0.1:%d
 idle_after: 1h
@@ -269,7 +296,7 @@ sinks:
   - type: jsonl
     path: %s
     all_routes: true
-`, addr, topic, group, filepath.Join(dir, fmt.Sprintf("%s-%d", group, i)), port, filepath.Join(dir, fmt.Sprintf("%s-%d.jsonl", group, i)))
+`, addr, topic, group, clLine, filepath.Join(dir, fmt.Sprintf("%s-%d", group, i)), port, filepath.Join(dir, fmt.Sprintf("%s-%d.jsonl", group, i)))
 		p := filepath.Join(dir, fmt.Sprintf("%s-%d.yaml", group, i))
 		if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 			log.Fatal(err)
