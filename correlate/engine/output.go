@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"cmp"
 	"container/heap"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strings"
 	"text/template"
 	"text/template/parse"
@@ -591,4 +593,26 @@ func (e *Engine) drop(rt *ruleRT, oi *openInc) {
 		delete(e.dedup, dkey)
 		e.deadDedups = append(e.deadDedups, dedupStoreKey(dkey))
 	}
+}
+
+// Open returns a copy of every incident still open, in the order they
+// opened: what a correlate instance that restored a partition's state
+// sends again, since the instance that decided them may have died with
+// them in its outbox (their ids are deterministic: sinks upsert them).
+func (e *Engine) Open() []pipeline.Incident {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ois := make([]*openInc, 0, len(e.incidents))
+	for _, oi := range e.incidents {
+		if oi.Inc.Status == pipeline.IncidentOpen {
+			ois = append(ois, oi)
+		}
+	}
+	slices.SortFunc(ois, func(a, b *openInc) int { return cmp.Compare(a.Seq, b.Seq) })
+	out := make([]pipeline.Incident, len(ois))
+	for i, oi := range ois {
+		out[i] = oi.Inc
+		out[i].Events = slices.Clone(oi.Inc.Events)
+	}
+	return out
 }

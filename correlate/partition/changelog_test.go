@@ -32,7 +32,7 @@ func storeContents(t *testing.T, st *state.Store) map[string]string {
 	return out
 }
 
-// A correlate instance commits half the demo story to the changelog and
+// A correlate instance commits three quarters of the demo story to the changelog and
 // dies in the middle of its next commit: records of an epoch with no
 // marker (one overwriting a key, one creating a key) are left behind. The
 // next owner restores exactly the committed state, ignoring the torn
@@ -61,7 +61,9 @@ func TestChangelogTornCommitIsIgnoredAndRepaired(t *testing.T) {
 			copies = append(copies, &cp)
 		}
 	}
-	half := len(copies) / 2
+	// A processes the story up to cut, committing at mid and at cut; the
+	// offsets Kafka holds are mid's.
+	cut, mid := len(copies)*3/4, len(copies)/2
 
 	one, err := engine.New(ctx, set, nil, engine.Options{Ephemeral: true, Logger: log})
 	if err != nil {
@@ -115,18 +117,31 @@ func TestChangelogTornCommitIsIgnoredAndRepaired(t *testing.T) {
 	defer stA.Close()
 	a := newRouter(stA)
 	a.Assigned(eventsTopic, 0, 0)
-	for i, ev := range copies[:half] {
+	for i, ev := range copies[:cut] {
 		cp := *ev
 		incs, err := a.Process(ctx, &cp)
 		keep(got, incs, err)
-		if i == half/2 {
+		if i == mid {
 			commit(a, stA)
 		}
 	}
+	// The watermark reaches the cut (the rest is
+	// later): what waited for it is decided, and incidents are open.
+	incs, err = a.Advance(ctx, copies[cut-1].Time)
+	keep(got, incs, err)
 	commit(a, stA)
 	committed := storeContents(t, stA)
+	var wantOpen []string
+	for _, e := range a.parts[0].engines {
+		for _, inc := range e.Open() {
+			wantOpen = append(wantOpen, inc.ID)
+		}
+	}
+	if len(wantOpen) == 0 {
+		t.Fatalf("no incident open up to the cut (%d incidents so far, %d engines)", len(got), len(a.parts[0].engines))
+	}
 	if len(committed) == 0 {
-		t.Fatal("the first half left no state")
+		t.Fatal("the story up to the cut left no state")
 	}
 	// The torn commit: one record overwrites a committed key, one makes a
 	// key, at an epoch no marker names; then the instance is gone.
@@ -134,8 +149,8 @@ func TestChangelogTornCommitIsIgnoredAndRepaired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.marker.Next != int64(half) || len(res.torn) != 0 {
-		t.Fatalf("changelog after the first half: marker %+v, %d torn keys", res.marker, len(res.torn))
+	if res.marker.Next != int64(cut) || len(res.torn) != 0 {
+		t.Fatalf("changelog up to the cut: marker %+v, %d torn keys", res.marker, len(res.torn))
 	}
 	overwritten := slices.Sorted(maps.Keys(committed))[0]
 	made := string(partitionNS(0, "global")) + "torn"
@@ -156,8 +171,8 @@ func TestChangelogTornCommitIsIgnoredAndRepaired(t *testing.T) {
 	b := newRouter(stB)
 	defer b.Close(ctx)
 	// Kafka's committed offset is at most the marker's: here the middle.
-	b.Assigned(eventsTopic, 0, int64(half/2+1))
-	for i, ev := range copies[half/2+1:] {
+	b.Assigned(eventsTopic, 0, int64(mid+1))
+	for i, ev := range copies[mid+1:] {
 		cp := *ev
 		incs, err := b.Process(ctx, &cp)
 		keep(got, incs, err)
@@ -165,13 +180,24 @@ func TestChangelogTornCommitIsIgnoredAndRepaired(t *testing.T) {
 			if restored := storeContents(t, stB); !maps.Equal(restored, committed) {
 				t.Fatalf("restored %d keys, committed %d, or other values", len(restored), len(committed))
 			}
+			// The restored open incidents are sent again: the dead
+			// instance may not have delivered them.
+			sent := map[string]bool{}
+			for _, inc := range incs {
+				sent[inc.ID] = true
+			}
+			for _, id := range wantOpen {
+				if !sent[id] {
+					t.Errorf("open incident %s not sent again after the restore", id)
+				}
+			}
 		}
 	}
 	incs, err = b.Advance(ctx, end)
 	keep(got, incs, err)
 	st := b.Stats()
-	if st.Torn != 2 || st.Rebuilt != 0 || st.Skipped != int64(half-(half/2+1)) || st.Restored != int64(len(committed)) {
-		t.Errorf("stats %+v: want 2 torn keys, none rebuilt from the events topic, the %d events below the marker skipped", st, half-(half/2+1))
+	if st.Torn != 2 || st.Rebuilt != 0 || st.Skipped != int64(cut-(mid+1)) || st.Restored != int64(len(committed)) {
+		t.Errorf("stats %+v: want 2 torn keys, none rebuilt from the events topic, the %d events below the marker skipped", st, cut-(mid+1))
 	}
 	if len(got) != len(want) || len(want) != 15 {
 		t.Fatalf("%d incidents across the move, one engine %d (the demo has 15)", len(got), len(want))

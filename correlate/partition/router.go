@@ -293,6 +293,7 @@ func (r *Router) rebuild(ctx context.Context, p int, start int64) ([]pipeline.In
 	r.parts[p] = pt
 	r.rebuilds.Add(1)
 	from := int64(0)
+	var out []pipeline.Incident
 	if r.clw != nil {
 		var err error
 		if from, err = r.restore(ctx, p, pt); err != nil {
@@ -300,9 +301,13 @@ func (r *Router) rebuild(ctx context.Context, p int, start int64) ([]pipeline.In
 		}
 		pt.floor = max(start, from)
 		pt.next, pt.marked = pt.floor, from
+		// The last owner may have died with these in its outbox.
+		for _, name := range slices.Sorted(maps.Keys(pt.engines)) {
+			out = append(out, pt.engines[name].Open()...)
+		}
 	}
 	if start <= from {
-		return nil, nil
+		return out, nil
 	}
 	evs, err := r.history(ctx, p, from, start)
 	if err != nil {
@@ -317,7 +322,6 @@ func (r *Router) rebuild(ctx context.Context, p int, start int64) ([]pipeline.In
 		}
 		return 0
 	})
-	var out []pipeline.Incident
 	seen := map[string]bool{}
 	for _, ev := range evs {
 		k := string(ev.Source) + "\x00" + ev.ID + "\x00" + ev.Family
