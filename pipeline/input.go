@@ -107,3 +107,12 @@ type Preparer interface {
 type Committed interface {
 	Committed()
 }
+
+// DoneObserver is an optional Correlator interface: the Runner tells it of
+// every event it is done with (applied, or skipped as a redelivery or as
+// too old), in the order it takes them (event time, not arrival), so that
+// a correlator that records which source offsets its state holds (the
+// scale-out's changelog) knows them exactly.
+type DoneObserver interface {
+	Done(ev *Event)
+}

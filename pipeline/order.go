@@ -53,6 +53,15 @@ func (w *Watermarks) Observe(s Source, t, now time.Time) {
 	w.lastArr[s] = now
 }
 
+// Pause moves every source's last arrival d later: the reader of the
+// arrivals was busy for d (a partition's state being restored), and
+// what arrived meanwhile is not seen yet, so no source went idle by it.
+func (w *Watermarks) Pause(d time.Duration) {
+	for s, t := range w.lastArr {
+		w.lastArr[s] = t.Add(d)
+	}
+}
+
 // Restore sets what an earlier run saw of source s: its newest event
 // time t, as if it had just arrived at now (so the source holds the
 // watermark back until it delivers or goes idle, as after any arrival).

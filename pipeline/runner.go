@@ -718,6 +718,17 @@ func (r *Runner) watermark() time.Time {
 // release applies, in event-time order, every buffered event at or before
 // wm, then advances the correlator to wm.
 func (r *Runner) release(ctx context.Context, wm time.Time, final bool) error {
+	if r.o.IdleAfter > 0 {
+		// A long stall here (a correlate instance restoring a partition)
+		// is not the sources' silence: their arrivals wait in the
+		// input's queue until it ends.
+		start := r.o.Now()
+		defer func() {
+			if d := r.o.Now().Sub(start); d > r.o.IdleAfter/4 {
+				r.wms.Pause(d)
+			}
+		}()
+	}
 	err := r.rb.Release(wm, func(ev *Event) error {
 		// Everything strictly before this event has been applied: the
 		// correlator may decide up to just before it. (Exactly what a
@@ -851,6 +862,9 @@ func (r *Runner) applyEager(ctx context.Context, ev *Event) error {
 }
 
 func (r *Runner) done(ev *Event) {
+	if d, ok := r.o.Correlator.(DoneObserver); ok {
+		d.Done(ev)
+	}
 	if pb := ev.batch; pb != nil {
 		pb.remaining--
 		ev.batch = nil

@@ -118,6 +118,8 @@ type Engine struct {
 
 	stats stats
 	chain chainState // derived hits of chained rules (chain.go)
+	// savedMeta is the meta record last written (CheckpointBatch).
+	savedMeta []byte
 }
 
 type sigHit struct {

@@ -145,7 +145,12 @@ func (e *Engine) CheckpointBatch(ctx context.Context, b pipeline.StateWriter) er
 	if err != nil {
 		return fmt.Errorf("engine: encode meta: %w", err)
 	}
-	b.Set(metaKey, v, 0)
+	// Unchanged, it is not written again: a scale-out instance sends every
+	// write to its changelog.
+	if !bytes.Equal(v, e.savedMeta) {
+		b.Set(metaKey, v, 0)
+		e.savedMeta = v
+	}
 	return nil
 }
 

@@ -24,7 +24,9 @@ import (
 // partition's state changes to the compacted changelog topic, one record
 // per engine key (a deletion is a tombstone), on the changelog partition of
 // the same number, followed by one marker record per partition naming the
-// commit epoch and the next events offset the state covers. Every record
+// commit epoch and the events offsets the state holds (every one below
+// next, and the few above it already applied: the Runner applies events in
+// event-time order, and tells the Router of each one it is done with). Every record
 // carries its epoch in a header. The write is acknowledged by all in-sync
 // replicas before the Runner commits locally and before the consumer
 // offsets are committed: the changelog is never behind the offsets.
@@ -40,9 +42,9 @@ import (
 // reads it (docs/operations.md).
 //
 // Restoring reads the changelog partition from its start to its end,
-// before the partition's first event. Events below the marker's offset are
-// already in the state and are skipped; the consumer offsets (committed
-// after the changelog) are never above it. State so restored is exactly
+// before the partition's first event. Events at the offsets the marker
+// names are already in the state and are skipped; the consumer offsets
+// (committed after the changelog) are never above its next. State so restored is exactly
 // what the last owner committed, with no event applied twice: a restore
 // decides nothing again.
 
@@ -54,7 +56,10 @@ const (
 // marker is the last record of a partition's commit.
 type marker struct {
 	Epoch uint64 `json:"epoch"`
-	Next  int64  `json:"next"` // the first events offset the state does not hold
+	Next  int64  `json:"next"` // every events offset below it is in the state
+	// Done are the offsets at or above Next in the state too: the Runner
+	// applies events in event-time order, not offset order.
+	Done []int64 `json:"done,omitempty"`
 }
 
 // partitionNS is the namespace of partition p's engine for family in the

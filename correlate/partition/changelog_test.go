@@ -121,6 +121,7 @@ func TestChangelogTornCommitIsIgnoredAndRepaired(t *testing.T) {
 		cp := *ev
 		incs, err := a.Process(ctx, &cp)
 		keep(got, incs, err)
+		a.Done(&cp) // as the Runner does
 		if i == mid {
 			commit(a, stA)
 		}
@@ -176,6 +177,7 @@ func TestChangelogTornCommitIsIgnoredAndRepaired(t *testing.T) {
 		cp := *ev
 		incs, err := b.Process(ctx, &cp)
 		keep(got, incs, err)
+		b.Done(&cp)
 		if i == 0 {
 			if restored := storeContents(t, stB); !maps.Equal(restored, committed) {
 				t.Fatalf("restored %d keys, committed %d, or other values", len(restored), len(committed))

@@ -54,11 +54,37 @@ type Router struct {
 
 type part struct {
 	engines map[string]*engine.Engine
-	floor   int64 // events below it are in the rebuilt state
-	// With a changelog: next is the first offset not yet processed, marked
-	// the one the last marker named, epoch the last epoch written.
-	next, marked int64
-	epoch        uint64
+	// The offsets whose events are in the state: every one below next,
+	// and those in done (at or above next: events are applied in event
+	// time order, not offset order). Their events are skipped when read
+	// again (a redelivery, or the first reads after a rebuild).
+	next int64
+	done map[int64]bool
+	// With a changelog: what the last marker named, and its epoch.
+	marked     int64
+	markedDone int
+	epoch      uint64
+}
+
+// holds reports whether the state holds the event at offset off.
+func (pt *part) holds(off int64) bool { return off < pt.next || pt.done[off] }
+
+// mark records that the state holds the event at offset off.
+func (pt *part) mark(off int64) {
+	switch {
+	case off < pt.next:
+	case off == pt.next:
+		pt.next++
+		for pt.done[pt.next] {
+			delete(pt.done, pt.next)
+			pt.next++
+		}
+	default:
+		if pt.done == nil {
+			pt.done = map[int64]bool{}
+		}
+		pt.done[off] = true
+	}
 }
 
 // RouterOptions configure a Router.
@@ -213,15 +239,24 @@ func (r *Router) Process(ctx context.Context, ev *pipeline.Event) ([]pipeline.In
 		}
 	}
 	pt := r.part(p)
-	if off >= 0 && off < pt.floor {
-		r.skipped.Add(1) // read before the rebuild: its effects are in it
+	if off >= 0 && pt.holds(off) {
+		r.skipped.Add(1) // its effects are in the state already
 		return out, nil
 	}
 	incs, err := r.feed(ctx, p, pt, ev)
-	if off >= 0 && err == nil {
-		pt.next = max(pt.next, off+1)
-	}
 	return append(out, incs...), err
+}
+
+// Done is the Runner's DoneObserver: the state holds the event's offset
+// from now on (applied, or skipped by the Runner).
+func (r *Router) Done(ev *pipeline.Event) {
+	topic, p, off, _, ok := kafkasrc.ParseRecordPos(ev.Pos.File)
+	if !ok || topic != r.opts.Topic {
+		return
+	}
+	if pt := r.parts[p]; pt != nil {
+		pt.mark(off)
+	}
 }
 
 func (r *Router) part(p int) *part {
@@ -289,18 +324,26 @@ func (r *Router) engine(ctx context.Context, p int, pt *part, f *Family) (*engin
 // the current watermark.
 func (r *Router) rebuild(ctx context.Context, p int, start int64) ([]pipeline.Incident, error) {
 	r.closePart(ctx, p)
-	pt := &part{engines: map[string]*engine.Engine{}, floor: start}
+	pt := &part{engines: map[string]*engine.Engine{}, next: start}
 	r.parts[p] = pt
 	r.rebuilds.Add(1)
 	from := int64(0)
 	var out []pipeline.Incident
 	if r.clw != nil {
-		var err error
-		if from, err = r.restore(ctx, p, pt); err != nil {
+		mk, err := r.restore(ctx, p, pt)
+		if err != nil {
 			return nil, fmt.Errorf("restoring partition %d of %s from %s: %w", p, r.opts.Topic, r.opts.Changelog, err)
 		}
-		pt.floor = max(start, from)
-		pt.next, pt.marked = pt.floor, from
+		from = mk.Next
+		if start < mk.Next {
+			// The consumer offsets lag the changelog (the last owner died
+			// between the two): what lies between is in the state.
+			pt.next = mk.Next
+			for _, o := range mk.Done {
+				pt.mark(o)
+			}
+		}
+		pt.marked, pt.markedDone = pt.next, len(pt.done)
 		// The last owner may have died with these in its outbox.
 		for _, name := range slices.Sorted(maps.Keys(pt.engines)) {
 			out = append(out, pt.engines[name].Open()...)
@@ -435,16 +478,21 @@ func (r *Router) CheckpointBatch(ctx context.Context, w pipeline.StateWriter) er
 				return err
 			}
 		}
-		if len(recs) == n && pt.next == pt.marked {
+		if len(recs) == n && pt.next == pt.marked && len(pt.done) == pt.markedDone {
 			continue
 		}
-		v, err := json.Marshal(marker{Epoch: epoch, Next: pt.next})
+		mk := marker{Epoch: epoch, Next: pt.next}
+		for o := range pt.done {
+			mk.Done = append(mk.Done, o)
+		}
+		slices.Sort(mk.Done)
+		v, err := json.Marshal(mk)
 		if err != nil {
 			return err
 		}
 		markers = append(markers, kafkago.Message{Key: markerKey(p), Value: v,
 			Headers: []kafkago.Header{{Key: epochHeader, Value: ep}, {Key: tickHeader, Value: []byte(strconv.Itoa(p))}}})
-		pt.epoch, pt.marked = epoch, pt.next
+		pt.epoch, pt.marked, pt.markedDone = epoch, pt.next, len(pt.done)
 	}
 	// The records first, then the markers: a marker is written only
 	// once its commit's records are.
@@ -471,14 +519,14 @@ func (r *Router) Committed() {
 
 // restore loads partition p's state from the changelog into its namespace
 // of the store, repairs the keys a commit that did not finish left, makes
-// the engines of the families it holds, and returns the first events
-// offset the state does not hold.
-func (r *Router) restore(ctx context.Context, p int, pt *part) (int64, error) {
+// the engines of the families it holds, and returns the last marker: the
+// events offsets the state holds.
+func (r *Router) restore(ctx context.Context, p int, pt *part) (marker, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.RebuildTimeout)
 	defer cancel()
 	res, err := readChangelog(ctx, r.opts.Brokers, r.opts.Changelog, p, r.opts.TLS)
 	if err != nil {
-		return 0, err
+		return marker{}, err
 	}
 	now := time.Now()
 	b := r.opts.Store.NewBatch()
@@ -498,7 +546,7 @@ func (r *Router) restore(ctx context.Context, p int, pt *part) (int64, error) {
 		}
 	}
 	if err := b.Commit(); err != nil {
-		return 0, err
+		return marker{}, err
 	}
 	pt.epoch = res.maxEp
 	if len(res.torn) > 0 {
@@ -519,25 +567,27 @@ func (r *Router) restore(ctx context.Context, p int, pt *part) (int64, error) {
 			fix = append(fix, m)
 		}
 		if err := r.clw.WriteMessages(ctx, fix...); err != nil {
-			return 0, fmt.Errorf("repairing the changelog: %w", err)
+			return marker{}, fmt.Errorf("repairing the changelog: %w", err)
 		}
-		v, _ := json.Marshal(marker{Epoch: pt.epoch, Next: res.marker.Next})
+		mk := res.marker
+		mk.Epoch = pt.epoch
+		v, _ := json.Marshal(mk)
 		if err := r.clw.WriteMessages(ctx, kafkago.Message{Key: markerKey(p), Value: v, Headers: hs}); err != nil {
-			return 0, fmt.Errorf("repairing the changelog: %w", err)
+			return marker{}, fmt.Errorf("repairing the changelog: %w", err)
 		}
 		r.torn.Add(int64(len(res.torn)))
 	}
 	for _, name := range slices.Sorted(maps.Keys(families)) {
 		if f := r.fams.Get(name); f != nil {
 			if _, err := r.engine(ctx, p, pt, f); err != nil {
-				return 0, err
+				return marker{}, err
 			}
 		}
 	}
 	r.restored.Add(int64(len(res.keys)))
 	r.log.Info("partition state restored from the changelog", "changelog", r.opts.Changelog, "partition", p,
 		"keys", len(res.keys), "records", res.records, "torn", len(res.torn), "next_offset", res.marker.Next)
-	return res.marker.Next, nil
+	return res.marker, nil
 }
 
 // Stats returns the counts so far. Safe for concurrent use.
