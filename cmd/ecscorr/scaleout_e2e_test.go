@@ -44,10 +44,10 @@ func (r *scaleRig) config(t *testing.T, name, body string) string {
 	return p
 }
 
-func (r *scaleRig) start(t *testing.T, cfg string) (*exec.Cmd, *bytes.Buffer) {
+func (r *scaleRig) start(t *testing.T, cfg string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	cmd := exec.Command(r.bin, "run", "--config", cfg)
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	cmd.Stderr, cmd.Stdout = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func (r *scaleRig) start(t *testing.T, cfg string) (*exec.Cmd, *bytes.Buffer) {
 	return cmd, &stderr
 }
 
-func (r *scaleRig) correlate(t *testing.T) (*exec.Cmd, *bytes.Buffer, string) {
+func (r *scaleRig) correlate(t *testing.T) (*exec.Cmd, *syncBuffer, string) {
 	t.Helper()
 	r.n++
 	out := filepath.Join(r.dir, fmt.Sprintf("incidents-%d.jsonl", r.n))
@@ -192,7 +192,7 @@ func scaleOutEqualsReplay(t *testing.T, changelog bool) {
 	ingest, ingestErr := r.start(t, r.config(t, "ingest", "role: ingest\nsources:\n  - type: kafka\n    brokers: ["+r.broker+"]\n    topics: [raw]\n    group: ingest\n"))
 	_ = ingest
 	var cs []*exec.Cmd
-	var errs []*bytes.Buffer
+	var errs []*syncBuffer
 	for range 3 {
 		cmd, stderr, _ := r.correlate(t)
 		cs, errs = append(cs, cmd), append(errs, stderr)
