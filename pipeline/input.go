@@ -108,6 +108,17 @@ type Committed interface {
 	Committed()
 }
 
+// StreamAdvancer is an optional Correlator interface: before each Advance
+// the Runner gives it the own watermark of every stream of a StreamedInput
+// that has given an event (the scale-out's partitions), by "input
+// name/stream name". A correlator whose state is split by stream (keys
+// never span two) advances each part no further than its stream's clock,
+// so a stream behind the others (a partition that just moved here with
+// events its last owner had not applied) is not overtaken.
+type StreamAdvancer interface {
+	StreamWatermarks(map[string]time.Time)
+}
+
 // DoneObserver is an optional Correlator interface: the Runner tells it of
 // every event it is done with (applied, or skipped as a redelivery or as
 // too old), in the order it takes them (event time, not arrival), so that

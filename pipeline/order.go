@@ -53,6 +53,16 @@ func (w *Watermarks) Observe(s Source, t, now time.Time) {
 	w.lastArr[s] = now
 }
 
+// Of returns source s's own watermark (its newest event time less its
+// lateness), or false when s has given nothing yet.
+func (w *Watermarks) Of(s Source) (time.Time, bool) {
+	t, ok := w.maxSeen[s]
+	if !ok || t.IsZero() {
+		return time.Time{}, false
+	}
+	return t.Add(-w.lateness(s)), true
+}
+
 // Pause moves every source's last arrival d later: the reader of the
 // arrivals was busy for d (a partition's state being restored), and
 // what arrived meanwhile is not seen yet, so no source went idle by it.

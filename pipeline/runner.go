@@ -751,6 +751,17 @@ func (r *Runner) release(ctx context.Context, wm time.Time, final bool) error {
 }
 
 func (r *Runner) advance(ctx context.Context, wm time.Time) error {
+	if sa, ok := r.o.Correlator.(StreamAdvancer); ok {
+		m := map[string]time.Time{}
+		for _, st := range r.ins {
+			for name, c := range st.streamClocks {
+				if t, ok := r.wms.Of(c); ok {
+					m[st.in.Name()+"/"+name] = t
+				}
+			}
+		}
+		sa.StreamWatermarks(m)
+	}
 	incs, err := r.o.Correlator.Advance(ctx, wm)
 	if err != nil {
 		return fmt.Errorf("advancing watermark to %s: %w", wm.Format(time.RFC3339Nano), err)

@@ -223,3 +223,24 @@ func viewString(v view) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// A partition's engines go no further than its own clock: the Runner's
+// per-stream watermarks, by input/topic/partition, hold back only the
+// partitions behind; other topics' streams and partitions without a clock
+// take the watermark as it is.
+func TestRouterAdvancesEachPartitionToItsClock(t *testing.T) {
+	r := &Router{opts: RouterOptions{Topic: eventsTopic}}
+	t0 := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	r.StreamWatermarks(map[string]time.Time{
+		"kafka:" + eventsTopic + "/" + eventsTopic + "/3": t0,
+		"kafka:" + eventsTopic + "/" + eventsTopic + "/4": t0.Add(2 * time.Hour),
+		"kafka:other/other/5":                             t0,
+		"kafka:" + eventsTopic + "/" + eventsTopic + "/x": t0,
+	})
+	wm := t0.Add(time.Hour)
+	for p, want := range map[int]time.Time{3: t0, 4: wm, 5: wm, 6: wm} {
+		if got := r.wmFor(p, wm); !got.Equal(want) {
+			t.Errorf("partition %d: %s, want %s", p, got, want)
+		}
+	}
+}

@@ -50,6 +50,8 @@ type Router struct {
 	events, rebuilds, rebuilt, skipped, unknownFamily atomic.Int64
 	restored, torn, changelogRecords                  atomic.Int64
 	clw                                               *kafkago.Writer
+	// partWM is each partition\'s own watermark (StreamWatermarks).
+	partWM map[int]time.Time
 }
 
 type part struct {
@@ -310,18 +312,18 @@ func (r *Router) engine(ctx context.Context, p int, pt *part, f *Family) (*engin
 	if err != nil {
 		return nil, err
 	}
-	if !r.lastWM.IsZero() {
-		if _, err := e.Advance(ctx, r.lastWM); err != nil {
-			return nil, err
-		}
-	}
+	// Not advanced here: a restored engine is where its last owner left
+	// it, and the partition's events its last owner had read but not
+	// applied come next, maybe behind this instance's watermark. The
+	// next Advance moves it, no further than the partition's own clock.
 	pt.engines[f.Name] = e
 	return e, nil
 }
 
-// rebuild replaces partition p's engines with ones fed every retained
-// event of p before offset start, in event-time order, and advanced to
-// the current watermark.
+// rebuild replaces partition p's engines: restored from the changelog
+// when there is one, then fed every retained event of p from what the
+// state holds up to offset start, in event-time order. They move on at
+// the next Advance.
 func (r *Router) rebuild(ctx context.Context, p int, start int64) ([]pipeline.Incident, error) {
 	r.closePart(ctx, p)
 	pt := &part{engines: map[string]*engine.Engine{}, next: start}
@@ -378,15 +380,8 @@ func (r *Router) rebuild(ctx context.Context, p int, start int64) ([]pipeline.In
 		}
 		out = append(out, incs...)
 	}
-	if !r.lastWM.IsZero() {
-		for _, e := range pt.engines {
-			incs, err := e.Advance(ctx, r.lastWM)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, incs...)
-		}
-	}
+	// Not advanced here either (see engine): the next Advance decides
+	// what waited, after the events read from start that belong before.
 	r.rebuilt.Add(int64(len(seen)))
 	r.log.Info("partition state rebuilt from the events topic", "topic", r.opts.Topic, "partition", p,
 		"events", len(seen), "before_offset", start, "incidents", len(out))
@@ -432,15 +427,48 @@ func (r *Router) history(ctx context.Context, p int, from, start int64) ([]*pipe
 	}
 }
 
-// Advance moves every partition engine to the watermark.
+// StreamWatermarks is the Runner's StreamAdvancer: each partition's own
+// watermark, by "input/topic/partition".
+func (r *Router) StreamWatermarks(m map[string]time.Time) {
+	if r.partWM == nil {
+		r.partWM = map[int]time.Time{}
+	}
+	clear(r.partWM)
+	for k, t := range m {
+		i := strings.LastIndexByte(k, '/')
+		if i < 0 {
+			continue
+		}
+		p, err := strconv.Atoi(k[i+1:])
+		if err != nil || !strings.HasSuffix(k[:i], "/"+r.opts.Topic) && k[:i] != r.opts.Topic {
+			continue
+		}
+		r.partWM[p] = t
+	}
+}
+
+// wmFor is how far partition p's engines may go at the watermark wm: no
+// further than p's own clock. Keys never span partitions, so a partition
+// behind the others (just moved here, with events its last owner had not
+// applied) only holds back itself.
+func (r *Router) wmFor(p int, wm time.Time) time.Time {
+	if t, ok := r.partWM[p]; ok && t.Before(wm) {
+		return t
+	}
+	return wm
+}
+
+// Advance moves every partition engine to the watermark, or to its
+// partition's own clock where that is behind.
 func (r *Router) Advance(ctx context.Context, wm time.Time) ([]pipeline.Incident, error) {
 	r.lastWM = wm
 	r.dropRevoked(ctx)
 	var out []pipeline.Incident
 	for _, p := range slices.Sorted(maps.Keys(r.parts)) {
 		pt := r.parts[p]
+		pw := r.wmFor(p, wm)
 		for _, name := range slices.Sorted(maps.Keys(pt.engines)) {
-			incs, err := pt.engines[name].Advance(ctx, wm)
+			incs, err := pt.engines[name].Advance(ctx, pw)
 			if err != nil {
 				return nil, err
 			}
