@@ -202,9 +202,12 @@ type Runner struct {
 	// eager is the correlator's eager side when RunnerOptions.Eager is
 	// set; urgent is set when an eager pass changed an incident not yet
 	// committed.
-	eager  EagerCorrelator
-	urgent bool
-	swaps  chan swapReq
+	eager EagerCorrelator
+	// The correlator's optional interfaces, asserted once.
+	doneObs   DoneObserver
+	streamAdv StreamAdvancer
+	urgent    bool
+	swaps     chan swapReq
 	// savedNewest is the last committed encoding of the newest event time
 	// per source (written again only when it changed).
 	savedNewest string
@@ -293,6 +296,8 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 	if keep {
 		r.final = map[string]Incident{}
 	}
+	r.doneObs, _ = o.Correlator.(DoneObserver)
+	r.streamAdv, _ = o.Correlator.(StreamAdvancer)
 	r.seen.max = o.MaxApplied
 	r.res = o.Resolver
 	if r.res == nil {
@@ -751,7 +756,7 @@ func (r *Runner) release(ctx context.Context, wm time.Time, final bool) error {
 }
 
 func (r *Runner) advance(ctx context.Context, wm time.Time) error {
-	if sa, ok := r.o.Correlator.(StreamAdvancer); ok {
+	if sa := r.streamAdv; sa != nil {
 		m := map[string]time.Time{}
 		for _, st := range r.ins {
 			for name, c := range st.streamClocks {
@@ -873,8 +878,8 @@ func (r *Runner) applyEager(ctx context.Context, ev *Event) error {
 }
 
 func (r *Runner) done(ev *Event) {
-	if d, ok := r.o.Correlator.(DoneObserver); ok {
-		d.Done(ev)
+	if r.doneObs != nil {
+		r.doneObs.Done(ev)
 	}
 	if pb := ev.batch; pb != nil {
 		pb.remaining--
@@ -1133,6 +1138,8 @@ func (r *Runner) swap(ctx context.Context, req swapReq) error {
 	r.o.Correlator = c
 	r.preparer.Store(&c)
 	r.horizon = c.Horizon()
+	r.doneObs, _ = c.(DoneObserver)
+	r.streamAdv, _ = c.(StreamAdvancer)
 	r.eager = nil
 	if r.o.Eager {
 		r.eager, _ = c.(EagerCorrelator)

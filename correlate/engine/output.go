@@ -462,10 +462,14 @@ func (e *Engine) setExpire(rt *ruleRT, oi *openInc) {
 // closable after its last hit.
 const resolveHorizon = 7 * 24 * time.Hour
 
-func (e *Engine) emit(oi *openInc) {
+func (e *Engine) emit(oi *openInc) { e.out = append(e.out, oi.copyInc()) }
+
+// copyInc is the incident as handed out: its evidence list is the
+// caller's, as the engine keeps appending to its own.
+func (oi *openInc) copyInc() pipeline.Incident {
 	inc := oi.Inc
 	inc.Events = append([]pipeline.EventRef(nil), oi.Inc.Events...)
-	e.out = append(e.out, inc)
+	return inc
 }
 
 func (e *Engine) markInc(oi *openInc) {
@@ -611,8 +615,7 @@ func (e *Engine) Open() []pipeline.Incident {
 	slices.SortFunc(ois, func(a, b *openInc) int { return cmp.Compare(a.Seq, b.Seq) })
 	out := make([]pipeline.Incident, len(ois))
 	for i, oi := range ois {
-		out[i] = oi.Inc
-		out[i].Events = slices.Clone(oi.Inc.Events)
+		out[i] = oi.copyInc()
 	}
 	return out
 }

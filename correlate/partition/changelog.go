@@ -134,7 +134,6 @@ type version struct {
 // restored is what a changelog partition holds.
 type restored struct {
 	marker  marker
-	found   bool               // a marker was read
 	keys    map[string]version // every key at its version as of the marker
 	torn    []string           // keys whose latest record is newer than the marker
 	records int
@@ -168,6 +167,8 @@ func readChangelog(ctx context.Context, brokers []string, topic string, p int, t
 	// cur is each key's latest record; prev its latest of an older epoch
 	// (what a torn cur falls back to).
 	cur, prev := map[string]version{}, map[string]version{}
+	mkKey := markerKey(p)
+	keys := mkKey[:len(mkKey)-1] // the partition's keys: P, partition, 0x00
 	for {
 		m, err := rd.FetchMessage(ctx)
 		if err != nil {
@@ -184,13 +185,13 @@ func readChangelog(ctx context.Context, brokers []string, topic string, p int, t
 			}
 		}
 		res.maxEp = max(res.maxEp, v.epoch)
-		if bytes.Equal(m.Key, markerKey(p)) {
+		if bytes.Equal(m.Key, mkKey) {
 			var mk marker
 			if err := json.Unmarshal(m.Value, &mk); err != nil {
 				return nil, fmt.Errorf("changelog %s partition %d offset %d: marker: %w", topic, p, m.Offset, err)
 			}
-			res.marker, res.found = mk, true
-		} else if bytes.HasPrefix(m.Key, markerKey(p)[:len(markerKey(p))-1]) {
+			res.marker = mk
+		} else if bytes.HasPrefix(m.Key, keys) {
 			if m.Value != nil {
 				v.val = m.Value
 			}

@@ -50,7 +50,7 @@ type Router struct {
 	events, rebuilds, rebuilt, skipped, unknownFamily atomic.Int64
 	restored, torn, changelogRecords                  atomic.Int64
 	clw                                               *kafkago.Writer
-	// partWM is each partition\'s own watermark (StreamWatermarks).
+	// partWM is each partition's own watermark (StreamWatermarks).
 	partWM map[int]time.Time
 }
 
@@ -168,7 +168,7 @@ func (r *Router) Assigned(topic string, p int, start int64) {
 
 // Revoked is the kafka input's OnRevoke: partition p went to another
 // instance. Its engines are dropped, and its events still on their way
-// here are skipped: the new owner rebuilds from the topic, and a stale
+// here are skipped: the new owner restores or rebuilds its state, and a stale
 // engine here could decide differently (an absence it never saw end).
 // Safe for concurrent use.
 func (r *Router) Revoked(topic string, p int) {

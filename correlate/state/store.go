@@ -259,9 +259,6 @@ func (s *Store) Sub(ns []byte) *Store {
 		ns: append(append([]byte(nil), s.ns...), ns...)}
 }
 
-// Namespace is the key prefix of s (nil for the root).
-func (s *Store) Namespace() []byte { return s.ns }
-
 func (s *Store) key(k []byte) []byte {
 	if len(s.ns) == 0 {
 		return k
