@@ -82,7 +82,9 @@ type Event struct {
 	// Sample marks GuardDuty sample findings (service.additionalInfo.sample).
 	Sample bool
 	// Raw is the source record as JSON, exactly as read (after unwrapping
-	// envelopes such as EventBridge or CloudWatch Logs).
+	// envelopes such as EventBridge or CloudWatch Logs). It is the event's
+	// own (never a reader's buffer) and never changes once the event is
+	// handed on, so that whoever keeps the event's record shares it.
 	Raw json.RawMessage
 	// Containers lists further container runtime ids that belong to
 	// Entity.TaskARN (the containers of an ECS Task State Change); the

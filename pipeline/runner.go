@@ -219,6 +219,9 @@ type Runner struct {
 	// left in the outbox); nil when nothing reads it (a live run would
 	// otherwise keep every incident forever).
 	final map[string]Incident
+	// sorted is Final's answer, until final changes (a run's end reads it
+	// twice: SinkFinal sinks and the caller).
+	sorted []Incident
 	// drainers deliver the outbox to stream sinks (by sink index).
 	drainers map[int]*drainer
 	outSeq   uint64       // last outbox sequence number
@@ -642,6 +645,7 @@ func (r *Runner) load(ctx context.Context) error {
 			}
 			if r.final != nil && (r.o.Report == nil || r.o.Report(inc)) {
 				r.final[inc.ID] = inc
+				r.sorted = nil
 			}
 			return nil
 		})
@@ -895,6 +899,7 @@ func (r *Runner) collect(incs []Incident) {
 		r.changes[inc.ID] = inc
 		if r.final != nil {
 			r.final[inc.ID] = inc
+			r.sorted = nil
 		}
 	}
 }
@@ -1153,10 +1158,14 @@ func (r *Runner) swap(ctx context.Context, req swapReq) error {
 // SortIncidents. It needs RunnerOptions.KeepFinal or a SinkFinal sink;
 // otherwise it returns none.
 func (r *Runner) Final() []Incident {
+	if r.sorted != nil {
+		return slices.Clone(r.sorted) // the caller's to change
+	}
 	all := make([]Incident, 0, len(r.final))
 	for _, inc := range r.final {
 		all = append(all, inc)
 	}
 	SortIncidents(all)
-	return all
+	r.sorted = all
+	return slices.Clone(all)
 }

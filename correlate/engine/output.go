@@ -33,13 +33,10 @@ type evRec struct {
 }
 
 func newEvRec(ev *pipeline.Event, signal string, fields map[string]any) *evRec {
-	var raw json.RawMessage
-	if len(ev.Raw) > 0 {
-		// Sources may reuse their buffers: keep a copy.
-		raw = append(json.RawMessage(nil), ev.Raw...)
-	}
+	// An event's Raw is its own and never changes (pipeline.Event): shared,
+	// not copied.
 	return &evRec{Signal: signal, ID: ev.ID, Source: ev.Source, Type: ev.Type, Time: ev.Time.UTC(),
-		Severity: ev.Severity, Entity: ev.Entity, Raw: raw, Fields: fields}
+		Severity: ev.Severity, Entity: ev.Entity, Raw: ev.Raw, Fields: fields}
 }
 
 func (r *evRec) ref(step string) pipeline.EventRef {

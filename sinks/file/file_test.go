@@ -3,6 +3,7 @@ package file
 import (
 	"bytes"
 	"context"
+	std "encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,5 +94,37 @@ func TestRecordIsTheJSONLLine(t *testing.T) {
 	}
 	if rec, _ := Record(&incs[1]); !bytes.Contains(rec, []byte(`"title":"Risky <task> definition"`)) {
 		t.Fatalf("record %s", rec)
+	}
+}
+
+// The JSONL line is encoding/json's encoding of the incident, byte for
+// byte, on the values that encoders tell apart: invalid UTF-8, U+2028,
+// HTML characters, control bytes, float formats, map key order, raw JSON.
+func TestJSONLIsEncodingJSON(t *testing.T) {
+	cases := append([]pipeline.Incident(nil), incs...)
+	odd := incs[0]
+	odd.ID = "odd"
+	odd.Title = "bad \xff utf8 \u2028 \u2029 <&> \x01 \t é 😀 \"q\" \\"
+	odd.Tags = []string{"attack.t1078", "<tag>"}
+	odd.Fields = map[string]any{
+		"f1": 1e21, "f2": 1e-7, "f3": 123456789.125, "f4": float64(1 << 60), "f5": float32(0.1), "f6": 12345678901234567890.0,
+		"i": int64(-5), "u": uint8(3), "n": nil, "e": []any{}, "em": map[string]any{},
+		"m":   map[string]any{"z": true, "a\xff": []string{"x"}, "B": 1},
+		"raw": std.RawMessage(`{"b":1, "a":[ 2 ]}`),
+	}
+	cases = append(cases, odd)
+	var got, want bytes.Buffer
+	if err := WriteJSONL(&got, cases); err != nil {
+		t.Fatal(err)
+	}
+	enc := std.NewEncoder(&want)
+	enc.SetEscapeHTML(false)
+	for i := range cases {
+		if err := enc.Encode(&cases[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got.String() != want.String() {
+		t.Fatalf("WriteJSONL:\n%s\nencoding/json:\n%s", got.String(), want.String())
 	}
 }
