@@ -278,8 +278,8 @@ func (e *Engine) fire(h *hit) *openInc {
 	if len(h.evidence) > 0 {
 		first = h.evidence[0].ID
 	}
+	id := incidentID(r.ID, dk, first)
 	if oi == nil {
-		id := incidentID(r.ID, dk, first)
 		if cur := e.incidents[id]; cur != nil && cur.Inc.Status == pipeline.IncidentOpen {
 			oi = cur // the same first event fired again: same incident
 		}
@@ -315,7 +315,7 @@ func (e *Engine) fire(h *hit) *openInc {
 		sev = e.severity(rt, getEnv())
 	}
 	inc := pipeline.Incident{
-		ID:        incidentID(r.ID, dk, first),
+		ID:        id,
 		Rule:      r.ID,
 		Severity:  sev,
 		Tags:      nonNil(r.Tags),
