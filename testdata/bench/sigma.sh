@@ -11,6 +11,9 @@ wall() { # wall seconds and peak RSS (KiB) of a command, its output dropped
 	/usr/bin/time -f '%e %M' -o /tmp/ecscorr-bench-time "$@" >/dev/null 2>&1
 	cat /tmp/ecscorr-bench-time
 }
+# The floor runs first: read the files once so that it does not pay a cold
+# page cache the replays after it do not (that made it look 30 % slower).
+find "$dir" -name '*.json.gz' -exec cat {} + >/dev/null
 read -r floor_s floor_kib < <(wall "$bin/floor" -workers 2 "$dir")
 read -r pack_s pack_kib < <(wall "$bin/ecscorr" replay --quiet --out /dev/null "$dir")
 read -r sigma_s sigma_kib < <(wall "$bin/ecscorr" replay --quiet --rules builtin --rules "$rules" --out /dev/null "$dir")
