@@ -294,8 +294,11 @@ func (in *Input) Open(_ context.Context, pos []byte) error {
 		return fmt.Errorf("kafka %s: %w", in.o.Name, err)
 	}
 	in.cg = cg
+	// Under the lock: Streams and Stats may be asked while Open runs.
+	in.mu.Lock()
 	in.next, in.acked = stored, maps.Clone(stored)
 	in.committed, in.own, in.start = map[tp]int64{}, map[tp]uint64{}, map[tp]int64{}
+	in.mu.Unlock()
 	in.msgs = make(chan message, in.o.MaxBatch)
 	in.commitC, in.rewindC = make(chan struct{}, 1), make(chan struct{}, 1)
 	in.done = make(chan struct{})
