@@ -106,7 +106,8 @@ type Engine struct {
 	// event type (see project.go).
 	sigProj    []projection
 	ruleProj   []projection
-	projCache  sync.Map // string → projection
+	projCache  sync.Map  // string → projection
+	scratch    sync.Pool // *pipeline.ProjScratch, for prepareLean
 	projCached atomic.Int64
 	prep       *prepared // the current event's, when it was prepared
 	hits       []sigHit
@@ -411,12 +412,15 @@ func (e *Engine) evalSignals(sigs []*rule.Signal) {
 		case e.phase == phaseEager && n == 0, e.phase == phaseRest && n == len(e.sigRoles[sig.Index]):
 			continue // no rule of this pass uses it
 		}
-		if sig.NeedsRaw && !e.rawProj {
+		// A matcher Prepare judged needs no record here (prepareLean kept
+		// none); its fields, on a hit, do.
+		judged := sig.Match != nil && e.prep != nil && e.prep.judged(sig)
+		if sig.NeedsRaw && !e.rawProj && !judged {
 			e.ensureRaw()
 		}
 		e.env.Fields = nil
 		if sig.Match != nil {
-			if e.prep != nil && e.prep.judged(sig) {
+			if judged {
 				if !e.prep.matched(sig) {
 					continue
 				}
@@ -436,6 +440,9 @@ func (e *Engine) evalSignals(sigs []*rule.Signal) {
 		}
 		var fields map[string]any
 		if len(sig.Fields) > 0 {
+			if sig.NeedsRaw && !e.rawProj {
+				e.ensureRaw()
+			}
 			fields = make(map[string]any, len(sig.Fields))
 			e.env.Fields = fields
 			for _, f := range sig.Fields {

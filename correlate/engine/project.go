@@ -27,6 +27,11 @@ type projection struct {
 	// onto keys and paths (unions only).
 	paths [][]string
 	pp    *pipeline.PathProjection
+	// lean: every signal in the union is a Go matcher without fields and
+	// no rule it feeds reads raw per event, so the projection only serves
+	// the matchers' verdicts: Prepare takes them on a borrowed projection
+	// and keeps none (whatever reads the record later decodes it).
+	lean bool
 }
 
 type rawVisitor struct {
@@ -137,12 +142,20 @@ func (e *Engine) eventProjection(src pipeline.Source, typ string, groups ...[]*r
 		return p.(projection)
 	}
 	seen := map[string]bool{}
-	var p projection
+	p := projection{lean: true}
 	var paths [][]string // every part's: nested where known, else whole keys
 	for _, sigs := range groups {
 		for _, sig := range sigs {
 			if !sig.NeedsRaw || len(e.sigRoles[sig.Index]) == 0 {
 				continue
+			}
+			if sig.Match == nil || len(sig.Fields) > 0 {
+				p.lean = false
+			}
+			for _, rr := range e.sigRoles[sig.Index] {
+				if rp := e.ruleProj[rr.rule]; rp.full || len(rp.keys) > 0 {
+					p.lean = false
+				}
 			}
 			add := func(sp projection) {
 				if sp.full {
@@ -165,7 +178,9 @@ func (e *Engine) eventProjection(src pipeline.Source, typ string, groups ...[]*r
 			}
 		}
 	}
-	if !p.full {
+	if p.full {
+		p.lean = false
+	} else {
 		for k := range seen {
 			p.keys = append(p.keys, k)
 		}
