@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -18,7 +19,9 @@ import (
 // packAndSigma is the built-in pack with the 57 SigmaHQ CloudTrail rules,
 // plus a rule whose signal reads raw through an expression the projection
 // cannot serve (raw[...]), so that events are decoded whole.
-func packAndSigma(t *testing.T) *rule.Set {
+// packAndSigma is the built-in pack and the 57 SigmaHQ rules, with (whole)
+// a signal on every CloudTrail event type that decodes the whole record.
+func packAndSigma(t *testing.T, whole bool) *rule.Set {
 	t.Helper()
 	var srcs []rule.NamedSource
 	err := fs.WalkDir(rules.Builtin, ".", func(p string, d fs.DirEntry, err error) error {
@@ -40,7 +43,8 @@ func packAndSigma(t *testing.T) *rule.Set {
 		}
 		srcs = append(srcs, rule.NamedSource{Name: filepath.Base(f), Data: b})
 	}
-	srcs = append(srcs, rule.NamedSource{Name: "whole.yaml", Data: []byte(`apiVersion: ecscorr/v1
+	if whole {
+		srcs = append(srcs, rule.NamedSource{Name: "whole.yaml", Data: []byte(`apiVersion: ecscorr/v1
 kind: RuleFile
 signals:
   - name: deletes_by_terraform
@@ -54,6 +58,7 @@ rules:
     detect:
       match: {signal: deletes_by_terraform}
 `)})
+	}
 	set, ds := rule.Load(srcs, rule.LoadOptions{})
 	if set == nil || ds.HasErrors() {
 		t.Fatal(ds)
@@ -62,9 +67,17 @@ rules:
 }
 
 // Process gives the same incidents whether an event was prepared, not
-// prepared, or prepared by another engine (one since swapped out).
+// prepared, or prepared by another engine (one since swapped out): with a
+// signal that decodes every record whole, and without it, where Sigma-only
+// events are prepared lean (prepareLean).
 func TestPrepareGivesTheSameIncidents(t *testing.T) {
-	set := packAndSigma(t)
+	for _, whole := range []bool{true, false} {
+		t.Run(fmt.Sprintf("whole=%v", whole), func(t *testing.T) { testPrepareSame(t, whole) })
+	}
+}
+
+func testPrepareSame(t *testing.T, whole bool) {
+	set := packAndSigma(t, whole)
 	evs := invictusEvents(t)
 	ctx := context.Background()
 	newEngine := func() *Engine {
@@ -75,10 +88,11 @@ func TestPrepareGivesTheSameIncidents(t *testing.T) {
 		return e
 	}
 	other := newEngine()
+	lean := 0 // events prepareLean judged, keeping no projection
 	run := func(mode string) ([]pipeline.Incident, int) {
 		e := newEngine()
 		var out []pipeline.Incident
-		prepared := 0
+		nPrepared := 0
 		for _, orig := range evs {
 			ev := *orig
 			switch mode {
@@ -88,7 +102,10 @@ func TestPrepareGivesTheSameIncidents(t *testing.T) {
 				other.Prepare(&ev)
 			}
 			if ev.Prepared != nil {
-				prepared++
+				nPrepared++
+				if p := ev.Prepared.(*prepared); mode == "prepared" && p.proj == nil && !p.wholeDone && p.judgedSet != nil {
+					lean++
+				}
 			}
 			incs, err := e.Process(ctx, &ev)
 			if err != nil {
@@ -103,7 +120,7 @@ func TestPrepareGivesTheSameIncidents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return append(out, incs...), prepared
+		return append(out, incs...), nPrepared
 	}
 	plain, n := run("plain")
 	if n != 0 {
@@ -115,11 +132,14 @@ func TestPrepareGivesTheSameIncidents(t *testing.T) {
 	for _, inc := range plain {
 		rulesHit[inc.Rule]++
 	}
-	if rulesHit["deletes-by-terraform"] == 0 || len(rulesHit) < 10 {
-		t.Fatalf("incidents by rule %v: the test needs Sigma hits and whole decodes", rulesHit)
+	if (rulesHit["deletes-by-terraform"] == 0) == whole || len(rulesHit) < 10 {
+		t.Fatalf("incidents by rule %v: the test needs Sigma hits (and whole decodes with whole)", rulesHit)
 	}
 	for _, mode := range []string{"prepared", "stale"} {
 		got, n := run(mode)
+		if mode == "prepared" && (lean == 0) != whole {
+			t.Errorf("%d events prepared lean: want none with a whole-record signal on every type, some without", lean)
+		}
 		if n < 2000 {
 			t.Errorf("%s: %d of %d events prepared", mode, n, len(evs))
 		}
