@@ -3,6 +3,7 @@ package sigma
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 	"slices"
 	"sort"
 	"strings"
@@ -298,10 +299,13 @@ type Raw struct {
 	members []pipeline.Member
 	known   uint64 // bit i: members[i] (bit 63: the whole record) checked
 	ok      uint64 // bit i: ... and screenable
-	// hashes[i] is keyHash of members[i]'s key (escaped: escapedHash),
-	// when hashed; a needle compares only the keys whose hash it holds.
-	hashes [wholeBit]uint8
-	hashed bool
+	// buckets[h] has bit i set when keyHash of members[i]'s key is h
+	// (escaped: escapedHash), and present bit h when some member hashes
+	// to h, once hashed: a needle visits only the members in its keys'
+	// buckets instead of testing every member.
+	buckets [64]uint64
+	present uint64
+	hashed  bool
 }
 
 // keyHash buckets keys for a quick reject (bucket escapedHash is kept for
@@ -317,7 +321,9 @@ const escapedHash = 0
 
 // Reset makes r read rec.
 func (r *Raw) Reset(rec pipeline.RawRecord) {
-	*r = Raw{data: rec.Data, members: rec.Members}
+	// Field by field: buckets is rebuilt when hashed, not cleared here.
+	r.data, r.members = rec.Data, rec.Members
+	r.known, r.ok, r.present, r.hashed = 0, 0, 0, false
 }
 
 // wholeBit is the bit of the whole record in known and ok; members past
@@ -350,28 +356,47 @@ func (r *Raw) holds(n *needle) bool {
 		return !r.screenable(-1, r.data) || n.in(r.data)
 	}
 	if !r.hashed && len(r.members) <= wholeBit {
+		for h := range r.buckets {
+			r.buckets[h] = 0
+		}
 		for i := range r.members {
-			if r.members[i].Escaped {
-				r.hashes[i] = escapedHash
-			} else {
-				r.hashes[i] = keyHash(r.members[i].Key)
+			h := uint8(escapedHash)
+			if !r.members[i].Escaped {
+				h = keyHash(r.members[i].Key)
 			}
+			r.buckets[h] |= 1 << i
+			r.present |= 1 << h
 		}
 		r.hashed = true
 	}
-	for i := range r.members {
-		m := &r.members[i]
-		if r.hashed && n.keyHashes&(1<<r.hashes[i]) == 0 {
-			continue
+	if !r.hashed {
+		for i := range r.members {
+			if r.holdsAt(n, i) {
+				return true
+			}
 		}
-		if !m.Escaped && !slices.Contains(n.keys, string(m.Key)) {
-			continue
-		}
-		if !r.screenable(i, m.Value) || n.in(m.Value) {
+		return false
+	}
+	var at uint64 // the members whose key hashes as one of n's keys
+	for hs := n.keyHashes & r.present; hs != 0; hs &= hs - 1 {
+		at |= r.buckets[bits.TrailingZeros64(hs)]
+	}
+	for ; at != 0; at &= at - 1 {
+		if r.holdsAt(n, bits.TrailingZeros64(at)) {
 			return true
 		}
 	}
 	return false
+}
+
+// holdsAt reports whether member i may hold n's literal: its key is one of
+// n's (or escaped) and its value holds the literal or cannot be screened.
+func (r *Raw) holdsAt(n *needle, i int) bool {
+	m := &r.members[i]
+	if !m.Escaped && !slices.Contains(n.keys, string(m.Key)) {
+		return false
+	}
+	return !r.screenable(i, m.Value) || n.in(m.Value)
 }
 
 // HasScreen reports whether the detection has a screen: literals every
