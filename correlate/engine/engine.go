@@ -107,7 +107,7 @@ type Engine struct {
 	sigProj    []projection
 	ruleProj   []projection
 	projCache  sync.Map  // string → projection
-	scratch    sync.Pool // *pipeline.ProjScratch, for prepareLean
+	scratch    sync.Pool // *pipeline.ProjScratch, for lean Prepare
 	projCached atomic.Int64
 	prep       *prepared // the current event's, when it was prepared
 	hits       []sigHit
@@ -412,7 +412,7 @@ func (e *Engine) evalSignals(sigs []*rule.Signal) {
 		case e.phase == phaseEager && n == 0, e.phase == phaseRest && n == len(e.sigRoles[sig.Index]):
 			continue // no rule of this pass uses it
 		}
-		// A matcher Prepare judged needs no record here (prepareLean kept
+		// A matcher Prepare judged needs no record here (a lean Prepare kept
 		// none); its fields, on a hit, do.
 		judged := sig.Match != nil && e.prep != nil && e.prep.judged(sig)
 		if sig.NeedsRaw && !e.rawProj && !judged {

@@ -44,18 +44,29 @@ func (e *Engine) Prepare(ev *pipeline.Event) {
 		return
 	}
 	p := &prepared{e: e}
-	if e.prepareLean(ev, p, byType, anyType) {
-		ev.Prepared = p
-		return
+	// A lean projection (projection.lean) serves only the matchers'
+	// verdicts: they are taken on a borrowed one and nothing is decoded
+	// to keep, most of Prepare's cost for a Sigma hit.
+	var raw map[string]any
+	lean := false
+	if proj := e.eventProjection(ev.Source, ev.Type, byType, anyType); proj.lean && proj.pp != nil && len(proj.keys) > 0 {
+		sc, _ := e.scratch.Get().(*pipeline.ProjScratch)
+		if sc == nil {
+			sc = new(pipeline.ProjScratch)
+		}
+		defer e.scratch.Put(sc)
+		raw, lean = proj.pp.ProjectBorrowed(ev.Raw, sc)
 	}
-	p.proj, p.rawProj = e.project(ev, byType, anyType)
-	raw := p.proj
+	if !lean {
+		p.proj, p.rawProj = e.project(ev, byType, anyType)
+		raw = p.proj
+	}
 	for _, g := range [][]*rule.Signal{byType, anyType} {
 		for _, sig := range g {
 			if len(e.sigRoles[sig.Index]) == 0 {
 				continue
 			}
-			if sig.NeedsRaw && !p.rawProj && !p.wholeDone {
+			if sig.NeedsRaw && !lean && !p.rawProj && !p.wholeDone {
 				p.whole, p.wholeDone = decodeRaw(ev.Raw), true
 				raw = p.whole
 			}
@@ -74,40 +85,4 @@ func (e *Engine) Prepare(ev *pipeline.Event) {
 		}
 	}
 	ev.Prepared = p
-}
-
-// prepareLean judges the candidate matchers of ev on a borrowed projection
-// when the event's projection is lean (see projection.lean): nothing is
-// decoded to keep, which is most of Prepare's cost for a Sigma hit. False
-// when the projection is not lean or the record does not project (the
-// caller then prepares as usual).
-func (e *Engine) prepareLean(ev *pipeline.Event, p *prepared, groups ...[]*rule.Signal) bool {
-	proj := e.eventProjection(ev.Source, ev.Type, groups...)
-	if !proj.lean || proj.pp == nil || len(proj.keys) == 0 {
-		return false
-	}
-	sc, _ := e.scratch.Get().(*pipeline.ProjScratch)
-	if sc == nil {
-		sc = new(pipeline.ProjScratch)
-	}
-	defer e.scratch.Put(sc)
-	raw, ok := proj.pp.ProjectBorrowed(ev.Raw, sc)
-	if !ok {
-		return false
-	}
-	n := (len(e.sigRoles) + 63) / 64
-	p.judgedSet, p.matchSet = make([]uint64, n), make([]uint64, n)
-	for _, g := range groups {
-		for _, sig := range g {
-			if !sig.NeedsRaw || len(e.sigRoles[sig.Index]) == 0 || sig.Match == nil {
-				continue
-			}
-			i := sig.Index
-			p.judgedSet[i/64] |= 1 << (i % 64)
-			if sig.Match(raw) {
-				p.matchSet[i/64] |= 1 << (i % 64)
-			}
-		}
-	}
-	return true
 }

@@ -69,7 +69,7 @@ rules:
 // Process gives the same incidents whether an event was prepared, not
 // prepared, or prepared by another engine (one since swapped out): with a
 // signal that decodes every record whole, and without it, where Sigma-only
-// events are prepared lean (prepareLean).
+// events are prepared lean (projection.lean).
 func TestPrepareGivesTheSameIncidents(t *testing.T) {
 	for _, whole := range []bool{true, false} {
 		t.Run(fmt.Sprintf("whole=%v", whole), func(t *testing.T) { testPrepareSame(t, whole) })
@@ -88,7 +88,7 @@ func testPrepareSame(t *testing.T, whole bool) {
 		return e
 	}
 	other := newEngine()
-	lean := 0 // events prepareLean judged, keeping no projection
+	lean := 0 // events prepared lean: judged, no projection kept
 	run := func(mode string) ([]pipeline.Incident, int) {
 		e := newEngine()
 		var out []pipeline.Incident
