@@ -365,11 +365,15 @@ func (e *Engine) projectRaw(ev *pipeline.Event, groups ...[]*rule.Signal) {
 // record must be decoded whole, or has nothing to decode. Safe for
 // concurrent use (Prepare calls it).
 func (e *Engine) project(ev *pipeline.Event, groups ...[]*rule.Signal) (map[string]any, bool) {
-	p := e.eventProjection(ev.Source, ev.Type, groups...)
-	if p.full || len(p.keys) == 0 || len(ev.Raw) == 0 {
+	return e.eventProjection(ev.Source, ev.Type, groups...).project(ev.Raw)
+}
+
+// project decodes p of raw (see Engine.project).
+func (p projection) project(raw []byte) (map[string]any, bool) {
+	if p.full || len(p.keys) == 0 || len(raw) == 0 {
 		return nil, false
 	}
-	return p.pp.Project(ev.Raw)
+	return p.pp.Project(raw)
 }
 
 // ensureRaw decodes the current event's whole raw record once.

@@ -49,7 +49,8 @@ func (e *Engine) Prepare(ev *pipeline.Event) {
 	// to keep, most of Prepare's cost for a Sigma hit.
 	var raw map[string]any
 	lean := false
-	if proj := e.eventProjection(ev.Source, ev.Type, byType, anyType); proj.lean && proj.pp != nil && len(proj.keys) > 0 {
+	proj := e.eventProjection(ev.Source, ev.Type, byType, anyType)
+	if proj.lean && proj.pp != nil && len(proj.keys) > 0 {
 		sc, _ := e.scratch.Get().(*pipeline.ProjScratch)
 		if sc == nil {
 			sc = new(pipeline.ProjScratch)
@@ -58,7 +59,7 @@ func (e *Engine) Prepare(ev *pipeline.Event) {
 		raw, lean = proj.pp.ProjectBorrowed(ev.Raw, sc)
 	}
 	if !lean {
-		p.proj, p.rawProj = e.project(ev, byType, anyType)
+		p.proj, p.rawProj = proj.project(ev.Raw)
 		raw = p.proj
 	}
 	for _, g := range [][]*rule.Signal{byType, anyType} {
