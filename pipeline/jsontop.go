@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"strconv"
 )
 
@@ -80,23 +81,30 @@ func skipWS(d []byte, i int) int {
 // and whether it holds escapes; -1 if unterminated.
 func scanString(d []byte, i int) (int, bool) {
 	esc := false
-	for j := i + 1; j < len(d); j++ {
-		// Plain content 8 bytes at a time (strings are most of a record).
-		for j+8 <= len(d) && !hasQuoteOrBackslash(binary.LittleEndian.Uint64(d[j:])) {
+	j := i + 1
+	for {
+		// Plain content 8 bytes at a time (strings are most of a record),
+		// jumping straight to the first quote or backslash in the word.
+		for j+8 <= len(d) {
+			m := quoteOrBackslash(binary.LittleEndian.Uint64(d[j:]))
+			if m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			j += 8
 		}
-		if j >= len(d) {
-			break
-		}
-		switch d[j] {
-		case '\\':
-			esc = true
+		for j < len(d) && d[j] != '"' && d[j] != '\\' {
 			j++
-		case '"':
+		}
+		if j >= len(d) {
+			return -1, false
+		}
+		if d[j] == '"' {
 			return j + 1, esc
 		}
+		esc = true
+		j += 2 // the escaped byte cannot end the string
 	}
-	return -1, false
 }
 
 const (
@@ -104,12 +112,14 @@ const (
 	hi8 = 0x8080808080808080
 )
 
-// hasQuoteOrBackslash reports whether any of the 8 bytes in x is '"' or
-// '\\' (the SWAR zero-byte test on x XOR each pattern).
-func hasQuoteOrBackslash(x uint64) bool {
+// quoteOrBackslash marks (with its high bit) each byte of x that is '"' or
+// '\\', by the SWAR zero-byte test on x XOR each pattern. Only the lowest
+// mark is exact: a borrow can mark a byte above it, so callers take the
+// lowest.
+func quoteOrBackslash(x uint64) uint64 {
 	q := x ^ (lo8 * '"')
 	b := x ^ (lo8 * '\\')
-	return ((q-lo8)&^q|(b-lo8)&^b)&hi8 != 0
+	return ((q-lo8)&^q | (b-lo8)&^b) & hi8
 }
 
 // skipValue returns the index just past the JSON value starting at d[i],

@@ -85,3 +85,49 @@ func TestProjectMatchesFullDecode(t *testing.T) {
 		}
 	}
 }
+
+// TestScanStringFindsTheEnd compares scanString and skipValue with
+// encoding/json on strings whose quotes, backslashes and escaped quotes
+// fall at every offset of the 8-byte words scanString reads at a time.
+func TestScanStringFindsTheEnd(t *testing.T) {
+	pieces := []string{`\"`, `\\`, `\\\"`, `"`, `\u0022`, `é`, `}`, `]`}
+	checked := 0
+	for pre := 0; pre < 20; pre++ {
+		for _, p := range pieces {
+			for post := 0; post < 12; post++ {
+				body := strings.Repeat("a", pre) + p + strings.Repeat("b", post)
+				s := `"` + body + `"` + `,"next":1}`
+				var want string
+				dec := json.NewDecoder(strings.NewReader(s))
+				wantEnd := -1
+				if err := dec.Decode(&want); err == nil {
+					wantEnd = int(dec.InputOffset())
+				}
+				end, esc := scanString([]byte(s), 0)
+				if end != wantEnd {
+					t.Fatalf("scanString(%q) = %d, want %d", s, end, wantEnd)
+				}
+				if end > 0 && esc != strings.Contains(s[:end], `\`) {
+					t.Fatalf("scanString(%q) escaped = %v", s, esc)
+				}
+				// The same string nested in an object and skipped whole.
+				obj := `{"k":[` + s[:max(end, 0)] + `]}` + `,`
+				if end > 0 {
+					if got := skipValue([]byte(obj), 0); got != len(obj)-1 {
+						t.Fatalf("skipValue(%q) = %d, want %d", obj, got, len(obj)-1)
+					}
+				}
+				checked++
+			}
+		}
+	}
+	// Unterminated: a string cut inside an escape or its content.
+	for _, s := range []string{`"abc`, `"abcdefghijklmnop\`, `"abcdefgh\"`, `"\`} {
+		if end, _ := scanString([]byte(s), 0); end != -1 {
+			t.Errorf("scanString(%q) = %d, want -1 (unterminated)", s, end)
+		}
+	}
+	if checked != 20*len(pieces)*12 {
+		t.Fatalf("checked %d strings", checked)
+	}
+}
