@@ -99,6 +99,20 @@ func TestScreenable(t *testing.T) {
 			t.Errorf("Screenable(%s) = %v, want %v", c.raw, got, c.want)
 		}
 	}
+	// Each kind of byte at every offset of the 8-byte words it reads.
+	for _, c := range []struct {
+		piece string
+		want  bool
+	}{{`\u0041`, false}, {`\u00e9`, false}, {`\\u`, false}, {`\n`, true}, {`\\`, true}, {"\u00e9", false}, {"\x7f", true}, {`\`, true}} {
+		for pre := 0; pre < 17; pre++ {
+			for post := 0; post < 9; post++ {
+				b := strings.Repeat("a", pre) + c.piece + strings.Repeat("z", post)
+				if got := screenable([]byte(b)); got != c.want {
+					t.Errorf("screenable(%q) = %v, want %v", b, got, c.want)
+				}
+			}
+		}
+	}
 }
 
 // raws are the two forms a screen reads a record in: indexed (its
