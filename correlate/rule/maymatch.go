@@ -62,6 +62,7 @@ func (s *Set) MayMatch(src pipeline.Source, typ string, rec pipeline.RawRecord) 
 	sc, _ := s.plans.scratch.Get().(*mayScratch)
 	if sc == nil {
 		sc = &mayScratch{plans: map[planKey]*matchPlan{}}
+		sc.raw.UseMemo(sigma.NewMemo())
 	}
 	defer s.plans.scratch.Put(sc)
 	p := sc.plans[planKey{src, typ}]

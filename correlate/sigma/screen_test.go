@@ -2,9 +2,12 @@ package sigma
 
 import (
 	"encoding/json"
+	"hash/maphash"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -251,5 +254,58 @@ func TestScreenNeverRejectsAMatch(t *testing.T) {
 		if rejected[base]*10 < len(recs)*9 {
 			t.Errorf("%s's screen %q rejects %d of %d records, want at least 90%%", base, ms[base].Screen(), rejected[base], len(recs))
 		}
+	}
+}
+
+// A memo changes no verdict: on the corpora read twice (the second pass
+// answered from the memo), with a full memo and with one slot that every
+// value collides in, each rule's screen answers as it does without one.
+// The long values of the corpus are met again on the second pass, so the
+// memo is used, and slots are replaced all the time in the small memo.
+func TestScreenMemoChangesNoVerdict(t *testing.T) {
+	ms := loadSigmaHQ(t)
+	recs := demoRecords(t)
+	if files, _ := filepath.Glob(filepath.Join(thirdParty, "invictus/*.json")); len(files) > 0 {
+		recs = append(recs, readRecords(t, files)...)
+	}
+	recs = append(recs, pantherRecords(t)...)
+	bases := slices.Sorted(maps.Keys(ms))
+	memos := map[string]*Memo{"full": NewMemo(), "one slot": {seed: maphash.MakeSeed(), slots: make([]memoSlot, 1)}}
+	var plain, memo Raw
+	stored := 0
+	for name, mm := range memos {
+		memo.UseMemo(mm)
+		passes := map[bool]int{}
+		for pass := range 2 {
+			for _, rec := range recs {
+				raw, err := json.Marshal(rec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				members, _, _ := pipeline.IndexObject(raw, nil)
+				plain.Reset(pipeline.RawRecord{Data: raw, Members: members})
+				memo.Reset(pipeline.RawRecord{Data: raw, Members: members})
+				for _, base := range bases {
+					want := ms[base].MayMatchRaw(&plain)
+					if got := ms[base].MayMatchRaw(&memo); got != want {
+						t.Fatalf("%s memo, pass %d: %s's screen says %v, without a memo %v: %s", name, pass, base, got, want, raw)
+					}
+					passes[want]++
+				}
+			}
+		}
+		if passes[true] == 0 || passes[false] == 0 {
+			t.Fatalf("%s memo: verdicts %v: the test checks one answer only", name, passes)
+		}
+	}
+	for _, s := range memos["full"].slots {
+		for k := range s.needles {
+			if s.needles[k] != nil {
+				stored++
+			}
+		}
+	}
+	if stored == 0 {
+		t.Fatal("the memo holds no verdict: it was never used")
 	}
 }
