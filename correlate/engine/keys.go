@@ -164,7 +164,7 @@ func (e *Engine) groupKeys(rt *ruleRT, fields map[string]any, sig *rule.Signal) 
 			}
 			continue
 		}
-		e.ensureRaw()
+		e.needRaw() // the event's projection holds what `by` reads
 		e.env.Fields = fields
 		v, err := e.vm.Run(kf.Expr, &e.env)
 		e.env.Fields = nil

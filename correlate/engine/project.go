@@ -146,12 +146,12 @@ func (e *Engine) eventProjection(src pipeline.Source, typ string, groups ...[]*r
 	var paths [][]string // every part's: nested where known, else whole keys
 	for _, sigs := range groups {
 		for _, sig := range sigs {
-			if !sig.NeedsRaw || len(e.sigRoles[sig.Index]) == 0 {
+			if len(e.sigRoles[sig.Index]) == 0 {
 				continue
 			}
-			if sig.Match == nil || len(sig.Fields) > 0 {
-				p.lean = false
-			}
+			// The rules a signal feeds read raw per event (their `by`,
+			// step `where`s, threshold field) whether or not the signal
+			// itself does: their keys are part of the projection either way.
 			for _, rr := range e.sigRoles[sig.Index] {
 				if rp := e.ruleProj[rr.rule]; rp.full || len(rp.keys) > 0 {
 					p.lean = false
@@ -172,7 +172,12 @@ func (e *Engine) eventProjection(src pipeline.Source, typ string, groups ...[]*r
 					}
 				}
 			}
-			add(e.sigProj[sig.Index])
+			if sig.NeedsRaw {
+				if sig.Match == nil || len(sig.Fields) > 0 {
+					p.lean = false
+				}
+				add(e.sigProj[sig.Index])
+			}
 			for _, rr := range e.sigRoles[sig.Index] {
 				add(e.ruleProj[rr.rule])
 			}

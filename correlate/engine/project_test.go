@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -78,5 +81,64 @@ func TestRuleProjectionKeys(t *testing.T) {
 	r.By = append(r.By, rule.KeyField{Name: "all", Expr: compile(`string(raw)`)})
 	if p := ruleProjection(r); !p.full {
 		t.Fatalf("a by expression using raw as a whole must force a full decode: %+v", p)
+	}
+}
+
+// A rule whose `by` reads raw is keyed right when the signal it is fed by
+// reads no raw but another candidate signal of the event does: the event's
+// projection then holds both what the signal reads and what the rule does.
+func TestByReadsRawBesideAnotherSignalsProjection(t *testing.T) {
+	src := `apiVersion: ecscorr/v1
+kind: RuleFile
+signals:
+  - name: plain_stop
+    source: cloudtrail
+    where: event.type == "ecs.amazonaws.com:StopTask"
+  - name: raw_stop
+    source: cloudtrail
+    where: event.type == "ecs.amazonaws.com:StopTask" && raw.errorCode == nil
+rules:
+  - id: by-cluster
+    title: stop in {{ .key.cluster }}
+    severity: low
+    by:
+      - {name: cluster, expr: 'string(raw.requestParameters?.cluster ?? "none")'}
+    detect:
+      match: {as: m, signal: plain_stop}
+  - id: other
+    title: other
+    severity: low
+    by: [account]
+    detect:
+      match: {as: m, signal: raw_stop}
+`
+	path := filepath.Join(t.TempDir(), "r.yaml")
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	set, diags := rule.LoadFiles([]string{path}, rule.LoadOptions{Now: t0})
+	if diags.HasErrors() {
+		t.Fatal(diags.Errors())
+	}
+	for _, prepare := range []bool{false, true} {
+		e, err := New(context.Background(), set, nil, Options{Ephemeral: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := ctEvent("e1", t0, "eu-west-1", `{"eventSource":"ecs.amazonaws.com","eventName":"StopTask","requestParameters":{"cluster":"prod"}}`)
+		if prepare {
+			e.Prepare(ev)
+		}
+		incs, err := e.Process(context.Background(), ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ofRule(incs, "by-cluster")
+		if len(got) != 1 || got[0].Key["cluster"] != "prod" || got[0].Title != "stop in prod" {
+			t.Fatalf("prepared %v: by-cluster incidents %+v, want one keyed cluster=prod", prepare, got)
+		}
+		if len(ofRule(incs, "other")) != 1 {
+			t.Fatalf("prepared %v: want one incident of rule other, got %+v", prepare, incs)
+		}
 	}
 }
