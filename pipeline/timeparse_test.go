@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,5 +65,58 @@ func TestParseTime(t *testing.T) {
 				t.Fatalf("ParseTime(%v) = %v, want %v UTC", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+// The CloudTrail fast path agrees with time.Parse on every string of its
+// form, valid or not, and leaves everything else to it.
+func TestParseUTCSecondsAgreesWithTimeParse(t *testing.T) {
+	cases := []string{
+		"2023-07-23T00:42:18Z", "1999-12-31T23:59:59Z", "2024-02-29T12:00:00Z", "2023-02-29T12:00:00Z",
+		"2023-04-31T00:00:00Z", "2023-04-30T00:00:00Z", "2023-13-01T00:00:00Z", "2023-00-01T00:00:00Z",
+		"2023-01-00T00:00:00Z", "2023-01-32T00:00:00Z", "2023-01-01T24:00:00Z", "2023-01-01T00:60:00Z",
+		"2023-01-01T00:00:60Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2023-01-01t00:00:00Z",
+		"2023-01-01T00:00:00z", "2023-01-01 00:00:00Z", "2023-01-01T00:00:0xZ", "+023-01-01T00:00:00Z",
+		"2023-1-01T00:00:00ZZ", "2100-02-29T00:00:00Z", "2000-02-29T00:00:00Z", "2023-06-31T10:00:00Z",
+	}
+	for mo := 1; mo <= 12; mo++ {
+		for d := 28; d <= 32; d++ {
+			cases = append(cases, fmt.Sprintf("2023-%02d-%02dT01:02:03Z", mo, d), fmt.Sprintf("2024-%02d-%02dT01:02:03Z", mo, d))
+		}
+	}
+	// Every day of 1899..2101 (leap and century years), at a time of day
+	// that moves with it.
+	for d, day := 0, time.Date(1899, 1, 1, 0, 0, 0, 0, time.UTC); day.Year() < 2102; d, day = d+1, day.AddDate(0, 0, 1) {
+		cases = append(cases, day.Add(time.Duration(d*7919)%(24*time.Hour)).Format(time.RFC3339))
+	}
+	fast := 0
+	for _, s := range cases {
+		want, werr := time.Parse(time.RFC3339, s)
+		got, ok := parseUTCSeconds(s)
+		if ok {
+			fast++
+			if werr != nil || !got.Equal(want) || got.Location() != time.UTC {
+				t.Errorf("parseUTCSeconds(%q) = %v; time.Parse: %v, %v", s, got, want, werr)
+			}
+		}
+		// The fast path refuses only what the general parser decides.
+		pt, perr := ParseTimeString(s)
+		if (perr == nil) != (werr == nil) && !strings.Contains(s, " ") {
+			t.Errorf("ParseTimeString(%q) = %v, %v; time.Parse: %v", s, pt, perr, werr)
+		}
+		if perr == nil && werr == nil && !pt.Equal(want) {
+			t.Errorf("ParseTimeString(%q) = %v, want %v", s, pt, want)
+		}
+	}
+	if fast < 70000 {
+		t.Fatalf("only %d of %d strings took the fast path", fast, len(cases))
+	}
+}
+
+func BenchmarkParseTimeStringCloudTrail(b *testing.B) {
+	for b.Loop() {
+		if _, err := ParseTimeString("2023-07-23T00:42:18Z"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
