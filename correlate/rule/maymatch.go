@@ -29,6 +29,8 @@ type matchPlan struct {
 	proj      *pipeline.PathProjection // onto what they read
 	full      bool                     // one searches every value: decode the whole record
 	screened  bool                     // every candidate has a MatchScreen
+	// screens screens them together when every one is a Sigma detection.
+	screens *sigma.ScreenSet
 }
 
 type planKey struct {
@@ -43,6 +45,10 @@ type matchPlans struct {
 	m       sync.Map
 	n       atomic.Int64 // entries, bounded like the candidate cache
 	scratch sync.Pool    // of *mayScratch
+	// keys interns the screen keys of every plan's sigma.ScreenSet, so
+	// that what a reader's memo found in a value serves every event type.
+	keysMu sync.Mutex
+	keys   *sigma.ScreenKeys
 }
 
 // mayScratch is what one MayMatch call works in.
@@ -50,6 +56,7 @@ type mayScratch struct {
 	proj pipeline.ProjScratch
 	raw  sigma.Raw
 	pass []*Signal
+	ok   []bool
 	// plans are the plans this scratch's caller met, unshared: a plain map
 	// lookup costs a third of sync.Map's, and a scratch stays with one P.
 	plans map[planKey]*matchPlan
@@ -83,9 +90,19 @@ func (s *Set) MayMatch(src pipeline.Source, typ string, rec pipeline.RawRecord) 
 		// Most records fail every screen: drop them on their bytes.
 		sc.raw.Reset(rec)
 		sigs = sc.pass[:0]
-		for _, sig := range p.sigs {
-			if sig.MatchScreen(&sc.raw) {
-				sigs = append(sigs, sig)
+		if p.screens != nil {
+			sc.ok = slices.Grow(sc.ok[:0], len(p.sigs))[:len(p.sigs)]
+			p.screens.Pass(&sc.raw, sc.ok)
+			for i, sig := range p.sigs {
+				if sc.ok[i] {
+					sigs = append(sigs, sig)
+				}
+			}
+		} else {
+			for _, sig := range p.sigs {
+				if sig.MatchScreen(&sc.raw) {
+					sigs = append(sigs, sig)
+				}
 			}
 		}
 		sc.pass = sigs[:0]
@@ -144,6 +161,22 @@ func (s *Set) plan(src pipeline.Source, typ string) *matchPlan {
 		}
 	}
 	p.proj = pipeline.NewPathProjection(paths)
+	if p.screened && !p.undecided && len(p.sigs) > 0 {
+		ms := make([]*sigma.Matcher, 0, len(p.sigs))
+		for _, sig := range p.sigs {
+			if sig.Sigma != nil {
+				ms = append(ms, sig.Sigma)
+			}
+		}
+		if len(ms) == len(p.sigs) {
+			s.plans.keysMu.Lock()
+			if s.plans.keys == nil {
+				s.plans.keys = sigma.NewScreenKeys()
+			}
+			p.screens = sigma.NewScreenSet(ms, s.plans.keys)
+			s.plans.keysMu.Unlock()
+		}
+	}
 	ck.typ = strings.Clone(typ) // typ may point into a record being read
 	if s.plans.n.Load() < maxMerged {
 		if _, loaded := s.plans.m.LoadOrStore(ck, p); !loaded {

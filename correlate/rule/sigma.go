@@ -178,6 +178,7 @@ func (d *sigmaDef) signal() *Signal {
 	}
 	if d.m.HasScreen() {
 		sig.MatchScreen = d.m.MayMatchRaw
+		sig.Sigma = d.m
 	}
 	c := d.m.Constraints()
 	srcs, ok := c["eventSource"]

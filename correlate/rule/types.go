@@ -190,6 +190,9 @@ type Signal struct {
 	// record's raw JSON (sigma.Matcher.MayMatchRaw): MayMatch drops a
 	// record it rejects without decoding it.
 	MatchScreen func(raw *sigma.Raw) bool
+	// Sigma is the detection Match and MatchScreen are, when they are one
+	// (MayMatch screens such signals together: sigma.ScreenSet).
+	Sigma *sigma.Matcher
 	// FoldedTypes and FoldedSources dispatch a signal case-insensitively
 	// (a Sigma detection that requires eventSource and eventName, or only
 	// eventSource, literals): lower-cased "source:name" types, or the

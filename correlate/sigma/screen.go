@@ -307,38 +307,38 @@ type Raw struct {
 	buckets [64]uint64
 	present uint64
 	hashed  bool
-	// memo, when set, remembers verdicts on long member values across
-	// records; slot[i] is members[i]'s slot once looked up (bit i of
-	// slotted).
+	// memo, when set, remembers findings on long member values across
+	// records (ScreenSet); slot[i] is members[i]'s slot once looked up
+	// (bit i of slotted).
 	memo    *Memo
 	slot    [wholeBit]*memoSlot
 	slotted uint64
 }
 
-// Memo remembers which needles the long member values it has met hold, so
-// that a value met again is looked up rather than searched. A record's
-// userIdentity and userAgent are the same in every call a principal's
-// session makes (hundreds of records an hour from one ECS task role), and
-// searching several literals in 500 bytes costs far more than hashing
-// them. Direct-mapped and bounded: a slot holds one value and the
-// verdicts of up to memoVerdicts needles on it; a colliding value
-// replaces it. The verdict is a pure function of the needle and the
-// value's bytes (compared in full, never trusted to the hash), so a memo
-// changes no answer. Not safe for concurrent use: one per reader.
+// Memo remembers what a ScreenSet found in the long member values it has
+// met, so that a value met again is looked up rather than searched. A
+// record's userIdentity and userAgent are the same in every call a
+// principal's session makes (hundreds of records an hour from one ECS task
+// role), and searching several literals in 500 bytes costs far more than
+// hashing them. Direct-mapped and bounded: a slot holds one value and the
+// findings of up to memoVerdicts screen keys on it; a colliding value
+// replaces it. A finding is a pure function of the needles and the value's
+// bytes (compared in full, never trusted to the hash), so a memo changes
+// no answer. Not safe for concurrent use: one per reader.
 type Memo struct {
 	seed  maphash.Seed
 	slots []memoSlot
 }
 
 type memoSlot struct {
-	value    []byte
-	needles  [memoVerdicts]*needle
-	verdicts uint8 // bit k: needles[k] holds
-	next     uint8 // the entry to overwrite when all are taken
+	value  []byte
+	owners [memoVerdicts]*screenKey
+	found  [memoVerdicts]uint64 // the needle bits owners[k] found
+	next   uint8                // the entry to overwrite when all are taken
 }
 
 const (
-	memoVerdicts = 8
+	memoVerdicts = 4
 	memoSlots    = 4096
 	// Values shorter than memoMin are searched (hashing them costs about
 	// as much); longer than memoMax are searched too, so that a memo
@@ -352,7 +352,7 @@ func NewMemo() *Memo {
 	return &Memo{seed: maphash.MakeSeed(), slots: make([]memoSlot, memoSlots)}
 }
 
-// UseMemo makes r remember verdicts in m (nil: none).
+// UseMemo makes r remember findings in m (nil: none).
 func (r *Raw) UseMemo(m *Memo) { r.memo = m }
 
 // memoSlot returns the slot of member i's value, claiming it (and
@@ -364,7 +364,7 @@ func (r *Raw) memoSlot(i int, v []byte) *memoSlot {
 	s := &r.memo.slots[maphash.Bytes(r.memo.seed, v)%uint64(len(r.memo.slots))]
 	if !bytes.Equal(s.value, v) {
 		s.value = append(s.value[:0], v...)
-		s.needles, s.verdicts, s.next = [memoVerdicts]*needle{}, 0, 0
+		s.owners, s.found, s.next = [memoVerdicts]*screenKey{}, [memoVerdicts]uint64{}, 0
 	}
 	r.slot[i], r.slotted = s, r.slotted|1<<i
 	return s
@@ -458,24 +458,7 @@ func (r *Raw) holdsAt(n *needle, i int) bool {
 	if !m.Escaped && !slices.Contains(n.keys, string(m.Key)) {
 		return false
 	}
-	if r.memo == nil || i >= wholeBit || len(m.Value) < memoMin || len(m.Value) > memoMax {
-		return !r.screenable(i, m.Value) || n.in(m.Value)
-	}
-	s := r.memoSlot(i, m.Value)
-	for k, sn := range s.needles {
-		if sn == n {
-			return s.verdicts&(1<<k) != 0
-		}
-	}
-	v := !r.screenable(i, m.Value) || n.in(m.Value)
-	k := s.next
-	s.needles[k] = n
-	s.verdicts &^= 1 << k
-	if v {
-		s.verdicts |= 1 << k
-	}
-	s.next = (k + 1) % memoVerdicts
-	return v
+	return !r.screenable(i, m.Value) || n.in(m.Value)
 }
 
 // HasScreen reports whether the detection has a screen: literals every

@@ -257,55 +257,108 @@ func TestScreenNeverRejectsAMatch(t *testing.T) {
 	}
 }
 
-// A memo changes no verdict: on the corpora read twice (the second pass
-// answered from the memo), with a full memo and with one slot that every
-// value collides in, each rule's screen answers as it does without one.
-// The long values of the corpus are met again on the second pass, so the
-// memo is used, and slots are replaced all the time in the small memo.
-func TestScreenMemoChangesNoVerdict(t *testing.T) {
+// A ScreenSet answers as its matchers' own screens do, with no memo, a
+// full one and one slot that every value collides in, on the corpora
+// read twice (the second pass answered from the memo): for the 57 SigmaHQ
+// rules at once (more needles than bits: some are screened alone) and for
+// the four no event type dispatches (what MayMatch screens together).
+func TestScreenSetAnswersAsEachScreen(t *testing.T) {
 	ms := loadSigmaHQ(t)
 	recs := demoRecords(t)
 	if files, _ := filepath.Glob(filepath.Join(thirdParty, "invictus/*.json")); len(files) > 0 {
 		recs = append(recs, readRecords(t, files)...)
 	}
 	recs = append(recs, pantherRecords(t)...)
-	bases := slices.Sorted(maps.Keys(ms))
-	memos := map[string]*Memo{"full": NewMemo(), "one slot": {seed: maphash.MakeSeed(), slots: make([]memoSlot, 1)}}
-	var plain, memo Raw
-	stored := 0
-	for name, mm := range memos {
-		memo.UseMemo(mm)
-		passes := map[bool]int{}
-		for pass := range 2 {
-			for _, rec := range recs {
-				raw, err := json.Marshal(rec)
-				if err != nil {
-					t.Fatal(err)
-				}
-				members, _, _ := pipeline.IndexObject(raw, nil)
-				plain.Reset(pipeline.RawRecord{Data: raw, Members: members})
-				memo.Reset(pipeline.RawRecord{Data: raw, Members: members})
-				for _, base := range bases {
-					want := ms[base].MayMatchRaw(&plain)
-					if got := ms[base].MayMatchRaw(&memo); got != want {
-						t.Fatalf("%s memo, pass %d: %s's screen says %v, without a memo %v: %s", name, pass, base, got, want, raw)
+	var all, anyType []*Matcher
+	for _, base := range slices.Sorted(maps.Keys(ms)) {
+		all = append(all, ms[base])
+		switch base {
+		case "aws_cloudtrail_pua_trufflehog.yml", "aws_root_account_usage.yml", "aws_sts_assumerole_misuse.yml", "aws_cloudtrail_imds_malicious_usage.yml":
+			anyType = append(anyType, ms[base])
+		}
+	}
+	raws := make([][]byte, len(recs))
+	for i, rec := range recs {
+		b, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws[i] = b
+	}
+	// What a byte search cannot read: an escaped key (it may name any
+	// key), a \u escape and non-ASCII text in a long value.
+	long := strings.Repeat("x", memoMin)
+	raws = append(raws,
+		[]byte(`{"eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity","user\u0041gent":"TruffleHog"}`),
+		[]byte(`{"eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity","userAgent":"Truffle\u0048og `+long+`"}`),
+		[]byte(`{"eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity","userIdentity":{"type":"Root","arn":"arn:aws:iam::1:root `+long+` é"}}`),
+		[]byte(`{"eventSource":"sts.amazonaws.com","eventName":"GetCallerIdentity","userAgent":"TruffleHog"}`),
+	)
+	for _, set := range []struct {
+		name string
+		ms   []*Matcher
+	}{{"57 rules", all}, {"4 any-type rules", anyType}} {
+		reg := NewScreenKeys()
+		ss := NewScreenSet(set.ms, reg)
+		// Another set with the same needles (another event type's) shares
+		// its keys, and so what a memo found.
+		if again := NewScreenSet(slices.Clone(set.ms), reg); len(again.keys) != len(ss.keys) || again.keys[0].screenKey != ss.keys[0].screenKey {
+			t.Fatalf("%s: a second set does not share the first's screen keys", set.name)
+		}
+		together := 0
+		for _, g := range ss.groups {
+			if g != nil {
+				together++
+			}
+		}
+		if together < 4 {
+			t.Fatalf("%s: only %d matchers screened together", set.name, together)
+		}
+		for _, memo := range []struct {
+			name string
+			m    *Memo
+		}{{"no memo", nil}, {"memo", NewMemo()}, {"one-slot memo", &Memo{seed: maphash.MakeSeed(), slots: make([]memoSlot, 1)}}} {
+			var plain, r Raw
+			r.UseMemo(memo.m)
+			pass := make([]bool, len(set.ms))
+			verdicts := map[bool]int{}
+			for round := range 2 {
+				for _, raw := range raws {
+					members, _, _ := pipeline.IndexObject(raw, nil)
+					forms := []pipeline.RawRecord{{Data: raw, Members: members}}
+					if memo.m == nil && round == 0 {
+						forms = append(forms, pipeline.RawRecord{Data: raw}) // not indexed: each alone
 					}
-					passes[want]++
+					for _, rec := range forms {
+						plain.Reset(rec)
+						r.Reset(rec)
+						ss.Pass(&r, pass)
+						for i, m := range set.ms {
+							want := m.MayMatchRaw(&plain)
+							if pass[i] != want {
+								t.Fatalf("%s, %s, round %d: matcher %s passes %v, its screen %v: %s", set.name, memo.name, round, m.rule.ID, pass[i], want, raw)
+							}
+							verdicts[want]++
+						}
+					}
+				}
+			}
+			if verdicts[true] == 0 || verdicts[false] == 0 {
+				t.Fatalf("%s, %s: verdicts %v: the test checks one answer only", set.name, memo.name, verdicts)
+			}
+			if memo.m != nil {
+				used := 0
+				for _, sl := range memo.m.slots {
+					for _, o := range sl.owners {
+						if o != nil {
+							used++
+						}
+					}
+				}
+				if used == 0 {
+					t.Fatalf("%s, %s: holds nothing: never used", set.name, memo.name)
 				}
 			}
 		}
-		if passes[true] == 0 || passes[false] == 0 {
-			t.Fatalf("%s memo: verdicts %v: the test checks one answer only", name, passes)
-		}
-	}
-	for _, s := range memos["full"].slots {
-		for k := range s.needles {
-			if s.needles[k] != nil {
-				stored++
-			}
-		}
-	}
-	if stored == 0 {
-		t.Fatal("the memo holds no verdict: it was never used")
 	}
 }
