@@ -43,17 +43,32 @@ func IndexObject(data []byte, dst []Member) ([]Member, int, bool) {
 			return dst, 0, false
 		}
 		key := data[i+1 : kEnd-1]
-		i = skipWS(data, kEnd)
+		// Compact JSON (CloudTrail's) has no space around ':' and ',':
+		// test for them before skipping any.
+		i = kEnd
 		if i >= len(data) || data[i] != ':' {
-			return dst, 0, false
+			if i = skipWS(data, i); i >= len(data) || data[i] != ':' {
+				return dst, 0, false
+			}
 		}
-		i = skipWS(data, i+1)
-		vEnd := skipValue(data, i)
+		i++
+		if i < len(data) && data[i] <= ' ' {
+			i = skipWS(data, i)
+		}
+		var vEnd int
+		if i < len(data) && data[i] == '"' {
+			vEnd, _ = scanString(data, i)
+		} else {
+			vEnd = skipValue(data, i)
+		}
 		if vEnd < 0 || vEnd > len(data) {
 			return dst, 0, false
 		}
 		dst = append(dst, Member{Key: key, Escaped: escaped, Value: data[i:vEnd]})
-		i = skipWS(data, vEnd)
+		i = vEnd
+		if i < len(data) && data[i] <= ' ' {
+			i = skipWS(data, i)
+		}
 		if i < len(data) && data[i] == ',' {
 			i++
 			continue
