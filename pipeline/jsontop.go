@@ -85,13 +85,17 @@ func scanString(d []byte, i int) (int, bool) {
 	for {
 		// Plain content 8 bytes at a time (strings are most of a record),
 		// jumping straight to the first quote or backslash in the word.
-		for j+8 <= len(d) {
-			m := quoteOrBackslash(binary.LittleEndian.Uint64(d[j:]))
-			if m != 0 {
+		for j+16 <= len(d) {
+			w := d[j : j+16 : j+16]
+			if m := quoteOrBackslash(binary.LittleEndian.Uint64(w)); m != 0 {
 				j += bits.TrailingZeros64(m) >> 3
 				break
 			}
-			j += 8
+			if m := quoteOrBackslash(binary.LittleEndian.Uint64(w[8:])); m != 0 {
+				j += 8 + bits.TrailingZeros64(m)>>3
+				break
+			}
+			j += 16
 		}
 		for j < len(d) && d[j] != '"' && d[j] != '\\' {
 			j++
