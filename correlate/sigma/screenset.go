@@ -16,9 +16,12 @@ import (
 // is not searched at all. A set answers exactly as its matchers'
 // MayMatchRaw do.
 type ScreenSet struct {
-	ms      []*Matcher
-	keys    []setKey // the distinct top-level keys needles lie under
-	keyMask uint64   // bit keyHash(k) of each key
+	ms   []*Matcher
+	keys []setKey // the distinct top-level keys needles lie under
+	// byHash[h] is 1 + the index of the first key that hashes to h (0:
+	// none), and keys[k].next 1 + the next one's: a member's key is
+	// compared with the keys of its hash only.
+	byHash [64]uint16
 	// groups[i] are matcher i's screen groups as masks of needle bits; nil
 	// for a matcher screened alone (a needle anywhere in the record, or
 	// more needles than bits).
@@ -30,6 +33,7 @@ type ScreenSet struct {
 type setKey struct {
 	*screenKey
 	bits []uint64
+	next uint16
 }
 
 // screenKey is one top-level key and needles that lie under it, shared by
@@ -110,8 +114,13 @@ func NewScreenSet(ms []*Matcher, reg *ScreenKeys) *ScreenSet {
 		for j, n := range sk.needles {
 			bits[j] = bitOf[n]
 		}
-		s.keys = append(s.keys, setKey{sk, bits})
-		s.keyMask |= 1 << sk.hash
+		s.keys = append(s.keys, setKey{screenKey: sk, bits: bits})
+	}
+	// Chains of the keys of each hash.
+	for k := len(s.keys) - 1; k >= 0; k-- {
+		h := s.keys[k].hash
+		s.keys[k].next = s.byHash[h]
+		s.byHash[h] = uint16(k + 1)
 	}
 	return s
 }
@@ -130,14 +139,12 @@ func (s *ScreenSet) Pass(r *Raw, pass []bool) {
 				}
 				continue
 			}
-			h := keyHash(m.Key)
-			if s.keyMask&(1<<h) == 0 {
-				continue
-			}
-			for k := range s.keys {
-				if sk := &s.keys[k]; sk.hash == h && sk.key == string(m.Key) {
+			for k := s.byHash[keyHash(m.Key)]; k != 0; {
+				sk := &s.keys[k-1]
+				if sk.key == string(m.Key) {
 					found |= s.find(r, i, sk)
 				}
+				k = sk.next
 			}
 		}
 	}
