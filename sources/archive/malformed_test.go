@@ -407,3 +407,48 @@ func gunzipTest(b []byte, max int) ([]byte, error) {
 	}
 	return io.ReadAll(io.LimitReader(zr, int64(max)))
 }
+
+// The gzip reader a file leaves behind (damaged or not) reads the next file
+// whole: a truncated object, then a good one, then one whose gzip header
+// is broken, then another good one, through one Reader and one goroutine.
+func TestGzipReaderReusedAfterDamage(t *testing.T) {
+	object := func(prefix string, n int) []byte {
+		var plain bytes.Buffer
+		plain.WriteString(`{"Records":[`)
+		for i := range n {
+			if i > 0 {
+				plain.WriteByte(',')
+			}
+			plain.WriteString(ctLine(fmt.Sprintf("%s%d", prefix, i), `"2026-01-02T03:04:05Z"`))
+		}
+		plain.WriteString(`]}`)
+		return gzipBytes(t, plain.Bytes())
+	}
+	dir := t.TempDir()
+	cut := object("cut", 2000)
+	files := []struct {
+		name string
+		data []byte
+	}{
+		{"a.json.gz", cut[:len(cut)/2]},
+		{"b.json.gz", object("b", 300)},
+		{"c.json.gz", append([]byte{0x1f, 0x8b, 0x42}, bytes.Repeat([]byte{0}, 20)...)}, // not deflate
+		{"d.json.gz", object("d", 300)},
+	}
+	r := NewReader(Options{})
+	got := map[string]int{}
+	var errs []RecordError
+	for _, f := range files {
+		p := writeFile(t, dir, f.name, f.data)
+		err := r.ReadFile(context.Background(), p, func(e *pipeline.Event) error { got[e.ID[:1]]++; return nil }, func(e RecordError) { errs = append(errs, e) })
+		if err != nil {
+			t.Fatalf("%s: %v", f.name, err)
+		}
+	}
+	if got["b"] != 300 || got["d"] != 300 || got["c"] == 0 || got["c"] >= 2000 {
+		t.Fatalf("events by file %v, want b and d whole and part of the cut one", got)
+	}
+	if len(errs) != 2 {
+		t.Fatalf("errors %v, want one for the cut file and one for the broken header", errs)
+	}
+}

@@ -63,7 +63,7 @@ const (
 )
 
 const (
-	initialBuf = 128 << 10
+	initialBuf = 512 << 10
 	readChunk  = 64 << 10
 	sampleLen  = format.SampleLen
 )
