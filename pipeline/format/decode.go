@@ -3,6 +3,7 @@ package format
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -237,7 +238,17 @@ func borrowPlain(v []byte) (string, bool) {
 		return "", false
 	}
 	in := v[1 : len(v)-1]
-	for _, c := range in {
+	const lo8, hi8 = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(in); i += 8 {
+		// A control byte or a backslash in the word (exact as a yes/no).
+		x := binary.LittleEndian.Uint64(in[i:])
+		b := x ^ lo8*'\\'
+		if ((x-lo8*0x20)&^x|(b-lo8)&^b)&hi8 != 0 {
+			return "", false
+		}
+	}
+	for _, c := range in[i:] {
 		if c == '\\' || c < 0x20 {
 			return "", false
 		}
