@@ -223,7 +223,8 @@ func (r *Reader) readStream(ctx context.Context, path string, f io.Reader, d *fo
 		} else if err := fb.zr.Reset(br); err != nil {
 			return fmt.Sprintf("gzip: %v", err), false, nil
 		}
-		defer fb.zr.Close()
+		// No Close: it only reports the reader's error, and the deferred
+		// Put below hands fb (with zr) to the next file's goroutine.
 		src = fb.zr
 	}
 	sc := newScanner(src, r.opts.MaxRecordBytes, fb.scan)

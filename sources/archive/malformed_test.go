@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ecscorr/ecscorr/pipeline"
@@ -450,5 +451,48 @@ func TestGzipReaderReusedAfterDamage(t *testing.T) {
 	}
 	if len(errs) != 2 {
 		t.Fatalf("errors %v, want one for the cut file and one for the broken header", errs)
+	}
+}
+
+// Goroutines reading gzip files through one Reader share its pooled gzip
+// readers: each file is read whole by each of them (a reader still in use
+// by one file when another takes it would cut or mix their records).
+func TestGzipReadersSharedByGoroutines(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for f := range 16 {
+		var plain bytes.Buffer
+		plain.WriteString(`{"Records":[`)
+		for i := range 50 {
+			if i > 0 {
+				plain.WriteByte(',')
+			}
+			plain.WriteString(ctLine(fmt.Sprintf("f%02d-%d", f, i), `"2026-01-02T03:04:05Z"`))
+		}
+		plain.WriteString(`]}`)
+		paths = append(paths, writeFile(t, dir, fmt.Sprintf("f%02d.json.gz", f), gzipBytes(t, plain.Bytes())))
+	}
+	r := NewReader(Options{})
+	var wg sync.WaitGroup
+	counts := make([]int, 4)
+	for g := range counts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				for _, p := range paths {
+					err := r.ReadFile(context.Background(), p, func(*pipeline.Event) error { counts[g]++; return nil }, func(e RecordError) { t.Errorf("%v", e) })
+					if err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for g, n := range counts {
+		if n != 5*16*50 {
+			t.Fatalf("goroutine %d read %d events, want %d", g, n, 5*16*50)
+		}
 	}
 }
