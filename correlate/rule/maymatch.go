@@ -28,8 +28,8 @@ type matchPlan struct {
 	sigs      []*Signal                // the candidate matchers
 	proj      *pipeline.PathProjection // onto what they read
 	full      bool                     // one searches every value: decode the whole record
-	screened  bool                     // every candidate has a MatchScreen
-	// screens screens them together when every one is a Sigma detection.
+	// screens, when every candidate is a Sigma detection with a screen,
+	// screens them together.
 	screens *sigma.ScreenSet
 }
 
@@ -86,23 +86,15 @@ func (s *Set) MayMatch(src pipeline.Source, typ string, rec pipeline.RawRecord) 
 		return false
 	}
 	sigs := p.sigs
-	if p.screened {
+	if p.screens != nil {
 		// Most records fail every screen: drop them on their bytes.
 		sc.raw.Reset(rec)
 		sigs = sc.pass[:0]
-		if p.screens != nil {
-			sc.ok = slices.Grow(sc.ok[:0], len(p.sigs))[:len(p.sigs)]
-			p.screens.Pass(&sc.raw, sc.ok)
-			for i, sig := range p.sigs {
-				if sc.ok[i] {
-					sigs = append(sigs, sig)
-				}
-			}
-		} else {
-			for _, sig := range p.sigs {
-				if sig.MatchScreen(&sc.raw) {
-					sigs = append(sigs, sig)
-				}
+		sc.ok = slices.Grow(sc.ok[:0], len(p.sigs))[:len(p.sigs)]
+		p.screens.Pass(&sc.raw, sc.ok)
+		for i, sig := range p.sigs {
+			if sc.ok[i] {
+				sigs = append(sigs, sig)
 			}
 		}
 		sc.pass = sigs[:0]
@@ -141,7 +133,8 @@ func (s *Set) plan(src pipeline.Source, typ string) *matchPlan {
 	if p, ok := s.plans.m.Load(ck); ok {
 		return p.(*matchPlan)
 	}
-	p := &matchPlan{screened: true}
+	p := &matchPlan{}
+	screened := true
 	var paths [][]string
 	byType, anyType := s.Candidates(src, typ)
 	for _, sig := range slices.Concat(byType, anyType) {
@@ -151,7 +144,7 @@ func (s *Set) plan(src pipeline.Source, typ string) *matchPlan {
 		}
 		p.sigs = append(p.sigs, sig)
 		p.full = p.full || sig.MatchFullScan
-		p.screened = p.screened && sig.MatchScreen != nil
+		screened = screened && sig.Sigma != nil
 		if sig.MatchPaths != nil {
 			paths = append(paths, sig.MatchPaths...)
 		} else {
@@ -161,21 +154,17 @@ func (s *Set) plan(src pipeline.Source, typ string) *matchPlan {
 		}
 	}
 	p.proj = pipeline.NewPathProjection(paths)
-	if p.screened && !p.undecided && len(p.sigs) > 0 {
-		ms := make([]*sigma.Matcher, 0, len(p.sigs))
-		for _, sig := range p.sigs {
-			if sig.Sigma != nil {
-				ms = append(ms, sig.Sigma)
-			}
+	if screened && !p.undecided && len(p.sigs) > 0 {
+		ms := make([]*sigma.Matcher, len(p.sigs))
+		for i, sig := range p.sigs {
+			ms[i] = sig.Sigma
 		}
-		if len(ms) == len(p.sigs) {
-			s.plans.keysMu.Lock()
-			if s.plans.keys == nil {
-				s.plans.keys = sigma.NewScreenKeys()
-			}
-			p.screens = sigma.NewScreenSet(ms, s.plans.keys)
-			s.plans.keysMu.Unlock()
+		s.plans.keysMu.Lock()
+		if s.plans.keys == nil {
+			s.plans.keys = sigma.NewScreenKeys()
 		}
+		p.screens = sigma.NewScreenSet(ms, s.plans.keys)
+		s.plans.keysMu.Unlock()
 	}
 	ck.typ = strings.Clone(typ) // typ may point into a record being read
 	if s.plans.n.Load() < maxMerged {

@@ -177,7 +177,6 @@ func (d *sigmaDef) signal() *Signal {
 		Pos:           sigmaPos(d.r.Pos),
 	}
 	if d.m.HasScreen() {
-		sig.MatchScreen = d.m.MayMatchRaw
 		sig.Sigma = d.m
 	}
 	c := d.m.Constraints()

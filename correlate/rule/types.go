@@ -186,12 +186,11 @@ type Signal struct {
 	// sigma.Matcher.KeyPaths): a projection onto them matches as the
 	// whole record does, so MayMatch decodes only those.
 	MatchPaths [][]string
-	// MatchScreen, when set, is a necessary condition of Match on the
-	// record's raw JSON (sigma.Matcher.MayMatchRaw): MayMatch drops a
-	// record it rejects without decoding it.
-	MatchScreen func(raw *sigma.Raw) bool
-	// Sigma is the detection Match and MatchScreen are, when they are one
-	// (MayMatch screens such signals together: sigma.ScreenSet).
+	// Sigma, when set, is the Sigma detection Match is, and it has a
+	// screen: a necessary condition of Match on the record's raw JSON
+	// (sigma.Matcher.MayMatchRaw), which MayMatch checks, for all the
+	// candidate detections of an event type at once (sigma.ScreenSet),
+	// before it decodes anything.
 	Sigma *sigma.Matcher
 	// FoldedTypes and FoldedSources dispatch a signal case-insensitively
 	// (a Sigma detection that requires eventSource and eventName, or only

@@ -168,13 +168,6 @@ func (s *ScreenSet) Pass(r *Raw, pass []bool) {
 // has the value.
 func (s *ScreenSet) find(r *Raw, i int, k *setKey) uint64 {
 	local := k.findLocal(r, i)
-	if local == 1<<len(k.bits)-1 {
-		var all uint64
-		for _, b := range k.bits {
-			all |= b
-		}
-		return all
-	}
 	var f uint64
 	for ; local != 0; local &= local - 1 {
 		f |= k.bits[bits.TrailingZeros64(local)]
