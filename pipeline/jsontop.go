@@ -83,8 +83,8 @@ func scanString(d []byte, i int) (int, bool) {
 	esc := false
 	j := i + 1
 	for {
-		// Plain content 8 bytes at a time (strings are most of a record),
-		// jumping straight to the first quote or backslash in the word.
+		// Plain content 16 bytes a turn, as two words (strings are most of
+		// a record), jumping straight to the first quote or backslash.
 		for j+16 <= len(d) {
 			w := d[j : j+16 : j+16]
 			if m := quoteOrBackslash(binary.LittleEndian.Uint64(w)); m != 0 {
