@@ -1,27 +1,47 @@
 #!/usr/bin/env bash
 # bench-sigma: on the Invictus CloudTrail records scaled x345 (1,000,500
 # records), the decode floor (gunzip + decode, 2 workers) and replay with
-# the built-in pack alone and with the 57 SigmaHQ rules, one after the
-# other in the same run, and replay's rate as a fraction of the floor's.
+# the built-in pack alone and with the 57 SigmaHQ rules, and replay's rate
+# as a fraction of the floor's.
+#
+# A shared machine's speed drifts by 10-20 % within minutes, so the three
+# run one after the other in ROUNDS rounds (default 3): each round's ratios
+# are printed, and the summary compares each program's best time (the
+# least disturbed run of each).
 set -euo pipefail
 dir=${1:-/tmp/ecscorr-invictus}
 bin=${2:-./bin}
+rounds=${ROUNDS:-3}
 rules=correlate/sigma/testdata/aws_cloudtrail
 wall() { # wall seconds and peak RSS (KiB) of a command, its output dropped
 	/usr/bin/time -f '%e %M' -o /tmp/ecscorr-bench-time "$@" >/dev/null 2>&1
 	cat /tmp/ecscorr-bench-time
 }
-# The floor runs first: read the files once so that it does not pay a cold
-# page cache the replays after it do not (that made it look 30 % slower).
+# Read the files once so that the first run does not pay a cold page cache
+# the runs after it do not (that made the floor look 30 % slower).
 find "$dir" -name '*.json.gz' -exec cat {} + >/dev/null
-read -r floor_s floor_kib < <(wall "$bin/floor" -workers 2 "$dir")
-read -r pack_s pack_kib < <(wall "$bin/ecscorr" replay --quiet --out /dev/null "$dir")
-read -r sigma_s sigma_kib < <(wall "$bin/ecscorr" replay --quiet --rules builtin --rules "$rules" --out /dev/null "$dir")
 n=$(find "$dir" -name '*.json.gz' | wc -l)
-awk -v f="$floor_s" -v p="$pack_s" -v s="$sigma_s" -v pk="$pack_kib" -v sk="$sigma_kib" -v n="$n" 'BEGIN {
-	r = 1000500
-	printf "corpus: %d objects, %d CloudTrail records\n", n, r
-	printf "floor (gunzip + decode, 2 workers): %6.2f s  %8.0f records/s\n", f, r/f
-	printf "replay, built-in pack:              %6.2f s  %8.0f records/s  %.2fx floor  peak RSS %d MiB\n", p, r/p, f/p, pk/1024
-	printf "replay, pack + 57 SigmaHQ rules:    %6.2f s  %8.0f records/s  %.2fx floor  peak RSS %d MiB\n", s, r/s, f/s, sk/1024
-}'
+echo "corpus: $n objects, 1000500 CloudTrail records; $rounds rounds of floor, pack, pack + 57 SigmaHQ rules"
+results=()
+for ((i = 1; i <= rounds; i++)); do
+	read -r floor_s floor_kib < <(wall "$bin/floor" -workers 2 "$dir")
+	read -r pack_s pack_kib < <(wall "$bin/ecscorr" replay --quiet --out /dev/null "$dir")
+	read -r sigma_s sigma_kib < <(wall "$bin/ecscorr" replay --quiet --rules builtin --rules "$rules" --out /dev/null "$dir")
+	awk -v i="$i" -v f="$floor_s" -v p="$pack_s" -v s="$sigma_s" 'BEGIN {
+		printf "round %d: floor %.2f s, pack %.2f s (%.2fx floor), pack + Sigma %.2f s (%.2fx floor)\n", i, f, p, f/p, s, f/s
+	}'
+	results+=("$floor_s $pack_s $sigma_s $pack_kib $sigma_kib")
+done
+printf '%s\n' "${results[@]}" | awk '
+	NR == 1 || $1 < f { f = $1 }
+	NR == 1 || $2 < p { p = $2 }
+	NR == 1 || $3 < s { s = $3 }
+	$4 > pk { pk = $4 }
+	$5 > sk { sk = $5 }
+	END {
+		r = 1000500
+		printf "best of %d rounds:\n", NR
+		printf "floor (gunzip + decode, 2 workers): %6.2f s  %8.0f records/s\n", f, r/f
+		printf "replay, built-in pack:              %6.2f s  %8.0f records/s  %.2fx floor  peak RSS %d MiB\n", p, r/p, f/p, pk/1024
+		printf "replay, pack + 57 SigmaHQ rules:    %6.2f s  %8.0f records/s  %.2fx floor  peak RSS %d MiB\n", s, r/s, f/s, sk/1024
+	}'
