@@ -112,6 +112,12 @@ type Event struct {
 
 	// batch is the input batch the event came in, while the Runner holds it.
 	batch *pendingBatch
+	// contentHash is the applied-event set's digest of what the event
+	// says (seenSet.contentHash), when hashed: the Runner's input
+	// goroutines work it out beside Prepare, so that the goroutine that
+	// applies events in order reads the record one time less.
+	contentHash uint64
+	hashed      bool
 }
 
 // Less orders events by event time, then source, then arrival, then ID, so

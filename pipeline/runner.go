@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // RunnerOptions configure a Runner.
@@ -415,8 +417,14 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 	r.preparer.Store(&first)
 	for i, st := range r.ins {
 		go func() {
+			var d xxhash.Digest
 			for {
 				b, ack, err := st.in.Read(rctx)
+				if err == nil {
+					for _, ev := range b.Events {
+						hashContent(&d, ev)
+					}
+				}
 				if p, ok := (*r.preparer.Load()).(Preparer); ok && err == nil {
 					for _, ev := range b.Events {
 						p.Prepare(ev)

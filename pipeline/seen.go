@@ -76,9 +76,21 @@ func (s *seenSet) idOf(ev *Event) seenID {
 }
 
 // contentHash identifies what an event says, to tell a redelivery from a
-// conflicting event that reuses an ID.
+// conflicting event that reuses an ID; worked out ahead when the event was
+// hashed (hashContent).
 func (s *seenSet) contentHash(ev *Event) uint64 {
-	d := &s.d
+	if ev.hashed {
+		return ev.contentHash
+	}
+	return contentHash(&s.d, ev)
+}
+
+// hashContent works out ev's content digest ahead, with d.
+func hashContent(d *xxhash.Digest, ev *Event) {
+	ev.contentHash, ev.hashed = contentHash(d, ev), true
+}
+
+func contentHash(d *xxhash.Digest, ev *Event) uint64 {
 	d.Reset()
 	d.WriteString(ev.Type)
 	var b [12]byte
