@@ -163,18 +163,25 @@ func TestScreenPassesWhatItCannotRead(t *testing.T) {
 	}
 }
 
+// screenCorpus is every record the screen tests read: the demo's, the
+// Invictus, Panther and Stratus CloudTrail samples.
+func screenCorpus(t *testing.T) []map[string]any {
+	t.Helper()
+	recs := demoRecords(t)
+	if files, _ := filepath.Glob(filepath.Join(thirdParty, "invictus/*.json")); len(files) > 0 {
+		recs = append(recs, readRecords(t, files)...)
+	}
+	recs = append(recs, pantherRecords(t)...)
+	return append(recs, stratusRecords(t)...)
+}
+
 // A screen is a necessary condition: on every record of every corpus, a
 // rule that matches passes its screen, indexed or not, including when the
 // record's letters change case. On the CloudTrail corpora, the screens of
 // the rules that no event type dispatches reject most records.
 func TestScreenNeverRejectsAMatch(t *testing.T) {
 	ms := loadSigmaHQ(t)
-	recs := demoRecords(t)
-	if files, _ := filepath.Glob(filepath.Join(thirdParty, "invictus/*.json")); len(files) > 0 {
-		recs = append(recs, readRecords(t, files)...)
-	}
-	recs = append(recs, pantherRecords(t)...)
-	recs = append(recs, stratusRecords(t)...)
+	recs := screenCorpus(t)
 	screened := 0
 	for _, m := range ms {
 		if m.HasScreen() {
@@ -265,11 +272,7 @@ func TestScreenNeverRejectsAMatch(t *testing.T) {
 // screened alone).
 func TestScreenSetAnswersAsEachScreen(t *testing.T) {
 	ms := loadSigmaHQ(t)
-	recs := demoRecords(t)
-	if files, _ := filepath.Glob(filepath.Join(thirdParty, "invictus/*.json")); len(files) > 0 {
-		recs = append(recs, readRecords(t, files)...)
-	}
-	recs = append(recs, pantherRecords(t)...)
+	recs := screenCorpus(t)
 	var all, anyType []*Matcher
 	for _, base := range slices.Sorted(maps.Keys(ms)) {
 		all = append(all, ms[base])
