@@ -201,6 +201,9 @@ type Runner struct {
 	// first change.
 	changes   map[string]Incident
 	changeIDs []string
+	// untracked: nothing reads changes (no store, no stream sink), so
+	// collect keeps none (a replay's hundreds of thousands of incidents).
+	untracked bool
 	// eager is the correlator's eager side when RunnerOptions.Eager is
 	// set; urgent is set when an eager pass changed an incident not yet
 	// committed.
@@ -345,6 +348,7 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 			r.drainers[i] = newDrainer(s, o.Delivery[s.Name()], o.Store, o.Logger, o.Now)
 		}
 	}
+	r.untracked = o.Store == nil && len(r.drainers) == 0
 	r.horizon = o.Correlator.Horizon()
 	if o.Eager {
 		r.eager, _ = o.Correlator.(EagerCorrelator)
@@ -901,10 +905,12 @@ func (r *Runner) done(ev *Event) {
 
 func (r *Runner) collect(incs []Incident) {
 	for _, inc := range incs {
-		if _, ok := r.changes[inc.ID]; !ok {
-			r.changeIDs = append(r.changeIDs, inc.ID)
+		if !r.untracked {
+			if _, ok := r.changes[inc.ID]; !ok {
+				r.changeIDs = append(r.changeIDs, inc.ID)
+			}
+			r.changes[inc.ID] = inc
 		}
-		r.changes[inc.ID] = inc
 		if r.final != nil {
 			r.final[inc.ID] = inc
 			r.sorted = nil

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"text/template"
 	"time"
 
 	"github.com/expr-lang/expr/vm"
@@ -50,13 +51,15 @@ type Options struct {
 // Engine is the correlation engine. Its methods are safe for concurrent
 // use, but events must be given in event-time order.
 type Engine struct {
-	mu    sync.Mutex
-	set   *rule.Set
-	st    *state.Store
-	opts  Options
-	log   *slog.Logger
-	rules []*ruleRT
-	byID  map[string]*ruleRT
+	mu sync.Mutex
+	// literals are the texts of templates without actions (render).
+	literals map[*template.Template]string
+	set      *rule.Set
+	st       *state.Store
+	opts     Options
+	log      *slog.Logger
+	rules    []*ruleRT
+	byID     map[string]*ruleRT
 	// sigRoles[signal index] lists the rule roles a signal plays.
 	sigRoles [][]roleRef
 	// eager[rule index]: the rule's result does not depend on event order

@@ -52,10 +52,21 @@ func (e *Engine) onMatch(rt *ruleRT, key string, vals []string, rh *ruleHits) {
 	}
 	rec := e.hitRec(sh.hit)
 	as := stepAlias(st, rec.Signal)
+	// agg and signals are never written after the hit (incidents read
+	// them): one of each per rule and signal serves every hit.
+	if rt.matchAgg == nil {
+		rt.matchAgg = map[string]any{"count": 1}
+		rt.matchSignals = map[string]map[string]bool{}
+	}
+	signals := rt.matchSignals[rec.Signal]
+	if signals == nil {
+		signals = map[string]bool{rec.Signal: true}
+		rt.matchSignals[rec.Signal] = signals
+	}
 	e.fire(&hit{rt: rt, key: key, vals: vals,
 		steps:    []namedRec{{as, rec}},
 		evidence: []pipeline.EventRef{rec.ref(as)},
-		agg:      map[string]any{"count": 1},
-		signals:  map[string]bool{rec.Signal: true},
+		agg:      rt.matchAgg,
+		signals:  signals,
 		last:     rec, at: rec.Time})
 }

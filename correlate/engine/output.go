@@ -113,13 +113,17 @@ func IncidentID(ruleID, dedupKey, firstEvent string) string {
 }
 
 func incidentID(ruleID, dedupKey, firstEvent string) string {
-	h := sha256.New()
-	h.Write([]byte(ruleID))
-	h.Write([]byte{0})
-	h.Write([]byte(dedupKey))
-	h.Write([]byte{0})
-	h.Write([]byte(firstEvent))
-	return hex.EncodeToString(h.Sum(nil))[:32]
+	// One allocation (the result): every incident computes this.
+	var buf [256]byte
+	in := append(buf[:0], ruleID...)
+	in = append(in, 0)
+	in = append(in, dedupKey...)
+	in = append(in, 0)
+	in = append(in, firstEvent...)
+	sum := sha256.Sum256(in)
+	var out [32]byte
+	hex.Encode(out[:], sum[:16])
+	return string(out[:])
 }
 
 // rawFor decodes a step's raw record, reusing the current event's.
@@ -170,7 +174,16 @@ func (e *Engine) render(t *template.Template, env func() map[string]any) string 
 			return ""
 		case len(nodes) == 1:
 			if tn, ok := nodes[0].(*parse.TextNode); ok {
-				return strings.TrimSpace(string(tn.Text)) // as rule.Render
+				// As rule.Render; kept, as every Sigma hit renders its title.
+				if s, ok := e.literals[t]; ok {
+					return s
+				}
+				s := strings.TrimSpace(string(tn.Text))
+				if e.literals == nil {
+					e.literals = map[*template.Template]string{}
+				}
+				e.literals[t] = s
+				return s
 			}
 		}
 	}
@@ -241,10 +254,19 @@ func (e *Engine) fire(h *hit) *openInc {
 		return nil
 	}
 	r := rt.r
-	keyMap := make(map[string]string, len(r.By))
-	for i, kf := range r.By {
-		if i < len(h.vals) {
-			keyMap[kf.Name] = h.vals[i]
+	var keyMap map[string]string
+	if len(r.By) == 0 {
+		// Never written: one empty key serves every incident of the rule.
+		if rt.noKey == nil {
+			rt.noKey = map[string]string{}
+		}
+		keyMap = rt.noKey
+	} else {
+		keyMap = make(map[string]string, len(r.By))
+		for i, kf := range r.By {
+			if i < len(h.vals) {
+				keyMap[kf.Name] = h.vals[i]
+			}
 		}
 	}
 	// The output environment costs a raw decode per step: build it only

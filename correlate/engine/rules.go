@@ -21,6 +21,11 @@ type ruleRT struct {
 	temporal  *temporalTable
 	byFields  bool      // a `by` expression reads signal fields: keys per hit
 	keyBuf    []keyVals // groupKeys' result, reused (valid until its next call)
+	// Read-only maps a match hit shares with every other (onMatch, fire):
+	// its agg, its signals by name, and the key of a rule without `by`.
+	matchAgg     map[string]any
+	matchSignals map[string]map[string]bool
+	noKey        map[string]string
 }
 
 func newRuleRT(i int, r *rule.Rule, opts Options) *ruleRT {

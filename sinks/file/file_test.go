@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	std "encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +128,39 @@ func TestJSONLIsEncodingJSON(t *testing.T) {
 	}
 	if got.String() != want.String() {
 		t.Fatalf("WriteJSONL:\n%s\nencoding/json:\n%s", got.String(), want.String())
+	}
+}
+
+// Past a chunk, incidents are encoded on several cores: the lines are
+// still encoding/json's, in the incidents' order, with none lost or
+// doubled at the chunk edges.
+func TestJSONLInChunksKeepsOrder(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	var many []pipeline.Incident
+	for i := range 5000 {
+		inc := incs[i%len(incs)]
+		inc.ID = fmt.Sprintf("inc-%05d", i)
+		inc.Count = i
+		many = append(many, inc)
+	}
+	var got, want bytes.Buffer
+	if err := WriteJSONL(&got, many); err != nil {
+		t.Fatal(err)
+	}
+	enc := std.NewEncoder(&want)
+	enc.SetEscapeHTML(false)
+	for i := range many {
+		if err := enc.Encode(&many[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(got.String(), "\n"), "\n")
+	if len(lines) != 5000 || !strings.Contains(lines[4999], `"id":"inc-04999"`) || !strings.Contains(lines[1024], `"id":"inc-01024"`) {
+		t.Fatalf("%d lines; line 1024: %.60s", len(lines), lines[min(1024, len(lines)-1)])
+	}
+	if got.String() != want.String() {
+		t.Fatal("the chunked encoding differs from encoding/json's")
 	}
 }
