@@ -223,10 +223,7 @@ type Runner struct {
 	// Final and SinkFinal sinks (with those an earlier, interrupted run
 	// left in the outbox); nil when nothing reads it (a live run would
 	// otherwise keep every incident forever).
-	final map[string]Incident
-	// sorted is Final's answer, until final changes (a run's end reads it
-	// twice: SinkFinal sinks and the caller).
-	sorted []Incident
+	final *finalSet
 	// drainers deliver the outbox to stream sinks (by sink index).
 	drainers map[int]*drainer
 	outSeq   uint64       // last outbox sequence number
@@ -302,7 +299,7 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 		keep = keep || s.Mode() == SinkFinal
 	}
 	if keep {
-		r.final = map[string]Incident{}
+		r.final = newFinalSet()
 	}
 	r.doneObs, _ = o.Correlator.(DoneObserver)
 	r.streamAdv, _ = o.Correlator.(StreamAdvancer)
@@ -656,8 +653,7 @@ func (r *Runner) load(ctx context.Context) error {
 				return fmt.Errorf("report entry %q: %w", k, err)
 			}
 			if r.final != nil && (r.o.Report == nil || r.o.Report(inc)) {
-				r.final[inc.ID] = inc
-				r.sorted = nil
+				r.final.put(inc)
 			}
 			return nil
 		})
@@ -912,8 +908,7 @@ func (r *Runner) collect(incs []Incident) {
 			r.changes[inc.ID] = inc
 		}
 		if r.final != nil {
-			r.final[inc.ID] = inc
-			r.sorted = nil
+			r.final.put(inc)
 		}
 	}
 }
@@ -1170,18 +1165,13 @@ func (r *Runner) swap(ctx context.Context, req swapReq) error {
 // Final returns the latest state of every incident of the run (including
 // those an interrupted earlier run left undelivered), ordered by
 // SortIncidents. It needs RunnerOptions.KeepFinal or a SinkFinal sink;
-// otherwise it returns none. Callers share the slice: read it, do not
-// change it (copying hundreds of thousands of incidents for each caller
-// cost a replay more than sorting them).
+// otherwise it returns none. Callers share the slice, which holds until
+// an incident changes again: read it, do not change it (copying hundreds
+// of thousands of incidents for each caller cost a replay more than
+// sorting them).
 func (r *Runner) Final() []Incident {
-	if r.sorted != nil {
-		return r.sorted
+	if r.final == nil {
+		return []Incident{}
 	}
-	all := make([]Incident, 0, len(r.final))
-	for _, inc := range r.final {
-		all = append(all, inc)
-	}
-	SortIncidents(all)
-	r.sorted = all
-	return all
+	return r.final.all()
 }
