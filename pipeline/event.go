@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // Source names the producer of an event. The values are stable: rules, dead
@@ -109,6 +111,12 @@ type Event struct {
 	// Prepared is what a Preparer worked out of the event ahead of
 	// Process; the correlator's own.
 	Prepared any
+	// Judged, when not nil, is what the reader's filter found of the
+	// record's candidate matchers, judged exactly on its bytes (Verdict):
+	// bit i is whether signal i of the rule set fingerprinted JudgedBy
+	// matched. A judged event may come without Raw (Verdict.NoRaw).
+	Judged   []uint64
+	JudgedBy uint64
 
 	// batch is the input batch the event came in, while the Runner holds it.
 	batch *pendingBatch
@@ -118,6 +126,17 @@ type Event struct {
 	// applies events in order reads the record one time less.
 	contentHash uint64
 	hashed      bool
+}
+
+// HashContent works out the digest of what ev says from raw, the record
+// ev was decoded from, for an event that does not keep its Raw: the
+// applied-event set still tells a redelivery from a conflicting record.
+func (ev *Event) HashContent(raw []byte) {
+	var d xxhash.Digest
+	keep := ev.Raw
+	ev.Raw = raw
+	hashContent(&d, ev)
+	ev.Raw = keep
 }
 
 // Less orders events by event time, then source, then arrival, then ID, so

@@ -1,5 +1,7 @@
 package pipeline
 
+import "time"
+
 // Member is one top-level member of a JSON object: slices of the record
 // (the key without quotes).
 type Member struct {
@@ -14,6 +16,35 @@ type Member struct {
 type RawRecord struct {
 	Data    []byte
 	Members []Member
+}
+
+// A RecordFilter decides, on a record's bytes, whether to decode it (its
+// type and time are known); typ and rec are valid only during the call.
+type RecordFilter func(src Source, typ string, t time.Time, rec RawRecord) Verdict
+
+// KeepIf is the RecordFilter that keeps the records keep accepts, and
+// judges nothing; nil (no filter) for nil.
+func KeepIf(keep func(src Source, typ string, t time.Time, rec RawRecord) bool) RecordFilter {
+	if keep == nil {
+		return nil
+	}
+	return func(src Source, typ string, t time.Time, rec RawRecord) Verdict {
+		return Verdict{Keep: keep(src, typ, t, rec)}
+	}
+}
+
+// A Verdict is a RecordFilter's answer.
+type Verdict struct {
+	// Keep the record: some rule may match it.
+	Keep bool
+	// Matched, when the filter judged every candidate matcher of the
+	// record exactly, is which did (Event.Judged), by the rule set
+	// fingerprinted By; nil otherwise.
+	Matched []uint64
+	By      uint64
+	// NoRaw: nothing past the matchers reads the record, so the event
+	// need not keep it (nor its bytes be copied).
+	NoRaw bool
 }
 
 // IndexObject reads the JSON object at the start of data (which may go on

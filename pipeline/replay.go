@@ -147,6 +147,9 @@ func (a *ArchiveInput) Open(ctx context.Context, _ []byte) error {
 			a.stats.Dropped++
 			return nil
 		case KeepNoRaw:
+			if !ev.hashed {
+				ev.HashContent(ev.Raw)
+			}
 			ev.Raw = nil
 		}
 		if err := sorter.Add(ev); err != nil {

@@ -423,7 +423,9 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 				b, ack, err := st.in.Read(rctx)
 				if err == nil {
 					for _, ev := range b.Events {
-						hashContent(&d, ev)
+						if !ev.hashed { // a reader that dropped Raw hashed it
+							hashContent(&d, ev)
+						}
 					}
 				}
 				if p, ok := (*r.preparer.Load()).(Preparer); ok && err == nil {

@@ -241,6 +241,18 @@ func encodeEvent(w *bufio.Writer, ev *Event) error {
 	for _, c := range ev.Containers {
 		putS(c)
 	}
+	// What the reader worked out of a record it may not have kept.
+	putU(uint64(len(ev.Judged)))
+	for _, w := range ev.Judged {
+		putU(w)
+	}
+	putU(ev.JudgedBy)
+	if ev.hashed {
+		putU(1)
+		putU(ev.contentHash)
+	} else {
+		putU(0)
+	}
 	return nil // bufio.Writer keeps the first error; Flush reports it
 }
 
@@ -345,6 +357,34 @@ func decodeEvent(r *bufio.Reader) (*Event, error) {
 			return fail(err)
 		}
 		ev.Containers = append(ev.Containers, c)
+	}
+	nj, err := getU()
+	if err != nil {
+		return fail(err)
+	}
+	if nj > 1<<16 {
+		return nil, fmt.Errorf("corrupt run: %d verdict words", nj)
+	}
+	if nj > 0 {
+		ev.Judged = make([]uint64, nj)
+		for i := range ev.Judged {
+			if ev.Judged[i], err = getU(); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if ev.JudgedBy, err = getU(); err != nil {
+		return fail(err)
+	}
+	hashed, err := getU()
+	if err != nil {
+		return fail(err)
+	}
+	if hashed == 1 {
+		ev.hashed = true
+		if ev.contentHash, err = getU(); err != nil {
+			return fail(err)
+		}
 	}
 	return ev, nil
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // Times far outside the int64-nanosecond range (about 1678–2262) come out
@@ -62,5 +64,42 @@ func TestSorterExtremeTimesSurviveSpill(t *testing.T) {
 	}
 	if spilled != want {
 		t.Errorf("spilled:\n%s\nwant:\n%s", spilled, want)
+	}
+}
+
+// What a reader worked out of a record it did not keep (the matchers'
+// verdict, the content digest) survives a spill: without them a spilled
+// event would match nothing and conflict with nothing.
+func TestSorterKeepsVerdictsThroughSpill(t *testing.T) {
+	s := &Sorter{MaxBytes: 1, Dir: t.TempDir()}
+	t0 := time.Date(2023, 7, 10, 12, 0, 0, 0, time.UTC)
+	raw := []byte(`{"eventName":"AssumeRole"}`)
+	for i := range 3 {
+		ev := &Event{ID: fmt.Sprintf("e%d", i), Source: SourceCloudTrail, Type: "sts.amazonaws.com:AssumeRole", Time: t0.Add(time.Duration(2-i) * time.Second)}
+		if i > 0 {
+			ev.Judged, ev.JudgedBy = []uint64{1 << uint(i), 1 << 63}, 0xfeed
+			ev.HashContent(raw)
+		}
+		if err := s.Add(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var d xxhash.Digest
+	want := contentHash(&d, &Event{Type: "sts.amazonaws.com:AssumeRole", Time: t0.Add(time.Second), Raw: raw})
+	var got []string
+	if err := s.Drain(func(e *Event) error {
+		got = append(got, fmt.Sprintf("%s %v %x %v", e.ID, e.Judged, e.JudgedBy, e.hashed))
+		if e.ID == "e1" && e.contentHash != want {
+			t.Errorf("e1's content digest %x, want %x", e.contentHash, want)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Spilled != 3 {
+		t.Fatalf("spilled %d", s.Spilled)
+	}
+	if w := "e2 [4 9223372036854775808] feed true|e1 [2 9223372036854775808] feed true|e0 [] 0 false"; strings.Join(got, "|") != w {
+		t.Fatalf("got %s\nwant %s", strings.Join(got, "|"), w)
 	}
 }

@@ -134,7 +134,7 @@ func TestProgressLinePhases(t *testing.T) {
 func TestProgressCountsEveryRecord(t *testing.T) {
 	var rejected, seen int64
 	var mu sync.Mutex
-	r := archive.NewReader(archive.Options{Filter: func(src pipeline.Source, typ string, _ time.Time, _ pipeline.RawRecord) bool {
+	r := archive.NewReader(archive.Options{Filter: pipeline.KeepIf(func(src pipeline.Source, typ string, _ time.Time, _ pipeline.RawRecord) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		seen++
@@ -143,7 +143,7 @@ func TestProgressCountsEveryRecord(t *testing.T) {
 			return false
 		}
 		return true
-	}})
+	})})
 	p := &replayProgress{start: time.Now(), filtered: func() int64 { mu.Lock(); defer mu.Unlock(); return rejected }}
 	jobs := readJobs(r, []string{demo}, nil, nil, func(archive.RecordError) {})
 	var size int64

@@ -462,17 +462,21 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 	// reader skip what no rule can match before it does the expensive part.
 	var outOfRange, irrelevant atomic.Int64
 	var span timeSpan // of every valid record read, kept or not
-	reader := archive.NewReader(archive.Options{Logger: log, Filter: func(src pipeline.Source, typ string, t time.Time, rec pipeline.RawRecord) bool {
+	// The matchers' verdicts go with the event, and the record itself only
+	// when a rule reads it past them.
+	reader := archive.NewReader(archive.Options{Logger: log, Filter: func(src pipeline.Source, typ string, t time.Time, rec pipeline.RawRecord) pipeline.Verdict {
 		span.add(t)
 		if (!since.IsZero() && t.Before(since)) || (!until.IsZero() && !t.Before(until)) {
 			outOfRange.Add(1)
-			return false
+			return pipeline.Verdict{}
 		}
-		if !set.MayMatch(src, typ, rec) {
+		v := set.Judge(src, typ, rec)
+		if !v.Keep {
 			irrelevant.Add(1)
-			return false
+			return v
 		}
-		return true
+		v.NoRaw = v.Matched != nil && !eng.RecordNeeded(v.Matched)
+		return v
 	}})
 	// Never read what this run writes: a dead-letter or output file inside
 	// an input folder would feed the replay its own records.

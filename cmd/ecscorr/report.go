@@ -313,9 +313,9 @@ func readEvidence(ctx context.Context, paths []string, own map[string]bool, incs
 			note(*r)
 		}
 	}
-	reader := archive.NewReader(archive.Options{Logger: log, Filter: func(src pipeline.Source, typ string, t time.Time, _ pipeline.RawRecord) bool {
+	reader := archive.NewReader(archive.Options{Logger: log, Filter: pipeline.KeepIf(func(src pipeline.Source, typ string, t time.Time, _ pipeline.RawRecord) bool {
 		return types[string(src)+"\x00"+typ] && !t.Before(first) && !t.After(last)
-	}})
+	})})
 	var mu sync.Mutex
 	err := readParallel(ctx, reader, paths, own, func(ev *pipeline.Event) error {
 		k := report.EventKey{Source: ev.Source, ID: ev.ID}

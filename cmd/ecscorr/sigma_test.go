@@ -112,6 +112,15 @@ func TestReplayBuiltinPlusSigmaHQ(t *testing.T) {
 	if len(pack) != 15 || strings.Join(pack, "") != string(pinned) {
 		t.Errorf("%d pack incidents; equal to the golden: %v", len(pack), strings.Join(pack, "") == string(pinned))
 	}
+	// Every event spilled to disk on its way through the sort: the Sigma
+	// hits, kept without their records, come back with their verdicts.
+	spilled, err := exec.Command(bin, "replay", "--quiet", "--sort-mem", "1", "--rules", "builtin", "--rules", sigmaHQ, "../../testdata/demo").Output()
+	if err != nil {
+		t.Fatalf("replay --sort-mem 1: %v", err)
+	}
+	if string(spilled) != string(out) {
+		t.Errorf("replay with every event spilled differs: %d bytes, want %d", len(spilled), len(out))
+	}
 }
 
 // rules test runs Sigma rules like any other: two matching records, two

@@ -68,6 +68,8 @@ type Engine struct {
 	// the signal's roles.
 	eager    []bool
 	sigEager []int
+	// sigRawFree[signal index]: a hit needs no record (rawFree).
+	sigRawFree []bool
 	// phase is the pass over the current event: phaseAll, phaseEager
 	// (eager rules only) or phaseRest (all but the eager rules).
 	phase phase
@@ -231,6 +233,10 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 			}
 		}
 	}
+	e.sigRawFree = make([]bool, len(set.Signals))
+	for _, sig := range set.Signals {
+		e.sigRawFree[sig.Index] = e.rawFree(sig)
+	}
 	e.sigProj = make([]projection, len(set.Signals))
 	for _, sig := range set.Signals {
 		e.sigProj[sig.Index] = signalProjection(sig)
@@ -287,6 +293,9 @@ func (e *Engine) evaluate(ev *pipeline.Event, byType, anyType []*rule.Signal) {
 	e.prep, _ = ev.Prepared.(*prepared)
 	if e.prep != nil && e.prep.e != e {
 		e.prep = nil // prepared for another engine (since swapped out)
+	}
+	if e.prep == nil && len(ev.Raw) == 0 {
+		e.prep = e.judgedPrep(ev) // judged by the reader, record not kept
 	}
 	e.setEnv(ev)
 	e.projectRaw(ev, byType, anyType)

@@ -168,26 +168,37 @@ func (e *Engine) render(t *template.Template, env func() map[string]any) string 
 	if t == nil {
 		return ""
 	}
-	if t.Tree != nil && t.Tree.Root != nil {
-		switch nodes := t.Tree.Root.Nodes; {
-		case len(nodes) == 0:
-			return ""
-		case len(nodes) == 1:
-			if tn, ok := nodes[0].(*parse.TextNode); ok {
-				// As rule.Render; kept, as every Sigma hit renders its title.
-				if s, ok := e.literals[t]; ok {
-					return s
-				}
-				s := strings.TrimSpace(string(tn.Text))
-				if e.literals == nil {
-					e.literals = map[*template.Template]string{}
-				}
-				e.literals[t] = s
-				return s
-			}
+	if s, ok := e.literals[t]; ok {
+		return s // kept: every Sigma hit renders its title
+	}
+	if s, ok := literalText(t); ok {
+		if e.literals == nil {
+			e.literals = map[*template.Template]string{}
 		}
+		e.literals[t] = s
+		return s
 	}
 	return e.execTemplate(t, env())
+}
+
+// literalText is what t renders whatever the data, when it has no
+// actions (nil renders "").
+func literalText(t *template.Template) (string, bool) {
+	if t == nil {
+		return "", true
+	}
+	if t.Tree == nil || t.Tree.Root == nil {
+		return "", false
+	}
+	switch nodes := t.Tree.Root.Nodes; {
+	case len(nodes) == 0:
+		return "", true
+	case len(nodes) == 1:
+		if tn, ok := nodes[0].(*parse.TextNode); ok {
+			return strings.TrimSpace(string(tn.Text)), true // as rule.Render
+		}
+	}
+	return "", false
 }
 
 func (e *Engine) execTemplate(t *template.Template, data map[string]any) string {

@@ -37,6 +37,9 @@ func (p *prepared) matched(sig *rule.Signal) bool {
 // New set, and writes only ev.Prepared.
 func (e *Engine) Prepare(ev *pipeline.Event) {
 	if len(ev.Raw) == 0 {
+		if p := e.judgedPrep(ev); p != nil {
+			ev.Prepared = p
+		}
 		return
 	}
 	byType, anyType := e.set.Candidates(ev.Source, ev.Type)

@@ -66,6 +66,19 @@ type mayScratch struct {
 // and type: false only when every candidate signal is a Sigma matcher and
 // none matches. Safe for concurrent use.
 func (s *Set) MayMatch(src pipeline.Source, typ string, rec pipeline.RawRecord) bool {
+	return s.judge(src, typ, rec, false).Keep
+}
+
+// Judge is MayMatch's answer with, when every candidate signal of the
+// record is a matcher, the verdict of each (Verdict.Matched, bit i for
+// signal i, By the set's Fingerprint): the engine then need not run them
+// again, nor keep the record when nothing else reads it (that, Judge
+// does not know: the caller sets NoRaw). Safe for concurrent use.
+func (s *Set) Judge(src pipeline.Source, typ string, rec pipeline.RawRecord) pipeline.Verdict {
+	return s.judge(src, typ, rec, true)
+}
+
+func (s *Set) judge(src pipeline.Source, typ string, rec pipeline.RawRecord, all bool) pipeline.Verdict {
 	sc, _ := s.plans.scratch.Get().(*mayScratch)
 	if sc == nil {
 		sc = &mayScratch{plans: map[planKey]*matchPlan{}}
@@ -79,11 +92,12 @@ func (s *Set) MayMatch(src pipeline.Source, typ string, rec pipeline.RawRecord) 
 			sc.plans[planKey{src, strings.Clone(typ)}] = p // typ may point into a record
 		}
 	}
+	keep := pipeline.Verdict{Keep: true}
 	switch {
 	case p.undecided:
-		return true
+		return keep
 	case len(p.sigs) == 0:
-		return false
+		return pipeline.Verdict{}
 	}
 	sigs := p.sigs
 	if p.screens != nil {
@@ -99,13 +113,13 @@ func (s *Set) MayMatch(src pipeline.Source, typ string, rec pipeline.RawRecord) 
 		}
 		sc.pass = sigs[:0]
 		if len(sigs) == 0 {
-			return false
+			return pipeline.Verdict{}
 		}
 	}
 	var m map[string]any
 	if p.full {
 		if json.Unmarshal(rec.Data, &m) != nil {
-			return true // let the decoder report it
+			return keep // let the decoder report it
 		}
 	} else {
 		var ok bool
@@ -115,17 +129,28 @@ func (s *Set) MayMatch(src pipeline.Source, typ string, rec pipeline.RawRecord) 
 			m, ok = p.proj.ProjectBorrowed(rec.Data, &sc.proj)
 		}
 		if !ok {
-			return true
+			return keep
 		}
 	}
 	// The matchers are pure: they keep nothing of m, whose strings point
 	// into the record.
+	var matched []uint64
 	for _, sig := range sigs {
-		if sig.Match(m) {
-			return true
+		if !sig.Match(m) {
+			continue
 		}
+		if !all {
+			return keep
+		}
+		if matched == nil {
+			matched = make([]uint64, (len(s.Signals)+63)/64)
+		}
+		matched[sig.Index/64] |= 1 << (sig.Index % 64)
 	}
-	return false
+	if matched == nil {
+		return pipeline.Verdict{}
+	}
+	return pipeline.Verdict{Keep: true, Matched: matched, By: s.fingerprint}
 }
 
 func (s *Set) plan(src pipeline.Source, typ string) *matchPlan {

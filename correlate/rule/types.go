@@ -12,6 +12,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/ecscorr/ecscorr/correlate/sigma"
@@ -48,7 +49,14 @@ type Set struct {
 	dispatch map[pipeline.Source]*sourceIndex
 	// plans caches MayMatch's plan per (source, type).
 	plans matchPlans
+	// fingerprint tells this set's signal numbering from another's
+	// (Verdict.By): a digest of the signals' names in Index order.
+	fingerprint uint64
 }
+
+// Fingerprint identifies the set's signals and their numbering (see
+// Judge); set by BuildIndex.
+func (s *Set) Fingerprint() uint64 { return s.fingerprint }
 
 type sourceIndex struct {
 	byType  map[string][]*Signal
@@ -71,6 +79,13 @@ const maxMerged = 1 << 16
 // BuildIndex (re)builds the dispatch index from Signals. The loader calls
 // it once after compiling.
 func (s *Set) BuildIndex() {
+	d := xxhash.New()
+	for _, sig := range s.Signals {
+		d.WriteString(sig.Name)
+		d.Write([]byte{0})
+	}
+	// Never 0, which an unjudged event carries.
+	s.fingerprint = d.Sum64() | 1
 	s.dispatch = make(map[pipeline.Source]*sourceIndex)
 	get := func(src pipeline.Source) *sourceIndex {
 		ix := s.dispatch[src]

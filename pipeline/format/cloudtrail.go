@@ -1,6 +1,7 @@
 package format
 
 import (
+	"bytes"
 	"strings"
 
 	json "github.com/goccy/go-json"
@@ -76,11 +77,20 @@ func (d *Decoder) cloudTrail(u *ctFields, data []byte, pos pipeline.Position) {
 		Type:     typ,
 		Time:     t,
 		Severity: pipeline.SeverityInformational,
-		Raw:      rawCopy(data),
 		Pos:      pos,
 	}
+	if v := &d.verdict; v.Matched != nil {
+		ev.Judged, ev.JudgedBy = v.Matched, v.By
+	}
+	if d.verdict.NoRaw {
+		// The matchers have read it and nothing else will: hash what it
+		// says instead of keeping a copy.
+		ev.HashContent(bytes.TrimSpace(data))
+	} else {
+		ev.Raw = rawCopy(data)
+	}
 	if ev.ID == "" {
-		ev.ID = hashID(string(ev.Raw))
+		ev.ID = hashID(string(bytes.TrimSpace(data)))
 	}
 	e := &ev.Entity
 	e.Region = u.AWSRegion

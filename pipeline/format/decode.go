@@ -275,7 +275,9 @@ type Decoder struct {
 	last    pipeline.Source
 	lastN   int64
 	// filter and filtered: see DecoderOptions.Filter.
-	filter func(pipeline.Source, string, time.Time, pipeline.RawRecord) bool
+	filter pipeline.RecordFilter
+	// verdict is the filter's answer on the current record (Record resets it).
+	verdict pipeline.Verdict
 	// members indexes the record Record is decoding (RecordIndexed); nil
 	// otherwise.
 	members  []pipeline.Member
@@ -303,7 +305,9 @@ type DecoderOptions struct {
 	// records it rejects are counted as read and filtered, not emitted.
 	// typ and raw (the record's JSON) are valid only during the call:
 	// copy what you keep.
-	Filter func(src pipeline.Source, typ string, t time.Time, rec pipeline.RawRecord) bool
+	// Its verdict on a kept record goes with the event (Event.Judged), and
+	// a NoRaw verdict spares copying the record.
+	Filter pipeline.RecordFilter
 	// Latest is the newest plausible event time (the run's start plus
 	// MaxClockSkew): later records, and records before 2004, are skipped
 	// as SkipTimeOutOfRange. Zero disables the check.
@@ -329,6 +333,7 @@ func (d *Decoder) Decode(data []byte, pos pipeline.Position) { d.decode(data, po
 // Record decodes one record known to be an element of a container of
 // src's records (a CloudTrail Records array takes a fast path).
 func (d *Decoder) Record(data []byte, pos pipeline.Position, src pipeline.Source) {
+	d.verdict = pipeline.Verdict{}
 	if len(data) > d.max {
 		d.reject(pos, src, SkipTooLarge, fmt.Sprintf("record exceeds %d bytes; skipped", d.max), data)
 		return
@@ -464,7 +469,10 @@ func (d *Decoder) count(src pipeline.Source) {
 // keep asks the filter about a valid record; a rejected one is counted as
 // read and filtered.
 func (d *Decoder) keep(src pipeline.Source, typ string, t time.Time, raw []byte) bool {
-	if d.kept || d.filter == nil || d.filter(src, typ, t, pipeline.RawRecord{Data: raw, Members: d.members}) {
+	if d.kept || d.filter == nil {
+		return true
+	}
+	if d.verdict = d.filter(src, typ, t, pipeline.RawRecord{Data: raw, Members: d.members}); d.verdict.Keep {
 		return true
 	}
 	d.count(src)

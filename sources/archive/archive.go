@@ -63,7 +63,7 @@ type Options struct {
 	// Stats.Read and Stats.Filtered but not emitted. Replay uses it to
 	// skip the bulk of CloudTrail that no rule can match. It must be safe
 	// for concurrent use.
-	Filter func(src pipeline.Source, typ string, t time.Time, rec pipeline.RawRecord) bool
+	Filter pipeline.RecordFilter
 	// Now is the wall-clock start of the run: records more than
 	// MaxClockSkew after it (or before MinEventTime) are skipped as
 	// SkipTimeOutOfRange. Zero means time.Now() at NewReader.

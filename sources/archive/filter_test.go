@@ -38,7 +38,7 @@ func TestFilterSkipsRejectedCloudTrail(t *testing.T) {
 		}
 		return src == pipeline.SourceCloudTrail && typ == "iam.amazonaws.com:AttachRolePolicy" && ts.After(cut)
 	}
-	res := readPaths(t, Options{Filter: filter}, filepath.Join("testdata", "invictus"))
+	res := readPaths(t, Options{Filter: pipeline.KeepIf(filter)}, filepath.Join("testdata", "invictus"))
 	if len(res.errs) != 0 {
 		t.Fatalf("record errors: %v", res.errs)
 	}

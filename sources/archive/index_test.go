@@ -75,7 +75,7 @@ func TestIndexedReadEqualsScanned(t *testing.T) {
 			for _, ext := range []string{".json", ".json.gz"} {
 				path := filepath.Join(dir, name+ext)
 				read := func(noIndex bool) string {
-					r := NewReader(Options{Filter: filter, MaxRecordBytes: 64 << 10})
+					r := NewReader(Options{Filter: pipeline.KeepIf(filter), MaxRecordBytes: 64 << 10})
 					r.noIndex = noIndex
 					var b strings.Builder
 					err := r.Read(context.Background(), []string{path}, func(e *pipeline.Event) error {

@@ -39,7 +39,7 @@ func TestTimeOutOfRange(t *testing.T) {
 			p := writeFile(t, t.TempDir(), "mixed.jsonl", []byte(data))
 			opts := Options{Now: now}
 			if filtered {
-				opts.Filter = func(pipeline.Source, string, time.Time, pipeline.RawRecord) bool { return true }
+				opts.Filter = pipeline.KeepIf(func(pipeline.Source, string, time.Time, pipeline.RawRecord) bool { return true })
 			}
 			res := readPaths(t, opts, p)
 			if got := ids(res.events); got != "ok-first,ok-last,falco-ok" {
