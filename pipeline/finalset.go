@@ -1,38 +1,45 @@
 package pipeline
 
-// finalSet is the latest state of every incident of a run, for Final: the
-// incidents in a slice (updated in place) and their index by ID, so that
-// a replay's hundreds of thousands of incidents are neither rehashed as
-// map values while they come nor copied out of a map to be sorted.
+// finalSet is the latest state of every incident of a run, for Final: one
+// allocation per incident, and a slice of pointers that grows cheaply (a
+// growing slice of hundreds-of-bytes incidents, like a map of them, was
+// copied at every doubling).
 type finalSet struct {
-	incs  []Incident
+	incs  []*Incident
 	index map[string]int
-	// sorted: incs are in SortIncidents order (until the next put).
-	sorted bool
+	// sorted is all's answer, until the next put.
+	sorted []Incident
 }
 
 func newFinalSet() *finalSet { return &finalSet{index: map[string]int{}} }
 
 // put records inc as its incident's latest state.
 func (f *finalSet) put(inc Incident) {
-	f.sorted = false
+	f.sorted = nil
 	if i, ok := f.index[inc.ID]; ok {
-		f.incs[i] = inc
+		*f.incs[i] = inc
 		return
 	}
 	f.index[inc.ID] = len(f.incs)
-	f.incs = append(f.incs, inc)
+	p := new(Incident)
+	*p = inc
+	f.incs = append(f.incs, p)
 }
 
-// all returns the incidents in SortIncidents order, sorted in place.
+// all returns the incidents in SortIncidents order.
 func (f *finalSet) all() []Incident {
-	if f.sorted {
-		return f.incs
+	if f.sorted != nil {
+		return f.sorted
 	}
-	f.sorted = true
-	SortIncidents(f.incs)
-	for i := range f.incs {
-		f.index[f.incs[i].ID] = i
+	keys := make([]incidentKey, len(f.incs))
+	for i, p := range f.incs {
+		keys[i] = keyOf(p, i)
 	}
-	return f.incs
+	sortIncidentKeys(keys)
+	out := make([]Incident, len(keys))
+	for j, k := range keys {
+		out[j] = *f.incs[k.at]
+	}
+	f.sorted = out
+	return out
 }

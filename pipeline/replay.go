@@ -324,24 +324,11 @@ func SortIncidents(incs []Incident) {
 	// The keys are sorted, not the incidents (hundreds of bytes each, a
 	// replay's hundreds of thousands copied at every comparison and swap);
 	// then each incident moves once.
-	type key struct {
-		first    time.Time
-		rule, id string
-		at       int
-	}
-	keys := make([]key, len(incs))
+	keys := make([]incidentKey, len(incs))
 	for i := range incs {
-		keys[i] = key{incs[i].FirstSeen, incs[i].Rule, incs[i].ID, i}
+		keys[i] = keyOf(&incs[i], i)
 	}
-	slices.SortFunc(keys, func(a, b key) int {
-		if c := a.first.Compare(b.first); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.rule, b.rule); c != 0 {
-			return c
-		}
-		return strings.Compare(a.id, b.id)
-	})
+	sortIncidentKeys(keys)
 	// Position j takes the incident at keys[j].at, one cycle at a time.
 	done := make([]bool, len(keys))
 	for i := range keys {
@@ -360,4 +347,28 @@ func SortIncidents(incs []Incident) {
 			j = src
 		}
 	}
+}
+
+// incidentKey is what SortIncidents orders an incident by, and where the
+// incident is.
+type incidentKey struct {
+	first    time.Time
+	rule, id string
+	at       int
+}
+
+func keyOf(inc *Incident, at int) incidentKey {
+	return incidentKey{inc.FirstSeen, inc.Rule, inc.ID, at}
+}
+
+func sortIncidentKeys(keys []incidentKey) {
+	slices.SortFunc(keys, func(a, b incidentKey) int {
+		if c := a.first.Compare(b.first); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.rule, b.rule); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
 }
