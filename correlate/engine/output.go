@@ -99,6 +99,12 @@ type openInc struct {
 	// hit before then cancels it.
 	ResolveAt time.Time          `json:"resolve_at,omitempty"`
 	ResolveBy *pipeline.EventRef `json:"resolve_by,omitempty"`
+
+	// closes is the incident's output environment for resolve.closes as of
+	// Count closesCount (closesEnv): built once, not per resolving event,
+	// as it decodes the step records.
+	closes      map[string]any
+	closesCount int
 }
 
 type stepJSON struct {
@@ -573,15 +579,18 @@ func (e *Engine) resolveTimer(rt *ruleRT, id string, at time.Time) {
 // closesEnv is what resolve.closes sees (rule.ClosesEnv): the open
 // incident's output environment and the resolving event.
 func (e *Engine) closesEnv(rt *ruleRT, oi *openInc, event map[string]any) map[string]any {
-	steps := make([]namedRec, len(oi.Steps))
-	var last *evRec
-	for i, s := range oi.Steps {
-		steps[i] = namedRec{s.As, s.Rec}
-		if last == nil || !s.Rec.Time.Before(last.Time) {
-			last = s.Rec
+	if oi.closes == nil || oi.closesCount != oi.Inc.Count {
+		steps := make([]namedRec, len(oi.Steps))
+		var last *evRec
+		for i, s := range oi.Steps {
+			steps[i] = namedRec{s.As, s.Rec}
+			if last == nil || !s.Rec.Time.Before(last.Time) {
+				last = s.Rec
+			}
 		}
+		oi.closes, oi.closesCount = e.outputEnv(rt, oi.Inc.Key, steps, oi.Agg, oi.Signals, last, oi.Inc.Count), oi.Inc.Count
 	}
-	return rule.ClosesEnv(e.outputEnv(rt, oi.Inc.Key, steps, oi.Agg, oi.Signals, last, oi.Inc.Count), event)
+	return rule.ClosesEnv(oi.closes, event)
 }
 
 func (e *Engine) resolve(rt *ruleRT, oi *openInc, at time.Time, by *pipeline.EventRef) {
