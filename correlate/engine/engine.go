@@ -68,8 +68,9 @@ type Engine struct {
 	// the signal's roles.
 	eager    []bool
 	sigEager []int
-	// sigRawFree[signal index]: a hit needs no record (rawFree).
-	sigRawFree []bool
+	// sigRawFree[signal index]: a hit needs no record (rawFree);
+	// sigOutputRaw: a hit decodes it whole (outputReadsRecord).
+	sigRawFree, sigOutputRaw []bool
 	// phase is the pass over the current event: phaseAll, phaseEager
 	// (eager rules only) or phaseRest (all but the eager rules).
 	phase phase
@@ -234,8 +235,10 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 		}
 	}
 	e.sigRawFree = make([]bool, len(set.Signals))
+	e.sigOutputRaw = make([]bool, len(set.Signals))
 	for _, sig := range set.Signals {
 		e.sigRawFree[sig.Index] = e.rawFree(sig)
+		e.sigOutputRaw[sig.Index] = e.outputReadsRecord(sig)
 	}
 	e.sigProj = make([]projection, len(set.Signals))
 	for _, sig := range set.Signals {

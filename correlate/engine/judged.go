@@ -38,6 +38,26 @@ func (e *Engine) rawFree(sig *rule.Signal) bool {
 	return true
 }
 
+// outputReadsRecord reports whether a hit of sig builds an output
+// environment, which holds the whole decoded record: a rule that uses it
+// renders a template with actions, or has output fields, a dedup key
+// template, severity overrides or a resolve condition. Prepare then
+// decodes the record ahead, off the goroutine that applies events.
+func (e *Engine) outputReadsRecord(sig *rule.Signal) bool {
+	for _, rr := range e.sigRoles[sig.Index] {
+		r := e.rules[rr.rule].r
+		if len(r.Fields) > 0 || r.DedupKey != nil || len(r.Overrides) > 0 || (r.Resolve != nil && r.Resolve.Closes != nil) {
+			return true
+		}
+		for _, t := range []*template.Template{r.Title, r.Summary, r.Remediation} {
+			if _, ok := literalText(t); !ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // RecordNeeded reports whether an event whose candidate matchers matched
 // as matched says (Event.Judged, by this engine's rule set) must keep its
 // record. Safe for concurrent use.

@@ -74,6 +74,14 @@ func (e *Engine) Prepare(ev *pipeline.Event) {
 				p.whole, p.wholeDone = decodeRaw(ev.Raw), true
 				raw = p.whole
 			}
+			// A hit would decode the record whole for its output: do it
+			// here, where it costs the goroutine that applies events nothing.
+			if e.sigOutputRaw[sig.Index] && !p.wholeDone {
+				p.whole, p.wholeDone = decodeRaw(ev.Raw), true
+				if !lean && !p.rawProj {
+					raw = p.whole
+				}
+			}
 			if sig.Match == nil {
 				continue
 			}
