@@ -304,10 +304,16 @@ func (e *Engine) fire(h *hit) *openInc {
 			dk += "/" + v
 		}
 	}
-	dkey := r.ID + "\x00" + dk
+	// Only a dedup window reads the dedup index: a rule without one keeps
+	// no entry (most Sigma rules: one per hit, forgotten at the next sweep).
+	dedups := r.DedupWindow > 0
+	var dkey string
+	if dedups {
+		dkey = r.ID + "\x00" + dk
+	}
 
 	var oi *openInc
-	if id, ok := e.dedup[dkey]; ok && r.DedupWindow > 0 {
+	if id, ok := e.dedup[dkey]; dedups && ok {
 		if cur := e.incidents[id]; cur != nil && cur.Inc.Status == pipeline.IncidentOpen &&
 			h.at.Sub(cur.Inc.LastSeen) <= r.DedupWindow && !h.at.After(cur.Expire) {
 			oi = cur
@@ -409,7 +415,7 @@ func (e *Engine) fire(h *hit) *openInc {
 	rs.incidents++
 	e.stats.bySev[inc.Severity]++
 	e.incidents[inc.ID] = oi
-	if old, ok := e.dedup[dkey]; !ok || old != inc.ID {
+	if old, ok := e.dedup[dkey]; dedups && (!ok || old != inc.ID) {
 		e.dedup[dkey] = inc.ID
 	}
 	rt.open[h.key] = append(rt.open[h.key], inc.ID)
@@ -631,6 +637,9 @@ func (e *Engine) drop(rt *ruleRT, oi *openInc) {
 	delete(e.incidents, id)
 	delete(e.dirtyIncs, id)
 	e.deadIncs = append(e.deadIncs, id)
+	if rt.r.DedupWindow <= 0 {
+		return // it has no dedup entry (fire)
+	}
 	dkey := rt.r.ID + "\x00" + oi.DedupKey
 	if e.dedup[dkey] == id {
 		delete(e.dedup, dkey)
