@@ -71,6 +71,9 @@ type Engine struct {
 	// sigRawFree[signal index]: a hit needs no record (rawFree);
 	// sigOutputRaw: a hit decodes it whole (outputReadsRecord).
 	sigRawFree, sigOutputRaw []bool
+	// sigEntityFree[signal index]: its where reads no entity, which the
+	// Runner resolves after Prepare: Prepare may judge it (prepare.go).
+	sigEntityFree []bool
 	// phase is the pass over the current event: phaseAll, phaseEager
 	// (eager rules only) or phaseRest (all but the eager rules).
 	phase phase
@@ -236,7 +239,9 @@ func New(ctx context.Context, set *rule.Set, st *state.Store, opts Options) (*En
 	}
 	e.sigRawFree = make([]bool, len(set.Signals))
 	e.sigOutputRaw = make([]bool, len(set.Signals))
+	e.sigEntityFree = make([]bool, len(set.Signals))
 	for _, sig := range set.Signals {
+		e.sigEntityFree[sig.Index] = sig.Match == nil && sig.Where != nil && !readsEntity(sig.Where)
 		e.sigRawFree[sig.Index] = e.rawFree(sig)
 		e.sigOutputRaw[sig.Index] = e.outputReadsRecord(sig)
 	}
@@ -431,19 +436,19 @@ func (e *Engine) evalSignals(sigs []*rule.Signal) {
 		case e.phase == phaseEager && n == 0, e.phase == phaseRest && n == len(e.sigRoles[sig.Index]):
 			continue // no rule of this pass uses it
 		}
-		// A matcher Prepare judged needs no record here (a lean Prepare kept
-		// none); its fields, on a hit, do.
-		judged := sig.Match != nil && e.prep != nil && e.prep.judged(sig)
+		// A matcher or condition Prepare judged needs no record here (a
+		// lean Prepare kept none); its fields, on a hit, do.
+		judged := e.prep != nil && e.prep.judged(sig)
 		if sig.NeedsRaw && !e.rawProj && !judged {
 			e.ensureRaw()
 		}
 		e.env.Fields = nil
-		if sig.Match != nil {
-			if judged {
-				if !e.prep.matched(sig) {
-					continue
-				}
-			} else if e.env.Raw == nil || !sig.Match(e.env.Raw) {
+		if judged {
+			if !e.prep.matched(sig) {
+				continue
+			}
+		} else if sig.Match != nil {
+			if e.env.Raw == nil || !sig.Match(e.env.Raw) {
 				continue
 			}
 		} else if sig.Where != nil {

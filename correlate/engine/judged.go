@@ -4,6 +4,9 @@ import (
 	"math/bits"
 	"text/template"
 
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
+
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/pipeline"
 )
@@ -93,4 +96,25 @@ func (e *Engine) judgedPrep(ev *pipeline.Event) *prepared {
 	}
 	copy(p.matchSet, ev.Judged)
 	return p
+}
+
+// readsEntity reports whether a compiled condition reads `entity` (or the
+// whole environment, $env): the Runner resolves an event's task after
+// Prepare, so only a condition that does not may be judged there.
+func readsEntity(p *vm.Program) bool {
+	node := p.Node()
+	if node == nil {
+		return true
+	}
+	v := &entityFinder{}
+	ast.Walk(&node, v)
+	return v.found
+}
+
+type entityFinder struct{ found bool }
+
+func (f *entityFinder) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok && (id.Value == "entity" || id.Value == "$env") {
+		f.found = true
+	}
 }

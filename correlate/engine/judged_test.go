@@ -117,3 +117,56 @@ correlation:
 		}
 	}
 }
+
+// Prepare decides a signal's condition only when it reads no entity: the
+// Runner resolves the event's task after Prepare, and a condition on the
+// task must see the resolved one.
+func TestPrepareLeavesEntityConditionsToProcess(t *testing.T) {
+	set, ds := rule.Load([]rule.NamedSource{{Name: "r.yaml", Data: []byte(`apiVersion: ecscorr/v1
+kind: RuleFile
+signals:
+  - name: run_task
+    source: cloudtrail
+    where: 'raw["eventName"] == "RunTask"'
+  - name: run_task_of_a_task
+    source: cloudtrail
+    where: 'raw["eventName"] == "RunTask" and entity.task_arn != ""'
+rules:
+  - id: any-run-task
+    title: RunTask
+    severity: low
+    detect:
+      match: {signal: run_task}
+  - id: run-task-in-task
+    title: RunTask from a task
+    severity: low
+    detect:
+      match: {signal: run_task_of_a_task}
+`)}}, rule.LoadOptions{})
+	if set == nil || ds.HasErrors() {
+		t.Fatal(ds)
+	}
+	e, err := New(context.Background(), set, nil, Options{Logger: slog.New(slog.DiscardHandler), Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := ev("rt1", ct, "ecs.amazonaws.com:RunTask", 0, "", `{"eventSource":"ecs.amazonaws.com","eventName":"RunTask","eventID":"rt1"}`)
+	e.Prepare(x)
+	p, _ := x.Prepared.(*prepared)
+	if p == nil || !p.judged(set.SignalsByName["run_task"]) || !p.matched(set.SignalsByName["run_task"]) || p.judged(set.SignalsByName["run_task_of_a_task"]) {
+		t.Fatalf("prepared %+v: want run_task judged (matched) and run_task_of_a_task left", p)
+	}
+	x.Entity.TaskARN = "arn:aws:ecs:eu-west-1:111122223333:task/prod/0123456789abcdef0123456789abcdef" // resolved
+	incs, err := e.Process(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, inc := range incs {
+		got = append(got, inc.Rule)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"any-run-task", "run-task-in-task"}) {
+		t.Errorf("incidents %v", got)
+	}
+}

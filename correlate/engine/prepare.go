@@ -27,6 +27,19 @@ func (p *prepared) judged(sig *rule.Signal) bool {
 	return i/64 < len(p.judgedSet) && p.judgedSet[i/64]&(1<<(i%64)) != 0
 }
 
+// judge records sig's verdict (n signals in the set).
+func (p *prepared) judge(sig *rule.Signal, matched bool, n int) {
+	if p.judgedSet == nil {
+		w := (n + 63) / 64
+		p.judgedSet, p.matchSet = make([]uint64, w), make([]uint64, w)
+	}
+	i := sig.Index
+	p.judgedSet[i/64] |= 1 << (i % 64)
+	if matched {
+		p.matchSet[i/64] |= 1 << (i % 64)
+	}
+}
+
 func (p *prepared) matched(sig *rule.Signal) bool {
 	i := sig.Index
 	return i/64 < len(p.matchSet) && p.matchSet[i/64]&(1<<(i%64)) != 0
@@ -51,6 +64,7 @@ func (e *Engine) Prepare(ev *pipeline.Event) {
 	// verdicts: they are taken on a borrowed one and nothing is decoded
 	// to keep, most of Prepare's cost for a Sigma hit.
 	var raw map[string]any
+	var env *rule.Env // of the conditions judged here
 	lean := false
 	proj := e.eventProjection(ev.Source, ev.Type, byType, anyType)
 	if proj.lean && proj.pp != nil && len(proj.keys) > 0 {
@@ -83,17 +97,31 @@ func (e *Engine) Prepare(ev *pipeline.Event) {
 				}
 			}
 			if sig.Match == nil {
+				// A condition that reads no entity is decided here too, on
+				// the record as the engine would see it (the projection, or
+				// the whole record it reads): an error is left to Process,
+				// which counts and logs it.
+				if !e.sigEntityFree[sig.Index] || lean || (ev.Sample && !sig.Sample) {
+					continue
+				}
+				if env == nil {
+					env = &rule.Env{Event: rule.EventEnv{ID: ev.ID, Source: string(ev.Source), Type: ev.Type, Time: ev.Time, Severity: ev.Severity.String(), Sample: ev.Sample},
+						Entity: rule.EntityEnvOf(ev.Entity), Lists: e.set.Lists}
+				}
+				env.Raw = nil
+				if p.rawProj {
+					env.Raw = p.proj
+				} else if sig.NeedsRaw {
+					env.Raw = p.whole
+				}
+				ok, err := sig.Eval(env)
+				if err != nil {
+					continue
+				}
+				p.judge(sig, ok, len(e.sigRoles))
 				continue
 			}
-			if p.judgedSet == nil {
-				n := (len(e.sigRoles) + 63) / 64
-				p.judgedSet, p.matchSet = make([]uint64, n), make([]uint64, n)
-			}
-			i := sig.Index
-			p.judgedSet[i/64] |= 1 << (i % 64)
-			if raw != nil && sig.Match(raw) {
-				p.matchSet[i/64] |= 1 << (i % 64)
-			}
+			p.judge(sig, raw != nil && sig.Match(raw), len(e.sigRoles))
 		}
 	}
 	ev.Prepared = p
