@@ -29,16 +29,21 @@ func (e *Engine) rawFree(sig *rule.Signal) bool {
 		r := e.rules[rr.rule].r
 		if rr.kind != roleStep || r.Kind != rule.KindMatch || r.Match == nil || r.Match.Where != nil ||
 			len(r.By) > 0 || r.DedupKey != nil || len(r.Exceptions) > 0 || len(r.Overrides) > 0 ||
-			len(r.Fields) > 0 || r.Resolve != nil || r.Derived != nil || r.Silent {
+			len(r.Fields) > 0 || r.Resolve != nil || r.Derived != nil || r.Silent || templated(r) {
 			return false
-		}
-		for _, t := range []*template.Template{r.Title, r.Summary, r.Remediation} {
-			if _, ok := literalText(t); !ok {
-				return false
-			}
 		}
 	}
 	return true
+}
+
+// templated reports whether one of r's output texts has template actions.
+func templated(r *rule.Rule) bool {
+	for _, t := range []*template.Template{r.Title, r.Summary, r.Remediation} {
+		if _, ok := literalText(t); !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // outputReadsRecord reports whether a hit of sig builds an output
@@ -49,13 +54,8 @@ func (e *Engine) rawFree(sig *rule.Signal) bool {
 func (e *Engine) outputReadsRecord(sig *rule.Signal) bool {
 	for _, rr := range e.sigRoles[sig.Index] {
 		r := e.rules[rr.rule].r
-		if len(r.Fields) > 0 || r.DedupKey != nil || len(r.Overrides) > 0 || (r.Resolve != nil && r.Resolve.Closes != nil) {
+		if len(r.Fields) > 0 || r.DedupKey != nil || len(r.Overrides) > 0 || (r.Resolve != nil && r.Resolve.Closes != nil) || templated(r) {
 			return true
-		}
-		for _, t := range []*template.Template{r.Title, r.Summary, r.Remediation} {
-			if _, ok := literalText(t); !ok {
-				return true
-			}
 		}
 	}
 	return false

@@ -328,7 +328,10 @@ func (d *Decoder) SetLatest(t time.Time) { d.latest = t }
 
 // Decode decodes one document of any supported shape (see the package
 // doc); Record in pos is the index of an element of a container.
-func (d *Decoder) Decode(data []byte, pos pipeline.Position) { d.decode(data, pos, nil, 0) }
+func (d *Decoder) Decode(data []byte, pos pipeline.Position) {
+	d.verdict = pipeline.Verdict{}
+	d.decode(data, pos, nil, 0)
+}
 
 // Record decodes one record known to be an element of a container of
 // src's records (a CloudTrail Records array takes a fast path).
