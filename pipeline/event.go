@@ -133,10 +133,7 @@ type Event struct {
 // applied-event set still tells a redelivery from a conflicting record.
 func (ev *Event) HashContent(raw []byte) {
 	var d xxhash.Digest
-	keep := ev.Raw
-	ev.Raw = raw
-	hashContent(&d, ev)
-	ev.Raw = keep
+	ev.contentHash, ev.hashed = contentHash(&d, ev, raw), true
 }
 
 // Less orders events by event time, then source, then arrival, then ID, so

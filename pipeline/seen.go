@@ -82,22 +82,23 @@ func (s *seenSet) contentHash(ev *Event) uint64 {
 	if ev.hashed {
 		return ev.contentHash
 	}
-	return contentHash(&s.d, ev)
+	return contentHash(&s.d, ev, ev.Raw)
 }
 
 // hashContent works out ev's content digest ahead, with d.
 func hashContent(d *xxhash.Digest, ev *Event) {
-	ev.contentHash, ev.hashed = contentHash(d, ev), true
+	ev.contentHash, ev.hashed = contentHash(d, ev, ev.Raw), true
 }
 
-func contentHash(d *xxhash.Digest, ev *Event) uint64 {
+// contentHash digests ev's type and time and raw, its record.
+func contentHash(d *xxhash.Digest, ev *Event, raw []byte) uint64 {
 	d.Reset()
 	d.WriteString(ev.Type)
 	var b [12]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(ev.Time.Unix()))
 	binary.BigEndian.PutUint32(b[8:], uint32(ev.Time.Nanosecond()))
 	d.Write(b[:])
-	d.Write(ev.Raw)
+	d.Write(raw)
 	return d.Sum64()
 }
 

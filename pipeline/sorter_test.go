@@ -85,7 +85,7 @@ func TestSorterKeepsVerdictsThroughSpill(t *testing.T) {
 		}
 	}
 	var d xxhash.Digest
-	want := contentHash(&d, &Event{Type: "sts.amazonaws.com:AssumeRole", Time: t0.Add(time.Second), Raw: raw})
+	want := contentHash(&d, &Event{Type: "sts.amazonaws.com:AssumeRole", Time: t0.Add(time.Second)}, raw)
 	var got []string
 	if err := s.Drain(func(e *Event) error {
 		got = append(got, fmt.Sprintf("%s %v %x %v", e.ID, e.Judged, e.JudgedBy, e.hashed))

@@ -72,18 +72,7 @@ func TestJudgedEventsNeedNoRecord(t *testing.T) {
 func TestRecordNeededByCorrelations(t *testing.T) {
 	det := sigmaDet(idFailedLogin, "failed_login", 4625)
 	alone := loadSigma(t, det)
-	grouped := loadSigma(t, `title: Many failed logins
-id: 0e95725d-7320-415d-80f7-004da920fc11
-correlation:
-    type: event_count
-    rules:
-        - `+idFailedLogin+`
-    group-by:
-        - ComputerName
-    timespan: 1h
-    condition:
-        gte: 2
-`, det)
+	grouped := loadSigma(t, manyFailedLogins(2), det)
 	for _, tc := range []struct {
 		name string
 		set  *rule.Set

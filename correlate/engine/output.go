@@ -415,7 +415,7 @@ func (e *Engine) fire(h *hit) *openInc {
 	rs.incidents++
 	e.stats.bySev[inc.Severity]++
 	e.incidents[inc.ID] = oi
-	if old, ok := e.dedup[dkey]; dedups && (!ok || old != inc.ID) {
+	if dedups {
 		e.dedup[dkey] = inc.ID
 	}
 	rt.open[h.key] = append(rt.open[h.key], inc.ID)

@@ -241,19 +241,25 @@ func evHost(host string, more ...any) map[string]any {
 // not; 100 whose first and last are exactly 1h apart do not (the window
 // holds the events of the last hour, (t-1h, t]); a record without
 // ComputerName joins no group.
-func TestSigmaEventCount(t *testing.T) {
-	set := loadSigma(t, `title: Many failed logins
+// manyFailedLogins is the spec's event_count example: at least gte failed
+// logins per ComputerName within an hour.
+func manyFailedLogins(gte int) string {
+	return fmt.Sprintf(`title: Many failed logins
 id: 0e95725d-7320-415d-80f7-004da920fc11
 correlation:
     type: event_count
     rules:
-        - `+idFailedLogin+`
+        - %s
     group-by:
         - ComputerName
     timespan: 1h
     condition:
-        gte: 100
-`, sigmaDet(idFailedLogin, "failed_login", 4625))
+        gte: %d
+`, idFailedLogin, gte)
+}
+
+func TestSigmaEventCount(t *testing.T) {
+	set := loadSigma(t, manyFailedLogins(100), sigmaDet(idFailedLogin, "failed_login", 4625))
 	var evs []*pipeline.Event
 	evs = append(evs, seqEvents("a", 100, 0, 30*time.Second, evHost("A"))...)
 	evs = append(evs, seqEvents("b", 99, 0, 30*time.Second, evHost("B"))...)

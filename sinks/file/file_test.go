@@ -115,20 +115,28 @@ func TestJSONLIsEncodingJSON(t *testing.T) {
 		"raw": std.RawMessage(`{"b":1, "a":[ 2 ]}`),
 	}
 	cases = append(cases, odd)
-	var got, want bytes.Buffer
+	var got bytes.Buffer
 	if err := WriteJSONL(&got, cases); err != nil {
 		t.Fatal(err)
 	}
-	enc := std.NewEncoder(&want)
+	if want := stdJSONL(t, cases); got.String() != want {
+		t.Fatalf("WriteJSONL:\n%s\nencoding/json:\n%s", got.String(), want)
+	}
+}
+
+// stdJSONL is encoding/json's JSONL of incs, the reference WriteJSONL
+// must equal.
+func stdJSONL(t *testing.T, incs []pipeline.Incident) string {
+	t.Helper()
+	var b bytes.Buffer
+	enc := std.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	for i := range cases {
-		if err := enc.Encode(&cases[i]); err != nil {
+	for i := range incs {
+		if err := enc.Encode(&incs[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got.String() != want.String() {
-		t.Fatalf("WriteJSONL:\n%s\nencoding/json:\n%s", got.String(), want.String())
-	}
+	return b.String()
 }
 
 // Past a chunk, incidents are encoded on several cores: the lines are
@@ -145,22 +153,15 @@ func TestJSONLInChunksKeepsOrder(t *testing.T) {
 		inc.Count = i
 		many = append(many, inc)
 	}
-	var got, want bytes.Buffer
+	var got bytes.Buffer
 	if err := WriteJSONL(&got, many); err != nil {
 		t.Fatal(err)
-	}
-	enc := std.NewEncoder(&want)
-	enc.SetEscapeHTML(false)
-	for i := range many {
-		if err := enc.Encode(&many[i]); err != nil {
-			t.Fatal(err)
-		}
 	}
 	lines := strings.Split(strings.TrimSuffix(got.String(), "\n"), "\n")
 	if len(lines) != 5000 || !strings.Contains(lines[4999], `"id":"inc-04999"`) || !strings.Contains(lines[1024], `"id":"inc-01024"`) {
 		t.Fatalf("%d lines; line 1024: %.60s", len(lines), lines[min(1024, len(lines)-1)])
 	}
-	if got.String() != want.String() {
+	if got.String() != stdJSONL(t, many) {
 		t.Fatal("the chunked encoding differs from encoding/json's")
 	}
 }
