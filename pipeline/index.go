@@ -45,6 +45,9 @@ type Verdict struct {
 	// NoRaw: nothing past the matchers reads the record, so the event
 	// need not keep it (nor its bytes be copied).
 	NoRaw bool
+	// Outside: rejected for its time alone (outside the run's range),
+	// counted apart from the records no rule can match.
+	Outside bool
 }
 
 // IndexObject reads the JSON object at the start of data (which may go on

@@ -460,22 +460,18 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 
 	// CloudTrail is most of any archive and mostly irrelevant: let the
 	// reader skip what no rule can match before it does the expensive part.
-	var outOfRange, irrelevant atomic.Int64
-	var span timeSpan // of every valid record read, kept or not
 	// The matchers' verdicts go with the event, and the record itself only
-	// when a rule reads it past them.
+	// when a rule reads it past them. The reader counts what is rejected
+	// and why, and the event times read: nothing shared is written per
+	// record from the reading goroutines.
 	reader := archive.NewReader(archive.Options{Logger: log, Filter: func(src pipeline.Source, typ string, t time.Time, rec pipeline.RawRecord) pipeline.Verdict {
-		span.add(t)
 		if (!since.IsZero() && t.Before(since)) || (!until.IsZero() && !t.Before(until)) {
-			outOfRange.Add(1)
-			return pipeline.Verdict{}
+			return pipeline.Verdict{Outside: true}
 		}
 		v := set.Judge(src, typ, rec)
-		if !v.Keep {
-			irrelevant.Add(1)
-			return v
+		if v.Keep {
+			v.NoRaw = v.Matched != nil && !eng.RecordNeeded(v.Matched)
 		}
-		v.NoRaw = v.Matched != nil && !eng.RecordNeeded(v.Matched)
 		return v
 	}})
 	// Never read what this run writes: a dead-letter or output file inside
@@ -488,7 +484,7 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 			}
 		}
 	}
-	prog := &replayProgress{start: start, filtered: func() int64 { return outOfRange.Load() + irrelevant.Load() }}
+	prog := &replayProgress{start: start, filtered: reader.FilteredSoFar}
 	jobs := readJobs(reader, paths, own, run.stdin, bad)
 	for _, j := range jobs {
 		prog.totalBytes += j.size
@@ -496,7 +492,6 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 	read := func(ctx context.Context, emit func(*pipeline.Event) error) error {
 		err := readJobsParallel(ctx, reader, jobs, &prog.bytes, func(ev *pipeline.Event) error {
 			prog.emitted.Add(1)
-			span.add(ev.Time)
 			tds.observe(ev)
 			return emit(ev)
 		}, bad)
@@ -527,7 +522,7 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 	incs, as, rs, err := pipeline.Replay(ctx, read, eng, pipeline.ReplayOptions{
 		Archive: pipeline.ArchiveOptions{
 			Since: since, Until: until, Window: window,
-			NewestFiltered: func() time.Time { _, hi := span.get(); return hi },
+			NewestFiltered: func() time.Time { return reader.Stats().Last },
 			Relevant:       relevance(set),
 			SortMem:        f.sortMem,
 			TempDir:        tmp,
@@ -552,21 +547,22 @@ func replay(ctx context.Context, run replayRun, stdout, stderr io.Writer, log *s
 		return replayResult{}, fmt.Errorf("closing engine: %w", err)
 	}
 	rst := reader.Stats()
+	outOfRange, irrelevant := filteredWhy(rst)
 	result := replayResult{written: run.filter.apply(incs), damaged: damagedCount(rst)}
-	if err := rep.write(ctx, replayInputs{paths, rst, as, outOfRange.Load(), irrelevant.Load(), rs}, own, result.written, res, caseOpts(), log); err != nil {
+	if err := rep.write(ctx, replayInputs{paths, rst, as, outOfRange, irrelevant, rs}, own, result.written, res, caseOpts(), log); err != nil {
 		return replayResult{}, err
 	}
 	stopProgress()
 	if !f.quiet {
-		as.OutOfRange += outOfRange.Load()
-		as.Dropped += irrelevant.Load()
+		as.OutOfRange += outOfRange
+		as.Dropped += irrelevant
 		now := time.Now()
 		phases := replayPhases{total: now.Sub(start), writing: now.Sub(correlated)}
 		if end := prog.readEnd.Load(); end != 0 {
 			phases.reading = time.Unix(0, end).Sub(start)
 			phases.correlating = correlated.Sub(time.Unix(0, end))
 		}
-		writeSummary(stderr, rst, as, rs, incs, es, &span, phases)
+		writeSummary(stderr, rst, as, rs, incs, es, phases)
 		if run.filter.active() {
 			fmt.Fprintf(stderr, "  incidents written: %d (%d filtered out by %s)\n", len(result.written), len(incs)-len(result.written), run.filter.describe())
 		}
@@ -720,7 +716,7 @@ func relevance(set *rule.Set) func(*pipeline.Event) pipeline.Relevance {
 // delivering the incidents, then writing the outputs.
 type replayPhases struct{ total, reading, correlating, writing time.Duration }
 
-func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ArchiveStats, run pipeline.RunStats, incs []pipeline.Incident, es engine.Stats, read *timeSpan, took replayPhases) {
+func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ArchiveStats, run pipeline.RunStats, incs []pipeline.Incident, es engine.Stats, took replayPhases) {
 	var total int64
 	fmt.Fprintln(w, "\nreplay summary")
 	fmt.Fprintf(w, "  files read: %d\n", rs.Files)
@@ -788,8 +784,8 @@ func writeSummary(w io.Writer, rs archive.Stats, st pipeline.ArchiveStats, run p
 		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
 	}
 	fmt.Fprintln(w)
-	if lo, hi := read.get(); !lo.IsZero() {
-		fmt.Fprintf(w, "  event time of the records read: %s .. %s\n", lo.Format(time.RFC3339), hi.Format(time.RFC3339))
+	if !rs.First.IsZero() {
+		fmt.Fprintf(w, "  event time of the records read: %s .. %s\n", rs.First.UTC().Format(time.RFC3339), rs.Last.UTC().Format(time.RFC3339))
 	}
 	if !run.First.IsZero() {
 		fmt.Fprintf(w, "  event time: %s .. %s (correlated)\n", run.First.Format(time.RFC3339), run.Last.Format(time.RFC3339))
@@ -918,19 +914,12 @@ func (b *byteSize) Set(s string) error {
 
 // timeSpan is the earliest and latest event time seen; safe for
 // concurrent use (every reader goroutine adds every record).
-type timeSpan struct{ lo, hi atomic.Int64 } // UnixNano; 0: none yet
-
-func (s *timeSpan) add(t time.Time) {
-	n := t.UnixNano()
-	for c := s.hi.Load(); (c == 0 || n > c) && !s.hi.CompareAndSwap(c, n); c = s.hi.Load() {
+// filteredWhy splits the records the reader's filter rejected into
+// those outside the run's time range and those no rule can match.
+func filteredWhy(rs archive.Stats) (outOfRange, irrelevant int64) {
+	var all int64
+	for _, n := range rs.Filtered {
+		all += n
 	}
-	for c := s.lo.Load(); (c == 0 || n < c) && !s.lo.CompareAndSwap(c, n); c = s.lo.Load() {
-	}
-}
-
-func (s *timeSpan) get() (lo, hi time.Time) {
-	if s == nil || s.hi.Load() == 0 {
-		return time.Time{}, time.Time{}
-	}
-	return time.Unix(0, s.lo.Load()).UTC(), time.Unix(0, s.hi.Load()).UTC()
+	return rs.OutOfRange, all - rs.OutOfRange
 }

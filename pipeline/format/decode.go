@@ -282,8 +282,18 @@ type Decoder struct {
 	// otherwise.
 	members  []pipeline.Member
 	filtered map[pipeline.Source]int64
-	kept     bool // the current record already passed the filter
-	typBuf   []byte
+	// outside counts the filtered records rejected for their time alone
+	// (Verdict.Outside).
+	outside int64
+	// onFiltered is told of filtered records every filteredReport of
+	// them (Flush reports the rest): a live count that costs the filter no
+	// shared counter.
+	onFiltered func(n int64)
+	unreported int64
+	// first and newest bound the event times of the valid records.
+	first, newest time.Time
+	kept          bool // the current record already passed the filter
+	typBuf        []byte
 	// latest is the newest plausible event time; zero disables the
 	// range check.
 	latest time.Time
@@ -308,6 +318,10 @@ type DecoderOptions struct {
 	// Its verdict on a kept record goes with the event (Event.Judged), and
 	// a NoRaw verdict spares copying the record.
 	Filter pipeline.RecordFilter
+	// OnFiltered, when set, is told of the records the filter rejected,
+	// a batch at a time as they add up and the rest at Flush: a progress
+	// count that needs nothing shared per record.
+	OnFiltered func(n int64)
 	// Latest is the newest plausible event time (the run's start plus
 	// MaxClockSkew): later records, and records before 2004, are skipped
 	// as SkipTimeOutOfRange. Zero disables the check.
@@ -317,7 +331,7 @@ type DecoderOptions struct {
 // NewDecoder returns a Decoder with opts.
 func NewDecoder(opts DecoderOptions) *Decoder {
 	d := newDecoder(opts.Emit, opts.Bad, opts.MaxRecordBytes)
-	d.filter, d.latest = opts.Filter, opts.Latest
+	d.filter, d.latest, d.onFiltered = opts.Filter, opts.Latest, opts.OnFiltered
 	return d
 }
 
@@ -375,6 +389,25 @@ func (d *Decoder) Counts() (read, filtered map[pipeline.Source]int64, skipped ma
 	d.flushRead()
 	return d.read, d.filtered, d.skipped
 }
+
+// Outside is how many of the filtered records the filter rejected for
+// their time alone (Verdict.Outside).
+func (d *Decoder) Outside() int64 { return d.outside }
+
+// Span returns the earliest and the latest event time of the valid
+// records (emitted or filtered); zero times when there were none.
+func (d *Decoder) Span() (first, last time.Time) { return d.first, d.newest }
+
+// Flush reports the filtered records not yet told to OnFiltered.
+func (d *Decoder) Flush() {
+	if d.onFiltered != nil && d.unreported > 0 {
+		d.onFiltered(d.unreported)
+		d.unreported = 0
+	}
+}
+
+// filteredReport is how many filtered records OnFiltered hears of at once.
+const filteredReport = 4096
 
 // minEventTime is the earliest plausible event time: no AWS log format
 // read here predates it, and anything before it is a damaged record.
@@ -456,11 +489,17 @@ func (d *Decoder) send(ev *pipeline.Event) {
 		d.emitErr = err
 		return
 	}
-	d.count(ev.Source)
+	d.count(ev.Source, ev.Time)
 }
 
-// count adds a valid record of src to the read counters.
-func (d *Decoder) count(src pipeline.Source) {
+// count adds a valid record of src, timed t, to the read counters.
+func (d *Decoder) count(src pipeline.Source, t time.Time) {
+	if d.first.IsZero() || t.Before(d.first) {
+		d.first = t
+	}
+	if t.After(d.newest) {
+		d.newest = t
+	}
 	if d.last == src {
 		d.lastN++
 		return
@@ -478,11 +517,20 @@ func (d *Decoder) keep(src pipeline.Source, typ string, t time.Time, raw []byte)
 	if d.verdict = d.filter(src, typ, t, pipeline.RawRecord{Data: raw, Members: d.members}); d.verdict.Keep {
 		return true
 	}
-	d.count(src)
+	d.count(src, t)
 	if d.filtered == nil {
 		d.filtered = make(map[pipeline.Source]int64)
 	}
 	d.filtered[src]++
+	if d.verdict.Outside {
+		d.outside++
+	}
+	if d.onFiltered != nil {
+		if d.unreported++; d.unreported == filteredReport {
+			d.onFiltered(d.unreported)
+			d.unreported = 0
+		}
+	}
 	return false
 }
 

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	kgzip "github.com/klauspost/compress/gzip"
@@ -73,10 +74,16 @@ type Options struct {
 // Stats counts what a Reader did.
 type Stats struct {
 	Read map[pipeline.Source]int64 // valid records per source (emitted or filtered)
-	// Filtered counts valid records that Options.Filter rejected.
-	Filtered map[pipeline.Source]int64
-	Skipped  map[string]int64 // skip class (Skip* constants) → count
-	Files    int              // files read (including damaged ones)
+	// Filtered counts valid records that Options.Filter rejected;
+	// OutOfRange those of them it rejected for their time alone
+	// (pipeline.Verdict.Outside).
+	Filtered   map[pipeline.Source]int64
+	OutOfRange int64
+	// First and Last bound the event times of the valid records (zero
+	// when none).
+	First, Last time.Time
+	Skipped     map[string]int64 // skip class (Skip* constants) → count
+	Files       int              // files read (including damaged ones)
 	// SkippedFiles counts files not read at all (digests, hidden, non-JSON).
 	SkippedFiles int
 }
@@ -88,6 +95,9 @@ type Reader struct {
 
 	mu    sync.Mutex
 	stats Stats
+	// filteredLive counts filtered records as decoders report them (in
+	// batches, each file's rest at its end), for progress while reading.
+	filteredLive atomic.Int64
 	// readDir lists a folder (a seam for tests: root reads any folder).
 	readDir func(string) ([]fs.DirEntry, error)
 	// noIndex turns off indexing CloudTrail records while they are found
@@ -124,6 +134,10 @@ func NewReader(opts Options) *Reader {
 	}
 	return &Reader{opts: opts, log: log, readDir: os.ReadDir, stats: Stats{Read: map[pipeline.Source]int64{}, Skipped: map[string]int64{}}}
 }
+
+// FilteredSoFar is how many records Options.Filter has rejected so far
+// (a few thousand behind per file being read).
+func (r *Reader) FilteredSoFar() int64 { return r.filteredLive.Load() }
 
 // Stats returns a copy of the counters so far.
 func (r *Reader) Stats() Stats {

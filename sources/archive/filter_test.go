@@ -67,3 +67,53 @@ func TestFilterSkipsRejectedCloudTrail(t *testing.T) {
 		t.Fatalf("stats: read %d filtered %d, want 2900 and 2895", res.stats.Read[pipeline.SourceCloudTrail], res.stats.Filtered[pipeline.SourceCloudTrail])
 	}
 }
+
+// The reader says why records were filtered (time alone, or content),
+// bounds the event times of every valid record, kept or not, and its live
+// count of filtered records ends at the total.
+func TestFilterCountsOutsideAndSpan(t *testing.T) {
+	dir := filepath.Join("testdata", "invictus")
+	all := readPaths(t, Options{}, dir)
+	var first, last time.Time
+	for _, e := range all.events {
+		if first.IsZero() || e.Time.Before(first) {
+			first = e.Time
+		}
+		if e.Time.After(last) {
+			last = e.Time
+		}
+	}
+	cut := time.Date(2023, 7, 10, 12, 0, 0, 0, time.UTC)
+	var before int64
+	for _, e := range all.events {
+		if e.Time.Before(cut) {
+			before++
+		}
+	}
+	if before == 0 || before == int64(len(all.events)) {
+		t.Fatalf("cut %v splits nothing (%d of %d before)", cut, before, len(all.events))
+	}
+	r := NewReader(Options{Filter: func(_ pipeline.Source, typ string, ts time.Time, _ pipeline.RawRecord) pipeline.Verdict {
+		if ts.Before(cut) {
+			return pipeline.Verdict{Outside: true}
+		}
+		return pipeline.Verdict{Keep: typ == "iam.amazonaws.com:AttachRolePolicy"}
+	}})
+	var kept int64
+	if err := r.Read(t.Context(), []string{dir}, func(*pipeline.Event) error { kept++; return nil }, func(e RecordError) { t.Fatal(e) }); err != nil {
+		t.Fatal(err)
+	}
+	st := r.Stats()
+	if st.OutOfRange != before {
+		t.Fatalf("OutOfRange %d, want %d", st.OutOfRange, before)
+	}
+	if got, want := st.Filtered[pipeline.SourceCloudTrail], int64(len(all.events))-kept; got != want || kept != 5 {
+		t.Fatalf("filtered %d (kept %d), want %d and 5", got, kept, want)
+	}
+	if got := r.FilteredSoFar(); got != st.Filtered[pipeline.SourceCloudTrail] {
+		t.Fatalf("FilteredSoFar %d at the end, want %d", got, st.Filtered[pipeline.SourceCloudTrail])
+	}
+	if !st.First.Equal(first) || !st.Last.Equal(last) {
+		t.Fatalf("span %v .. %v, want %v .. %v", st.First, st.Last, first, last)
+	}
+}

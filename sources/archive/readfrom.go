@@ -30,13 +30,22 @@ func (r *Reader) ReadFrom(ctx context.Context, name string, open func() (io.Read
 	}
 	defer f.Close()
 	d := format.NewDecoder(format.DecoderOptions{Emit: emit, Bad: bad, MaxRecordBytes: r.opts.MaxRecordBytes,
-		Filter: r.opts.Filter, Latest: r.opts.Now.Add(format.MaxClockSkew)})
+		Filter: r.opts.Filter, OnFiltered: func(n int64) { r.filteredLive.Add(n) }, Latest: r.opts.Now.Add(format.MaxClockSkew)})
 	fileErr, skipped, err := r.readStream(ctx, name, f, d)
 	if err == nil {
 		err = d.Err()
 	}
+	d.Flush()
 	read, filtered, skippedRecs := d.Counts()
+	first, last := d.Span()
 	r.mu.Lock()
+	if !first.IsZero() && (r.stats.First.IsZero() || first.Before(r.stats.First)) {
+		r.stats.First = first
+	}
+	if last.After(r.stats.Last) {
+		r.stats.Last = last
+	}
+	r.stats.OutOfRange += d.Outside()
 	if !skipped {
 		r.stats.Files++
 	}
