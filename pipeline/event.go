@@ -126,6 +126,10 @@ type Event struct {
 	// applies events in order reads the record one time less.
 	contentHash uint64
 	hashed      bool
+	// seenKey is the event's key in the applied-event set (seenIDOf),
+	// when seenKeyed: worked out there too, for the same reason.
+	seenKey   seenID
+	seenKeyed bool
 }
 
 // HashContent works out the digest of what ev says from raw, the record

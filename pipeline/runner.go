@@ -426,6 +426,7 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 						if !ev.hashed { // a reader that dropped Raw hashed it
 							hashContent(&d, ev)
 						}
+						ev.seenKey, ev.seenKeyed = seenIDOf(&d, ev), true
 					}
 				}
 				if p, ok := (*r.preparer.Load()).(Preparer); ok && err == nil {
@@ -868,7 +869,7 @@ func (r *Runner) applyEager(ctx context.Context, ev *Event) error {
 	}
 	shadow := *ev
 	shadow.ID = ev.ID + "\x00eager"
-	shadow.batch = nil
+	shadow.batch, shadow.seenKeyed = nil, false
 	if first, conflict := r.seen.check(&shadow); first != nil {
 		// Applied eagerly before (a redelivery): the in-order pass still
 		// runs unless the event is a duplicate there too. A conflicting

@@ -58,19 +58,27 @@ func newSeenSet(persist bool) *seenSet {
 var zero = []byte{0}
 
 func (s *seenSet) idOf(ev *Event) seenID {
+	if ev.seenKeyed {
+		return ev.seenKey
+	}
+	return seenIDOf(&s.d, ev)
+}
+
+// seenIDOf is ev's key in the applied-event set, digested with d.
+func seenIDOf(d *xxhash.Digest, ev *Event) seenID {
 	var k seenID
 	for i := range k {
-		s.d.ResetWithSeed(uint64(i) + 0x9e3779b97f4a7c15)
-		s.d.WriteString(string(ev.Source))
-		s.d.Write(zero)
-		s.d.WriteString(ev.ID)
+		d.ResetWithSeed(uint64(i) + 0x9e3779b97f4a7c15)
+		d.WriteString(string(ev.Source))
+		d.Write(zero)
+		d.WriteString(ev.ID)
 		if ev.Family != "" {
 			// A scale-out ingest publishes an event once per key family:
 			// each copy is applied once.
-			s.d.Write(zero)
-			s.d.WriteString(ev.Family)
+			d.Write(zero)
+			d.WriteString(ev.Family)
 		}
-		k[i] = s.d.Sum64()
+		k[i] = d.Sum64()
 	}
 	return k
 }

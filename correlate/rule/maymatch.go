@@ -57,9 +57,14 @@ type mayScratch struct {
 	raw  sigma.Raw
 	pass []*Signal
 	ok   []bool
-	// plans are the plans this scratch's caller met, unshared: a plain map
-	// lookup costs a third of sync.Map's, and a scratch stays with one P.
-	plans map[planKey]*matchPlan
+	// plans are the plans this scratch's caller met, unshared, by source
+	// then type: a plain map lookup costs a third of sync.Map's, and a
+	// scratch stays with one P; a string key hashes faster than a struct
+	// of two, and a reader's records are mostly of one source (last).
+	plans   map[pipeline.Source]map[string]*matchPlan
+	lastSrc pipeline.Source
+	last    map[string]*matchPlan
+	nPlans  int
 }
 
 // MayMatch reports whether some signal could match a record of this source
@@ -81,15 +86,22 @@ func (s *Set) Judge(src pipeline.Source, typ string, rec pipeline.RawRecord) pip
 func (s *Set) judge(src pipeline.Source, typ string, rec pipeline.RawRecord, all bool) pipeline.Verdict {
 	sc, _ := s.plans.scratch.Get().(*mayScratch)
 	if sc == nil {
-		sc = &mayScratch{plans: map[planKey]*matchPlan{}}
+		sc = &mayScratch{plans: map[pipeline.Source]map[string]*matchPlan{}}
 		sc.raw.UseMemo(sigma.NewMemo())
 	}
 	defer s.plans.scratch.Put(sc)
-	p := sc.plans[planKey{src, typ}]
+	if sc.last == nil || sc.lastSrc != src {
+		if sc.plans[src] == nil {
+			sc.plans[src] = map[string]*matchPlan{}
+		}
+		sc.lastSrc, sc.last = src, sc.plans[src]
+	}
+	p := sc.last[typ]
 	if p == nil {
 		p = s.plan(src, typ)
-		if len(sc.plans) < maxMerged {
-			sc.plans[planKey{src, strings.Clone(typ)}] = p // typ may point into a record
+		if sc.nPlans < maxMerged {
+			sc.last[strings.Clone(typ)] = p // typ may point into a record
+			sc.nPlans++
 		}
 	}
 	keep := pipeline.Verdict{Keep: true}

@@ -87,6 +87,9 @@ func (m *Matcher) Constraints() map[string][]string {
 
 // Compile compiles a parsed rule. The error is Diagnostics.
 func Compile(r *Rule) (*Matcher, error) {
+	if r.parsed != nil {
+		return r.parsed, nil
+	}
 	m, ds := compileRule(r)
 	if ds.HasErrors() {
 		return nil, ds

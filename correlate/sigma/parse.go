@@ -93,8 +93,12 @@ func parseFile(name string, data []byte) ([]*Rule, []*Correlation, Diagnostics) 
 		}
 	}
 	for _, r := range rules {
-		if _, cds := compileRule(r); len(cds) > 0 {
+		m, cds := compileRule(r)
+		if len(cds) > 0 {
 			p.ds = append(p.ds, cds...)
+		}
+		if !cds.HasErrors() {
+			r.parsed = m // Compile's answer: not compiled twice
 		}
 	}
 	return rules, corrs, p.ds

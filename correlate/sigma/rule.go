@@ -103,6 +103,10 @@ type Rule struct {
 	// Node is the document's root mapping, for the positions of anything
 	// (custom fields included) not copied above.
 	Node *yaml.Node
+
+	// parsed is the matcher Parse compiled to check the rule, which
+	// Compile returns; nil for a rule built otherwise.
+	parsed *Matcher
 }
 
 // Related is one entry of the rule's related list.
