@@ -912,8 +912,6 @@ func (b *byteSize) Set(s string) error {
 	return nil
 }
 
-// timeSpan is the earliest and latest event time seen; safe for
-// concurrent use (every reader goroutine adds every record).
 // filteredWhy splits the records the reader's filter rejected into
 // those outside the run's time range and those no rule can match.
 func filteredWhy(rs archive.Stats) (outOfRange, irrelevant int64) {
