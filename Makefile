@@ -107,3 +107,4 @@ rules-test: build
 
 tidy-check:
 	$(GO) mod tidy -diff
+	cd testdata/bench/sigmago && $(GO) mod tidy -diff
