@@ -86,6 +86,7 @@ type Engine struct {
 	timers timerHeap
 
 	incidents map[string]*openInc // open incidents by id
+	incExp    incHeap             // the same, soonest Expire first
 	dedup     map[string]string   // rule id \x00 dedup key → incident id
 
 	// dirty state to write at the next checkpoint
@@ -586,6 +587,55 @@ type timer struct {
 	rule int
 	key  string
 	inc  string // set for a delayed resolve (keep_firing_for) of an incident
+}
+
+// incHeap orders open incidents by Expire (then Seq and ID, so that
+// those expiring together are forgotten in the same order every run).
+type incHeap []*openInc
+
+func (h incHeap) Len() int { return len(h) }
+func (h incHeap) Less(i, j int) bool {
+	a, b := h[i], h[j]
+	if !a.Expire.Equal(b.Expire) {
+		return a.Expire.Before(b.Expire)
+	}
+	if a.Seq != b.Seq {
+		return a.Seq < b.Seq
+	}
+	return a.Inc.ID < b.Inc.ID
+}
+func (h incHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i+1, j+1
+}
+func (h *incHeap) Push(x any) {
+	oi := x.(*openInc)
+	*h = append(*h, oi)
+	oi.hidx = len(*h)
+}
+func (h *incHeap) Pop() any {
+	old := *h
+	oi := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	oi.hidx = 0
+	return oi
+}
+
+// update places oi by its Expire, adding it if it is not in h.
+func (h *incHeap) update(oi *openInc) {
+	if oi.hidx == 0 {
+		heap.Push(h, oi)
+		return
+	}
+	heap.Fix(h, oi.hidx-1)
+}
+
+// remove takes oi out of h if it is there.
+func (h *incHeap) remove(oi *openInc) {
+	if oi.hidx != 0 {
+		heap.Remove(h, oi.hidx-1)
+	}
 }
 
 type timerHeap []timer

@@ -105,6 +105,9 @@ type openInc struct {
 	// as it decodes the step records.
 	closes      map[string]any
 	closesCount int
+	// hidx is 1 + the incident's index in the engine's expiry heap (0:
+	// not in it).
+	hidx int
 }
 
 type stepJSON struct {
@@ -414,6 +417,9 @@ func (e *Engine) fire(h *hit) *openInc {
 	e.setExpire(rt, oi)
 	rs.incidents++
 	e.stats.bySev[inc.Severity]++
+	if old := e.incidents[inc.ID]; old != nil && old != oi {
+		e.incExp.remove(old) // replaced: only the new one expires
+	}
 	e.incidents[inc.ID] = oi
 	if dedups {
 		e.dedup[dkey] = inc.ID
@@ -498,6 +504,7 @@ func (e *Engine) setExpire(rt *ruleRT, oi *openInc) {
 		keep = resolveHorizon
 	}
 	oi.Expire = oi.Inc.LastSeen.Add(keep)
+	e.incExp.update(oi)
 }
 
 // resolveHorizon is how long an incident of a rule with `resolve` stays
@@ -635,6 +642,7 @@ func (e *Engine) forget(rt *ruleRT, oi *openInc) {
 func (e *Engine) drop(rt *ruleRT, oi *openInc) {
 	id := oi.Inc.ID
 	delete(e.incidents, id)
+	e.incExp.remove(oi)
 	delete(e.dirtyIncs, id)
 	e.deadIncs = append(e.deadIncs, id)
 	if rt.r.DedupWindow <= 0 {

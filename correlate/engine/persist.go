@@ -250,7 +250,11 @@ func (e *Engine) load(ctx context.Context) error {
 		return 1
 	})
 	for _, oi := range incs {
+		if old := e.incidents[oi.Inc.ID]; old != nil {
+			e.incExp.remove(old)
+		}
 		e.incidents[oi.Inc.ID] = oi
+		e.incExp.update(oi)
 		rt := e.byID[oi.Rule]
 		rt.open[oi.GroupKey] = append(rt.open[oi.GroupKey], oi.Inc.ID)
 		if !oi.ResolveAt.IsZero() {

@@ -195,15 +195,17 @@ func (e *Engine) sweep(now time.Time) {
 		key string
 	}
 	var pruned map[ruleKey]struct{}
-	for _, oi := range e.incidents {
-		if now.After(oi.Expire) {
-			rt := e.ruleByID(oi.Rule)
-			e.drop(rt, oi)
-			if pruned == nil {
-				pruned = make(map[ruleKey]struct{})
-			}
-			pruned[ruleKey{rt, oi.GroupKey}] = struct{}{}
+	// The expiry heap gives the expired incidents alone: walking every
+	// open one at each advance cost a replay seconds once tens of
+	// thousands were open (a noisy rule, a 7-day resolve horizon).
+	for len(e.incExp) > 0 && now.After(e.incExp[0].Expire) {
+		oi := e.incExp[0]
+		rt := e.ruleByID(oi.Rule)
+		e.drop(rt, oi)
+		if pruned == nil {
+			pruned = make(map[ruleKey]struct{})
 		}
+		pruned[ruleKey{rt, oi.GroupKey}] = struct{}{}
 	}
 	for rk := range pruned {
 		ids := rk.rt.open[rk.key]

@@ -11,9 +11,10 @@ import (
 )
 
 // TestSweepPrunesOpenLists: a key-less rule keeps every open hit in one
-// key's list; the sweep forgets expired incidents in map order and prunes
-// the list once. After every sweep the lists hold exactly the incidents
-// still kept, in the order they opened, and the newest survive.
+// key's list; the sweep forgets expired incidents (from the expiry heap)
+// and prunes the list once. After every sweep the lists hold exactly the
+// incidents still kept, in the order they opened, and the newest survive;
+// a sweep part-way forgets exactly those whose Expire has passed.
 func TestSweepPrunesOpenLists(t *testing.T) {
 	a := sig(t, "a", ct, "")
 	set := newSet([]*rule.Signal{a},
@@ -35,6 +36,23 @@ func TestSweepPrunesOpenLists(t *testing.T) {
 	if got := len(r.incs); got != n+7 {
 		t.Fatalf("%d incidents, want %d", got, n+7)
 	}
+	// Past the last sweep by a minute, so that one runs: the hits have
+	// expired (no dedup window), the 7 grouped incidents have not.
+	mid := n*time.Second + 61*time.Second
+	want := 0
+	for _, oi := range r.e.incidents {
+		if !t0.Add(mid).After(oi.Expire) {
+			want++
+		}
+	}
+	if want != 7 {
+		t.Fatalf("%d incidents unexpired at %v, want the 7 grouped ones", want, mid)
+	}
+	r.advance(mid)
+	checkOpenLists(t, r.e)
+	if len(r.e.incidents) != want {
+		t.Fatalf("after a sweep at %v: %d incidents kept, want the %d not expired", mid, len(r.e.incidents), want)
+	}
 	r.advance(n*time.Second + 5*time.Minute)
 	checkOpenLists(t, r.e)
 	if len(r.e.incidents) != 0 {
@@ -46,6 +64,19 @@ func TestSweepPrunesOpenLists(t *testing.T) {
 // incidents, by key, in the order they opened.
 func checkOpenLists(t *testing.T, e *Engine) {
 	t.Helper()
+	// The expiry heap holds exactly the kept incidents, each where its
+	// index says, in heap order.
+	if len(e.incExp) != len(e.incidents) {
+		t.Fatalf("expiry heap holds %d incidents, the engine keeps %d", len(e.incExp), len(e.incidents))
+	}
+	for i, oi := range e.incExp {
+		if e.incidents[oi.Inc.ID] != oi || oi.hidx != i+1 {
+			t.Fatalf("expiry heap entry %d (%s, index %d) is not the kept incident", i, oi.Inc.ID, oi.hidx)
+		}
+		if i > 0 && e.incExp.Less(i, (i-1)/2) {
+			t.Fatalf("expiry heap out of order at %d", i)
+		}
+	}
 	for _, rt := range e.rules {
 		want := map[string][]*openInc{}
 		for _, oi := range e.incidents {
@@ -82,6 +113,33 @@ func BenchmarkSweepKeyless(b *testing.B) {
 			Match: &rule.Step{As: "x", Signals: []*rule.Signal{a}}})
 	r := newRunner(b, set, nil)
 	const perMinute = 20000
+	evs := make([]*pipeline.Event, perMinute)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		base := time.Duration(i) * time.Minute
+		for j := range evs {
+			evs[j] = ev(fmt.Sprint("e", i, "-", j), ct, "a", base+time.Duration(j)*time.Minute/perMinute, taskA, "")
+		}
+		r.feed(evs, false)
+		r.advance(base + time.Minute)
+		clear(r.incs)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perMinute), "ns/hit")
+}
+
+// BenchmarkSweepManyOpen: incidents of many keys that stay open an hour
+// (a dedup window) while the clock advances by the minute, 1,000 new ones
+// a minute: some 60,000 open at each sweep, a thousand of them expiring.
+// Walking every open incident at each sweep made a hit cost in
+// proportion to how many were open.
+func BenchmarkSweepManyOpen(b *testing.B) {
+	a := sig(b, "a", ct, "")
+	set := newSet([]*rule.Signal{a},
+		&rule.Rule{ID: "hour", Severity: pipeline.SeverityLow, Kind: rule.KindMatch,
+			By: []rule.KeyField{{Name: "id", Expr: compileAny(b, `event.id`)}}, DedupWindow: time.Hour,
+			Match: &rule.Step{As: "x", Signals: []*rule.Signal{a}}})
+	r := newRunner(b, set, nil)
+	const perMinute = 1000
 	evs := make([]*pipeline.Event, perMinute)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
