@@ -187,36 +187,51 @@ func (e *Engine) sweep(now time.Time) {
 		e.sweepRule(rt, now)
 	}
 	// Expired incidents are dropped first and each key's open list is
-	// pruned once after: the map gives them in no order, and taking them
-	// out of a long list one by one (a key-less rule's key holds every
-	// open hit) was quadratic.
+	// pruned once after: taking them out of a long list one by one (a
+	// key-less rule's key holds every open hit) was quadratic. The expiry
+	// heap gives the expired incidents alone: walking every open one at
+	// each advance cost a replay seconds once tens of thousands were open
+	// (a noisy rule, a 7-day resolve horizon).
 	type ruleKey struct {
 		rt  *ruleRT
 		key string
 	}
-	var pruned map[ruleKey]struct{}
-	// The expiry heap gives the expired incidents alone: walking every
-	// open one at each advance cost a replay seconds once tens of
-	// thousands were open (a noisy rule, a 7-day resolve horizon).
+	var pruned map[ruleKey]int // how many of the key's incidents were dropped
 	for len(e.incExp) > 0 && now.After(e.incExp[0].Expire) {
 		oi := e.incExp[0]
 		rt := e.ruleByID(oi.Rule)
 		e.drop(rt, oi)
 		if pruned == nil {
-			pruned = make(map[ruleKey]struct{})
+			pruned = make(map[ruleKey]int)
 		}
-		pruned[ruleKey{rt, oi.GroupKey}] = struct{}{}
+		pruned[ruleKey{rt, oi.GroupKey}]++
 	}
-	for rk := range pruned {
+	for rk, n := range pruned {
 		ids := rk.rt.open[rk.key]
-		kept := ids[:0]
-		for _, id := range ids {
-			if oi := e.incidents[id]; oi != nil && oi.Rule == rk.rt.r.ID && oi.GroupKey == rk.key {
-				kept = append(kept, id)
-			}
+		keeps := func(id string) bool {
+			oi := e.incidents[id]
+			return oi != nil && oi.Rule == rk.rt.r.ID && oi.GroupKey == rk.key
 		}
-		clear(ids[len(kept):])
-		rk.rt.setOpen(rk.key, kept)
+		// A key's incidents mostly expire in the order they opened (the
+		// list's): the dropped ones are then its first n, taken off
+		// without reading the rest of a long list.
+		first := 0
+		for first < len(ids) && first < n && !keeps(ids[first]) {
+			first++
+		}
+		clear(ids[:first])
+		ids = ids[first:]
+		if first < n {
+			kept := ids[:0]
+			for _, id := range ids {
+				if keeps(id) {
+					kept = append(kept, id)
+				}
+			}
+			clear(ids[len(kept):])
+			ids = kept
+		}
+		rk.rt.setOpen(rk.key, ids)
 	}
 }
 

@@ -25,19 +25,32 @@ func TestSweepPrunesOpenLists(t *testing.T) {
 		&rule.Rule{ID: "grouped", Severity: pipeline.SeverityLow, Kind: rule.KindMatch, By: []rule.KeyField{},
 			DedupWindow: 90 * time.Second, DedupKey: tmpl(t, `{{ .event.raw.g }}`),
 			Match: &rule.Step{As: "x", Signals: []*rule.Signal{a}}},
+		// One incident hit by every even event, opened first and kept to
+		// the end, and one per odd event expiring 90 s later: incidents
+		// expire out of the order they opened (behind the long one).
+		&rule.Rule{ID: "uneven", Severity: pipeline.SeverityLow, Kind: rule.KindMatch, By: []rule.KeyField{},
+			DedupWindow: 90 * time.Second, DedupKey: tmpl(t, `{{ .event.raw.h }}`),
+			Match: &rule.Step{As: "x", Signals: []*rule.Signal{a}}},
 	)
 	r := newRunner(t, set, nil)
 	const n = 600
 	for i := range n {
 		at := time.Duration(i) * time.Second
-		r.feed([]*pipeline.Event{ev(fmt.Sprint("e", i), ct, "a", at, taskA, fmt.Sprintf(`{"g":"g%d"}`, i%7))}, true)
+		h := "long"
+		if i%2 == 1 {
+			h = fmt.Sprint("s", i)
+		}
+		r.feed([]*pipeline.Event{ev(fmt.Sprint("e", i), ct, "a", at, taskA, fmt.Sprintf(`{"g":"g%d","h":%q}`, i%7, h))}, true)
 		checkOpenLists(t, r.e)
 	}
-	if got := len(r.incs); got != n+7 {
-		t.Fatalf("%d incidents, want %d", got, n+7)
+	// every: n; grouped: 7; uneven: the long one and n/2 short ones.
+	if got, want := len(r.incs), n+7+1+n/2; got != want {
+		t.Fatalf("%d incidents, want %d", got, want)
 	}
 	// Past the last sweep by a minute, so that one runs: the hits have
-	// expired (no dedup window), the 7 grouped incidents have not.
+	// expired (no dedup window); the 7 grouped incidents, the long one
+	// and the 15 short ones whose 90 s run to 661 s or later (odd events
+	// 571..599) have not.
 	mid := n*time.Second + 61*time.Second
 	want := 0
 	for _, oi := range r.e.incidents {
@@ -45,8 +58,8 @@ func TestSweepPrunesOpenLists(t *testing.T) {
 			want++
 		}
 	}
-	if want != 7 {
-		t.Fatalf("%d incidents unexpired at %v, want the 7 grouped ones", want, mid)
+	if want != 7+1+15 {
+		t.Fatalf("%d incidents unexpired at %v, want 23", want, mid)
 	}
 	r.advance(mid)
 	checkOpenLists(t, r.e)
@@ -127,29 +140,37 @@ func BenchmarkSweepKeyless(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perMinute), "ns/hit")
 }
 
-// BenchmarkSweepManyOpen: incidents of many keys that stay open an hour
-// (a dedup window) while the clock advances by the minute, 1,000 new ones
-// a minute: some 60,000 open at each sweep, a thousand of them expiring.
-// Walking every open incident at each sweep made a hit cost in
-// proportion to how many were open.
+// BenchmarkSweepManyOpen: incidents that stay open an hour (a dedup
+// window) while the clock advances by the minute, 1,000 new ones a
+// minute: some 60,000 open at each sweep, a thousand of them expiring;
+// each its own key (keyed) or all in a key-less rule's one open list
+// (keyless). Walking every open incident at each sweep, or a key's whole
+// open list, made a hit cost in proportion to how many were open.
 func BenchmarkSweepManyOpen(b *testing.B) {
 	a := sig(b, "a", ct, "")
-	set := newSet([]*rule.Signal{a},
-		&rule.Rule{ID: "hour", Severity: pipeline.SeverityLow, Kind: rule.KindMatch,
-			By: []rule.KeyField{{Name: "id", Expr: compileAny(b, `event.id`)}}, DedupWindow: time.Hour,
-			Match: &rule.Step{As: "x", Signals: []*rule.Signal{a}}})
-	r := newRunner(b, set, nil)
-	const perMinute = 1000
-	evs := make([]*pipeline.Event, perMinute)
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		base := time.Duration(i) * time.Minute
-		for j := range evs {
-			evs[j] = ev(fmt.Sprint("e", i, "-", j), ct, "a", base+time.Duration(j)*time.Minute/perMinute, taskA, "")
-		}
-		r.feed(evs, false)
-		r.advance(base + time.Minute)
-		clear(r.incs)
+	for _, mode := range []string{"keyed", "keyless"} {
+		b.Run(mode, func(b *testing.B) {
+			r := &rule.Rule{ID: "hour", Severity: pipeline.SeverityLow, Kind: rule.KindMatch, DedupWindow: time.Hour,
+				Match: &rule.Step{As: "x", Signals: []*rule.Signal{a}}}
+			if mode == "keyed" {
+				r.By = []rule.KeyField{{Name: "id", Expr: compileAny(b, `event.id`)}}
+			} else {
+				r.By, r.DedupKey = []rule.KeyField{}, tmpl(b, `{{ .event.id }}`)
+			}
+			run := newRunner(b, newSet([]*rule.Signal{a}, r), nil)
+			const perMinute = 1000
+			evs := make([]*pipeline.Event, perMinute)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				base := time.Duration(i) * time.Minute
+				for j := range evs {
+					evs[j] = ev(fmt.Sprint("e", i, "-", j), ct, "a", base+time.Duration(j)*time.Minute/perMinute, taskA, "")
+				}
+				run.feed(evs, false)
+				run.advance(base + time.Minute)
+				clear(run.incs)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perMinute), "ns/hit")
+		})
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perMinute), "ns/hit")
 }
