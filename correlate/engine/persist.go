@@ -250,9 +250,6 @@ func (e *Engine) load(ctx context.Context) error {
 		return 1
 	})
 	for _, oi := range incs {
-		if old := e.incidents[oi.Inc.ID]; old != nil {
-			e.incExp.remove(old)
-		}
 		e.incidents[oi.Inc.ID] = oi
 		e.incExp.update(oi)
 		rt := e.byID[oi.Rule]

@@ -124,14 +124,19 @@ func BenchmarkSweepKeyless(b *testing.B) {
 	set := newSet([]*rule.Signal{a},
 		&rule.Rule{ID: "every", Severity: pipeline.SeverityLow, Kind: rule.KindMatch, By: []rule.KeyField{},
 			Match: &rule.Step{As: "x", Signals: []*rule.Signal{a}}})
-	r := newRunner(b, set, nil)
-	const perMinute = 20000
+	hitsByTheMinute(b, newRunner(b, set, nil), 20000)
+}
+
+// hitsByTheMinute feeds r perMinute CloudTrail events of type a a minute,
+// spread over it, and advances the clock to the minute's end, until b is
+// done; it reports the time per hit.
+func hitsByTheMinute(b *testing.B, r *runner, perMinute int) {
 	evs := make([]*pipeline.Event, perMinute)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		base := time.Duration(i) * time.Minute
 		for j := range evs {
-			evs[j] = ev(fmt.Sprint("e", i, "-", j), ct, "a", base+time.Duration(j)*time.Minute/perMinute, taskA, "")
+			evs[j] = ev(fmt.Sprint("e", i, "-", j), ct, "a", base+time.Duration(j)*time.Minute/time.Duration(perMinute), taskA, "")
 		}
 		r.feed(evs, false)
 		r.advance(base + time.Minute)
@@ -157,20 +162,7 @@ func BenchmarkSweepManyOpen(b *testing.B) {
 			} else {
 				r.By, r.DedupKey = []rule.KeyField{}, tmpl(b, `{{ .event.id }}`)
 			}
-			run := newRunner(b, newSet([]*rule.Signal{a}, r), nil)
-			const perMinute = 1000
-			evs := make([]*pipeline.Event, perMinute)
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				base := time.Duration(i) * time.Minute
-				for j := range evs {
-					evs[j] = ev(fmt.Sprint("e", i, "-", j), ct, "a", base+time.Duration(j)*time.Minute/perMinute, taskA, "")
-				}
-				run.feed(evs, false)
-				run.advance(base + time.Minute)
-				clear(run.incs)
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perMinute), "ns/hit")
+			hitsByTheMinute(b, newRunner(b, newSet([]*rule.Signal{a}, r), nil), 1000)
 		})
 	}
 }
