@@ -375,3 +375,52 @@ func TestScreenSetAnswersAsEachScreen(t *testing.T) {
 		}
 	}
 }
+
+// TestScreenSetKeyChains covers the members a set compares with its keys
+// by length: keys of one length that share a first byte, keys past
+// longKey (one chain for all lengths), and records holding look-alikes.
+func TestScreenSetKeyChains(t *testing.T) {
+	long1 := strings.Repeat("k", longKey+4)
+	long2 := strings.Repeat("k", longKey+9)
+	ms := []*Matcher{
+		compileDetection(t, "selection:\n    userAgent: TruffleHog\ncondition: selection"),
+		compileDetection(t, "selection:\n    userAgenT2|contains: kali\ncondition: selection"),
+		compileDetection(t, "selection:\n    usedAgent|contains: parrot\ncondition: selection"),
+		compileDetection(t, "selection:\n    "+long1+": alpha\ncondition: selection"),
+		compileDetection(t, "selection:\n    "+long2+"|contains: beta\ncondition: selection"),
+	}
+	ss := NewScreenSet(ms, NewScreenKeys())
+	for i, g := range ss.groups {
+		if g == nil {
+			t.Fatalf("matcher %d is screened alone: the test would not reach the chains", i)
+		}
+	}
+	cases := []struct {
+		rec  string
+		want []bool
+	}{
+		{`{"userAgent":"TruffleHog"}`, []bool{true, false, false, false, false}},
+		{`{"usedAgent":"TruffleHog","userAgenX":"TruffleHog"}`, []bool{false, false, false, false, false}},
+		{`{"usedAgent":"a parrot os","userAgenT2":"kali linux"}`, []bool{false, true, true, false, false}},
+		{`{"` + long2 + `":"alpha","` + long1 + `":"beta"}`, []bool{false, false, false, false, false}},
+		{`{"` + long1 + `":"ALPHA","` + long2 + `":"xbetax"}`, []bool{false, false, false, true, true}},
+		{`{"` + long1[1:] + `":"alpha","":"beta"}`, []bool{false, false, false, false, false}},
+	}
+	for _, c := range cases {
+		members, _, ok := pipeline.IndexObject([]byte(c.rec), nil)
+		if !ok {
+			t.Fatalf("bad test record %s", c.rec)
+		}
+		var plain, r Raw
+		rec := pipeline.RawRecord{Data: []byte(c.rec), Members: members}
+		plain.Reset(rec)
+		r.Reset(rec)
+		pass := make([]bool, len(ms))
+		ss.Pass(&r, pass)
+		for i, m := range ms {
+			if want := m.MayMatchRaw(&plain); pass[i] != want || pass[i] != c.want[i] {
+				t.Errorf("%s: matcher %d passes %v, its screen alone %v, want %v", c.rec, i, pass[i], want, c.want[i])
+			}
+		}
+	}
+}
