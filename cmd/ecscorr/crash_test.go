@@ -72,15 +72,22 @@ func TestReplaySurvivesSIGKILL(t *testing.T) {
 	t.Parallel() // with the other real-binary tests: much of their time is waiting
 	bin := realBinary(t)
 	corpus := crashCorpus(t, 12000)
+	// A killed run cannot remove its temp dir: the runs make theirs in
+	// the test's, not in the machine's.
+	tmp := t.TempDir()
 	replay := func(ctx context.Context, stateDir string) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, bin, "replay", "--quiet", "--state", stateDir, "--commit-interval", "1ms", "--batch", "50", corpus)
 		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGKILL) }
+		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 		return cmd
 	}
 	t0 := time.Now()
 	want, err := replay(context.Background(), filepath.Join(t.TempDir(), "whole")).Output()
 	if err != nil {
 		t.Fatalf("uninterrupted run: %v", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Fatalf("the uninterrupted run left %d entries in its temp dir (%s...)", len(left), left[0].Name())
 	}
 	full := time.Since(t0)
 	if n := bytes.Count(want, []byte("\n")); n < 50 {

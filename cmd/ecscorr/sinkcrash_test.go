@@ -66,7 +66,8 @@ func newSinkFakes(t *testing.T, bot bool) *sinkFakes {
 	if err := os.WriteFile(f.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.env = append(os.Environ(), "SLACK_WEBHOOK_URL="+f.slack.WebhookURL(), "SLACK_BOT_TOKEN="+slacktest.Token)
+	// TMPDIR: a killed run cannot remove its temp dir.
+	f.env = append(os.Environ(), "SLACK_WEBHOOK_URL="+f.slack.WebhookURL(), "SLACK_BOT_TOKEN="+slacktest.Token, "TMPDIR="+t.TempDir())
 	for k, v := range f.sh.Env() {
 		f.env = append(f.env, k+"="+v) // the last of a name wins
 	}
