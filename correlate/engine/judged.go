@@ -39,7 +39,7 @@ func (e *Engine) rawFree(sig *rule.Signal) bool {
 // templated reports whether one of r's output texts has template actions.
 func templated(r *rule.Rule) bool {
 	for _, t := range []*template.Template{r.Title, r.Summary, r.Remediation} {
-		if _, ok := literalText(t); !ok {
+		if _, ok := rule.LiteralText(t); !ok {
 			return true
 		}
 	}

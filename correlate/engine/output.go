@@ -7,9 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
-	"strings"
 	"text/template"
-	"text/template/parse"
 	"time"
 
 	"github.com/ecscorr/ecscorr/correlate/rule"
@@ -171,47 +169,28 @@ func (e *Engine) outputEnv(rt *ruleRT, key map[string]string, steps []namedRec, 
 	return rule.BuildOutputEnv(in)
 }
 
-// render executes t, building the output environment only when t has
-// actions: a literal title (every Sigma rule's) costs no raw decode.
-func (e *Engine) render(t *template.Template, env func() map[string]any) string {
+// render executes t, one of r's templates, building the output
+// environment only when t has actions: a literal title (every Sigma
+// rule's) costs no raw decode.
+func (e *Engine) render(r *rule.Rule, t *template.Template, env func() map[string]any) string {
 	if t == nil {
 		return ""
 	}
 	if s, ok := e.literals[t]; ok {
 		return s // kept: every Sigma hit renders its title
 	}
-	if s, ok := literalText(t); ok {
+	if s, ok := rule.LiteralText(t); ok {
 		if e.literals == nil {
 			e.literals = map[*template.Template]string{}
 		}
 		e.literals[t] = s
 		return s
 	}
-	return e.execTemplate(t, env())
+	return e.execTemplate(r, t, env())
 }
 
-// literalText is what t renders whatever the data, when it has no
-// actions (nil renders "").
-func literalText(t *template.Template) (string, bool) {
-	if t == nil {
-		return "", true
-	}
-	if t.Tree == nil || t.Tree.Root == nil {
-		return "", false
-	}
-	switch nodes := t.Tree.Root.Nodes; {
-	case len(nodes) == 0:
-		return "", true
-	case len(nodes) == 1:
-		if tn, ok := nodes[0].(*parse.TextNode); ok {
-			return strings.TrimSpace(string(tn.Text)), true // as rule.Render
-		}
-	}
-	return "", false
-}
-
-func (e *Engine) execTemplate(t *template.Template, data map[string]any) string {
-	s, err := rule.Render(t, data)
+func (e *Engine) execTemplate(r *rule.Rule, t *template.Template, data map[string]any) string {
+	s, err := r.Render(t, data)
 	if err != nil {
 		e.stats.templateErrors++
 		e.logOnce("tmpl:"+t.Name(), "template failed; using its text", "template", t.Name(), "err", err)
@@ -300,7 +279,7 @@ func (e *Engine) fire(h *hit) *openInc {
 	}
 	dk := ""
 	if r.DedupKey != nil {
-		dk = e.execTemplate(r.DedupKey, getEnv())
+		dk = e.execTemplate(r, r.DedupKey, getEnv())
 	} else {
 		dk = r.ID
 		for _, v := range h.vals {
@@ -385,12 +364,12 @@ func (e *Engine) fire(h *hit) *openInc {
 	if t := began(h); !t.IsZero() && t.Before(inc.FirstSeen) {
 		inc.FirstSeen = t
 	}
-	inc.Title = e.render(r.Title, getEnv)
+	inc.Title = e.render(r, r.Title, getEnv)
 	if r.Title == nil {
 		inc.Title = r.ID
 	}
-	inc.Summary = e.render(r.Summary, getEnv)
-	inc.Remediation = e.render(r.Remediation, getEnv)
+	inc.Summary = e.render(r, r.Summary, getEnv)
+	inc.Remediation = e.render(r, r.Remediation, getEnv)
 	if len(r.Fields) > 0 {
 		env := getEnv()
 		inc.Fields = make(map[string]any, len(r.Fields))

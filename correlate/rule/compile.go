@@ -1142,6 +1142,12 @@ func (l *loader) template(c *ruleCtx, n *yaml.Node, what string) *template.Templ
 		c.ok = false
 		return nil
 	}
+	if f := compileFast(t); f != nil {
+		if c.r.fast == nil {
+			c.r.fast = map[*template.Template]*fastTemplate{}
+		}
+		c.r.fast[t] = f
+	}
 	return t
 }
 

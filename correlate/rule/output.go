@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"text/template"
+	"text/template/parse"
 	"time"
 
 	"github.com/ecscorr/ecscorr/pipeline"
@@ -57,6 +58,37 @@ func Render(t *template.Template, env OutputEnv) (string, error) {
 		return b.String(), err
 	}
 	return strings.TrimSpace(b.String()), nil
+}
+
+// Render is the package's Render for one of r's templates, without
+// text/template where the loader could compile it (tmplfast.go).
+func (r *Rule) Render(t *template.Template, env OutputEnv) (string, error) {
+	if f := r.fast[t]; f != nil {
+		if s, ok := f.exec(env); ok {
+			return s, nil
+		}
+	}
+	return Render(t, env)
+}
+
+// LiteralText is what t renders whatever the data, when it has no
+// actions (nil renders "").
+func LiteralText(t *template.Template) (string, bool) {
+	if t == nil {
+		return "", true
+	}
+	if t.Tree == nil || t.Tree.Root == nil {
+		return "", false
+	}
+	switch nodes := t.Tree.Root.Nodes; {
+	case len(nodes) == 0:
+		return "", true
+	case len(nodes) == 1:
+		if tn, ok := nodes[0].(*parse.TextNode); ok {
+			return strings.TrimSpace(string(tn.Text)), true // as Render
+		}
+	}
+	return "", false
 }
 
 func toString(v any) string {

@@ -633,6 +633,10 @@ type Rule struct {
 	// it is unchanged.
 	Hash string
 	Pos  Pos
+
+	// fast holds the compiled forms of the loader's templates above (see
+	// tmplfast.go); a template not in it runs on text/template.
+	fast map[*template.Template]*fastTemplate
 }
 
 // OutputEnv is what severity overrides, output fields, resolve filters and
