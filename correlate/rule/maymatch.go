@@ -57,6 +57,8 @@ type mayScratch struct {
 	raw  sigma.Raw
 	pass []*Signal
 	ok   []bool
+	// sub are the projections of subProjection.
+	sub map[subKey]*pipeline.PathProjection
 	// plans are the plans this scratch's caller met, unshared, by source
 	// then type: a plain map lookup costs a third of sync.Map's, and a
 	// scratch stays with one P; a string key hashes faster than a struct
@@ -111,7 +113,7 @@ func (s *Set) judge(src pipeline.Source, typ string, rec pipeline.RawRecord, all
 	case len(p.sigs) == 0:
 		return pipeline.Verdict{}
 	}
-	sigs := p.sigs
+	sigs, proj := p.sigs, p.proj
 	if p.screens != nil {
 		// Most records fail every screen: drop them on their bytes.
 		sc.raw.Reset(rec)
@@ -127,6 +129,7 @@ func (s *Set) judge(src pipeline.Source, typ string, rec pipeline.RawRecord, all
 		if len(sigs) == 0 {
 			return pipeline.Verdict{}
 		}
+		proj = sc.subProjection(p, sc.ok, len(sigs))
 	}
 	var m map[string]any
 	if p.full {
@@ -136,9 +139,9 @@ func (s *Set) judge(src pipeline.Source, typ string, rec pipeline.RawRecord, all
 	} else {
 		var ok bool
 		if rec.Members != nil {
-			m, ok = p.proj.ProjectMembers(rec.Members, &sc.proj)
+			m, ok = proj.ProjectMembers(rec.Members, &sc.proj)
 		} else {
-			m, ok = p.proj.ProjectBorrowed(rec.Data, &sc.proj)
+			m, ok = proj.ProjectBorrowed(rec.Data, &sc.proj)
 		}
 		if !ok {
 			return keep
@@ -165,6 +168,58 @@ func (s *Set) judge(src pipeline.Source, typ string, rec pipeline.RawRecord, all
 	return pipeline.Verdict{Keep: true, Matched: matched, By: s.fingerprint}
 }
 
+// matchPaths are the key paths sig's matcher reads.
+func (sig *Signal) matchPaths() [][]string {
+	if sig.MatchPaths != nil {
+		return sig.MatchPaths
+	}
+	paths := make([][]string, len(sig.MatchFields))
+	for i, k := range sig.MatchFields {
+		paths[i] = []string{k}
+	}
+	return paths
+}
+
+// subProjection is the projection onto what the candidates of p that
+// passed its screens read (pass[i]: p.sigs[i] did), kept in sc: a record
+// that passes one detection's screen (an AssumedRole identity: a quarter
+// of CloudTrail) need not decode what every detection of its type reads.
+func (sc *mayScratch) subProjection(p *matchPlan, pass []bool, n int) *pipeline.PathProjection {
+	if n == len(p.sigs) || len(p.sigs) > 64 {
+		return p.proj
+	}
+	var mask uint64
+	for i, ok := range pass {
+		if ok {
+			mask |= 1 << i
+		}
+	}
+	k := subKey{p, mask}
+	if pp := sc.sub[k]; pp != nil {
+		return pp
+	}
+	var paths [][]string
+	for i, sig := range p.sigs {
+		if pass[i] {
+			paths = append(paths, sig.matchPaths()...)
+		}
+	}
+	pp := pipeline.NewPathProjection(paths)
+	if len(sc.sub) >= maxMerged {
+		clear(sc.sub) // a bound, never met by real rule sets
+	}
+	if sc.sub == nil {
+		sc.sub = map[subKey]*pipeline.PathProjection{}
+	}
+	sc.sub[k] = pp
+	return pp
+}
+
+type subKey struct {
+	p    *matchPlan
+	mask uint64
+}
+
 func (s *Set) plan(src pipeline.Source, typ string) *matchPlan {
 	ck := planKey{src, typ}
 	if p, ok := s.plans.m.Load(ck); ok {
@@ -182,13 +237,7 @@ func (s *Set) plan(src pipeline.Source, typ string) *matchPlan {
 		p.sigs = append(p.sigs, sig)
 		p.full = p.full || sig.MatchFullScan
 		screened = screened && sig.Sigma != nil
-		if sig.MatchPaths != nil {
-			paths = append(paths, sig.MatchPaths...)
-		} else {
-			for _, k := range sig.MatchFields {
-				paths = append(paths, []string{k})
-			}
-		}
+		paths = append(paths, sig.matchPaths()...)
 	}
 	p.proj = pipeline.NewPathProjection(paths)
 	if screened && !p.undecided && len(p.sigs) > 0 {
