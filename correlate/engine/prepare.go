@@ -66,6 +66,7 @@ func (e *Engine) Prepare(ev *pipeline.Event) {
 	var raw map[string]any
 	var env *rule.Env // of the conditions judged here
 	lean := false
+	needWhole := false // a hit here, or a signal Process decides, reads the whole record
 	proj := e.eventProjection(ev.Source, ev.Type, byType, anyType)
 	if proj.lean && proj.pp != nil && len(proj.keys) > 0 {
 		sc, _ := e.scratch.Get().(*pipeline.ProjScratch)
@@ -88,20 +89,18 @@ func (e *Engine) Prepare(ev *pipeline.Event) {
 				p.whole, p.wholeDone = decodeRaw(ev.Raw), true
 				raw = p.whole
 			}
-			// A hit would decode the record whole for its output: do it
-			// here, where it costs the goroutine that applies events nothing.
-			if e.sigOutputRaw[sig.Index] && !p.wholeDone {
-				p.whole, p.wholeDone = decodeRaw(ev.Raw), true
-				if !lean && !p.rawProj {
-					raw = p.whole
-				}
-			}
+			// A hit would decode the record whole for its output: that is
+			// done below, where it costs the goroutine that applies events
+			// nothing, unless this signal is judged here and misses (most
+			// candidates of a templated rule's event type do).
+			out := e.sigOutputRaw[sig.Index]
 			if sig.Match == nil {
 				// A condition that reads no entity is decided here too, on
 				// the record as the engine would see it (the projection, or
 				// the whole record it reads): an error is left to Process,
 				// which counts and logs it.
 				if !e.sigEntityFree[sig.Index] || lean || (ev.Sample && !sig.Sample) {
+					needWhole = needWhole || out
 					continue
 				}
 				if env == nil {
@@ -116,13 +115,20 @@ func (e *Engine) Prepare(ev *pipeline.Event) {
 				}
 				ok, err := sig.Eval(env)
 				if err != nil {
+					needWhole = needWhole || out
 					continue
 				}
 				p.judge(sig, ok, len(e.sigRoles))
+				needWhole = needWhole || out && ok
 				continue
 			}
-			p.judge(sig, raw != nil && sig.Match(raw), len(e.sigRoles))
+			ok := raw != nil && sig.Match(raw)
+			p.judge(sig, ok, len(e.sigRoles))
+			needWhole = needWhole || out && ok
 		}
+	}
+	if needWhole && !p.wholeDone {
+		p.whole, p.wholeDone = decodeRaw(ev.Raw), true
 	}
 	ev.Prepared = p
 }

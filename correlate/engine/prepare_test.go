@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,9 +17,6 @@ import (
 	"github.com/ecscorr/ecscorr/rules"
 )
 
-// packAndSigma is the built-in pack with the 57 SigmaHQ CloudTrail rules,
-// plus a rule whose signal reads raw through an expression the projection
-// cannot serve (raw[...]), so that events are decoded whole.
 // packAndSigma is the built-in pack and the 57 SigmaHQ rules, with (whole)
 // a signal on every CloudTrail event type that decodes the whole record.
 func packAndSigma(t *testing.T, whole bool) *rule.Set {
@@ -152,5 +150,51 @@ func testPrepareSame(t *testing.T, whole bool) {
 				}
 			}
 		}
+	}
+}
+
+// Prepare decodes a record whole for its hit's output, off the goroutine
+// that applies events, and only then: the built-in pack's templated rules
+// have 36 candidate events among the Invictus records, and only the 19 of
+// them that hit a signal whose rule's output reads the record are decoded
+// (all 36 were, hit or miss).
+func TestPrepareDecodesWholeForHits(t *testing.T) {
+	set := builtinPack(t)
+	ctx := context.Background()
+	e, err := New(ctx, set, memStore(t), Options{Logger: slog.New(slog.DiscardHandler), Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nPrepared, whole, hits := 0, 0, 0
+	for _, orig := range invictusEvents(t) {
+		ev := *orig
+		e.Prepare(&ev)
+		if ev.Prepared == nil {
+			continue
+		}
+		nPrepared++
+		decoded := ev.Prepared.(*prepared).wholeDone
+		if decoded {
+			whole++
+		}
+		before := slices.Clone(e.stats.sigHits)
+		if _, err := e.Process(ctx, &ev); err != nil {
+			t.Fatal(err)
+		}
+		hit := false
+		for i, n := range e.stats.sigHits {
+			if n > before[i] && e.sigOutputRaw[i] {
+				hit = true
+			}
+		}
+		if hit {
+			hits++
+		}
+		if hit != decoded {
+			t.Errorf("%s (%s): a hit whose output reads the record %v, decoded whole by Prepare %v", ev.ID, ev.Type, hit, decoded)
+		}
+	}
+	if nPrepared != 36 || whole != 19 || hits != 19 {
+		t.Errorf("prepared %d events, %d decoded whole, %d hits reading the record; want 36, 19, 19", nPrepared, whole, hits)
 	}
 }
