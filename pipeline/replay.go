@@ -165,13 +165,13 @@ func (a *ArchiveInput) Open(ctx context.Context, _ []byte) error {
 		return fmt.Errorf("reading inputs: %w", err)
 	}
 	a.stats.Spilled, a.stats.Runs = sorter.Spilled, sorter.Runs()
+	if a.o.NewestFiltered != nil {
+		if t := a.o.NewestFiltered(); t.After(a.newest) {
+			a.newest = t
+		}
+	}
 	windowed := a.o.Window != nil
 	if windowed {
-		if a.o.NewestFiltered != nil {
-			if t := a.o.NewestFiltered(); t.After(a.newest) {
-				a.newest = t
-			}
-		}
 		since, until, err := a.o.Window(a.newest)
 		if err != nil {
 			return err
@@ -287,9 +287,16 @@ func Replay(ctx context.Context, read ReadFunc, c Correlator, o ReplayOptions) (
 	}
 	// A Window is known once Open has read everything; the Runner reads
 	// End only after its inputs are exhausted.
+	// Without an end, the archive's is its newest record's time, read or
+	// filtered out: a window it covers is decided even when no record
+	// after it is relevant to a rule (which rules are loaded must not
+	// decide an event_count's lt).
 	in.opened = func() {
-		if ao.Window != nil && !in.o.Until.IsZero() {
+		switch {
+		case ao.Window != nil && !in.o.Until.IsZero():
 			runner.o.End = in.o.Until.Add(-time.Nanosecond)
+		case runner.o.End.IsZero() && !in.newest.IsZero():
+			runner.o.End = in.newest
 		}
 	}
 	// A replay over kept state reports the incidents of its window that

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -180,5 +181,33 @@ tests:
 	}
 	if code, out, errOut := runCmd(t, "rules", "test", filepath.Join(dir, "wrong_test.yaml")); code != 1 || !strings.Contains(out+errOut, "FAIL") {
 		t.Errorf("wrong: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// A correlation window with an upper bound (lt) is decided by the end of
+// the archive, its newest record, even when that record is relevant to
+// no rule and is dropped before correlation: alice failed twice in her
+// 5 minutes, bob three times; the archive goes on to 10:30 with a
+// ListBuckets no rule reads. (Before, the window stayed undecided unless
+// another loaded rule matched the last record.)
+func TestReplayDecidesWindowsToTheArchiveEnd(t *testing.T) {
+	bin := realBinary(t)
+	out, err := exec.Command(bin, "replay", "--quiet", "--rules", "testdata/sigma-end/rule.yml", "testdata/sigma-end/cloudtrail.json").Output()
+	if err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line == "" {
+			continue
+		}
+		var inc pipeline.Incident
+		if err := json.Unmarshal([]byte(line), &inc); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, inc.Rule+" "+inc.Key["userIdentity.arn"]+" "+fmt.Sprint(inc.Count))
+	}
+	if len(got) != 1 || !strings.HasPrefix(got[0], "c-lt ") || !strings.Contains(got[0], "alice") {
+		t.Fatalf("incidents %q, want one c-lt for alice", got)
 	}
 }
