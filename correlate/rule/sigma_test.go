@@ -145,6 +145,28 @@ func wantOneError(t *testing.T, ds Diagnostics, pos, msgPart string) {
 }
 
 func TestSigmaRefusals(t *testing.T) {
+	t.Run("no condition", func(t *testing.T) {
+		// Said once, by the parser (the compiler said it again, and the
+		// loader's merge of repeats blamed YAML aliases).
+		p := writeSigma(t, "no_cond.yml", `title: t
+id: 11111111-2222-3333-4444-555555555550
+logsource:
+    product: aws
+    service: cloudtrail
+detection:
+    sel:
+        eventName: x
+level: low
+`)
+		set, ds := LoadPaths([]string{p}, LoadOptions{})
+		if set != nil {
+			t.Fatal("loaded")
+		}
+		wantOneError(t, ds, p+":7:5", "detection has no condition")
+		if errs := ds.Errors(); len(errs) == 1 && strings.Contains(errs[0].Msg, "times") {
+			t.Errorf("error %q is reported more than once", errs[0].Msg)
+		}
+	})
 	t.Run("unknown modifier", func(t *testing.T) {
 		p := writeSigma(t, "bad_mod.yml", `title: t
 id: 11111111-2222-3333-4444-555555555555

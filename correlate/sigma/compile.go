@@ -148,7 +148,7 @@ func compileRule(r *Rule) (*Matcher, Diagnostics) {
 	var evals []evalFn
 	var cons cset
 	var scr screen
-	if len(d.Conditions) == 0 {
+	if len(d.Conditions) == 0 && !d.reported {
 		c.errAt(d.Pos, "detection has no condition")
 	}
 	for i, cond := range d.Conditions {
@@ -186,8 +186,8 @@ func compileRule(r *Rule) (*Matcher, Diagnostics) {
 		selFn(name)
 	}
 	c.fields, c.fullScan = fields, full
-	if c.ds.HasErrors() {
-		return nil, c.ds
+	if c.ds.HasErrors() || len(evals) == 0 {
+		return nil, c.ds // no condition: ParseFile said so
 	}
 	eval := evals[0]
 	if len(evals) > 1 {

@@ -307,6 +307,7 @@ func (p *parser) detection(n *yaml.Node) Detection {
 	}
 	if len(d.Conditions) == 0 {
 		p.errf(n, "detection has no condition")
+		d.reported = true
 	}
 	return d
 }

@@ -128,6 +128,9 @@ type Detection struct {
 	Selections map[string]*Selection
 	Order      []string // selection names in file order
 	Conditions []Condition
+	// reported: ParseFile has said what is wrong with it (compile does
+	// not say it again).
+	reported bool
 }
 
 // Condition is one condition expression with its position.
