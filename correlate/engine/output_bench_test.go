@@ -17,8 +17,9 @@ import (
 
 const builtinFixtures = "../../rules/builtin/fixtures"
 
-// builtinPack is the built-in pack without its tests and fixtures.
-func builtinPack(tb testing.TB) *rule.Set {
+// builtinSources are the built-in pack's rule files, without its tests
+// and fixtures.
+func builtinSources(tb testing.TB) []rule.NamedSource {
 	tb.Helper()
 	var srcs []rule.NamedSource
 	err := fs.WalkDir(rules.Builtin, ".", func(p string, d fs.DirEntry, err error) error {
@@ -32,6 +33,13 @@ func builtinPack(tb testing.TB) *rule.Set {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return srcs
+}
+
+// builtinPack is the built-in pack without its tests and fixtures.
+func builtinPack(tb testing.TB) *rule.Set {
+	tb.Helper()
+	srcs := builtinSources(tb)
 	set, diags := rule.Load(srcs, rule.LoadOptions{Now: t0})
 	if diags.HasErrors() {
 		tb.Fatalf("%v", diags.Errors())

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,25 +13,13 @@ import (
 
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/pipeline"
-	"github.com/ecscorr/ecscorr/rules"
 )
 
 // packAndSigma is the built-in pack and the 57 SigmaHQ rules, with (whole)
 // a signal on every CloudTrail event type that decodes the whole record.
 func packAndSigma(t *testing.T, whole bool) *rule.Set {
 	t.Helper()
-	var srcs []rule.NamedSource
-	err := fs.WalkDir(rules.Builtin, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || filepath.Ext(p) != ".yaml" || filepath.Base(filepath.Dir(p)) == "fixtures" || len(p) > 10 && p[len(p)-10:] == "_test.yaml" {
-			return err
-		}
-		b, err := fs.ReadFile(rules.Builtin, p)
-		srcs = append(srcs, rule.NamedSource{Name: p, Data: b})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srcs := builtinSources(t)
 	files, _ := filepath.Glob(filepath.Join(sigmaHQDir, "*.yml"))
 	for _, f := range files {
 		b, err := os.ReadFile(f)
