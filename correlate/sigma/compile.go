@@ -474,9 +474,6 @@ func (c *compiler) mods(it *Item) (modSpec, bool) {
 	case (m.typ == "cidr" || m.typ == "lt" || m.typ == "lte" || m.typ == "gt" || m.typ == "gte") && m.cased:
 		c.errAt(it.Pos, "modifier cased does not apply to %s", m.typ)
 		ok = false
-	case m.typ == "fieldref" && m.all:
-		c.errAt(it.Pos, "modifier all does not apply to fieldref")
-		ok = false
 	}
 	return m, ok
 }
@@ -517,7 +514,7 @@ func (c *compiler) item(it *Item) (evalFn, int, cset) {
 		cost = costNested
 	}
 
-	// null: absent or null.
+	// null: absent or null (the parser refuses null in a list).
 	for _, v := range it.Values {
 		if v.Kind == KindNull {
 			if len(it.Modifiers) > 0 || keyword {
@@ -769,13 +766,24 @@ func requiredLiteral(re *regexp.Regexp) (string, bool) {
 	return best, fold
 }
 
+// fieldref compiles an item whose values name fields: the item's field
+// matches when one of its values equals (or contains, starts or ends with)
+// one of the values a named field holds; a list of names is ORed like any
+// list (ANDed under all).
 func (c *compiler) fieldref(it *Item, fp *fieldPath, m modSpec) (evalFn, int, cset) {
-	if len(it.Values) != 1 || it.Values[0].Kind != KindString || it.Values[0].Text == "" {
-		c.errAt(it.Pos, "fieldref takes one field name")
-		return nil, 0, nil
+	var refs []*fieldPath
+	for _, v := range it.Values {
+		if v.Kind != KindString || v.Text == "" {
+			c.errAt(v.Pos, "fieldref takes field names")
+			return nil, 0, nil
+		}
+		if strings.HasPrefix(v.Text, ".") || strings.HasSuffix(v.Text, ".") || strings.Contains(v.Text, "..") {
+			c.errAt(v.Pos, "field name %q has an empty dotted segment", v.Text)
+			return nil, 0, nil
+		}
+		refs = append(refs, newPath(v.Text))
+		c.fields[v.Text] = true
 	}
-	ref := newPath(it.Values[0].Text)
-	c.fields[it.Values[0].Text] = true
 	fold := !m.cased
 	var cmp func(a, b string) bool
 	switch {
@@ -796,16 +804,16 @@ func (c *compiler) fieldref(it *Item, fp *fieldPath, m modSpec) (evalFn, int, cs
 	default:
 		cmp = func(a, b string) bool { return a == b }
 	}
-	fn := func(doc map[string]any) bool {
+	matchRef := func(doc map[string]any, ref *fieldPath) bool {
 		var buf [4]string
-		refs := buf[:0]
+		vals := buf[:0]
 		ref.walk(doc, func(v any, present bool) bool {
 			if present {
-				refs = appendLeaves(refs, v)
+				vals = appendLeaves(vals, v)
 			}
 			return false
 		})
-		if len(refs) == 0 {
+		if len(vals) == 0 {
 			return false
 		}
 		return fp.walk(doc, func(v any, present bool) bool {
@@ -816,13 +824,21 @@ func (c *compiler) fieldref(it *Item, fp *fieldPath, m modSpec) (evalFn, int, cs
 			if !ok {
 				return false
 			}
-			for _, r := range refs {
+			for _, r := range vals {
 				if cmp(s, r) {
 					return true
 				}
 			}
 			return false
 		})
+	}
+	fn := func(doc map[string]any) bool {
+		for _, ref := range refs {
+			if matchRef(doc, ref) != m.all {
+				return !m.all
+			}
+		}
+		return m.all
 	}
 	if m.neq {
 		pos := fn
@@ -1042,17 +1058,41 @@ func (fp *fieldPath) isNull(doc map[string]any) bool {
 	return fp.walk(doc, func(v any, present bool) bool { return !present || v == nil })
 }
 
-// exists: the path reaches a value (null included).
+// exists: the path reaches a key, whatever its value: null, "" and an
+// empty array are present (the spec: "only verifies the presence of a
+// field, not its value, be it empty or null"). On the way down, arrays are
+// crossed element by element, so a.b exists when some element of a has b.
 func (fp *fieldPath) exists(doc map[string]any) bool {
 	if fp.n == 1 {
-		v, ok := doc[fp.name]
-		if !ok {
-			return false
-		}
-		if a, isArr := v.([]any); isArr {
-			return len(a) > 0
-		}
-		return true
+		_, ok := doc[fp.name]
+		return ok
 	}
-	return fp.walk(doc, func(_ any, present bool) bool { return present })
+	return fp.existsAt(doc, 0)
+}
+
+func (fp *fieldPath) existsAt(m map[string]any, i int) bool {
+	for k, key := range fp.keys[i] {
+		v, ok := m[key]
+		if !ok {
+			continue
+		}
+		if j := i + k + 1; j == fp.n || fp.existsIn(v, j) {
+			return true
+		}
+	}
+	return false
+}
+
+func (fp *fieldPath) existsIn(v any, j int) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		return fp.existsAt(v, j)
+	case []any:
+		for _, e := range v {
+			if fp.existsIn(e, j) {
+				return true
+			}
+		}
+	}
+	return false
 }

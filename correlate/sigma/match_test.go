@@ -467,6 +467,69 @@ condition: sel`, []matchCase{
 		{`{"a":{"b":0}}`, false},
 		{`{"a":[{"c":1},{"b":false}]}`, false},
 	})
+	runCases(t, "exists: an empty value is present (\"be it empty or null\")", `
+sel:
+    resources|exists: true
+condition: sel`, []matchCase{
+		{`{"resources":[]}`, true},
+		{`{"resources":{}}`, true},
+		{`{"resources":[{"ARN":"x"}]}`, true},
+		{`{"resources":null}`, true},
+		{`{"other":[]}`, false},
+	})
+	runCases(t, "exists nested: through arrays, an empty leaf present", `
+sel:
+    a.b|exists: true
+condition: sel`, []matchCase{
+		{`{"a":{"b":[]}}`, true},
+		{`{"a":[{"c":1},{"b":[]}]}`, true},
+		{`{"a.b":[]}`, true},
+		{`{"a":[]}`, false},
+		{`{"a":[{"c":1}]}`, false},
+		{`{"a":{"c":{"b":1}}}`, false},
+	})
+	// null is "absent or null"; an empty array holds no value, as null
+	// does, so it is null too (and present, like null).
+	runCases(t, "null and an empty array", `
+sel:
+    resources: null
+condition: sel`, []matchCase{
+		{`{"resources":[]}`, true},
+		{`{}`, true},
+		{`{"resources":[{"ARN":"x"}]}`, false},
+		{`{"resources":""}`, false},
+	})
+	runCases(t, "fieldref list: ORed", `
+sel:
+    userIdentity.userName|fieldref:
+        - requestParameters.userName
+        - requestParameters.roleName
+condition: sel`, []matchCase{
+		{`{"userIdentity":{"userName":"Bob"},"requestParameters":{"userName":"bob"}}`, true},
+		{`{"userIdentity":{"userName":"Bob"},"requestParameters":{"roleName":"BOB"}}`, true},
+		{`{"userIdentity":{"userName":"Bob"},"requestParameters":{"userName":"alice","roleName":"bob"}}`, true},
+		{`{"userIdentity":{"userName":"Bob"},"requestParameters":{"userName":"alice","roleName":"carol"}}`, false},
+		{`{"userIdentity":{"userName":"Bob"}}`, false},
+	})
+	runCases(t, "fieldref list with all: ANDed", `
+sel:
+    userIdentity.userName|fieldref|all:
+        - requestParameters.userName
+        - requestParameters.roleName
+condition: sel`, []matchCase{
+		{`{"userIdentity":{"userName":"Bob"},"requestParameters":{"userName":"bob","roleName":"Bob"}}`, true},
+		{`{"userIdentity":{"userName":"Bob"},"requestParameters":{"userName":"bob"}}`, false},
+		{`{"userIdentity":{"userName":"Bob"},"requestParameters":{"userName":"bob","roleName":"x"}}`, false},
+	})
+	runCases(t, "fieldref list with neq: differs from every one", `
+sel:
+    userIdentity.userName|fieldref|neq:
+        - requestParameters.userName
+        - requestParameters.roleName
+condition: sel`, []matchCase{
+		{`{"userIdentity":{"userName":"Bob"},"requestParameters":{"userName":"alice","roleName":"carol"}}`, true},
+		{`{"userIdentity":{"userName":"Bob"},"requestParameters":{"roleName":"bob"}}`, false},
+	})
 	runCases(t, "fieldref", `
 sel:
     userIdentity.arn|fieldref: requestParameters.userName

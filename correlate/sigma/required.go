@@ -16,8 +16,9 @@ type RequiredField struct {
 // listed only when absence surely makes the condition false):
 //
 //   - an item with values (any modifiers, fieldref included) needs its
-//     field, and fieldref also the referenced field; an item with a null
-//     value, exists: false, neq, or a keyword item needs nothing;
+//     field, and fieldref also the referenced field (each of a list under
+//     all, none of a list otherwise); an item with a null value,
+//     exists: false, neq, or a keyword item needs nothing;
 //   - an AND (a selection map, `and`, `all of`) needs what any side needs;
 //     an OR (a list of maps, `or`, `1 of`, several conditions) what every
 //     side needs; `not` needs nothing.
@@ -155,9 +156,13 @@ func requiredItem(it *Item) reqSet {
 		return nil
 	}
 	out := reqSet{{it.Field, it.Pos}}
-	if slices.Contains(it.Modifiers, "fieldref") && len(it.Values) == 1 {
-		if ref := it.Values[0].Text; ref != "" && ref != it.Field {
-			out = append(out, reqField{ref, it.Values[0].Pos})
+	// A referenced field is needed when it is the only one, or when all
+	// of them must match.
+	if slices.Contains(it.Modifiers, "fieldref") && (len(it.Values) == 1 || slices.Contains(it.Modifiers, "all")) {
+		for _, v := range it.Values {
+			if ref := v.Text; ref != "" && ref != it.Field && !out.has(ref) {
+				out = append(out, reqField{ref, v.Pos})
+			}
 		}
 	}
 	return out

@@ -20,6 +20,8 @@ func TestRequired(t *testing.T) {
 		{"  a: {x: 1}\n  b: {y: 1}\n  condition: all of them", "x@5:7 y@6:7"},
 		{"  a: {x: null, y|exists: false, z|neq: 1, w|exists: true}\n  condition: a", "w@5:43"},
 		{"  a: {x|fieldref: y}\n  condition: a", "x@5:7 y@5:19"},
+		{"  a: {x|fieldref: [y, z]}\n  condition: a", "x@5:7"},
+		{"  a: {x|fieldref|all: [y, z]}\n  condition: a", "x@5:7 y@5:24 z@5:27"},
 		{"  a: ['kw']\n  condition: a", ""},
 	}
 	for _, tc := range cases {
