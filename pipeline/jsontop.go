@@ -3,7 +3,6 @@ package pipeline
 import (
 	"encoding/binary"
 	"math/bits"
-	"strconv"
 )
 
 // ScanObject walks the top-level members of the JSON object in data,
@@ -188,11 +187,7 @@ func scalar(v []byte) (any, bool) {
 	case string(v) == "false":
 		return false, true
 	case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
-		f, err := strconv.ParseFloat(string(v), 64)
-		if err != nil {
-			return nil, false
-		}
-		return f, true
+		return number(v)
 	}
 	return nil, false
 }

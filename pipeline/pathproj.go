@@ -272,7 +272,7 @@ func (p *projector) value(val []byte, n *projNode) (any, bool) {
 		}
 	}
 	var v any
-	if err := json.Unmarshal(val, &v); err != nil {
+	if err := UnmarshalRecord(val, &v); err != nil {
 		return nil, false
 	}
 	return v, true

@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	rtmetrics "runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,7 @@ type replayFlags struct {
 	sortMem    int64
 	quiet      bool
 	cpuProfile string
+	traceFile  string
 	memProfile string
 	wide       bool
 	explain    bool
@@ -120,6 +122,7 @@ func cmdReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.Int64Var(&f.sortMem, "sort-mem", 256<<20, "bytes of events to hold in memory before spilling sorted runs to disk")
 	fs.BoolVar(&f.quiet, "quiet", false, "no summary on stderr")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
+	fs.StringVar(&f.traceFile, "trace", "", "write a Go execution trace to this file (go tool trace): where the cores wait")
 	fs.StringVar(&f.memProfile, "memprofile", "", "write a heap profile (at the end of the run) to this file")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging")
 	fs.DurationVar(&f.commitEvery, "commit-interval", 30*time.Second, "with --state: processing time between atomic state commits (a replay killed in between resumes from the last)")
@@ -219,6 +222,19 @@ func cmdReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			return 1
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if f.traceFile != "" {
+		tf, err := os.Create(f.traceFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
+			return 1
+		}
+		defer tf.Close()
+		if err := trace.Start(tf); err != nil {
+			fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
+			return 1
+		}
+		defer trace.Stop()
 	}
 	if f.memProfile != "" {
 		defer func() {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -209,5 +210,44 @@ func TestReplayDecidesWindowsToTheArchiveEnd(t *testing.T) {
 	}
 	if len(got) != 1 || !strings.HasPrefix(got[0], "c-lt ") || !strings.Contains(got[0], "alice") {
 		t.Fatalf("incidents %q, want one c-lt for alice", got)
+	}
+}
+
+// JSON integers beyond 2^53 keep their digits through the real binary:
+// the Sigma matchers compare them exactly (equal, ordered, as text), the
+// rule language compares them as numbers, and templates print them whole.
+// thingId is 9007199254740993, 9007199254740992 (2^53),
+// 9223372036854775807 and 12 in records 0 to 3; rounded to float64, the
+// first equals the second, and the titles would read 9007199254740992
+// and 9223372036854775808.
+func TestReplayComparesLongIntegersExactly(t *testing.T) {
+	bin := realBinary(t)
+	dir := "testdata/sigma-numbers/"
+	out, err := exec.Command(bin, "replay", "--quiet", "--rules", dir+"rules.yml", "--rules", dir+"ecscorr.yml", dir+"cloudtrail.json").Output()
+	if err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var inc pipeline.Incident
+		if err := json.Unmarshal([]byte(line), &inc); err != nil {
+			t.Fatal(err)
+		}
+		if len(inc.Events) != 1 {
+			t.Fatalf("incident %s has %d events", inc.ID, len(inc.Events))
+		}
+		id := inc.Events[0].ID
+		got = append(got, inc.Rule+" "+id[len(id)-1:]+" "+inc.Title)
+	}
+	want := []string{
+		"e-gt 0 thing 9007199254740993",
+		"n-eq 0 thing 9007199254740993",
+		"n-gt 0 thing above 2^53",
+		"n-text 0 thing ending 0993, as text",
+		"e-gt 2 thing 9223372036854775807",
+		"n-gt 2 thing above 2^53",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("incidents (rule, record, title):\n got %q\nwant %q", got, want)
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/vm"
-	gojson "github.com/goccy/go-json"
 
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/correlate/state"
@@ -419,7 +418,7 @@ func decodeRaw(b []byte) map[string]any {
 		return nil
 	}
 	var m map[string]any
-	if err := gojson.Unmarshal(b, &m); err != nil {
+	if err := pipeline.UnmarshalRecord(b, &m); err != nil {
 		return nil
 	}
 	return m

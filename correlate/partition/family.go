@@ -32,8 +32,6 @@ import (
 	"strings"
 	"time"
 
-	json "github.com/goccy/go-json"
-
 	"github.com/ecscorr/ecscorr/correlate/engine"
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/pipeline"
@@ -223,7 +221,7 @@ func (fs *Families) Fed(set *rule.Set, ev *pipeline.Event) []*Family {
 				if s.Match != nil {
 					if !decoded {
 						decoded = true
-						_ = json.Unmarshal(ev.Raw, &raw)
+						_ = pipeline.UnmarshalRecord(ev.Raw, &raw)
 					}
 					if raw == nil || !s.Match(raw) {
 						continue

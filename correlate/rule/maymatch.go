@@ -6,7 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	json "github.com/goccy/go-json"
 
 	"github.com/ecscorr/ecscorr/correlate/sigma"
 	"github.com/ecscorr/ecscorr/pipeline"
@@ -133,7 +132,7 @@ func (s *Set) judge(src pipeline.Source, typ string, rec pipeline.RawRecord, all
 	}
 	var m map[string]any
 	if p.full {
-		if json.Unmarshal(rec.Data, &m) != nil {
+		if pipeline.UnmarshalRecord(rec.Data, &m) != nil {
 			return keep // let the decoder report it
 		}
 	} else {

@@ -665,33 +665,33 @@ func (c *compiler) valueFns(v Value, m modSpec, keyword bool) ([]scalarFn, error
 		if v.Kind != KindNumber {
 			return nil, fmt.Errorf("%s takes a number, not %q", m.typ, v.Text)
 		}
-		n := v.Num
-		var cmp func(float64) bool
+		lit := newNumLit(v)
+		var want func(c int) bool
 		switch m.typ {
 		case "lt":
-			cmp = func(f float64) bool { return f < n }
+			want = func(c int) bool { return c < 0 }
 		case "lte":
-			cmp = func(f float64) bool { return f <= n }
+			want = func(c int) bool { return c <= 0 }
 		case "gt":
-			cmp = func(f float64) bool { return f > n }
+			want = func(c int) bool { return c > 0 }
 		default:
-			cmp = func(f float64) bool { return f >= n }
+			want = func(c int) bool { return c >= 0 }
 		}
 		return []scalarFn{{s: func(s string) bool {
-			f, err := strconv.ParseFloat(s, 64)
-			return err == nil && !math.IsNaN(f) && cmp(f)
+			c, ok := lit.cmpString(s)
+			return ok && want(c)
 		}, x: func(x any) bool {
-			f, ok := toFloat(x)
-			return ok && cmp(f)
+			c, ok := lit.cmp(x)
+			return ok && want(c)
 		}}}, nil
 	}
 	// Plain numbers compare numerically with numbers and by string form
 	// with strings.
 	if v.Kind == KindNumber && len(m.transforms) == 0 && !keyword {
-		n, text := v.Num, v.Text
+		lit, text := newNumLit(v), v.Text
 		return []scalarFn{{s: func(s string) bool { return eqFold(s, text) }, x: func(x any) bool {
-			f, ok := toFloat(x)
-			return ok && f == n
+			c, ok := lit.cmp(x)
+			return ok && c == 0
 		}}}, nil
 	}
 	vs := []pattern{parsePattern(v.Text)}

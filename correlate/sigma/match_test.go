@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/ecscorr/ecscorr/pipeline"
 )
 
 // compileDetection builds a rule around a detection section (indented by
@@ -34,7 +36,8 @@ func indent(s string) string {
 func doc(t *testing.T, js string) map[string]any {
 	t.Helper()
 	var d map[string]any
-	if err := json.Unmarshal([]byte(js), &d); err != nil {
+	// As the engine decodes records (integers beyond 2^53 keep their digits).
+	if err := pipeline.UnmarshalRecord([]byte(js), &d); err != nil {
 		t.Fatalf("bad test JSON %s: %v", js, err)
 	}
 	return d
@@ -529,6 +532,60 @@ sel:
 condition: sel`, []matchCase{
 		{`{"userIdentity":{"userName":"Bob"},"requestParameters":{"userName":"alice","roleName":"carol"}}`, true},
 		{`{"userIdentity":{"userName":"Bob"},"requestParameters":{"roleName":"bob"}}`, false},
+	})
+	// JSON integers beyond 2^53 (float64 would round 9007199254740993 to
+	// ...992) compare by their digits: equal, ordered, as text.
+	runCases(t, "long integers: equality", `
+sel:
+    requestParameters.n: 9007199254740993
+condition: sel`, []matchCase{
+		{`{"requestParameters":{"n":9007199254740993}}`, true},
+		{`{"requestParameters":{"n":9007199254740992}}`, false},
+		{`{"requestParameters":{"n":"9007199254740993"}}`, true},
+	})
+	runCases(t, "long integers: a short literal, a long value", `
+sel:
+    n: 9007199254740992
+condition: sel`, []matchCase{
+		{`{"n":9007199254740992}`, true},
+		{`{"n":9007199254740993}`, false},
+		{`{"n":9223372036854775807}`, false},
+	})
+	runCases(t, "long integers: as text", `
+sel:
+    n|endswith: '0993'
+condition: sel`, []matchCase{
+		{`{"n":9007199254740993}`, true},
+		{`{"n":[1,-9223372036854770993]}`, true},
+		{`{"n":9007199254740992}`, false},
+	})
+	runCases(t, "long integers: gt", `
+sel:
+    n|gt: 9007199254740992
+condition: sel`, []matchCase{
+		{`{"n":9007199254740993}`, true},
+		{`{"n":9007199254740992}`, false},
+		{`{"n":"9007199254740993"}`, true},
+		{`{"n":9223372036854775807}`, true},
+		{`{"n":18446744073709551615}`, true},
+		{`{"n":-9223372036854775808}`, false},
+		{`{"n":1e300}`, true},
+	})
+	runCases(t, "long integers: lte a long literal", `
+sel:
+    n|lte: 9223372036854775807
+condition: sel`, []matchCase{
+		{`{"n":9223372036854775807}`, true},
+		{`{"n":9223372036854775806}`, true},
+		{`{"n":9223372036854777856}`, false},
+		{`{"n":1.5}`, true},
+	})
+	runCases(t, "long integers: keyword search", `
+keywords:
+    - '9007199254740993'
+condition: keywords`, []matchCase{
+		{`{"a":{"b":9007199254740993}}`, true},
+		{`{"a":{"b":9007199254740992}}`, false},
 	})
 	runCases(t, "fieldref", `
 sel:
