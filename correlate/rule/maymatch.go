@@ -6,7 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-
 	"github.com/ecscorr/ecscorr/correlate/sigma"
 	"github.com/ecscorr/ecscorr/pipeline"
 )
