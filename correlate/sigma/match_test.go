@@ -421,6 +421,26 @@ condition: sel`, []matchCase{
 		{`{"f":"c"}`, true},
 		{`{"f":"A"}`, false},
 		{`{"f":"b"}`, false},
+		{`{}`, true}, // an absent field differs from every value (docs/rules.md)
+	})
+	// The choices docs/rules.md states where the spec is silent.
+	runCases(t, "numbers in strings: numeric under gt, text otherwise", `
+gt:
+    port|gt: 80
+eq:
+    port: 443
+condition: gt and eq`, []matchCase{
+		{`{"port":"443"}`, true},
+		{`{"port":443}`, true},
+		{`{"port":"0443"}`, false}, // gt holds, 443 is compared as text
+		{`{"port":"79"}`, false},
+	})
+	runCases(t, "case folding is per rune", `
+sel:
+    name: 'STRASSE ÉTÉ'
+condition: sel`, []matchCase{
+		{`{"name":"strasse été"}`, true},
+		{`{"name":"straße été"}`, false},
 	})
 }
 
