@@ -40,17 +40,21 @@ func cmdRulesCheck(_ context.Context, args []string, stdout, stderr io.Writer) i
 	fs.SetOutput(stderr)
 	builtin := fs.Bool("builtin", false, "also load the embedded built-in pack (the same as the PATH builtin)")
 	maxRet := fs.Duration("max-retention", 7*24*time.Hour, "longest window a rule may keep state for")
+	var more multiFlag
+	fs.Var(&more, "rules", "a rule file or folder (ecscorr or Sigma rules) to check, as a PATH is, for the command line replay and run take (repeatable)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: ecscorr rules check [flags] PATH...\n\n"+
-			"Checks rule files and folders, loaded together, and reports every error with file:line:col.\n"+
-			"The PATH builtin is the embedded pack (a folder named builtin is ./builtin); with no PATH,\n"+
-			"checks the pack alone. Example: ecscorr rules check builtin my-rules/")
+			"Checks rule files and folders (ecscorr and Sigma rules), loaded together, and reports every\n"+
+			"error with file:line:col. The PATH builtin is the embedded pack (a folder named builtin is\n"+
+			"./builtin); with no PATH, checks the pack alone. Example: ecscorr rules check builtin my-rules/\n"+
+			"(or, as replay takes them: ecscorr rules check --rules builtin --rules my-rules/)")
 		fs.PrintDefaults()
 	}
 	paths, code, ok := parseArgs(fs, args)
 	if !ok {
 		return code
 	}
+	paths = append(append([]string(nil), more...), paths...)
 	if *builtin {
 		paths = append([]string{rule.BuiltinName}, paths...)
 	}
@@ -69,8 +73,10 @@ func cmdRulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.SetOutput(stderr)
 	run := fs.String("run", "", "run only the test cases whose name matches this regular `regexp` (as go test -run)")
 	verbose := fs.Bool("v", false, "print every test case with its result and, for passing ones, the incidents each eval_time saw")
+	var more multiFlag
+	fs.Var(&more, "rules", "a rule file or folder (ecscorr or Sigma rules; builtin is the pack) loaded with every test file's rule_files, which may then be empty (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: ecscorr rules test [-run REGEXP] [-v] FILE...\n\n"+
+		fmt.Fprintln(stderr, "Usage: ecscorr rules test [-run REGEXP] [-v] [--rules PATH]... FILE...\n\n"+
 			"Runs rule unit tests (*_test.yaml, see docs/rules-testing.md); exits 1 when any fails.\n"+
 			"In a test's rule_files, builtin is the embedded pack (a folder named builtin is ./builtin).")
 		fs.PrintDefaults()
@@ -83,7 +89,7 @@ func cmdRulesTest(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fs.Usage()
 		return 2
 	}
-	res, err := ruletest.RunFiles(ctx, paths, ruletest.Options{Run: *run})
+	res, err := ruletest.RunFiles(ctx, paths, ruletest.Options{Run: *run, Rules: more})
 	if err != nil {
 		fmt.Fprintf(stderr, "ecscorr rules test: %v\n", err)
 		return 1

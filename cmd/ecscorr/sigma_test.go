@@ -23,6 +23,10 @@ func TestRulesCheckSigma(t *testing.T) {
 	if code, out, errOut := runCmd(t, "rules", "check", sigmaHQ); code != 0 || out != "ok: 57 signals, 57 rules\n" {
 		t.Errorf("SigmaHQ alone: exit %d %q\n%s", code, out, errOut)
 	}
+	// --rules, as replay and run take it, means a PATH.
+	if code, out, errOut := runCmd(t, "rules", "check", "--rules", "builtin", "--rules", sigmaHQ); code != 0 || out != "ok: 79 signals, 70 rules\n" {
+		t.Errorf("--rules builtin --rules SigmaHQ: exit %d %q\n%s", code, out, errOut)
+	}
 	bad := filepath.Join(t.TempDir(), "bad.yml")
 	if err := os.WriteFile(bad, []byte("title: t\nid: 0b8b7e3c-0000-4000-8000-000000000001\nlogsource:\n  product: aws\n  service: cloudtrail\ndetection:\n  sel:\n    eventName|nope: x\n  condition: sel\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -182,6 +186,17 @@ tests:
 	}
 	if code, out, errOut := runCmd(t, "rules", "test", filepath.Join(dir, "wrong_test.yaml")); code != 1 || !strings.Contains(out+errOut, "FAIL") {
 		t.Errorf("wrong: exit %d\n%s%s", code, out, errOut)
+	}
+	// --rules loads the Sigma file for a test file that names no rule file.
+	bare := filepath.Join(dir, "bare_test.yaml")
+	if err := os.WriteFile(bare, []byte(strings.Replace(files["ok_test.yaml"], "rule_files: [exec_sigma.yml]\n", "", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCmd(t, "rules", "test", bare); code != 1 || !strings.Contains(errOut, "rule_files is empty (and no --rules given)") {
+		t.Errorf("bare without --rules: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := runCmd(t, "rules", "test", "--rules", filepath.Join(dir, "exec_sigma.yml"), bare); code != 0 || !strings.Contains(out, "ok") {
+		t.Errorf("bare with --rules: exit %d\n%s%s", code, out, errOut)
 	}
 }
 

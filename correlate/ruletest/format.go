@@ -176,9 +176,6 @@ func Parse(path string, data []byte) (*File, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	recordLines(&root, f)
-	if len(f.RuleFiles) == 0 {
-		return nil, fmt.Errorf("%s: rule_files is empty", path)
-	}
 	if f.StartTime == "" {
 		f.start = time.Unix(0, 0).UTC()
 	} else {

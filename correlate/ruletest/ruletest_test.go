@@ -79,7 +79,6 @@ func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"no expect", "rule_files: [x.yaml]\ntests:\n  - name: a\n", "asserts nothing"},
 		{"no incidents key", "rule_files: [x.yaml]\ntests:\n  - name: a\n    expect: [{eval_time: 1m, rule: r}]\n", "has no incidents"},
-		{"no rule files", "tests:\n  - name: a\n    expect: [{eval_time: 1m, incidents: []}]\n", "rule_files is empty"},
 		{"duplicate name", "rule_files: [x.yaml]\ntests:\n  - {name: a, expect: [{eval_time: 1m, incidents: []}]}\n  - {name: a, expect: [{eval_time: 1m, incidents: []}]}\n", "duplicate test name"},
 		{"unknown key", "rule_files: [x.yaml]\ntests:\n  - {name: a, expekt: []}\n", "expekt"},
 		{"file and event", "rule_files: [x.yaml]\ntests:\n  - {name: a, input_events: [{file: a, event: {}}], expect: [{eval_time: 1m, incidents: []}]}\n", "exactly one of file or event"},

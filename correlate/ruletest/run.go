@@ -29,7 +29,11 @@ type Options struct {
 	Builtin fs.FS
 	// Run, when set, is a regular expression (RE2, unanchored, as go test
 	// -run): only the tests whose name it matches run.
-	Run    string
+	Run string
+	// Rules are rule files and folders (relative to the working
+	// directory, `builtin` for the pack) loaded with every test file's
+	// rule_files (rules test --rules); a test file may then name none.
+	Rules  []string
 	Logger *slog.Logger
 }
 
@@ -184,8 +188,12 @@ func RunFile(ctx context.Context, path string, opts Options) (FileResult, error)
 }
 
 // loadRules loads the rule files named by the test file, relative to it,
-// as every command loads rules (rule.LoadPaths): `builtin` is the pack.
+// and opts.Rules, as every command loads rules (rule.LoadPaths): `builtin`
+// is the pack.
 func loadRules(f *File, opts Options) (*rule.Set, error) {
+	if len(f.RuleFiles) == 0 && len(opts.Rules) == 0 {
+		return nil, fmt.Errorf("%s: rule_files is empty (and no --rules given)", f.path)
+	}
 	dir := filepath.Dir(f.path)
 	var paths []string
 	for _, rf := range f.RuleFiles {
@@ -209,6 +217,11 @@ func loadRules(f *File, opts Options) (*rule.Set, error) {
 				m = "." + string(filepath.Separator) + m
 			}
 			paths = append(paths, m)
+		}
+	}
+	for _, p := range opts.Rules {
+		if !slices.Contains(paths, p) {
+			paths = append(paths, p)
 		}
 	}
 	set, diags := rule.LoadPaths(paths, rule.LoadOptions{Builtin: opts.Builtin})
