@@ -70,6 +70,15 @@ type Correlator interface {
 	Horizon() time.Duration
 }
 
+// EndDecider is implemented by correlators that can decide, once a finite
+// run's inputs are exhausted, what waits for events that will not come
+// (a window with an upper bound still open at the archive's end). The
+// Runner asks after its last Advance when RunnerOptions.DecideAtEnd is
+// set (Replay sets it); a live run never ends that way.
+type EndDecider interface {
+	DecideAtEnd(ctx context.Context) ([]Incident, error)
+}
+
 // StreamedInput is an input whose events come in sub-streams each in
 // event-time order (the partitions of a topic a scale-out ingest wrote):
 // Stream names an event's (false: not from one). The Runner keeps a

@@ -315,6 +315,7 @@ func Replay(ctx context.Context, read ReadFunc, c Correlator, o ReplayOptions) (
 		ro.Progress = func(rs RunStats) { o.Progress(in.Stats(), rs) }
 	}
 	ro.KeepFinal = true
+	ro.DecideAtEnd = true
 	runner, err := NewRunner(ro)
 	if err != nil {
 		return nil, in.Stats(), RunStats{}, err

@@ -63,6 +63,10 @@ type RunnerOptions struct {
 	// End, for finite runs, is the watermark to advance to once every
 	// input is exhausted (zero: the latest event time).
 	End time.Time
+	// DecideAtEnd, for finite runs, has the correlator decide what still
+	// waits for later events once End is reached (EndDecider): the input
+	// is all there is.
+	DecideAtEnd bool
 	// MaxApplied bounds the applied-event set (default 2,000,000 events,
 	// about 100 MB, with a Store; 262,144 without one, where it only has
 	// to catch repeats within one run); past it the oldest are forgotten
@@ -512,6 +516,16 @@ func (r *Runner) Run(ctx context.Context) (RunStats, error) {
 	if !end.IsZero() && end.After(r.lastAdv) {
 		if err := r.advance(ctx, end); err != nil {
 			return r.stats, r.shutdown(ctx, err)
+		}
+	}
+	if d, ok := r.o.Correlator.(EndDecider); ok && r.o.DecideAtEnd {
+		incs, err := d.DecideAtEnd(ctx)
+		if err != nil {
+			return r.stats, r.shutdown(ctx, fmt.Errorf("deciding the windows open at the end: %w", err))
+		}
+		r.collect(incs)
+		if len(incs) > 0 && r.o.OnIncidents != nil {
+			r.o.OnIncidents(nil, incs)
 		}
 	}
 	if err := r.commit(ctx); err != nil {

@@ -206,25 +206,38 @@ tests:
 // 5 minutes, bob three times; the archive goes on to 10:30 with a
 // ListBuckets no rule reads. (Before, the window stayed undecided unless
 // another loaded rule matched the last record.)
+//
+// Without the 10:30 record (cloudtrail-cut.json) the archive ends at
+// 10:02, inside both windows: the replay decides them on the events they
+// hold, as a query over the same records would, and says so.
 func TestReplayDecidesWindowsToTheArchiveEnd(t *testing.T) {
 	bin := realBinary(t)
-	out, err := exec.Command(bin, "replay", "--quiet", "--rules", "testdata/sigma-end/rule.yml", "testdata/sigma-end/cloudtrail.json").Output()
-	if err != nil {
-		t.Fatalf("replay: %v", err)
-	}
-	var got []string
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if line == "" {
-			continue
+	for _, data := range []string{"cloudtrail.json", "cloudtrail-cut.json"} {
+		cmd := exec.Command(bin, "replay", "--rules", "testdata/sigma-end/rule.yml", "testdata/sigma-end/"+data)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("replay %s: %v\n%s", data, err, stderr.String())
 		}
-		var inc pipeline.Incident
-		if err := json.Unmarshal([]byte(line), &inc); err != nil {
-			t.Fatal(err)
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if line == "" {
+				continue
+			}
+			var inc pipeline.Incident
+			if err := json.Unmarshal([]byte(line), &inc); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, inc.Rule+" "+inc.Key["userIdentity.arn"]+" "+fmt.Sprint(inc.Count)+" "+inc.LastSeen.Format("15:04"))
 		}
-		got = append(got, inc.Rule+" "+inc.Key["userIdentity.arn"]+" "+fmt.Sprint(inc.Count))
-	}
-	if len(got) != 1 || !strings.HasPrefix(got[0], "c-lt ") || !strings.Contains(got[0], "alice") {
-		t.Fatalf("incidents %q, want one c-lt for alice", got)
+		if len(got) != 1 || got[0] != "c-lt arn:aws:iam::111122223333:user/alice 1 10:05" {
+			t.Errorf("%s: incidents %q, want one c-lt for alice, last seen at its window's end", data, got)
+		}
+		decided := strings.Contains(stderr.String(), "windows open at the end of the input, decided on the events they held: 2")
+		if want := data == "cloudtrail-cut.json"; decided != want {
+			t.Errorf("%s: summary says windows were decided at the end: %v, want %v\n%s", data, decided, want, stderr.String())
+		}
 	}
 }
 

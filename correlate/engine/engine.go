@@ -718,6 +718,8 @@ type Stats struct {
 	// StateErrors counts those that could not be written or read back.
 	EvictedKeys int
 	StateErrors uint64
+	// DecidedAtEnd counts the windows DecideAtEnd decided.
+	DecidedAtEnd uint64
 }
 
 type ruleStats struct {
@@ -736,6 +738,7 @@ type stats struct {
 	expiryChecks uint64
 	evictedKeys  int    // key states evicted to the store (budget.go)
 	fetchErrors  uint64 // evicted states that could not be written or read back
+	decidedAtEnd uint64
 }
 
 func (s *stats) init(set *rule.Set) {
@@ -765,6 +768,7 @@ func (e *Engine) Stats() Stats {
 		EvalErrors: e.stats.evalErrors, TemplateErrors: e.stats.templateErrors, RawErrors: e.stats.rawErrors,
 		OpenIncidents: len(e.incidents),
 		EvictedKeys:   e.stats.evictedKeys, StateErrors: e.stats.fetchErrors,
+		DecidedAtEnd: e.stats.decidedAtEnd,
 	}
 	for i, n := range e.stats.sigHits {
 		if n > 0 {

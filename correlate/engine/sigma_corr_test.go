@@ -551,7 +551,9 @@ correlation:
 }
 
 // value_avg, the specification's example: an average BytesOut above 500
-// per source and user within 24h, as soon as it holds (a lower bound).
+// per source and user within 24h, decided when the window closes (an
+// average a later value can lower is not known before; the first value
+// alone above 500 is not "the average over the period").
 func TestSigmaValueAvg(t *testing.T) {
 	set := loadSigma(t, `title: Suspicious average network traffic
 id: avg-traffic
@@ -574,13 +576,15 @@ correlation:
 		ctRec("v1", 0, net("alice", 400)),
 		ctRec("v2", time.Hour, net("alice", "n/a")), // not a number: not averaged
 		ctRec("v3", 2*time.Hour, net("alice", 600)), // avg 500: not > 500
-		ctRec("v4", 3*time.Hour, net("alice", 503)), // avg 501: fires
+		ctRec("v4", 3*time.Hour, net("alice", 503)), // avg 501: holds at the close
 		ctRec("w1", 0, net("bob", 500)),
 		ctRec("w2", time.Hour, net("bob", 500)),
+		ctRec("x1", 0, net("carol", 900)), // 900 at first: not the window's average
+		ctRec("x2", time.Hour, net("carol", 50)),
 	}
 	r := newRunner(t, set, nil).feed(byTime(evs), true).advance(48 * time.Hour)
 	s := "sigma_0b9b1e0e_0000_4000_8000_000000000002:"
-	wantK(t, r.list(), "avg-traffic {SourceIP=10.1.1.1,User=alice} medium n=1 0s..3h0m0s ["+s+"v1 "+s+"v3 "+s+"v4]")
+	wantK(t, r.list(), "avg-traffic {SourceIP=10.1.1.1,User=alice} medium n=1 0s..24h0m0s ["+s+"v1 "+s+"v3 "+s+"v4]")
 	if a := r.list()[0]; a.Fields != nil {
 		t.Logf("fields %v", a.Fields)
 	}

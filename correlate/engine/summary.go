@@ -37,6 +37,9 @@ func (s Stats) SummaryLines() []string {
 	add("key cap overflows", s.KeyCapOverflows)
 	add("evidence dropped", s.EvidenceDropped)
 	add("window overflows", s.WindowOverflows)
+	if s.DecidedAtEnd > 0 {
+		out = append(out, fmt.Sprintf("windows open at the end of the input, decided on the events they held: %d", s.DecidedAtEnd))
+	}
 	if s.EvalErrors+s.TemplateErrors+s.RawErrors > 0 {
 		out = append(out, fmt.Sprintf("errors: %d expression, %d template, %d raw decode", s.EvalErrors, s.TemplateErrors, s.RawErrors))
 	}

@@ -17,7 +17,7 @@ import (
 //
 //	event_count       threshold count
 //	value_count       threshold distinct over the field (a tuple for several)
-//	value_sum, _avg   threshold sum, avg
+//	value_sum, _avg   threshold sum, avg (avg decided per window close)
 //	value_percentile  threshold percentile, decided per window close
 //	temporal          temporal (a lower-bound condition: on the number of
 //	                  rules fired); an upper bound: threshold distinct
@@ -25,7 +25,9 @@ import (
 //	temporal_ordered  sequence, in rules order, maxspan = timespan
 //
 // A condition with an upper bound (lt, lte, eq, neq) is decided when a
-// window closes (Threshold.Close), lower bounds as soon as they hold.
+// window closes (Threshold.Close), lower bounds as soon as they hold; an
+// average or a percentile, which a later event can lower or raise, always
+// at the close.
 // group-by fields (and aliases, per referred rule) are Go key functions
 // over the raw record, resolved as the detection matcher resolves fields.
 // A correlation that another one refers to feeds it through its Derived
@@ -208,7 +210,7 @@ func (l *loader) sigmaCorrRule(d *sigmaDef) *Rule {
 	switch c.Type {
 	case sigma.EventCount, sigma.ValueCount, sigma.ValueSum, sigma.ValueAvg, sigma.ValuePercentile:
 		th := &Threshold{Step: Step{Signals: sigs}, Window: c.Timespan, Cmp: cmp, ResetAfterFire: true,
-			Close: !cmp.LowerBoundsOnly() || c.Type == sigma.ValuePercentile}
+			Close: !cmp.LowerBoundsOnly() || c.Type == sigma.ValuePercentile || c.Type == sigma.ValueAvg}
 		switch c.Type {
 		case sigma.EventCount:
 			th.Agg = AggCount
@@ -223,12 +225,16 @@ func (l *loader) sigmaCorrRule(d *sigmaDef) *Rule {
 			th.Agg, th.Value = AggPercentile, tupleValue(c.Condition.Fields)
 		}
 		out.Kind, out.Threshold = KindThreshold, th
+		if th.Close {
+			l.fixedWindowNote(d.id, c)
+		}
 	case sigma.Temporal:
 		if cond := c.Condition; cond != nil && !cond.LowerBoundsOnly() {
 			// Not monotone in the rules fired: the number of distinct rules
 			// of a window, decided at its close like the counts.
 			out.Kind, out.Threshold = KindThreshold, &Threshold{Step: Step{Signals: sigs}, Window: c.Timespan,
 				Cmp: cmp, ResetAfterFire: true, Close: true, Agg: AggDistinct, Value: signalValue}
+			l.fixedWindowNote(d.id, c)
 			break
 		}
 		if len(sigs) > 16 {
@@ -400,4 +406,18 @@ func numberValue(field string) func(*Signal, *Env) (string, float64, bool) {
 		x, ok := sigma.Number(vs[0])
 		return "", x, ok
 	}
+}
+
+// fixedWindowNote says what the specification asks a backend to say when
+// its time frames have boundaries ("should issue a warning"): a window
+// decided at its close opens at a key's first event, so events of one
+// frame of timespan split across two windows are not counted together
+// (a false negative the sliding lower-bound windows do not have). A note:
+// for the rule's author (rules check), not every replay.
+func (l *loader) fixedWindowNote(id string, c *sigma.Correlation) {
+	pos := c.CorrPos
+	if c.Condition != nil {
+		pos = c.Condition.Pos
+	}
+	l.diag(SevNote, sigmaPos(pos), "sigma: correlation %s is decided per window [first event, first event + %s), a window opening at the next event after it closes, not over every time frame: events split across two windows are not counted together (an upper bound, an average or a percentile cannot be decided as events arrive; conditions of lower bounds only slide)", id, c.Timespan)
 }

@@ -91,6 +91,18 @@ correlation:
 	if th := set.Rules[2].Threshold; th.Agg != AggPercentile || !th.Close || *th.Cmp.LTE != 5 {
 		t.Errorf("rare %+v", th)
 	}
+	// The windows decided at their close (inner: lt 10; rare: a
+	// percentile) carry a note for the rule's author; outer (a sequence)
+	// none.
+	var notes []string
+	for _, d := range ds {
+		if d.Severity == SevNote && strings.Contains(d.Msg, "is decided per window") {
+			notes = append(notes, fmt.Sprintf("%s:%d", d.Pos.File, d.Pos.Line))
+		}
+	}
+	if s := strings.Join(notes, " "); s != "f2.yml:9 f2.yml:17" {
+		t.Errorf("fixed-window notes at %q, want f2.yml:9 f2.yml:17\n%v", s, ds)
+	}
 	// The state of a correlation is dropped when a rule it uses changes.
 	changed := strings.Replace(sigmaCT("11111111-0000-4000-8000-000000000001", "bad_login"), "eventName: bad_login", "eventName: other", 1)
 	set2, ds := loadNamed(outer, inner, changed+"---\n"+sigmaCT("11111111-0000-4000-8000-000000000002", "ok_login"))

@@ -101,6 +101,22 @@ func (c *CorrCondition) Holds(v float64) bool {
 }
 
 // String renders the condition's ops ("gte 10, lt 20").
+// holdsSomeCount reports whether some count (1, 2, ...) satisfies c.
+func (c *CorrCondition) holdsSomeCount() bool {
+	if c.EQ != nil {
+		return *c.EQ >= 1 && *c.EQ == math.Trunc(*c.EQ) && c.Holds(*c.EQ)
+	}
+	// The least count the lower bounds allow, and the next (past a neq).
+	k := 1.0
+	if c.GT != nil {
+		k = max(k, math.Floor(*c.GT)+1)
+	}
+	if c.GTE != nil {
+		k = max(k, math.Ceil(*c.GTE))
+	}
+	return c.Holds(k) || c.Holds(k+1)
+}
+
 func (c *CorrCondition) String() string {
 	var parts []string
 	for _, op := range []struct {
@@ -246,6 +262,19 @@ func (p *parser) corrSection(c *Correlation, n *yaml.Node) {
 			p.errf(p.node(keys["condition"]), "correlation: condition %s can never hold for %d rules", cond, len(c.Rules))
 		}
 	}
+	if (c.Type == EventCount || c.Type == ValueCount || c.Type == Temporal) && cond != nil {
+		for _, b := range []struct {
+			op string
+			v  *float64
+		}{{"gt", cond.GT}, {"gte", cond.GTE}, {"lt", cond.LT}, {"lte", cond.LTE}, {"eq", cond.EQ}, {"neq", cond.NEQ}} {
+			if b.v != nil && *b.v != math.Trunc(*b.v) {
+				p.errf(p.node(keys["condition"]), "correlation: condition %s %v: %s compares a count, an integer (the schema's type)", b.op, *b.v, c.Type)
+			}
+		}
+	}
+	if (c.Type == EventCount || c.Type == ValueCount) && cond != nil && !cond.holdsSomeCount() {
+		p.errf(p.node(keys["condition"]), "correlation: condition %s can never hold: %s counts from 1 (a window holds at least one event; \"none\" is not an event_count)", cond, c.Type)
+	}
 	if c.Type == ValuePercentile && cond != nil {
 		for _, b := range []*float64{cond.GT, cond.GTE, cond.LT, cond.LTE, cond.EQ, cond.NEQ} {
 			if b != nil && (*b < 0 || *b > 100) {
@@ -278,6 +307,7 @@ func (p *parser) node(n *yaml.Node) *yaml.Node {
 // allowed).
 func (p *parser) refList(n *yaml.Node, key string, minLen int) []Ref {
 	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" && key == "group-by" {
+		p.warnf(n, "correlation group-by is a list in the schema; read as [%s]", n.Value)
 		n = &yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{n}, Line: n.Line, Column: n.Column}
 	}
 	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {

@@ -160,6 +160,18 @@ func TestParseCorrelationErrors(t *testing.T) {
 			`c.yml:8:14: error: condition gte must be a number`},
 		{"empty range", head + "    type: event_count\n    rules: [ab]\n    timespan: 1h\n    group-by: [a]\n    condition:\n        gt: 5\n        lt: 6\n        eq: 7\n",
 			`c.yml:8:9: error: correlation condition gt 5, lt 6, eq 7 can never hold`},
+		{"event_count lt 1", head + "    type: event_count\n    rules: [ab]\n    timespan: 1h\n    group-by: [a]\n    condition:\n        lt: 1\n",
+			`c.yml:8:9: error: correlation: condition lt 1 can never hold: event_count counts from 1`},
+		{"event_count eq 0", head + "    type: event_count\n    rules: [ab]\n    timespan: 1h\n    group-by: [a]\n    condition:\n        eq: 0\n",
+			`c.yml:8:9: error: correlation: condition eq 0 can never hold: event_count counts from 1`},
+		{"event_count eq 2.5", head + "    type: event_count\n    rules: [ab]\n    timespan: 1h\n    group-by: [a]\n    condition:\n        eq: 2.5\n",
+			`c.yml:8:9: error: correlation: condition eq 2.5: event_count compares a count, an integer`},
+		{"temporal gte 1.5", head + "    type: temporal\n    rules: [ab, cd]\n    timespan: 1h\n    group-by: [a]\n    condition:\n        gte: 1.5\n",
+			`c.yml:8:9: error: correlation: condition gte 1.5: temporal compares a count, an integer`},
+		{"event_count between 1 and 2 exclusive", head + "    type: event_count\n    rules: [ab]\n    timespan: 1h\n    group-by: [a]\n    condition:\n        gt: 1\n        lt: 2\n",
+			`c.yml:8:9: error: correlation: condition gt 1, lt 2 can never hold: event_count counts from 1`},
+		{"value_count lte 0", head + "    type: value_count\n    rules: [ab]\n    timespan: 1h\n    group-by: [a]\n    condition:\n        field: x\n        lte: 0.5\n",
+			`c.yml:8:9: error: correlation: condition lte 0.5 can never hold: value_count counts from 1`},
 		{"unknown correlation key", head + "    type: temporal\n    rules: [ab, cd]\n    timespan: 1m\n    groupby: [a]\n",
 			`c.yml:6:5: error: unknown key "groupby" in correlation`},
 		{"duplicate rule", head + "    type: temporal\n    rules: [ab, ab]\n    timespan: 1m\n    group-by: [a]\n",
@@ -207,6 +219,16 @@ func TestParseCorrelationWarnings(t *testing.T) {
 	if ds.Error() != want {
 		t.Errorf("diagnostics:\n%v\nwant\n%s", ds, want)
 	}
+	// A group-by given as one string (the schema wants a list) is read as
+	// a list of one, and said.
+	src = "title: c\ncorrelation:\n    type: event_count\n    rules: [ab]\n    timespan: 1h\n    group-by: user\n    condition: {gte: 2}\n"
+	_, corrs, ds = ParseFile("w.yml", []byte(src))
+	if len(corrs) != 1 || ds.HasErrors() || len(corrs[0].GroupBy) != 1 || corrs[0].GroupBy[0].Name != "user" {
+		t.Fatalf("group-by: user: %+v %v", corrs, ds)
+	}
+	if want := "w.yml:6:15: warning: correlation group-by is a list in the schema; read as [user]"; ds.Error() != want {
+		t.Errorf("diagnostics:\n%v\nwant\n%s", ds, want)
+	}
 }
 
 // The exported field resolver is the matcher's: nested objects, arrays,
@@ -230,5 +252,28 @@ func TestFieldResolver(t *testing.T) {
 	}
 	if _, ok := Number("abc"); ok {
 		t.Error("text is a number")
+	}
+}
+
+func TestHoldsSomeCount(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	for _, c := range []struct {
+		cond CorrCondition
+		want bool
+	}{
+		{CorrCondition{EQ: f(3)}, true},
+		{CorrCondition{LT: f(2)}, true}, // 1
+		{CorrCondition{LT: f(1)}, false},
+		{CorrCondition{LTE: f(0)}, false},
+		{CorrCondition{GT: f(1), NEQ: f(2)}, true}, // 3
+		{CorrCondition{GT: f(1), LTE: f(2), NEQ: f(2)}, false},
+		{CorrCondition{GTE: f(2.5), LT: f(3.5)}, true}, // 3
+		{CorrCondition{GTE: f(2.5), LT: f(3)}, false},
+		{CorrCondition{NEQ: f(1)}, true},
+		{CorrCondition{EQ: f(1.5)}, false},
+	} {
+		if got := c.cond.holdsSomeCount(); got != c.want {
+			t.Errorf("%s: holdsSomeCount = %v, want %v", &c.cond, got, c.want)
+		}
 	}
 }
