@@ -169,7 +169,7 @@ rules:
 rules:
   - {id: r, severity: high, detect: {match: {signal: exec}}}
   - {id: r, severity: low, detect: {match: {signal: exec}}}
-` + baseSignals, LoadOptions{}, []string{`6:10: error: duplicate rule id "r" (first defined at t.yaml:5:5)`}},
+` + baseSignals, LoadOptions{}, []string{`6:10: error: duplicate rule id "r" (first defined at t.yaml:5:10)`}},
 		{"window above retention", `
 rules:
   - id: r

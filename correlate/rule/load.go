@@ -70,14 +70,18 @@ func LoadPaths(paths []string, opts LoadOptions) (*Set, Diagnostics) {
 		files []string
 	}
 	var (
-		srcs    []NamedSource
-		groups  []group
-		builtin bool
+		srcs     []NamedSource
+		groups   []group
+		builtin  bool
+		pathErrs Diagnostics // every unreadable path, and the rest still loaded
+		seen     = map[string]bool{}
+		blank    = map[string]bool{}
 	)
 	for _, p := range paths {
 		var (
-			s   []NamedSource
-			err error
+			s    []NamedSource
+			dups int
+			err  error
 		)
 		if p == BuiltinName {
 			if builtin {
@@ -86,25 +90,34 @@ func LoadPaths(paths []string, opts LoadOptions) (*Set, Diagnostics) {
 			builtin = true
 			s, err = ReadBuiltin(opts.Builtin)
 		} else {
-			s, err = ReadPaths([]string{p})
+			s, dups, err = readPath(p, seen)
 		}
 		if err != nil {
-			return nil, Diagnostics{{Pos: errPos(err), Severity: SevError, Msg: err.Error()}}
+			pathErrs = append(pathErrs, Diagnostic{Pos: errPos(err), Severity: SevError, Msg: err.Error()})
+			continue
+		}
+		if len(s) == 0 && dups > 0 {
+			continue // read already through another path
 		}
 		g := group{path: p}
 		for _, src := range s {
 			g.files = append(g.files, src.Name)
+			blank[src.Name] = yamlBlank(src.Data)
 		}
 		groups = append(groups, g)
 		srcs = append(srcs, s...)
 	}
 	l := load(srcs, opts)
+	l.diags = append(pathErrs, l.diags...)
 	for _, g := range groups {
-		n := 0
+		n, empty := 0, true
 		for _, name := range g.files {
 			n += l.defined[name]
+			empty = empty && blank[name]
 		}
-		if n == 0 && !l.diags.HasErrors() {
+		// Said even beside other errors when the files are empty: an
+		// error elsewhere cannot be why they define nothing.
+		if n == 0 && (!l.diags.HasErrors() || empty) {
 			l.diag(SevError, Pos{File: g.path}, "%s defines no list, macro, signal or rule", g.path)
 		}
 	}
@@ -150,6 +163,19 @@ func LoadFS(fsys fs.FS, opts LoadOptions) (*Set, Diagnostics) {
 	return Load(srcs, opts)
 }
 
+// yamlBlank reports whether data holds no YAML content: only blank lines,
+// comments and document markers.
+func yamlBlank(data []byte) bool {
+	for _, line := range strings.Split(string(data), "\n") {
+		switch t := strings.TrimSpace(line); {
+		case t == "", strings.HasPrefix(t, "#"), t == "---", t == "...":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 func errPos(err error) Pos {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
@@ -167,42 +193,99 @@ var errNoRuleFiles = errors.New("folder holds no rule files (*.yaml, *.yml other
 // A folder without any rule file is an error.
 func ReadPaths(paths []string) ([]NamedSource, error) {
 	var srcs []NamedSource
+	seen := map[string]bool{}
 	for _, p := range paths {
-		st, err := os.Stat(p)
+		got, _, err := readPath(p, seen)
 		if err != nil {
 			return nil, err
 		}
-		if !st.IsDir() {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return nil, err
-			}
-			srcs = append(srcs, NamedSource{Name: p, Data: data})
-			continue
-		}
-		before := len(srcs)
-		err = filepath.WalkDir(p, func(fp string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() || !isRuleFile(d.Name()) {
-				return nil
-			}
-			data, err := os.ReadFile(fp)
-			if err != nil {
-				return err
-			}
-			srcs = append(srcs, NamedSource{Name: fp, Data: data})
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		if len(srcs) == before {
-			return nil, &fs.PathError{Op: "read", Path: p, Err: errNoRuleFiles}
-		}
+		srcs = append(srcs, got...)
 	}
 	return srcs, nil
+}
+
+// readPath reads the rule file p, or every rule file below the folder p in
+// lexical order. Symbolic links are followed, to files and to folders (a
+// rules folder mounted through a link, a Kubernetes ConfigMap's files);
+// names starting with "." are skipped (.git, a ConfigMap's ..data and
+// ..<timestamp> folders, which hold the same files again). A file already
+// read, by its real path (seen), is skipped and counted in dups: a file
+// named twice, or inside a folder also named, is loaded once.
+func readPath(p string, seen map[string]bool) (srcs []NamedSource, dups int, err error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	read := func(name string) error {
+		real, err := filepath.EvalSymlinks(name)
+		if err != nil {
+			return err
+		}
+		if real, err = filepath.Abs(real); err != nil {
+			return err
+		}
+		if seen[real] {
+			dups++
+			return nil
+		}
+		seen[real] = true
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		srcs = append(srcs, NamedSource{Name: name, Data: data})
+		return nil
+	}
+	if !st.IsDir() {
+		return srcs, dups, read(p)
+	}
+	dirs := map[string]bool{} // real paths walked: a link loop is walked once
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		real, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			return err
+		}
+		if dirs[real] {
+			return nil
+		}
+		dirs[real] = true
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			fp := filepath.Join(dir, e.Name())
+			isDir := e.IsDir()
+			if e.Type()&fs.ModeSymlink != 0 {
+				st, err := os.Stat(fp)
+				if err != nil {
+					return fmt.Errorf("rule path %s: %w", fp, err) // a broken link
+				}
+				isDir = st.IsDir()
+			}
+			switch {
+			case isDir:
+				err = walk(fp)
+			case isRuleFile(e.Name()):
+				err = read(fp)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(p); err != nil {
+		return nil, 0, err
+	}
+	if len(srcs) == 0 && dups == 0 {
+		return nil, 0, &fs.PathError{Op: "read", Path: p, Err: errNoRuleFiles}
+	}
+	return srcs, dups, nil
 }
 
 // ReadFS reads every rule file of fsys (recursively, lexical order, without
@@ -339,6 +422,7 @@ type sigDef struct {
 type ruleDef struct {
 	f    *srcFile
 	node *yaml.Node
+	at   *yaml.Node // where its id is written (clashes point there)
 	id   string
 }
 
@@ -705,11 +789,11 @@ func (l *loader) readRuleDef(f *srcFile, n *yaml.Node) {
 		return
 	}
 	if prev := l.ruleID[id]; prev != nil {
-		l.errf(f, idNode, "duplicate rule id %q (first defined at %s)%s", id, l.pos(prev.f, prev.node), packClash(prev.f, f, "rule ids"))
+		l.errf(f, idNode, "duplicate rule id %q (first defined at %s)%s", id, l.pos(prev.f, prev.at), packClash(prev.f, f, "rule ids"))
 		return
 	}
 	l.defined[f.name]++
-	d := &ruleDef{f: f, node: n, id: id}
+	d := &ruleDef{f: f, node: n, at: idNode, id: id}
 	l.ruleID[id] = d
 	l.rules = append(l.rules, d)
 }

@@ -186,7 +186,7 @@ rules:
 `)
 	_, diags := LoadPaths([]string{BuiltinName, p}, LoadOptions{Now: testNow})
 	want := p + `:5:11: error: duplicate signal "gd_c2" (first defined at builtin/reverse_shell.yaml:42:5): signal names are global, so a name of the built-in pack cannot be reused (macros and lists can)` + "\n" +
-		p + `:9:9: error: duplicate rule id "ecs-reverse-shell" (first defined at builtin/reverse_shell.yaml:59:5): rule ids are global, so a name of the built-in pack cannot be reused (macros and lists can)`
+		p + `:9:9: error: duplicate rule id "ecs-reverse-shell" (first defined at builtin/reverse_shell.yaml:59:9): rule ids are global, so a name of the built-in pack cannot be reused (macros and lists can)`
 	if got := diags.Errors().Error(); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}

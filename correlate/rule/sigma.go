@@ -52,10 +52,12 @@ func isSigmaDoc(root *yaml.Node) bool {
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		keys[root.Content[i].Value] = true
 	}
-	if keys["apiVersion"] {
+	if keys["apiVersion"] || keys["kind"] {
 		return false
 	}
-	return (keys["logsource"] && keys["detection"]) || keys["correlation"]
+	// Any of Sigma's own sections makes it one, so that a rule missing the
+	// other is told what it misses, not read as an ecscorr document.
+	return keys["logsource"] || keys["detection"] || keys["correlation"]
 }
 
 func sigmaPos(p sigma.Pos) Pos { return Pos{File: p.File, Line: p.Line, Col: p.Col} }
@@ -64,6 +66,7 @@ var (
 	sigmaMitreRe = regexp.MustCompile(`(?i)^attack\.(t[0-9]{4}(\.[0-9]{3})?)$`)
 	notIdentRe   = regexp.MustCompile(`[^A-Za-z0-9_]`)
 	notRuleIDRe  = regexp.MustCompile(`[^a-z0-9._-]+`)
+	uuidRe       = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 )
 
 // readSigma reads every Sigma rule of a file (package sigma parses and
@@ -107,6 +110,21 @@ func (l *loader) readSigma(f *srcFile, data []byte) {
 // registerSigma gives a Sigma rule (detection or correlation) its ecscorr
 // rule id and signal name, checked for clashes; nil after an error.
 func (l *loader) registerSigma(f *srcFile, pos sigma.Pos, node *yaml.Node, id string, i, total int) *sigmaDef {
+	// Clashes and refusals point at the id, when it is written.
+	at := node
+	if n := deref(node); n != nil && n.Kind == yaml.MappingNode {
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if n.Content[j].Value == "id" {
+				at = deref(n.Content[j+1])
+				pos = sigma.Pos{File: pos.File, Line: at.Line, Col: at.Column}
+			}
+		}
+	}
+	// A UUID is the same id in either case; ecscorr ids are lower-case.
+	if lower := strings.ToLower(id); lower != id && uuidRe.MatchString(lower) {
+		l.diag(SevNote, sigmaPos(pos), "sigma: id %s is a UUID; its ecscorr rule id is the lower-case %s", id, lower)
+		id = lower
+	}
 	if id == "" {
 		base := strings.TrimSuffix(path.Base(f.name), path.Ext(f.name))
 		id = "sigma-" + strings.Trim(notRuleIDRe.ReplaceAllString(strings.ToLower(base), "-"), "-.")
@@ -120,7 +138,7 @@ func (l *loader) registerSigma(f *srcFile, pos sigma.Pos, node *yaml.Node, id st
 		return nil
 	}
 	if prev := l.ruleID[id]; prev != nil {
-		l.diag(SevError, sigmaPos(pos), "sigma: duplicate rule id %q (first defined at %s)", id, l.pos(prev.f, prev.node))
+		l.diag(SevError, sigmaPos(pos), "sigma: duplicate rule id %q (first defined at %s)", id, l.pos(prev.f, prev.at))
 		return nil
 	}
 	name := SigmaSignalPrefix + notIdentRe.ReplaceAllString(id, "_")
@@ -129,8 +147,8 @@ func (l *loader) registerSigma(f *srcFile, pos sigma.Pos, node *yaml.Node, id st
 		return nil
 	}
 	// Registered for duplicate checks and ruleHash; compiled from l.sigmas.
-	l.ruleID[id] = &ruleDef{f: f, node: node, id: id}
-	l.sigs[name] = &sigDef{f: f, node: node, name: name}
+	l.ruleID[id] = &ruleDef{f: f, node: node, at: at, id: id}
+	l.sigs[name] = &sigDef{f: f, node: at, name: name}
 	l.defined[f.name] += 2
 	return &sigmaDef{f: f, id: id, sigName: name}
 }

@@ -132,7 +132,7 @@ func TestSigmaCorrelationResolveErrors(t *testing.T) {
 		{"duplicate name", []string{corr("c1", "[a_det, b_det]"), det, sigmaCT("11111111-0000-4000-8000-000000000003", "a_det")},
 			`f3.yml:1:1: error: sigma: duplicate rule name "a_det" (first defined at f2.yml:1:1)`},
 		{"duplicate id", []string{corr("c1", "[a_det, b_det]"), det, corr("c1", "[a_det, b_det]")},
-			`f3.yml:1:1: error: sigma: duplicate rule id "c1" (first defined at f1.yml:1:1)`},
+			`f3.yml:2:5: error: sigma: duplicate rule id "c1" (first defined at f1.yml:2:5)`},
 		{"alias names another rule", []string{corr("c1", "[a_det, b_det]") + "    aliases:\n        User:\n            a_det: x\n            c_det: y\n", det},
 			`f1.yml:12:13: error: sigma: alias "User": "c_det" is not one of correlation c1's rules`},
 		{"alias misses a rule", []string{corr("c1", "[a_det, b_det]") + "    aliases:\n        User:\n            a_det: x\n", det},

@@ -229,6 +229,72 @@ detection: {selection: {eventName: x}, condition: selection}
 		}
 		p := writeSigma(t, "again.yml", string(src))
 		_, ds := LoadPaths([]string{sigmaHQDir, p}, LoadOptions{})
-		wantOneError(t, ds, p+":1:1", `duplicate rule id "8ad1600d-e9dc-4251-b0ee-a65268f29add"`)
+		wantOneError(t, ds, p+":2:5", `duplicate rule id "8ad1600d-e9dc-4251-b0ee-a65268f29add" (first defined at `+filepath.Join(sigmaHQDir, "aws_root_account_usage.yml")+":2:5)")
+	})
+	// A UUID id in upper case is the same id: lower-cased, with a note.
+	t.Run("upper-case UUID", func(t *testing.T) {
+		src, err := os.ReadFile(filepath.Join(sigmaHQDir, "aws_root_account_usage.yml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := writeSigma(t, "upper.yml", strings.Replace(string(src), "8ad1600d-e9dc-4251-b0ee-a65268f29add", "8AD1600D-E9DC-4251-B0EE-A65268F29ADD", 1))
+		set, ds := LoadPaths([]string{p}, LoadOptions{})
+		if set == nil || len(set.Rules) != 1 || set.Rules[0].ID != "8ad1600d-e9dc-4251-b0ee-a65268f29add" {
+			t.Fatalf("upper-case UUID: %v", ds)
+		}
+		if len(ds) == 0 || ds[0].Severity != SevNote || ds[0].Pos.Line != 2 || !strings.Contains(ds[0].Msg, "lower-case") {
+			t.Errorf("want a note at line 2: %v", ds)
+		}
+	})
+	// A symlinked rules folder is loaded; hidden folders (a Kubernetes
+	// ConfigMap's ..data, .git) are skipped; a file named twice, or
+	// inside a folder also named, loads once.
+	t.Run("paths", func(t *testing.T) {
+		src, err := os.ReadFile(filepath.Join(sigmaHQDir, "aws_root_account_usage.yml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		real := filepath.Join(dir, "..2026_12_04_01_00_00.1")
+		if err := os.MkdirAll(real, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(real, "root.yml"), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range [][2]string{{"..2026_12_04_01_00_00.1", filepath.Join(dir, "..data")}, {"..data/root.yml", filepath.Join(dir, "root.yml")}} {
+			if err := os.Symlink(l[0], l[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.MkdirAll(filepath.Join(dir, ".git"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, ".git", "x.yml"), []byte("not: a rule\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		link := filepath.Join(t.TempDir(), "rules")
+		if err := os.Symlink(dir, link); err != nil {
+			t.Fatal(err)
+		}
+		for _, paths := range [][]string{{dir}, {link}, {link, filepath.Join(link, "root.yml")}, {filepath.Join(dir, "root.yml"), filepath.Join(dir, "root.yml")}} {
+			set, ds := LoadPaths(paths, LoadOptions{})
+			if set == nil || len(set.Rules) != 1 {
+				t.Errorf("%v: %v", paths, ds)
+			}
+		}
+		// Every problem in one pass: a missing path, an empty file and a
+		// bad rule are all reported.
+		empty := writeSigma(t, "empty.yml", "# nothing yet\n")
+		bad := writeSigma(t, "bad.yml", strings.Replace(string(src), "condition: selection", "condition: selection and nope", 1))
+		missing := filepath.Join(dir, "missing.yml")
+		_, ds := LoadPaths([]string{missing, empty, bad}, LoadOptions{})
+		var got []string
+		for _, d := range ds.Errors() {
+			got = append(got, d.Pos.File)
+		}
+		if want := []string{missing, empty, bad}; !slices.Equal(got, want) {
+			t.Errorf("errors in %q, want %q:\n%v", got, want, ds)
+		}
 	})
 }

@@ -210,6 +210,8 @@ func (p *parser) document(root *yaml.Node) *Rule {
 			p.errf(root, "missing mandatory %q", k)
 		}
 	}
+	// Said once: the compiler would add "no condition" without a place.
+	r.Detection.reported = keys["detection"] == nil
 	for _, e := range kv {
 		k, v := e[0], e[1]
 		if p.meta(&r.Meta, k, v) {
