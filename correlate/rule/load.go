@@ -258,7 +258,12 @@ func readPath(p string, seen map[string]bool) (srcs []NamedSource, dups int, err
 			if strings.HasPrefix(e.Name(), ".") {
 				continue
 			}
-			fp := filepath.Join(dir, e.Name())
+			// Not filepath.Join: it would clean ./builtin to builtin, the
+			// embedded pack's prefix.
+			fp := dir + string(filepath.Separator) + e.Name()
+			if strings.HasSuffix(dir, string(filepath.Separator)) {
+				fp = dir + e.Name()
+			}
 			isDir := e.IsDir()
 			if e.Type()&fs.ModeSymlink != 0 {
 				st, err := os.Stat(fp)

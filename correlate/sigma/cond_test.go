@@ -213,6 +213,10 @@ func TestErrors(t *testing.T) {
 			`t.yml:9:1: error: file holds 2 rules; Parse takes one (use ParseAll)`},
 		{"correlation", "title: c\ncorrelation:\n    type: event_count\n",
 			`t.yml:3:5: error: a Sigma correlation rule: ParseAll reads detection rules only (use ParseFile)`},
+		{"related without type", "related:\n    - id: 0b8b7e3c-0000-4000-8000-000000000008\n" + head + "    sel:\n        f: a\n    condition: sel\n",
+			`t.yml:2:7: error: related entry needs a type`},
+		{"related without id", "related:\n    - type: derived\n" + head + "    sel:\n        f: a\n    condition: sel\n",
+			`t.yml:2:7: error: related entry needs an id`},
 		{"yaml syntax", "title: [\n", `t.yml:1:0: error: YAML:`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -280,5 +284,20 @@ func TestParseMetadataAndMultiDoc(t *testing.T) {
 	}
 	if rules[1].Pos.Line <= rules[0].Pos.Line {
 		t.Errorf("second document position %v not after the first %v", rules[1].Pos, rules[0].Pos)
+	}
+}
+
+// Tags are unique in the schema: a repeat is a warning and is dropped.
+func TestParseDuplicateTag(t *testing.T) {
+	src := "title: t\ntags:\n    - attack.t1078\n    - attack.t1078.004\n    - attack.t1078\nlogsource:\n    product: aws\ndetection:\n    sel:\n        f: a\n    condition: sel\n"
+	r, ds := Parse("t.yml", []byte(src))
+	if r == nil || ds.HasErrors() {
+		t.Fatalf("%v", ds)
+	}
+	if got := strings.Join(r.Tags, " "); got != "attack.t1078 attack.t1078.004" {
+		t.Errorf("tags %q", got)
+	}
+	if want := `t.yml:5:7: warning: tag "attack.t1078" is listed twice`; ds.Error() != want {
+		t.Errorf("diagnostics:\n%v\nwant %s", ds, want)
 	}
 }

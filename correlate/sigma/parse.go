@@ -255,6 +255,13 @@ func (p *parser) related(n *yaml.Node) []Related {
 				}
 			}
 		}
+		// The schema requires both.
+		if rel.ID == "" {
+			p.errf(c, "related entry needs an id")
+		}
+		if rel.Type == "" {
+			p.errf(c, "related entry needs a type (derived, obsolete, merged, renamed, similar)")
+		}
 		out = append(out, rel)
 	}
 	return out
@@ -546,10 +553,32 @@ func (p *parser) meta(m *Meta, k, v *yaml.Node) bool {
 		}
 	case "tags":
 		m.Tags = p.strList(v, "tags")
+		// Unique in the schema: a repeat is said and dropped.
+		seen := map[string]bool{}
+		for i, t := range m.Tags {
+			if seen[t] {
+				p.warnf(deref(v.Content[i]), "tag %q is listed twice", t)
+			}
+			seen[t] = true
+		}
+		m.Tags = uniqueInOrder(m.Tags)
 	case "related":
 		m.Related = p.related(v)
 	default:
 		return false
 	}
 	return true
+}
+
+// uniqueInOrder drops repeats, keeping first occurrences in order.
+func uniqueInOrder(ss []string) []string {
+	seen := map[string]bool{}
+	out := ss[:0:0]
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
 }
