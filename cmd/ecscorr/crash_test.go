@@ -64,7 +64,9 @@ func crashCorpus(t *testing.T, events int) string {
 // The real binary, SIGKILLed at random points of a replay with --state
 // (reading, correlating, in the middle of a commit or of writing the
 // report), then rerun to completion over the same state, reports exactly
-// the incidents of one uninterrupted run, every time.
+// the incidents of one uninterrupted run, every time: the pack's and a
+// Sigma correlation's (testdata/crash-sigma), whose last windows are
+// decided at the end of the replay.
 func TestReplaySurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the real binary")
@@ -76,7 +78,8 @@ func TestReplaySurvivesSIGKILL(t *testing.T) {
 	// the test's, not in the machine's.
 	tmp := t.TempDir()
 	replay := func(ctx context.Context, stateDir string) *exec.Cmd {
-		cmd := exec.CommandContext(ctx, bin, "replay", "--quiet", "--state", stateDir, "--commit-interval", "1ms", "--batch", "50", corpus)
+		cmd := exec.CommandContext(ctx, bin, "replay", "--quiet", "--state", stateDir, "--commit-interval", "1ms", "--batch", "50",
+			"--rules", "builtin", "--rules", "testdata/crash-sigma/rules.yml", corpus)
 		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGKILL) }
 		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 		return cmd
@@ -92,6 +95,12 @@ func TestReplaySurvivesSIGKILL(t *testing.T) {
 	full := time.Since(t0)
 	if n := bytes.Count(want, []byte("\n")); n < 50 {
 		t.Fatalf("only %d incidents in the uninterrupted run", n)
+	}
+	// The Sigma correlation's windows close as the replay goes and, for
+	// those still open, at its end (DecideAtEnd): both are in what the
+	// reruns must reproduce.
+	if n := bytes.Count(want, []byte(`"rule":"crash-few-getobject"`)); n < 100 {
+		t.Fatalf("only %d incidents of the Sigma correlation", n)
 	}
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 20))
