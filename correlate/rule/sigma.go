@@ -288,8 +288,35 @@ func sigmaBase(d *sigmaDef) *Rule {
 	}
 	out.TitleSrc = strings.ReplaceAll(title, "{{", `{{"{{"}}`)
 	out.Title, _ = NewTemplate("title", out.TitleSrc)
+	// What a responder reads beside the title (Slack, Security Hub's
+	// Description): the rule's description and known false positives.
+	// (References say where a detection comes from, not how to respond:
+	// they stay on the rule, not in the runbook link.)
+	if sum := sigmaSummary(desc, fps); sum != "" {
+		out.Summary, _ = NewTemplate("summary", strings.ReplaceAll(sum, "{{", `{{"{{"}}`))
+	}
 	out.Hash = d.sigmaHash()
 	return out
+}
+
+// sigmaSummary is a Sigma rule's description, and its false positives when
+// it names some (not "Unknown").
+func sigmaSummary(desc string, fps []string) string {
+	desc = strings.TrimSpace(desc)
+	var known []string
+	for _, fp := range fps {
+		if fp = strings.TrimSpace(fp); fp != "" && !strings.EqualFold(fp, "unknown") && !strings.EqualFold(fp, "none") {
+			known = append(known, fp)
+		}
+	}
+	if len(known) == 0 {
+		return desc
+	}
+	fp := "Known false positives: " + strings.Join(known, "; ")
+	if desc == "" {
+		return fp
+	}
+	return desc + "\n" + fp
 }
 
 // sigmaHash identifies what a Sigma rule detects: a detection's logsource

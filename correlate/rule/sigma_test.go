@@ -77,6 +77,10 @@ func TestSigmaHQLoadsWithBuiltin(t *testing.T) {
 		len(root.Tags) != 5 || root.Description != "Detects AWS root account usage" {
 		t.Errorf("root rule: title %q %+v", title, root)
 	}
+	// The incident's summary: the description and the false positives.
+	if sum, _ := Render(root.Summary, nil); sum != "Detects AWS root account usage\nKnown false positives: AWS Tasks That Require AWS Account Root User Credentials https://docs.aws.amazon.com/general/latest/gr/aws_tasks-that-require-root.html" {
+		t.Errorf("root summary %q", sum)
+	}
 	sig := set.SignalsByName["sigma_8ad1600d_e9dc_4251_b0ee_a65268f29add"]
 	if sig == nil || !slices.Equal(sig.MatchFields, []string{"eventType", "userIdentity", "userIdentity.type"}) || sig.MatchFullScan {
 		t.Fatalf("root signal %+v", sig)
@@ -297,4 +301,22 @@ detection: {selection: {eventName: x}, condition: selection}
 			t.Errorf("errors in %q, want %q:\n%v", got, want, ds)
 		}
 	})
+}
+
+func TestSigmaSummary(t *testing.T) {
+	for _, c := range []struct {
+		desc string
+		fps  []string
+		want string
+	}{
+		{"Detects x", nil, "Detects x"},
+		{"Detects x", []string{"Unknown"}, "Detects x"},
+		{"", []string{"admins", " none "}, "Known false positives: admins"},
+		{" Detects x ", []string{"a", "b"}, "Detects x\nKnown false positives: a; b"},
+		{"", nil, ""},
+	} {
+		if got := sigmaSummary(c.desc, c.fps); got != c.want {
+			t.Errorf("sigmaSummary(%q, %q) = %q, want %q", c.desc, c.fps, got, c.want)
+		}
+	}
 }
