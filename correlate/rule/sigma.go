@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -126,10 +127,23 @@ func (l *loader) registerSigma(f *srcFile, pos sigma.Pos, node *yaml.Node, id st
 		id = lower
 	}
 	if id == "" {
-		base := strings.TrimSuffix(path.Base(f.name), path.Ext(f.name))
-		id = "sigma-" + strings.Trim(notRuleIDRe.ReplaceAllString(strings.ToLower(base), "-"), "-.")
+		clean := func(s string) string {
+			return strings.Trim(notRuleIDRe.ReplaceAllString(strings.ToLower(s), "-"), "-.")
+		}
+		name := filepath.ToSlash(f.name)
+		base := strings.TrimSuffix(path.Base(name), path.Ext(name))
+		n := ""
 		if total > 1 {
-			id += "-" + strconv.Itoa(i+1)
+			n = "-" + strconv.Itoa(i+1)
+		}
+		id = "sigma-" + clean(base) + n
+		// Files of one name in two folders (a/x.yml, b/x.yml) or with both
+		// extensions: the folder, then the extension, tell them apart.
+		if l.ruleID[id] != nil {
+			id = "sigma-" + clean(path.Base(path.Dir(name))+"-"+base) + n
+		}
+		if l.ruleID[id] != nil {
+			id = "sigma-" + clean(path.Base(path.Dir(name))+"-"+path.Base(name)) + n
 		}
 		l.diag(SevNote, sigmaPos(pos), "sigma: rule without id; its ecscorr rule id is %s", id)
 	}

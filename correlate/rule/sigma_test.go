@@ -320,3 +320,30 @@ func TestSigmaSummary(t *testing.T) {
 		}
 	}
 }
+
+// Id-less rules take their file's name; files of one name in two folders,
+// or with both extensions, are told apart by the folder.
+func TestSigmaIDlessNames(t *testing.T) {
+	rule := "title: t\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n    sel: {eventName: X}\n    condition: sel\n"
+	dir := t.TempDir()
+	for _, p := range []string{"a/x.yml", "b/x.yml", "b/x.yaml"} {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(rule), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, ds := LoadPaths([]string{dir}, LoadOptions{})
+	if set == nil {
+		t.Fatal(ds)
+	}
+	var ids []string
+	for _, r := range set.Rules {
+		ids = append(ids, r.ID)
+	}
+	if got := strings.Join(ids, " "); got != "sigma-x sigma-b-x sigma-b-x.yml" {
+		t.Errorf("ids %q", got)
+	}
+}
