@@ -99,3 +99,35 @@ rules:
 		t.Errorf("fail-no-good incidents after the clock passed their deadlines: %d, want 3 (A, B, C)", n)
 	}
 }
+
+// A keyless rule's incident (a Sigma detection: one per event) shows the
+// event's entity as its key, so that sinks and filters know whom it
+// concerns; an event that names nothing gives an empty key; the incident
+// id does not depend on it.
+func TestKeylessIncidentShowsEntity(t *testing.T) {
+	set := loadSigma(t, sigmaDet(idFailedLogin, "failed_login", 4625))
+	r := newRunner(t, set, nil)
+	a := ctRec("a1", 0, evHost("A"))
+	a.Entity = pipeline.Entity{Account: "111122223333", Region: "eu-west-1", Principal: "arn:aws:iam::111122223333:user/alice"}
+	task := "arn:aws:ecs:eu-west-1:111122223333:task/prod/0123456789abcdef0123456789abcdef"
+	b := ev("b1", ct, "signin.amazonaws.com:ConsoleLogin", time.Minute, task, `{"EventID":4625,"eventID":"b1"}`)
+	c := ctRec("c1", 2*time.Minute, evHost("C"))
+	r.feed([]*pipeline.Event{a, b, c}, true)
+	got := map[string]string{}
+	for _, in := range r.list() {
+		got[in.Events[0].ID] = keyOf(in)
+	}
+	want := map[string]string{
+		"a1": "account=111122223333,principal=arn:aws:iam::111122223333:user/alice,region=eu-west-1",
+		"b1": "account=111122223333,cluster=prod,region=eu-west-1,task_arn=" + task,
+		"c1": "",
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("%s: key %q, want %q", id, got[id], w)
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("incidents %v", got)
+	}
+}

@@ -255,11 +255,18 @@ func (e *Engine) fire(h *hit) *openInc {
 	r := rt.r
 	var keyMap map[string]string
 	if len(r.By) == 0 {
-		// Never written: one empty key serves every incident of the rule.
-		if rt.noKey == nil {
-			rt.noKey = map[string]string{}
+		// A rule without a key (a Sigma detection: one incident per
+		// event) groups nothing; its incident's key says whom the event
+		// concerns (account, region, principal, the task when known), as
+		// a keyed rule's does, so that sinks route it to the record's
+		// account, filters and case files find it by task or principal.
+		// One empty map, never written, serves events that name nothing.
+		if keyMap = entityKey(h.last); keyMap == nil {
+			if rt.noKey == nil {
+				rt.noKey = map[string]string{}
+			}
+			keyMap = rt.noKey
 		}
-		keyMap = rt.noKey
 	} else {
 		keyMap = make(map[string]string, len(r.By))
 		for i, kf := range r.By {
@@ -407,6 +414,30 @@ func (e *Engine) fire(h *hit) *openInc {
 	e.markInc(oi)
 	e.emit(oi)
 	return oi
+}
+
+// entityKey is the key a keyless rule's incident shows: the non-empty
+// entity fields of its event (nil: none, or no event).
+func entityKey(r *evRec) map[string]string {
+	if r == nil {
+		return nil
+	}
+	e := &r.Entity
+	var m map[string]string
+	for _, kv := range [...][2]string{
+		{"account", e.Account}, {"region", e.Region}, {"principal", e.Principal},
+		{"cluster", e.Cluster}, {"service", e.Service}, {"task_arn", e.TaskARN},
+		{"task_definition_arn", e.TaskDefinitionARN}, {"container_id", e.ContainerID},
+	} {
+		if kv[1] == "" {
+			continue
+		}
+		if m == nil {
+			m = make(map[string]string, 4)
+		}
+		m[kv[0]] = kv[1]
+	}
+	return m
 }
 
 // began is the earliest time the step records of h say their activity
