@@ -67,16 +67,48 @@ var tactics = map[string]string{
 	"T1071": "TTPs/Command and Control", "T1105": "TTPs/Command and Control", "T1090": "TTPs/Command and Control", "T1572": "TTPs/Command and Control",
 	"T1496": "Effects/Resource Consumption", "T1485": "Effects/Data Destruction", "T1486": "Effects/Data Destruction",
 	"T1498": "Effects/Denial of Service", "T1499": "Effects/Denial of Service", "T1537": "Effects/Data Exfiltration", "T1567": "Effects/Data Exfiltration",
+	// Techniques of the SigmaHQ CloudTrail rules. ATT&CK v18's Stealth and
+	// Defense Impairment (T1685, T1686) split Defense Evasion, the ASFF
+	// category they keep.
+	"T1020": "Effects/Data Exfiltration", "T1490": "Effects/Data Destruction", "T1531": "Effects/Denial of Service",
+	"T1555": "TTPs/Credential Access", "T1556": "TTPs/Credential Access", "T1565": "Effects/Data Destruction",
+	"T1566": "TTPs/Initial Access", "T1580": "TTPs/Discovery", "T1619": "TTPs/Discovery", "T1538": "TTPs/Discovery",
+	"T1685": "TTPs/Defense Evasion", "T1686": "TTPs/Defense Evasion", "T1578": "TTPs/Defense Evasion", "T1535": "TTPs/Defense Evasion",
+}
+
+// tacticTags maps a Sigma rule's ATT&CK tactic tag (attack.<tactic>) to
+// its ASFF category: a technique the table above does not know is filed
+// under the rule's tactic when the rule names exactly one that ASFF has.
+var tacticTags = map[string]string{
+	"attack.initial-access": "TTPs/Initial Access", "attack.execution": "TTPs/Execution", "attack.persistence": "TTPs/Persistence",
+	"attack.privilege-escalation": "TTPs/Privilege Escalation", "attack.defense-evasion": "TTPs/Defense Evasion",
+	"attack.stealth": "TTPs/Defense Evasion", "attack.defense-impairment": "TTPs/Defense Evasion",
+	"attack.credential-access": "TTPs/Credential Access", "attack.discovery": "TTPs/Discovery",
+	"attack.lateral-movement": "TTPs/Lateral Movement", "attack.collection": "TTPs/Collection",
+	"attack.command-and-control": "TTPs/Command and Control", "attack.exfiltration": "Effects/Data Exfiltration",
 }
 
 // findingTypes are the ASFF Types of the incident's techniques; without a
 // known one, the namespace of unusual behaviour.
-func findingTypes(mitre []string) []string {
+func findingTypes(mitre, tags []string) []string {
 	var out []string
 	seen := map[string]bool{}
+	only := "" // the one ASFF category the tags' tactics name, if one
+	for _, t := range tags {
+		if c := tacticTags[strings.ToLower(t)]; c != "" {
+			if only != "" && only != c {
+				only = "-"
+				break
+			}
+			only = c
+		}
+	}
 	for _, id := range mitre {
 		parent, _, _ := strings.Cut(id, ".")
 		path, ok := tactics[parent]
+		if !ok && only != "" && only != "-" {
+			path, ok = only, true
+		}
 		if !ok {
 			continue
 		}
@@ -141,7 +173,7 @@ func (s *Sink) finding(inc *pipeline.Incident, to target, updated time.Time) typ
 		Description:   aws.String(cut(cmp.Or(inc.Summary, title), maxDescription)),
 		FindingProviderFields: &types.FindingProviderFields{
 			Severity:        &types.FindingProviderSeverity{Label: asffLabel[inc.Severity], Original: aws.String(inc.Severity.String())},
-			Types:           findingTypes(inc.Mitre),
+			Types:           findingTypes(inc.Mitre, inc.Tags),
 			Confidence:      aws.Int32(confidence(inc.Events)),
 			RelatedFindings: s.related(inc, to),
 		},

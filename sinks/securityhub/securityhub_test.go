@@ -427,3 +427,26 @@ func TestSTSUnreachableAtStart(t *testing.T) {
 		t.Fatalf("Security Hub holds %+v", st.Imports)
 	}
 }
+
+// ASFF Types from the incident's ATT&CK ids: the table's tactic, else
+// the one tactic the (Sigma) tags name, else unusual behaviour.
+func TestFindingTypes(t *testing.T) {
+	for _, c := range []struct {
+		mitre, tags []string
+		want        string
+	}{
+		{[]string{"T1580", "T1619"}, []string{"attack.discovery", "attack.t1580", "attack.t1619"}, "TTPs/Discovery/T1580 TTPs/Discovery/T1619"},
+		{[]string{"T1566.002"}, []string{"attack.initial-access"}, "TTPs/Initial Access/T1566.002"},
+		{[]string{"T1686.001"}, []string{"attack.defense-impairment"}, "TTPs/Defense Evasion/T1686.001"},
+		{[]string{"T1548", "T1550.001"}, []string{"attack.lateral-movement", "attack.privilege-escalation"}, "TTPs/Privilege Escalation/T1548 TTPs/Lateral Movement/T1550.001"},
+		// Not in the table: filed by the tag only when the rule names one tactic.
+		{[]string{"T1999"}, []string{"attack.collection"}, "TTPs/Collection/T1999"},
+		{[]string{"T1999"}, []string{"attack.collection", "attack.execution"}, "Unusual Behaviors"},
+		{[]string{"T1999"}, nil, "Unusual Behaviors"},
+		{nil, nil, "Unusual Behaviors"},
+	} {
+		if got := strings.Join(findingTypes(c.mitre, c.tags), " "); got != c.want {
+			t.Errorf("findingTypes(%v, %v) = %q, want %q", c.mitre, c.tags, got, c.want)
+		}
+	}
+}
