@@ -118,7 +118,7 @@ type sinkConfig struct {
 	MaxAttempts int      `yaml:"max_attempts"`
 	Backoff     duration `yaml:"backoff"`
 	MaxBackoff  duration `yaml:"max_backoff"`
-	Rate        float64  `yaml:"rate"` // deliveries per second
+	Rate        *float64 `yaml:"rate"` // deliveries per second; 0 unlimited (nil: the sink's default)
 	BatchSize   int      `yaml:"batch_size"`
 	AllRoutes   bool     `yaml:"all_routes"` // take every incident, whatever the rule's route
 
@@ -605,7 +605,7 @@ func decodeSink(path string, n *yaml.Node, errAt func(*yaml.Node, string, ...any
 			ok = false
 		}
 	}
-	if sc.Rate < 0 {
+	if sc.Rate != nil && *sc.Rate < 0 {
 		errAt(valueNode(n, "rate"), "rate must not be negative")
 		ok = false
 	}
@@ -682,8 +682,8 @@ func (sc *sinkConfig) policy(def pipeline.DeliveryPolicy) pipeline.DeliveryPolic
 	if sc.MaxBackoff > 0 {
 		p.BackoffMax = time.Duration(sc.MaxBackoff)
 	}
-	if sc.Rate > 0 {
-		p.Rate = sc.Rate
+	if sc.Rate != nil {
+		p.Rate = *sc.Rate // 0: unlimited, as documented
 	}
 	if sc.BatchSize > 0 {
 		p.BatchSize = sc.BatchSize

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ecscorr/ecscorr/sinks/slack"
 )
 
 // Every mistake in a config is reported at once, each at its line:col,
@@ -75,5 +77,30 @@ func TestReplayFeedsConfiguredSinks(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "sink archive: ") || !strings.Contains(errOut, " 0 waiting") {
 		t.Errorf("summary lacks the sink line:\n%s", errOut)
+	}
+}
+
+// rate: 0 is unlimited, as the docs say; absent, the sink's default.
+func TestSinkRate(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		line string
+		want float64
+	}{
+		{"", 1}, // Slack's default: about one message a second
+		{"    rate: 0\n", 0},
+		{"    rate: 5\n", 5},
+	} {
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, []byte("sinks:\n  - type: slack\n    webhook_url: https://hooks.slack.com/services/T0/B0/x\n"+c.line), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, diags := loadConfig(p)
+		if cfg == nil || diags.HasErrors() {
+			t.Fatalf("%q: %v", c.line, diags)
+		}
+		if got := cfg.Sinks[0].policy(slack.DefaultPolicy()).Rate; got != c.want {
+			t.Errorf("%q: rate %v, want %v", c.line, got, c.want)
+		}
 	}
 }
