@@ -131,3 +131,31 @@ func TestKeylessIncidentShowsEntity(t *testing.T) {
 		t.Errorf("incidents %v", got)
 	}
 }
+
+// A Sigma correlation's key is its group-by values, plus the account and
+// region of the event that completed it (sinks route by them).
+func TestSigmaCorrelationKeyNamesAccount(t *testing.T) {
+	set := loadSigma(t, `title: Many failed logins
+id: many-failed
+correlation:
+    type: event_count
+    rules: [failed_login]
+    group-by: [ComputerName]
+    timespan: 10m
+    condition: {gte: 2}
+`, sigmaDet(idFailedLogin, "failed_login", 4625))
+	var evs []*pipeline.Event
+	for i, id := range []string{"a1", "a2"} {
+		e := ctRec(id, time.Duration(i)*time.Minute, evHost("A"))
+		e.Entity = pipeline.Entity{Account: "111122223333", Region: "eu-west-1", Principal: "arn:aws:iam::111122223333:user/alice"}
+		evs = append(evs, e)
+	}
+	r := newRunner(t, set, nil).feed(evs, true)
+	incs := r.list()
+	if len(incs) != 1 {
+		t.Fatalf("incidents %q", briefK(incs))
+	}
+	if got := keyOf(incs[0]); got != "ComputerName=A,account=111122223333,region=eu-west-1" {
+		t.Errorf("key %q", got)
+	}
+}

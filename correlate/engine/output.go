@@ -268,10 +268,20 @@ func (e *Engine) fire(h *hit) *openInc {
 			keyMap = rt.noKey
 		}
 	} else {
-		keyMap = make(map[string]string, len(r.By))
+		keyMap = make(map[string]string, len(r.By)+2)
 		for i, kf := range r.By {
 			if i < len(h.vals) {
 				keyMap[kf.Name] = h.vals[i]
+			}
+		}
+		// A Sigma correlation groups by record fields (userIdentity.arn,
+		// sourceIPAddress): its key also says the account and region of
+		// the event that completed it, which sinks route by.
+		if r.Origin == "sigma" && h.last != nil {
+			for _, kv := range [...][2]string{{"account", h.last.Entity.Account}, {"region", h.last.Entity.Region}} {
+				if _, ok := keyMap[kv[0]]; !ok && kv[1] != "" {
+					keyMap[kv[0]] = kv[1]
+				}
 			}
 		}
 	}
