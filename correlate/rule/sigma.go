@@ -61,6 +61,9 @@ func isSigmaDoc(root *yaml.Node) bool {
 	return keys["logsource"] || keys["detection"] || keys["correlation"]
 }
 
+// SigmaSignalName is the signal a Sigma rule of that ecscorr id becomes.
+func SigmaSignalName(id string) string { return SigmaSignalPrefix + notIdentRe.ReplaceAllString(id, "_") }
+
 func sigmaPos(p sigma.Pos) Pos { return Pos{File: p.File, Line: p.Line, Col: p.Col} }
 
 var (
@@ -155,7 +158,7 @@ func (l *loader) registerSigma(f *srcFile, pos sigma.Pos, node *yaml.Node, id st
 		l.diag(SevError, sigmaPos(pos), "sigma: duplicate rule id %q (first defined at %s)", id, l.pos(prev.f, prev.at))
 		return nil
 	}
-	name := SigmaSignalPrefix + notIdentRe.ReplaceAllString(id, "_")
+	name := SigmaSignalName(id)
 	if prev := l.sigs[name]; prev != nil {
 		l.diag(SevError, sigmaPos(pos), "sigma: signal name %s of rule %s is taken (first defined at %s)", name, id, l.pos(prev.f, prev.node))
 		return nil

@@ -29,6 +29,12 @@ func checkRuleRefs(f *File, set *rule.Set) error {
 		if id == "" || known[id] || strings.Contains(id, "${") {
 			return
 		}
+		// A Sigma rule that correlations refer to without generate: true
+		// is loaded (its signal feeds them) and raises no incidents of its
+		// own, which `rule: <its id>, incidents: []` asserts.
+		if s := set.SignalsByName[rule.SigmaSignalName(id)]; s != nil {
+			return
+		}
 		hint := ""
 		if m := rule.Closest(id, ids); m != "" {
 			hint = fmt.Sprintf("; did you mean %q?", m)
