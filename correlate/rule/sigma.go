@@ -62,7 +62,9 @@ func isSigmaDoc(root *yaml.Node) bool {
 }
 
 // SigmaSignalName is the signal a Sigma rule of that ecscorr id becomes.
-func SigmaSignalName(id string) string { return SigmaSignalPrefix + notIdentRe.ReplaceAllString(id, "_") }
+func SigmaSignalName(id string) string {
+	return SigmaSignalPrefix + notIdentRe.ReplaceAllString(id, "_")
+}
 
 func sigmaPos(p sigma.Pos) Pos { return Pos{File: p.File, Line: p.Line, Col: p.Col} }
 
