@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf16"
@@ -124,6 +125,12 @@ func headerText(inc *pipeline.Incident) string {
 
 const evTime = "01-02 15:04:05"
 
+// entityKeys are the key names the message shows under their own labels.
+var entityKeys = map[string]bool{
+	"task_arn": true, "service": true, "cluster": true, "account": true, "region": true, "principal": true,
+	"task_definition_arn": true, "container_id": true,
+}
+
 // alertBlocks is the full message of an incident in its current state:
 // the first post, and what chat.update turns it into.
 func alertBlocks(inc *pipeline.Incident, maxEvidence int) (string, []block) {
@@ -153,6 +160,20 @@ func alertBlocks(inc *pipeline.Incident, maxEvidence int) (string, []block) {
 	add("Account", f.Account, false)
 	add("Region", f.Region, false)
 	add("Principal", f.Principal, true)
+	// The rest of the key (a rule's own by names, a Sigma correlation's
+	// group-by fields such as userIdentity.arn): what the incident is about.
+	var rest []string
+	for k, v := range inc.Key {
+		if v != "" && !entityKeys[k] {
+			rest = append(rest, k)
+		}
+	}
+	slices.Sort(rest)
+	for _, k := range rest {
+		if len(fields) < maxFields-1 { // keep room for Seen
+			add(k, inc.Key[k], true)
+		}
+	}
 	seen := fmt.Sprintf("%d× %s → %s", inc.Count, utc(inc.FirstSeen), utc(inc.LastSeen))
 	add("Seen", seen, false)
 	if len(fields) > 0 {

@@ -430,3 +430,22 @@ func TestStateExpires(t *testing.T) {
 		t.Fatalf("expiries %v", ttls)
 	}
 }
+
+// A key the labelled fields do not cover (a Sigma correlation's group-by
+// field) is shown too, by its name, after the entity and before Seen.
+func TestBlocksShowTheRestOfTheKey(t *testing.T) {
+	inc := pipeline.Incident{ID: "0123456789abcdef0123456789abcdef", Rule: "c", Title: "Many failed logins", Severity: pipeline.SeverityHigh,
+		Status: pipeline.IncidentOpen, Count: 1, FirstSeen: time.Unix(0, 0).UTC(), LastSeen: time.Unix(60, 0).UTC(),
+		Key: map[string]string{"userIdentity.arn": "arn:aws:iam::111122223333:user/alice", "account": "111122223333", "sourceIPAddress": ""}}
+	_, blocks := alertBlocks(&inc, 15)
+	var got []string
+	for _, f := range blocks[1].Fields {
+		got = append(got, strings.SplitN(f.Text, "\n", 2)[0])
+	}
+	if s := strings.Join(got, " "); s != "*Severity* *Status* *Account* *userIdentity.arn* *Seen*" {
+		t.Errorf("fields %s", s)
+	}
+	if f := blocks[1].Fields[3].Text; f != "*userIdentity.arn*\n`arn:aws:iam::111122223333:user/alice`" {
+		t.Errorf("field %q", f)
+	}
+}
