@@ -559,14 +559,21 @@ func (r *liveRig) start(t *testing.T, bin string) (*exec.Cmd, *syncBuffer) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Ready: state open, every source connected.
+	waitReady(t, cmd, r.httpAddr, stderr)
+	return cmd, stderr
+}
+
+// waitReady waits for a started `ecscorr run` to say it is ready (state
+// open, every source connected) on its http listen address.
+func waitReady(t *testing.T, cmd *exec.Cmd, addr string, stderr *syncBuffer) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get("http://" + r.httpAddr + "/readyz")
+		resp, err := http.Get("http://" + addr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return cmd, stderr
+			if resp.StatusCode == http.StatusOK {
+				return
 			}
 		}
 		if time.Now().After(deadline) {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,20 +72,7 @@ sinks:
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready in 30s\n%s", tail(stderr.String()))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitReady(t, cmd, addr, stderr)
 	w := &kafka.Writer{Addr: kafka.TCP(kc.ListenAddrs()...), Topic: "trail", BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
 	var msgs []kafka.Message
 	for _, r := range doc.Records {
@@ -109,7 +95,7 @@ sinks:
 		return got
 	}
 	want := "c-lt arn:aws:iam::111122223333:user/alice 10:05 open"
-	deadline = time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for got := read(); len(got) == 0; got = read() {
 		if time.Now().After(deadline) {
 			t.Fatalf("no incident in 60s\n%s", tail(stderr.String()))

@@ -227,20 +227,14 @@ detection: {selection: {eventName: x}, condition: selection}
 		wantOneError(t, ds, p+":8:1", "either Sigma rules or ecscorr documents")
 	})
 	t.Run("duplicate id", func(t *testing.T) {
-		src, err := os.ReadFile(filepath.Join(sigmaHQDir, "aws_root_account_usage.yml"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		src := rootUsageRule(t)
 		p := writeSigma(t, "again.yml", string(src))
 		_, ds := LoadPaths([]string{sigmaHQDir, p}, LoadOptions{})
 		wantOneError(t, ds, p+":2:5", `duplicate rule id "8ad1600d-e9dc-4251-b0ee-a65268f29add" (first defined at `+filepath.Join(sigmaHQDir, "aws_root_account_usage.yml")+":2:5)")
 	})
 	// A UUID id in upper case is the same id: lower-cased, with a note.
 	t.Run("upper-case UUID", func(t *testing.T) {
-		src, err := os.ReadFile(filepath.Join(sigmaHQDir, "aws_root_account_usage.yml"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		src := rootUsageRule(t)
 		p := writeSigma(t, "upper.yml", strings.Replace(string(src), "8ad1600d-e9dc-4251-b0ee-a65268f29add", "8AD1600D-E9DC-4251-B0EE-A65268F29ADD", 1))
 		set, ds := LoadPaths([]string{p}, LoadOptions{})
 		if set == nil || len(set.Rules) != 1 || set.Rules[0].ID != "8ad1600d-e9dc-4251-b0ee-a65268f29add" {
@@ -254,10 +248,7 @@ detection: {selection: {eventName: x}, condition: selection}
 	// ConfigMap's ..data, .git) are skipped; a file named twice, or
 	// inside a folder also named, loads once.
 	t.Run("paths", func(t *testing.T) {
-		src, err := os.ReadFile(filepath.Join(sigmaHQDir, "aws_root_account_usage.yml"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		src := rootUsageRule(t)
 		dir := t.TempDir()
 		real := filepath.Join(dir, "..2026_12_04_01_00_00.1")
 		if err := os.MkdirAll(real, 0o755); err != nil {
@@ -346,4 +337,14 @@ func TestSigmaIDlessNames(t *testing.T) {
 	if got := strings.Join(ids, " "); got != "sigma-x sigma-b-x sigma-b-x.yml" {
 		t.Errorf("ids %q", got)
 	}
+}
+
+// rootUsageRule is SigmaHQ's aws_root_account_usage.yml, to vary.
+func rootUsageRule(t *testing.T) []byte {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join(sigmaHQDir, "aws_root_account_usage.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
 }
