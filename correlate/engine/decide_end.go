@@ -26,49 +26,34 @@ func (e *Engine) DecideAtEnd(ctx context.Context) ([]pipeline.Incident, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.out = nil
-	for {
-		// The decision timers, in (time, rule, key) order; deciding one
-		// may arm another (a temporal window's leftover events), hence
-		// the rounds.
-		var due []timer
-		rest := e.timers[:0:0]
-		for _, t := range e.timers {
-			if t.inc == "" && e.decidesAtClose(e.rules[t.rule]) {
-				due = append(due, t)
-			} else {
-				rest = append(rest, t)
-			}
+	// The decision timers, in (time, rule, key) order, out of the heap;
+	// deciding a window arms no other.
+	var due []timer
+	rest := e.timers[:0:0]
+	for _, t := range e.timers {
+		if t.inc == "" && e.decidesAtClose(e.rules[t.rule]) {
+			due = append(due, t)
+		} else {
+			rest = append(rest, t)
 		}
-		if len(due) == 0 {
-			break
+	}
+	e.timers = rest
+	heap.Init(&e.timers)
+	slices.SortFunc(due, timerCmp)
+	due = slices.Compact(due)
+	for _, t := range due {
+		if err := ctx.Err(); err != nil {
+			return e.out, err
 		}
-		e.timers = rest
-		heap.Init(&e.timers)
-		slices.SortFunc(due, func(a, b timer) int {
-			h := timerHeap{a, b}
-			switch {
-			case h.Less(0, 1):
-				return -1
-			case h.Less(1, 0):
-				return 1
-			}
-			return 0
-		})
-		due = slices.Compact(due)
-		for _, t := range due {
-			if err := ctx.Err(); err != nil {
-				return e.out, err
-			}
-			rt := e.rules[t.rule]
-			ks := rt.keys[t.key]
-			if ks == nil || ks.Pending.IsZero() {
-				continue // decided already, or its state is gone
-			}
-			e.use(ks)
-			e.stats.decidedAtEnd++
-			rt.kind.timer(e, rt, ks, ks.Pending)
-			e.drainDerived()
+		rt := e.rules[t.rule]
+		ks := rt.keys[t.key]
+		if ks == nil || ks.Pending.IsZero() {
+			continue // decided already, or its state is gone
 		}
+		e.use(ks)
+		e.stats.decidedAtEnd++
+		rt.kind.timer(e, rt, ks, ks.Pending)
+		e.drainDerived()
 	}
 	e.flushExpiry()
 	return e.out, nil

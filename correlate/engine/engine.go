@@ -5,11 +5,13 @@
 package engine
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/template"
@@ -639,18 +641,21 @@ func (h *incHeap) remove(oi *openInc) {
 
 type timerHeap []timer
 
-func (h timerHeap) Len() int { return len(h) }
-func (h timerHeap) Less(i, j int) bool {
-	if !h[i].at.Equal(h[j].at) {
-		return h[i].at.Before(h[j].at)
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return timerCmp(h[i], h[j]) < 0 }
+
+// timerCmp orders timers by (time, rule, key, incident).
+func timerCmp(a, b timer) int {
+	if c := a.at.Compare(b.at); c != 0 {
+		return c
 	}
-	if h[i].rule != h[j].rule {
-		return h[i].rule < h[j].rule
+	if c := cmp.Compare(a.rule, b.rule); c != 0 {
+		return c
 	}
-	if h[i].key != h[j].key {
-		return h[i].key < h[j].key
+	if c := strings.Compare(a.key, b.key); c != 0 {
+		return c
 	}
-	return h[i].inc < h[j].inc
+	return strings.Compare(a.inc, b.inc)
 }
 func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timer)) }
