@@ -303,6 +303,14 @@ level: low
   condition: a and b`, []string{
 			`s.yml:5:3: warning: sigma: rule r can never match: its condition requires eventName to equal contradictory values (a record has one value)`,
 		}},
+		{"contradictory |all", `  a:
+    eventName|all: [ListBuckets, ConsoleLogin]
+  condition: a`, []string{
+			`s.yml:5:3: warning: sigma: rule r can never match: its condition requires eventName to equal contradictory values (a record has one value)`,
+		}},
+		{"|all of one value in two spellings", `  a:
+    eventName|all: [ListBuckets, listbuckets]
+  condition: a`, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

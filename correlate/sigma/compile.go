@@ -113,7 +113,10 @@ func viaString(f func(string) bool) scalarFn {
 	}}
 }
 
-// cset is a set of constraints: field → allowed lowercase values (sorted).
+// cset is a set of constraints: field → allowed lowercase values (sorted),
+// as a single-valued field sees them (a record's array can hold several:
+// its users, dispatch by eventSource and eventName, read only fields
+// CloudTrail never makes arrays).
 type cset map[string][]string
 
 type compiler struct {
@@ -541,7 +544,9 @@ func (c *compiler) item(it *Item) (evalFn, int, cset) {
 
 	// One closure list per value (its variants ORed).
 	perValue := make([][]scalarFn, 0, len(it.Values))
-	exact := m.typ == "" && len(m.transforms) == 0 && !m.neq && !m.all && !keyword && fp.n == 1
+	// exact: the field equals one of literal values (an |all of them:
+	// each, which a single-valued field can only do when they are one).
+	exact := m.typ == "" && len(m.transforms) == 0 && !m.neq && !keyword && fp.n == 1
 	var lits []string
 	for _, v := range it.Values {
 		fns, err := c.valueFns(v, m, keyword)
@@ -566,9 +571,15 @@ func (c *compiler) item(it *Item) (evalFn, int, cset) {
 	}
 	var cons cset
 	if exact {
-		cost = costExact
 		sort.Strings(lits)
 		lits = slices.Compact(lits)
+		if m.all {
+			if len(lits) > 1 {
+				lits = []string{} // contradictory for a single-valued field
+			}
+		} else {
+			cost = costExact
+		}
 		cons = cset{it.Field: lits}
 	}
 
