@@ -14,7 +14,6 @@ import (
 	"runtime/debug"
 	rtmetrics "runtime/metrics"
 	"runtime/pprof"
-	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -210,32 +209,11 @@ func cmdReplay(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	log := newLogger(errw, level)
 
-	if f.cpuProfile != "" {
-		pf, err := os.Create(f.cpuProfile)
-		if err != nil {
-			fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
-			return 1
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
+	stopProfiles, ok := startProfiles("replay", f.cpuProfile, f.traceFile, stderr)
+	if !ok {
+		return 1
 	}
-	if f.traceFile != "" {
-		tf, err := os.Create(f.traceFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
-			return 1
-		}
-		defer tf.Close()
-		if err := trace.Start(tf); err != nil {
-			fmt.Fprintf(stderr, "ecscorr replay: %v\n", err)
-			return 1
-		}
-		defer trace.Stop()
-	}
+	defer stopProfiles()
 	if f.memProfile != "" {
 		defer func() {
 			if pf, err := os.Create(f.memProfile); err == nil {

@@ -17,15 +17,7 @@ import (
 // waiting for an absent last step is left open; a second call decides
 // nothing; and the clock does not move.
 func TestDecideAtEnd(t *testing.T) {
-	files := []string{`title: Few failed logins
-id: few-failed
-correlation:
-    type: event_count
-    rules: [failed_login]
-    group-by: [ComputerName]
-    timespan: 10m
-    condition: {lt: 3}
-`, `title: At most one kind
+	files := []string{fewFailedLogins, `title: At most one kind
 id: one-kind
 correlation:
     type: temporal
@@ -102,8 +94,7 @@ rules:
 
 // A keyless rule's incident (a Sigma detection: one per event) shows the
 // event's entity as its key, so that sinks and filters know whom it
-// concerns; an event that names nothing gives an empty key; the incident
-// id does not depend on it.
+// concerns; an event that names nothing gives an empty key.
 func TestKeylessIncidentShowsEntity(t *testing.T) {
 	set := loadSigma(t, sigmaDet(idFailedLogin, "failed_login", 4625))
 	r := newRunner(t, set, nil)

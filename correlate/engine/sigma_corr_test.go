@@ -353,11 +353,9 @@ correlation:
 	}
 }
 
-// The upper-bound window survives a restart (its end and events are key
-// state; the timer is re-armed), and out-of-order arrival within the
-// lateness (through the reorder buffer) changes nothing.
-func TestSigmaWindowCloseRestartAndReorder(t *testing.T) {
-	files := []string{`title: Few failed logins
+// fewFailedLogins is an upper-bound correlation: fewer than 3 failed
+// logins per host in 10 minutes, decided when each window closes.
+const fewFailedLogins = `title: Few failed logins
 id: few-failed
 correlation:
     type: event_count
@@ -365,7 +363,13 @@ correlation:
     group-by: [ComputerName]
     timespan: 10m
     condition: {lt: 3}
-`, sigmaDet(idFailedLogin, "failed_login", 4625)}
+`
+
+// The upper-bound window survives a restart (its end and events are key
+// state; the timer is re-armed), and out-of-order arrival within the
+// lateness (through the reorder buffer) changes nothing.
+func TestSigmaWindowCloseRestartAndReorder(t *testing.T) {
+	files := []string{fewFailedLogins, sigmaDet(idFailedLogin, "failed_login", 4625)}
 	var evs []*pipeline.Event
 	for i, h := range []string{"A", "B", "C", "D", "E"} {
 		evs = append(evs, seqEvents(h, i+1, time.Duration(i)*time.Minute, 3*time.Minute, evHost(h))...)
