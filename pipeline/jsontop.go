@@ -78,27 +78,13 @@ func skipWS(d []byte, i int) int {
 
 // scanString returns the index just past the string starting at d[i] ('"')
 // and whether it holds escapes; -1 if unterminated.
-func scanString(d []byte, i int) (int, bool) {
+func scanString(d []byte, i int) (int, bool) { return stringFrom(d, i+1) }
+
+// stringFrom is scanString from d[j], inside the string.
+func stringFrom(d []byte, j int) (int, bool) {
 	esc := false
-	j := i + 1
 	for {
-		// Plain content 16 bytes a turn, as two words (strings are most of
-		// a record), jumping straight to the first quote or backslash.
-		for j+16 <= len(d) {
-			w := d[j : j+16 : j+16]
-			if m := quoteOrBackslash(binary.LittleEndian.Uint64(w)); m != 0 {
-				j += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			if m := quoteOrBackslash(binary.LittleEndian.Uint64(w[8:])); m != 0 {
-				j += 8 + bits.TrailingZeros64(m)>>3
-				break
-			}
-			j += 16
-		}
-		for j < len(d) && d[j] != '"' && d[j] != '\\' {
-			j++
-		}
+		j = plainRun(d, j)
 		if j >= len(d) {
 			return -1, false
 		}
@@ -108,6 +94,26 @@ func scanString(d []byte, i int) (int, bool) {
 		esc = true
 		j += 2 // the escaped byte cannot end the string
 	}
+}
+
+// plainRunSWAR returns the index of the first '"' or '\\' at or after
+// d[j], len(d) when there is none: 16 bytes a turn, as two words (strings
+// are most of a record).
+func plainRunSWAR(d []byte, j int) int {
+	for j+16 <= len(d) {
+		w := d[j : j+16 : j+16]
+		if m := quoteOrBackslash(binary.LittleEndian.Uint64(w)); m != 0 {
+			return j + bits.TrailingZeros64(m)>>3
+		}
+		if m := quoteOrBackslash(binary.LittleEndian.Uint64(w[8:])); m != 0 {
+			return j + 8 + bits.TrailingZeros64(m)>>3
+		}
+		j += 16
+	}
+	for j < len(d) && d[j] != '"' && d[j] != '\\' {
+		j++
+	}
+	return j
 }
 
 const (
@@ -125,6 +131,38 @@ func quoteOrBackslash(x uint64) uint64 {
 	return ((q-lo8)&^q | (b-lo8)&^b) & hi8
 }
 
+// skipNestedScalar returns the index just past the object or array whose
+// walk is at d[j] at bracket depth depth (0: d[j] opens it), inside a
+// string when inStr, or -1: brackets count by depth, whatever their kind,
+// and strings are skipped whole.
+func skipNestedScalar(d []byte, j, depth int, inStr bool) int {
+	if inStr {
+		end, _ := stringFrom(d, j)
+		if end < 0 {
+			return -1
+		}
+		j = end
+	}
+	for ; j < len(d); j++ {
+		switch d[j] {
+		case '"':
+			end, _ := scanString(d, j)
+			if end < 0 {
+				return -1
+			}
+			j = end - 1
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return j + 1
+			}
+		}
+	}
+	return -1
+}
+
 // skipValue returns the index just past the JSON value starting at d[i],
 // or -1.
 func skipValue(d []byte, i int) int {
@@ -136,25 +174,7 @@ func skipValue(d []byte, i int) int {
 		end, _ := scanString(d, i)
 		return end
 	case '{', '[':
-		depth := 0
-		for j := i; j < len(d); j++ {
-			switch d[j] {
-			case '"':
-				end, _ := scanString(d, j)
-				if end < 0 {
-					return -1
-				}
-				j = end - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
+		return skipNested(d, i)
 	case ',', '}', ']', ':':
 		return -1
 	default:

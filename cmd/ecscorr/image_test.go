@@ -38,7 +38,8 @@ func TestStaticBuild(t *testing.T) {
 		}
 		args[i] = a
 	}
-	for _, want := range []string{"CGO_ENABLED=0"} {
+	// GOEXPERIMENT=simd: the vector JSON scans (pipeline/jsonskip_simd.go).
+	for _, want := range []string{"CGO_ENABLED=0", "GOEXPERIMENT=simd"} {
 		if !strings.Contains(m[1], want) {
 			t.Errorf("the Dockerfile builds without %s", want)
 		}
@@ -66,7 +67,7 @@ func TestStaticBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`^ecscorr v9\.8\.7-test \(commit abc1234, go1\.[0-9.]+, rule pack sha256:[0-9a-f]{16}\)\n$`).Match(out) {
+	if !regexp.MustCompile(`^ecscorr v9\.8\.7-test \(commit abc1234, go1\.[0-9.]+-X:simd, rule pack sha256:[0-9a-f]{16}\)\n$`).Match(out) {
 		t.Errorf("version: %q", out)
 	}
 	// Runs as any uid with only its state directory writable: the image's
