@@ -83,3 +83,19 @@ func plainRun(d []byte, j int) int {
 	}
 	return plainRunSWAR(d, j)
 }
+
+// shortString returns the index just past a string whose contents start
+// at d[j] and end, without a backslash, within the next 32 bytes (most
+// keys and many values): one compare, inlined into the callers.
+func shortString(d []byte, j int) (int, bool) {
+	if !vectorJSON || j+32 > len(d) {
+		return 0, false
+	}
+	v := archsimd.LoadUint8x32Slice(d[j : j+32])
+	m := v.Equal(archsimd.BroadcastUint8x32('"')).Or(v.Equal(archsimd.BroadcastUint8x32('\\'))).ToBits()
+	if m == 0 {
+		return 0, false
+	}
+	k := j + bits.TrailingZeros32(m)
+	return k + 1, d[k] == '"'
+}

@@ -11,7 +11,8 @@ import (
 )
 
 // checkSkips compares, at every bracket of d, skipNested with the scalar
-// walk, and at every byte plainRun with the SWAR scan: built with
+// walk, at every quote scanString with the plain scan, and at every byte
+// plainRun with the SWAR scan: built with
 // GOEXPERIMENT=simd on a CPU with AVX2 (make test), the vector code is
 // checked against the scalar; otherwise they are one.
 func checkSkips(t testing.TB, d []byte) {
@@ -24,6 +25,13 @@ func checkSkips(t testing.TB, d []byte) {
 		}
 		if got, want := plainRun(d, i), plainRunSWAR(d, i); got != want {
 			t.Fatalf("plainRun(%q, %d) = %d, SWAR %d", d, i, got, want)
+		}
+		if c == '"' {
+			gotEnd, gotEsc := scanString(d, i)
+			wantEnd, wantEsc := stringFrom(d, i+1)
+			if gotEnd != wantEnd || gotEsc != wantEsc {
+				t.Fatalf("scanString(%q, %d) = %d, %v; stringFrom %d, %v", d, i, gotEnd, gotEsc, wantEnd, wantEsc)
+			}
 		}
 	}
 }

@@ -78,7 +78,12 @@ func skipWS(d []byte, i int) int {
 
 // scanString returns the index just past the string starting at d[i] ('"')
 // and whether it holds escapes; -1 if unterminated.
-func scanString(d []byte, i int) (int, bool) { return stringFrom(d, i+1) }
+func scanString(d []byte, i int) (int, bool) {
+	if j, ok := shortString(d, i+1); ok {
+		return j, false
+	}
+	return stringFrom(d, i+1)
+}
 
 // stringFrom is scanString from d[j], inside the string.
 func stringFrom(d []byte, j int) (int, bool) {
