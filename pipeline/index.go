@@ -62,7 +62,9 @@ func IndexObject(data []byte, dst []Member) ([]Member, int, bool) {
 	}
 	i++
 	for first := true; ; first = false {
-		i = skipWS(data, i)
+		if i < len(data) && data[i] <= ' ' {
+			i = skipWS(data, i)
+		}
 		if i >= len(data) {
 			return dst, 0, false
 		}
