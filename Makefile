@@ -13,7 +13,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS = -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build build-static image bench-rss bench-sigma bench-scaleout demo test fmt-check vet staticcheck race bench bench-go fuzz golden rules-check rules-test tidy-check
+.PHONY: build build-static image bench-ir bench-rss bench-sigma bench-scaleout demo test fmt-check vet staticcheck race bench bench-go fuzz golden rules-check rules-test tidy-check
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ecscorr ./cmd/ecscorr
@@ -90,6 +90,12 @@ fuzz:
 			fi; \
 		done; \
 	done; exit $$failed
+
+## bench-ir: instructions executed (valgrind) by the floor and by replay with the pack and with the 57 SigmaHQ rules on 40 objects of the Invictus corpus: an A/B that a busy machine's wall time cannot give
+bench-ir: build
+	$(GO) run ./testdata/bench/invictus -out $(SIGMA_BENCH_DIR) -copies 345
+	$(GO) build -o bin/floor ./testdata/bench/floor
+	./testdata/bench/ir.sh $(SIGMA_BENCH_DIR) ./bin
 
 ## bench-rss: peak RSS and wall time of a --state replay of 90,000 tasks × 40 Container Insights samples
 RSS_DIR ?= /tmp/ecscorr-rss
