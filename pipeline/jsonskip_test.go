@@ -2,12 +2,11 @@ package pipeline
 
 import (
 	"bytes"
-	"compress/gzip"
-	"io"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/ecscorr/ecscorr/internal/testfix"
 )
 
 // checkSkips compares, at every bracket of d, skipNested with the scalar
@@ -40,26 +39,12 @@ func checkSkips(t testing.TB, d []byte) {
 // values whose strings, escapes and brackets straddle every 64-byte block
 // boundary, on broken values, and on random bytes of JSON's alphabet.
 func TestSkipNestedMatchesScalar(t *testing.T) {
-	for _, f := range []string{"../sources/archive/testdata/invictus/invictus_stratus_cloudtrail_part1.json.gz"} {
-		fh, err := os.Open(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		zr, err := gzip.NewReader(fh)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := io.ReadAll(zr)
-		fh.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Whole-file walks are quadratic here: the first records, and the
-		// whole file from its first bracket.
-		checkSkips(t, data[:min(len(data), 20000)])
-		if i := bytes.IndexByte(data, '['); skipNested(data, i) != bytes.LastIndexByte(data, ']')+1 {
-			t.Fatalf("the Records array ends at %d", skipNested(data, i))
-		}
+	data := testfix.Gunzip(t, "../sources/archive/testdata/invictus/invictus_stratus_cloudtrail_part1.json.gz")
+	// Whole-file walks are quadratic here: the first records, and the
+	// whole file from its first bracket.
+	checkSkips(t, data[:min(len(data), 20000)])
+	if i := bytes.IndexByte(data, '['); skipNested(data, i) != bytes.LastIndexByte(data, ']')+1 {
+		t.Fatalf("the Records array ends at %d", skipNested(data, i))
 	}
 	pad := func(n int) string { return strings.Repeat("a", n) }
 	var cases []string

@@ -33,6 +33,8 @@ import (
 	"github.com/ecscorr/ecscorr/sources/cwlogs/cwltest"
 	"github.com/ecscorr/ecscorr/sources/s3/s3test"
 	"github.com/ecscorr/ecscorr/sources/sqs/sqstest"
+
+	"github.com/ecscorr/ecscorr/internal/testfix"
 )
 
 // The demo story's records, split at liveSplit into what the first run of
@@ -76,23 +78,7 @@ func phaseOf(t time.Time) int {
 	return 1
 }
 
-func gunzipFile(t *testing.T, path string) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func gunzipFile(t *testing.T, path string) []byte { return testfix.Gunzip(t, path) }
 
 func gzipBytes(b []byte) []byte {
 	var buf bytes.Buffer

@@ -1,10 +1,8 @@
 package engine
 
 import (
-	"compress/gzip"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,6 +14,8 @@ import (
 	"github.com/ecscorr/ecscorr/correlate/rule"
 	"github.com/ecscorr/ecscorr/pipeline"
 	"github.com/ecscorr/ecscorr/pipeline/format"
+
+	"github.com/ecscorr/ecscorr/internal/testfix"
 )
 
 const sigmaHQDir = "../sigma/testdata/aws_cloudtrail"
@@ -27,19 +27,7 @@ func invictusEvents(tb testing.TB) []*pipeline.Event {
 	var evs []*pipeline.Event
 	d := format.NewDecoder(format.DecoderOptions{Emit: func(ev *pipeline.Event) error { evs = append(evs, ev); return nil }})
 	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		zr, err := gzip.NewReader(fh)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		data, err := io.ReadAll(zr)
-		fh.Close()
-		if err != nil {
-			tb.Fatal(err)
-		}
+		data := testfix.Gunzip(tb, f)
 		d.Decode(data, pipeline.Position{File: f})
 	}
 	if len(evs) != 2900 {

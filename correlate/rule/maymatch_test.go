@@ -1,15 +1,14 @@
 package rule
 
 import (
-	"compress/gzip"
 	"encoding/json"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+
+	"github.com/ecscorr/ecscorr/internal/testfix"
 )
 
 // invictusRecords returns the 2,900 raw CloudTrail records of the Invictus
@@ -20,19 +19,7 @@ func invictusRecords(t testing.TB) (raws [][]byte, types []string) {
 		t.Fatal("no Invictus records")
 	}
 	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		zr, err := gzip.NewReader(fh)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := io.ReadAll(zr)
-		fh.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		data := testfix.Gunzip(t, f)
 		var doc struct{ Records []json.RawMessage }
 		if err := json.Unmarshal(data, &doc); err != nil {
 			t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/ecscorr/ecscorr/pipeline"
+
+	"github.com/ecscorr/ecscorr/internal/testfix"
 )
 
 // Indexing CloudTrail records while their end is found is a shortcut: on
@@ -102,20 +103,7 @@ func TestIndexedReadEqualsScanned(t *testing.T) {
 }
 
 func invictusJSON(t *testing.T) []byte {
-	f, err := os.Open(filepath.Join("testdata", "invictus", "invictus_stratus_cloudtrail_part1.json.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testfix.Gunzip(t, filepath.Join("testdata", "invictus", "invictus_stratus_cloudtrail_part1.json.gz"))
 }
 
 func flip(b []byte, at int, c byte) []byte {

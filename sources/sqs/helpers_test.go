@@ -3,11 +3,9 @@ package sqs
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +20,8 @@ import (
 	"github.com/ecscorr/ecscorr/pipeline"
 	"github.com/ecscorr/ecscorr/pipeline/format"
 	"github.com/ecscorr/ecscorr/sources/sqs/sqstest"
+
+	"github.com/ecscorr/ecscorr/internal/testfix"
 )
 
 const demo = "../../testdata/demo"
@@ -52,23 +52,7 @@ func (b *badLog) list() []format.RecordError {
 	return slices.Clone(b.errs)
 }
 
-func gunzip(t testing.TB, path string) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func gunzip(t testing.TB, path string) []byte { return testfix.Gunzip(t, path) }
 
 func lines(b []byte) [][]byte {
 	var out [][]byte
