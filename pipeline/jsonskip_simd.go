@@ -7,7 +7,8 @@ import (
 	"simd/archsimd"
 )
 
-// vectorJSON: the CPU has what the vector scans need (AVX2).
+// vectorJSON: the CPU has what the vector scans need (AVX2); read once at
+// start-up, never written.
 var vectorJSON = archsimd.X86.AVX2()
 
 // skipNested returns the index just past the object or array at d[i]
@@ -86,7 +87,8 @@ func plainRun(d []byte, j int) int {
 
 // shortString returns the index just past a string whose contents start
 // at d[j] and end, without a backslash, within the next 32 bytes (most
-// keys and many values): one compare, inlined into the callers.
+// keys and many values): one compare and no loop, before scanString's
+// general path.
 func shortString(d []byte, j int) (int, bool) {
 	if !vectorJSON || j+32 > len(d) {
 		return 0, false
