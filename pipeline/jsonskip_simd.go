@@ -11,6 +11,18 @@ import (
 // start-up, never written.
 var vectorJSON = archsimd.X86.AVX2()
 
+// vec holds the bytes the scans compare with, each in every lane: made
+// once (on a CPU with AVX2 only: the broadcast is an AVX2 instruction)
+// rather than at every call, where they were a tenth of shortString.
+var vec = func() (v struct{ quote, bslash, openB, closeB, openS, closeS archsimd.Uint8x32 }) {
+	if vectorJSON {
+		v.quote, v.bslash = archsimd.BroadcastUint8x32('"'), archsimd.BroadcastUint8x32('\\')
+		v.openB, v.closeB = archsimd.BroadcastUint8x32('{'), archsimd.BroadcastUint8x32('}')
+		v.openS, v.closeS = archsimd.BroadcastUint8x32('['), archsimd.BroadcastUint8x32(']')
+	}
+	return v
+}()
+
 // skipNested returns the index just past the object or array at d[i]
 // ('{' or '['), or -1, as skipNestedScalar does, 64 bytes a turn: in each
 // block the quotes' prefix XOR marks what lies inside strings, and the
@@ -21,11 +33,7 @@ func skipNested(d []byte, i int) int {
 	if !vectorJSON {
 		return skipNestedScalar(d, i, 0, false)
 	}
-	var (
-		quote, bslash = archsimd.BroadcastUint8x32('"'), archsimd.BroadcastUint8x32('\\')
-		openB, closeB = archsimd.BroadcastUint8x32('{'), archsimd.BroadcastUint8x32('}')
-		openS, closeS = archsimd.BroadcastUint8x32('['), archsimd.BroadcastUint8x32(']')
-	)
+	quote, bslash, openB, closeB, openS, closeS := vec.quote, vec.bslash, vec.openB, vec.closeB, vec.openS, vec.closeS
 	depth := 0
 	var inStr uint64 // all ones when the block starts inside a string
 	j := i
@@ -74,7 +82,7 @@ func plainRun(d []byte, j int) int {
 	if !vectorJSON {
 		return plainRunSWAR(d, j)
 	}
-	quote, bslash := archsimd.BroadcastUint8x32('"'), archsimd.BroadcastUint8x32('\\')
+	quote, bslash := vec.quote, vec.bslash
 	for j+32 <= len(d) {
 		v := archsimd.LoadUint8x32Slice(d[j : j+32])
 		if m := v.Equal(quote).Or(v.Equal(bslash)).ToBits(); m != 0 {
@@ -94,7 +102,7 @@ func shortString(d []byte, j int) (int, bool) {
 		return 0, false
 	}
 	v := archsimd.LoadUint8x32Slice(d[j : j+32])
-	m := v.Equal(archsimd.BroadcastUint8x32('"')).Or(v.Equal(archsimd.BroadcastUint8x32('\\'))).ToBits()
+	m := v.Equal(vec.quote).Or(v.Equal(vec.bslash)).ToBits()
 	if m == 0 {
 		return 0, false
 	}
