@@ -3,7 +3,7 @@
 # by the decode floor and by replay with the pack and with the 57 SigmaHQ
 # rules, over the first N objects (default 40) of the Invictus corpus
 # scaled x345. A shared machine's wall time moves 10-30 % between runs;
-# instruction counts move under 1 %, so an A/B of two builds that differ
+# instruction counts move 1-2 % (the collector), so an A/B of two builds that differ
 # by 1-5 % is read here (then confirmed on the wall clock, as vector code
 # and cache misses do not show in a count). One P and no asynchronous
 # preemption: spinning threads and preemption signals would make the
