@@ -4,7 +4,7 @@
 # rules, over the first N objects (default 40) of the Invictus corpus
 # scaled x345. A shared machine's wall time moves 10-30 % between runs;
 # instruction counts move 1-2 % (the collector), so an A/B of two builds that differ
-# by 1-5 % is read here (then confirmed on the wall clock, as vector code
+# by 2-5 % is read here (then confirmed on the wall clock, as vector code
 # and cache misses do not show in a count). One P and no asynchronous
 # preemption: spinning threads and preemption signals would make the
 # count vary (and callgrind crash).
